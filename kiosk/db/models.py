@@ -1,0 +1,231 @@
+"""SQLAlchemy 2 models. Ids are UUID strings (or the platform's own resident
+id), times are stored in UTC with time zone, money is integer fen. The ledger
+and order tables are append-only: a void is a new row, never an update."""
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, timezone
+
+from sqlalchemy import (JSON, Boolean, Date, DateTime, ForeignKey, Index, Integer, LargeBinary,
+                        MetaData, String, Text, UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {"ix": "ix_%(column_0_label)s", "uq": "uq_%(table_name)s_%(column_0_name)s",
+          "ck": "ck_%(table_name)s_%(constraint_name)s",
+          "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+          "pk": "pk_%(table_name)s"}
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware datetimes in, aware UTC datetimes out, on SQLite and PostgreSQL alike."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Canteen(Base):
+    __tablename__ = "canteens"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    district: Mapped[str | None] = mapped_column(String(100))
+    meal_windows: Mapped[dict | None] = mapped_column(JSON)  # {"早餐": ["06:00","09:30"], ...}
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Terminal(Base):
+    __tablename__ = "terminals"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    canteen_id: Mapped[str] = mapped_column(ForeignKey("canteens.id"))
+    name: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Resident(Base):
+    __tablename__ = "residents"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    id_number: Mapped[str | None] = mapped_column(String(18), unique=True)
+    birth_date: Mapped[date | None] = mapped_column(Date)
+    sex: Mapped[str | None] = mapped_column(String(4))
+    hukou: Mapped[str | None] = mapped_column(String(100))
+    phone: Mapped[str | None] = mapped_column(String(40), index=True)
+    categories: Mapped[list] = mapped_column(JSON, default=list)
+    diet_tags: Mapped[list] = mapped_column(JSON, default=list)
+    allergies: Mapped[list] = mapped_column(JSON, default=list)
+    card_no: Mapped[str | None] = mapped_column(String(64), unique=True)
+    emergency_contact: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default="active")  # active | suspended | erased
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    templates: Mapped[list["FaceTemplate"]] = relationship(back_populates="resident")
+
+
+class FaceConsent(Base):
+    __tablename__ = "face_consents"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    resident_id: Mapped[str] = mapped_column(ForeignKey("residents.id"), index=True)
+    given_by: Mapped[str] = mapped_column(String(20))  # self | guardian
+    guardian_name: Mapped[str | None] = mapped_column(String(100))
+    staff_id: Mapped[str] = mapped_column(String(64))
+    text_version: Mapped[str] = mapped_column(String(40))
+    allows_crop: Mapped[bool] = mapped_column(Boolean, default=False)
+    source: Mapped[str] = mapped_column(String(40), default="desk")  # desk | roster | kiosk
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class FaceTemplate(Base):
+    __tablename__ = "face_templates"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    resident_id: Mapped[str] = mapped_column(ForeignKey("residents.id"), index=True)
+    contract_id: Mapped[str] = mapped_column(String(200), index=True)
+    backend: Mapped[str] = mapped_column(String(40))
+    embedding_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    crop_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    quality: Mapped[float | None]
+    source: Mapped[str] = mapped_column(String(20), default="enroll")  # enroll | import | refresh
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    resident: Mapped[Resident] = relationship(back_populates="templates")
+
+
+class MenuItem(Base):
+    __tablename__ = "menu_items"
+    __table_args__ = (UniqueConstraint("canteen_id", "menu_date", "meal", "dish_id"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    canteen_id: Mapped[str] = mapped_column(String(64))
+    menu_date: Mapped[date] = mapped_column(Date, index=True)
+    meal: Mapped[str] = mapped_column(String(10))
+    dish_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(100))
+    price_fen: Mapped[int] = mapped_column(Integer)
+    category: Mapped[str | None] = mapped_column(String(20))
+    tags: Mapped[list] = mapped_column(JSON, default=list)
+    allergens: Mapped[list] = mapped_column(JSON, default=list)
+    portions: Mapped[int | None] = mapped_column(Integer)  # None = unlimited
+
+
+class SubsidyPolicy(Base):
+    __tablename__ = "subsidy_policies"
+    __table_args__ = (UniqueConstraint("policy_id", "version"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    policy_id: Mapped[str] = mapped_column(String(64), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    district: Mapped[str] = mapped_column(String(100))
+    effective_from: Mapped[date] = mapped_column(Date)
+    effective_to: Mapped[date] = mapped_column(Date)
+    body: Mapped[dict] = mapped_column(JSON)
+    body_sha256: Mapped[str] = mapped_column(String(64))
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    resident_id: Mapped[str] = mapped_column(ForeignKey("residents.id"), index=True)
+    canteen_id: Mapped[str] = mapped_column(String(64))
+    terminal_id: Mapped[str | None] = mapped_column(String(64))
+    meal_date: Mapped[date] = mapped_column(Date)
+    meal: Mapped[str] = mapped_column(String(10))
+    total_fen: Mapped[int] = mapped_column(Integer)
+    subsidy_fen: Mapped[int] = mapped_column(Integer)
+    to_pay_fen: Mapped[int] = mapped_column(Integer)
+    pay_method: Mapped[str] = mapped_column(String(20))
+    tier: Mapped[str | None] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text)
+    policy_row_id: Mapped[str | None] = mapped_column(String(36))
+    identified_by: Mapped[str] = mapped_column(String(20), default="cli")  # face | card | phone | staff | cli
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    lines: Mapped[list["OrderLine"]] = relationship(back_populates="order")
+
+    __table_args__ = (Index("ix_orders_resident_day", "resident_id", "meal_date"),)
+
+
+class OrderLine(Base):
+    __tablename__ = "order_lines"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
+    menu_item_id: Mapped[str] = mapped_column(ForeignKey("menu_items.id"))
+    dish_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(100))
+    quantity: Mapped[int] = mapped_column(Integer, default=1)
+    price_fen: Mapped[int] = mapped_column(Integer)
+
+    order: Mapped[Order] = relationship(back_populates="lines")
+
+
+class OrderVoid(Base):
+    __tablename__ = "order_voids"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), unique=True)
+    staff_id: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LedgerEntry(Base):
+    """Append-only. ``amount_fen`` is signed from the resident account's view
+    for balance-affecting kinds (top-up +, balance payment -, reversal of it +)."""
+
+    __tablename__ = "ledger_entries"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    resident_id: Mapped[str] = mapped_column(ForeignKey("residents.id"), index=True)
+    order_id: Mapped[str | None] = mapped_column(ForeignKey("orders.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # charge | subsidy | payment | topup | reversal
+    method: Mapped[str | None] = mapped_column(String(20))  # balance | cash | card
+    amount_fen: Mapped[int] = mapped_column(Integer)
+    affects_balance: Mapped[bool] = mapped_column(Boolean, default=False)
+    payer: Mapped[str | None] = mapped_column(String(100))
+    staff_id: Mapped[str | None] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Staff(Base):
+    __tablename__ = "staff"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(20))  # staff | supervisor | admin
+    pin_hash: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(64))  # staff id, "system" or "kiosk"
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str | None] = mapped_column(String(100))
+    detail: Mapped[dict | None] = mapped_column(JSON)

@@ -1,0 +1,89 @@
+"""Exception classes: each carries a Chinese message for the person at the
+counter (``user_message``) and a detail for the developer or log (``detail``)."""
+from __future__ import annotations
+
+
+class KioskError(Exception):
+    """Base class. ``str(err)`` gives both messages."""
+
+    default_user_message = "系统出错，请联系工作人员"
+
+    def __init__(self, user_message: str | None = None, detail: str = "") -> None:
+        self.user_message = user_message or self.default_user_message
+        self.detail = detail
+        super().__init__(f"{self.user_message}" + (f" ({detail})" if detail else ""))
+
+
+class ConfigError(KioskError):
+    default_user_message = "配置有误"
+
+
+class ModelError(KioskError):
+    default_user_message = "人脸模型不可用，请联系管理员"
+
+
+class ImageError(KioskError):
+    default_user_message = "图片无法读取"
+
+
+class ModelMismatchError(KioskError):
+    default_user_message = "人脸模板与当前模型不一致，需要重新建立索引或重新采集"
+
+
+class TemplateKeyError(KioskError):
+    default_user_message = "人脸数据密钥缺失或不正确，请联系管理员"
+
+
+class CameraError(KioskError):
+    default_user_message = "摄像头无法打开"
+
+
+class NotFoundError(KioskError):
+    default_user_message = "未找到"
+
+
+class ValidationError(KioskError):
+    default_user_message = "数据有误"
+
+
+class ImportFileError(KioskError):
+    """A file that cannot be imported; ``problems`` lists row-level errors."""
+
+    default_user_message = "导入文件有误"
+
+    def __init__(self, user_message: str | None = None, detail: str = "",
+                 problems: list | None = None) -> None:
+        super().__init__(user_message, detail)
+        self.problems = problems or []
+
+
+class BillingError(KioskError):
+    default_user_message = "结算失败"
+
+
+class InsufficientBalanceError(BillingError):
+    default_user_message = "余额不足，请充值或换一种付款方式"
+
+
+class SoldOutError(BillingError):
+    default_user_message = "这道菜已售完"
+
+
+class PermissionDeniedError(KioskError):
+    default_user_message = "没有权限"
+
+
+class ConsentRequiredError(KioskError):
+    default_user_message = "尚未登记人脸授权，不能采集人脸"
+
+
+class DuplicateFaceError(KioskError):
+    default_user_message = "此人脸已登记在另一位居民名下"
+
+    def __init__(self, user_message: str | None = None, detail: str = "",
+                 other_resident_id: str | None = None, other_name: str | None = None,
+                 score: float | None = None) -> None:
+        super().__init__(user_message, detail)
+        self.other_resident_id = other_resident_id
+        self.other_name = other_name
+        self.score = score

@@ -1,0 +1,335 @@
+"""Checkout: quote -> settle, payments, voids and top-ups over the append-only ledger."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session
+
+from ..billing.meals import DEFAULT_WINDOWS, meal_at
+from ..billing.policy import normalize_meal
+from ..billing.pricing import Line, Quote, make_quote
+from ..billing.recommend import Dish, Profile, recommend
+from ..billing.subsidy import ResidentFacts, SubsidyDecision, Usage, decide_subsidy
+from ..db.models import (Canteen, LedgerEntry, MenuItem, Order, OrderLine, OrderVoid, Resident,
+                         Staff, new_id)
+from ..errors import (BillingError, InsufficientBalanceError, NotFoundError, SoldOutError,
+                      ValidationError)
+from ..money import fen_to_yuan
+from ..timeutil import now_cst, to_cst
+from . import audit
+from .importing import policy_in_force
+
+PAY_METHODS = ("balance", "cash", "card")
+FAR_PRICE = 10 ** 9  # "a meal dearer than any subsidy": to show a tier's full per-meal amount
+
+
+@dataclass
+class QuoteResult:
+    quote_id: str
+    resident_id: str
+    resident_name: str
+    canteen_id: str
+    meal_date: date
+    meal: str
+    quote: Quote
+    menu_item_ids: list[str]
+    policy_row_id: str | None
+    balance_fen: int
+
+    def to_json(self) -> dict:
+        q = self.quote
+        return {"quote_id": self.quote_id, "resident_id": self.resident_id, "meal": self.meal,
+                "meal_date": self.meal_date.isoformat(), "total_fen": q.total_fen,
+                "subsidy_fen": q.subsidy_fen, "to_pay_fen": q.to_pay_fen, "tier": q.tier,
+                "reason": q.reason, "month_left_fen": q.month_left_fen,
+                "lines": [{"dish_id": ln.dish_id, "name": ln.name, "price_fen": ln.price_fen,
+                           "quantity": ln.quantity} for ln in q.lines]}
+
+
+@dataclass
+class Receipt:
+    order_id: str
+    resident_id: str
+    resident_name: str
+    meal: str
+    meal_date: date
+    total_fen: int
+    subsidy_fen: int
+    to_pay_fen: int
+    tier: str | None
+    reason: str
+    pay_method: str
+    balance_after_fen: int
+    lines: list[dict] = field(default_factory=list)
+    replayed: bool = False
+
+    def to_json(self) -> dict:
+        return {"order_id": self.order_id, "resident_id": self.resident_id, "meal": self.meal,
+                "meal_date": self.meal_date.isoformat(), "total_fen": self.total_fen,
+                "subsidy_fen": self.subsidy_fen, "to_pay_fen": self.to_pay_fen, "tier": self.tier,
+                "reason": self.reason, "pay": self.pay_method, "balance_fen": self.balance_after_fen,
+                "lines": self.lines, "replayed": self.replayed}
+
+
+def month_bounds(day: date) -> tuple[date, date]:
+    first = day.replace(day=1)
+    nxt = (first + timedelta(days=32)).replace(day=1)
+    return first, nxt - timedelta(days=1)
+
+
+def facts_of(r: Resident) -> ResidentFacts:
+    return ResidentFacts(r.id, r.birth_date, r.hukou, frozenset(r.categories or []))
+
+
+def usage_of(session: Session, resident_id: str, day: date) -> Usage:
+    """Subsidy already received: every canteen counts (全城通)."""
+    first, last = month_bounds(day)
+    base = and_(Order.resident_id == resident_id, OrderVoid.id.is_(None))
+    today = session.scalar(select(func.count()).select_from(Order)
+                           .outerjoin(OrderVoid, OrderVoid.order_id == Order.id)
+                           .where(base, Order.meal_date == day, Order.subsidy_fen > 0)) or 0
+    month = session.scalar(select(func.coalesce(func.sum(Order.subsidy_fen), 0)).select_from(Order)
+                           .outerjoin(OrderVoid, OrderVoid.order_id == Order.id)
+                           .where(base, Order.meal_date >= first, Order.meal_date <= last)) or 0
+    return Usage(int(today), int(month))
+
+
+def balance_of(session: Session, resident_id: str) -> int:
+    return int(session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount_fen), 0))
+                              .where(LedgerEntry.resident_id == resident_id,
+                                     LedgerEntry.affects_balance.is_(True))) or 0)
+
+
+def sold_of(session: Session, menu_item_id: str) -> int:
+    return int(session.scalar(select(func.coalesce(func.sum(OrderLine.quantity), 0))
+                              .join(Order, Order.id == OrderLine.order_id)
+                              .outerjoin(OrderVoid, OrderVoid.order_id == Order.id)
+                              .where(OrderLine.menu_item_id == menu_item_id, OrderVoid.id.is_(None))) or 0)
+
+
+class CheckoutService:
+    def __init__(self, app) -> None:
+        self.app = app
+
+    # -- look-ups ---------------------------------------------------------------------
+    def canteen(self, session: Session) -> Canteen | None:
+        return session.get(Canteen, self.app.settings.canteen_id)
+
+    def windows(self, session: Session) -> dict:
+        c = self.canteen(session)
+        return (c.meal_windows if c and c.meal_windows else DEFAULT_WINDOWS)
+
+    def resolve_meal(self, session: Session, at: datetime | None, meal: str | None) -> tuple[date, str]:
+        moment = to_cst(at) if at else now_cst()
+        if meal:
+            try:
+                return moment.date(), normalize_meal(meal)
+            except ValueError as exc:
+                raise ValidationError(f"餐次应为 早餐/午餐/晚餐，不是「{meal}」", detail=str(exc)) from None
+        m = meal_at(moment, self.windows(session))
+        if m is None:
+            raise BillingError(f"现在（{moment:%H:%M}）不在供餐时间内",
+                               detail=f"{moment.isoformat()} is outside every meal window; pass --meal")
+        return moment.date(), m
+
+    def resident(self, session: Session, resident_id: str) -> Resident:
+        r = session.get(Resident, resident_id)
+        if r is None or r.status == "erased":
+            raise NotFoundError(f"没有编号为 {resident_id} 的居民", detail=f"resident {resident_id!r} not found")
+        if r.status != "active":
+            raise BillingError(f"居民 {r.name} 的账户已停用，请联系工作人员", detail=f"status={r.status}")
+        return r
+
+    def menu(self, session: Session, day: date, meal: str) -> list[MenuItem]:
+        return list(session.scalars(select(MenuItem).where(
+            MenuItem.canteen_id == self.app.settings.canteen_id, MenuItem.menu_date == day,
+            MenuItem.meal == meal).order_by(MenuItem.dish_id)))
+
+    def decision(self, session: Session, r: Resident, day: date, meal: str, price_fen: int,
+                 ) -> tuple[SubsidyDecision, str | None]:
+        c = self.canteen(session)
+        found = policy_in_force(session, day, c.district if c else None)
+        policy, row_id = found if found else (None, None)
+        return decide_subsidy(policy, facts_of(r), day, meal, price_fen, usage_of(session, r.id, day)), row_id
+
+    # -- quote / settle ------------------------------------------------------------------
+    def _lines(self, session: Session, day: date, meal: str, dish_ids: list[str]) -> tuple[list[Line], list[str]]:
+        if not dish_ids:
+            raise ValidationError("请至少选一道菜", detail="no dishes given")
+        items = {m.dish_id: m for m in self.menu(session, day, meal)}
+        counts: dict[str, int] = {}
+        for d in dish_ids:
+            counts[d] = counts.get(d, 0) + 1
+        lines, ids = [], []
+        for d, qty in counts.items():
+            m = items.get(d)
+            if m is None:
+                raise NotFoundError(f"菜品 {d} 不在 {day} {meal} 的菜单上",
+                                    detail=f"dish {d!r} is not on the menu of {day} {meal}")
+            if m.portions is not None and sold_of(session, m.id) + qty > m.portions:
+                left = max(0, m.portions - sold_of(session, m.id))
+                raise SoldOutError(f"「{m.name}」已售完" if left == 0 else f"「{m.name}」只剩 {left} 份",
+                                   detail=f"{d}: portions {m.portions}, left {left}, asked {qty}")
+            lines.append(Line(m.dish_id, m.name, m.price_fen, qty))
+            ids.append(m.id)
+        return lines, ids
+
+    def quote(self, resident_id: str, dish_ids: list[str], *, at: datetime | None = None,
+              meal: str | None = None) -> QuoteResult:
+        with self.app.db.session() as s:
+            return self._quote(s, resident_id, dish_ids, at, meal)
+
+    def _quote(self, s: Session, resident_id: str, dish_ids: list[str], at, meal) -> QuoteResult:
+        r = self.resident(s, resident_id)
+        day, meal_name = self.resolve_meal(s, at, meal)
+        lines, ids = self._lines(s, day, meal_name, dish_ids)
+        total = sum(ln.amount_fen for ln in lines)
+        dec, row_id = self.decision(s, r, day, meal_name, total)
+        q = make_quote(lines, dec)
+        key = hashlib.sha256(f"{resident_id}|{day}|{meal_name}|{sorted(dish_ids)}|{new_id()}".encode()).hexdigest()[:32]
+        return QuoteResult(key, r.id, r.name, self.app.settings.canteen_id, day, meal_name, q, ids, row_id,
+                           balance_of(s, r.id))
+
+    def settle(self, resident_id: str, dish_ids: list[str], *, pay: str = "cash", at: datetime | None = None,
+               meal: str | None = None, idempotency_key: str | None = None, identified_by: str = "cli",
+               terminal_id: str | None = None, staff_id: str | None = None) -> Receipt:
+        """Price and record one meal in one transaction. The same idempotency key
+        settles once: a second call returns the first receipt."""
+        if pay not in PAY_METHODS:
+            raise ValidationError(f"付款方式应为 余额/现金/银行卡（balance/cash/card），不是 {pay}",
+                                  detail=f"pay must be one of {PAY_METHODS}")
+        with self.app.db.session() as s:
+            if idempotency_key:
+                prev = s.scalars(select(Order).where(Order.idempotency_key == idempotency_key)).first()
+                if prev is not None:
+                    return self._receipt(s, prev, replayed=True)
+            # lock the resident row (PostgreSQL) so two canteens cannot both spend the same limit
+            s.execute(select(Resident).where(Resident.id == resident_id).with_for_update()).first()
+            qr = self._quote(s, resident_id, dish_ids, at, meal)
+            q = qr.quote
+            balance = balance_of(s, resident_id)
+            if pay == "balance" and balance < q.to_pay_fen:
+                raise InsufficientBalanceError(
+                    f"余额不足：应付 {fen_to_yuan(q.to_pay_fen)} 元，余额 {fen_to_yuan(balance)} 元",
+                    detail=f"balance {balance} < to_pay {q.to_pay_fen}")
+            order = Order(id=new_id(), idempotency_key=idempotency_key or qr.quote_id, resident_id=resident_id,
+                          canteen_id=qr.canteen_id, terminal_id=terminal_id, meal_date=qr.meal_date,
+                          meal=qr.meal, total_fen=q.total_fen, subsidy_fen=q.subsidy_fen,
+                          to_pay_fen=q.to_pay_fen, pay_method=pay, tier=q.tier, reason=q.reason,
+                          policy_row_id=qr.policy_row_id, identified_by=identified_by)
+            s.add(order)
+            s.flush()
+            for ln, mid in zip(q.lines, qr.menu_item_ids):
+                s.add(OrderLine(order_id=order.id, menu_item_id=mid, dish_id=ln.dish_id, name=ln.name,
+                                quantity=ln.quantity, price_fen=ln.price_fen))
+            s.add(LedgerEntry(resident_id=resident_id, order_id=order.id, kind="charge", amount_fen=q.total_fen))
+            if q.subsidy_fen:
+                s.add(LedgerEntry(resident_id=resident_id, order_id=order.id, kind="subsidy",
+                                  amount_fen=q.subsidy_fen, note=q.tier))
+            s.add(LedgerEntry(resident_id=resident_id, order_id=order.id, kind="payment", method=pay,
+                              amount_fen=-q.to_pay_fen if pay == "balance" else q.to_pay_fen,
+                              affects_balance=pay == "balance", staff_id=staff_id))
+            s.flush()
+            return self._receipt(s, order)
+
+    def _receipt(self, s: Session, order: Order, replayed: bool = False) -> Receipt:
+        r = s.get(Resident, order.resident_id)
+        lines = [{"dish_id": ln.dish_id, "name": ln.name, "price_fen": ln.price_fen, "quantity": ln.quantity}
+                 for ln in s.scalars(select(OrderLine).where(OrderLine.order_id == order.id))]
+        return Receipt(order.id, order.resident_id, r.name if r else "", order.meal, order.meal_date,
+                       order.total_fen, order.subsidy_fen, order.to_pay_fen, order.tier, order.reason,
+                       order.pay_method, balance_of(s, order.resident_id), lines, replayed)
+
+    # -- staff actions -------------------------------------------------------------------------
+    def _staff(self, s: Session, staff_id: str) -> Staff:
+        st = s.get(Staff, staff_id)
+        if st is None or not st.active:
+            raise NotFoundError(f"没有工号为 {staff_id} 的工作人员", detail=f"staff {staff_id!r} not found or inactive")
+        return st
+
+    def void(self, order_id: str, reason: str, staff_id: str) -> dict:
+        if not reason or not reason.strip():
+            raise ValidationError("作废订单必须写明原因", detail="empty void reason")
+        with self.app.db.session() as s:
+            self._staff(s, staff_id)
+            order = s.get(Order, order_id)
+            if order is None:
+                raise NotFoundError(f"没有编号为 {order_id} 的订单", detail=f"order {order_id!r} not found")
+            if s.scalars(select(OrderVoid).where(OrderVoid.order_id == order_id)).first():
+                raise BillingError("这笔订单已经作废过了", detail=f"order {order_id} already voided")
+            s.add(OrderVoid(order_id=order_id, staff_id=staff_id, reason=reason.strip()))
+            s.add(LedgerEntry(resident_id=order.resident_id, order_id=order_id, kind="reversal",
+                              method=order.pay_method,
+                              amount_fen=order.to_pay_fen if order.pay_method == "balance" else -order.to_pay_fen,
+                              affects_balance=order.pay_method == "balance", staff_id=staff_id,
+                              note=f"作废：{reason.strip()}；退还补贴 {fen_to_yuan(order.subsidy_fen)} 元额度"))
+            audit.record(s, staff_id, "order.void", order_id, reason=reason.strip(),
+                         resident_id=order.resident_id, to_pay_fen=order.to_pay_fen,
+                         subsidy_fen=order.subsidy_fen)
+            return {"order_id": order_id, "voided": True, "refund_fen": order.to_pay_fen,
+                    "refund_to": order.pay_method, "subsidy_released_fen": order.subsidy_fen,
+                    "balance_fen": balance_of(s, order.resident_id) if order.pay_method == "balance" else None}
+
+    def topup(self, resident_id: str, amount_fen: int, *, payer: str | None = None,
+              staff_id: str | None = None, method: str = "cash") -> dict:
+        if amount_fen <= 0:
+            raise ValidationError("充值金额必须大于0", detail=f"amount {amount_fen}")
+        if amount_fen > 1_000_000:
+            raise ValidationError("单次充值不能超过1万元", detail=f"amount {amount_fen} > 1000000 fen")
+        with self.app.db.session() as s:
+            self.resident(s, resident_id)
+            if staff_id:
+                self._staff(s, staff_id)
+            s.add(LedgerEntry(resident_id=resident_id, kind="topup", method=method, amount_fen=amount_fen,
+                              affects_balance=True, payer=payer, staff_id=staff_id))
+            audit.record(s, staff_id or "system", "account.topup", resident_id, amount_fen=amount_fen, payer=payer)
+            s.flush()
+            return {"resident_id": resident_id, "amount_fen": amount_fen, "payer": payer,
+                    "balance_fen": balance_of(s, resident_id)}
+
+    def balance(self, resident_id: str) -> int:
+        with self.app.db.session() as s:
+            self.resident(s, resident_id)
+            return balance_of(s, resident_id)
+
+    # -- recommendation / summary ---------------------------------------------------------------
+    def today_summary(self, resident_id: str, *, at: datetime | None = None, meal: str | None = None) -> dict:
+        """Tier and per-meal subsidy for the meal, and what is left of the month."""
+        with self.app.db.session() as s:
+            r = self.resident(s, resident_id)
+            day, meal_name = self.resolve_meal(s, at, meal)
+            dec, _ = self.decision(s, r, day, meal_name, FAR_PRICE)
+            return {"meal_date": day, "meal": meal_name, "tier": dec.tier, "subsidy_fen": dec.subsidy_fen,
+                    "reason": dec.reason, "month_left_fen": dec.month_left_fen,
+                    "balance_fen": balance_of(s, r.id)}
+
+    def recommend(self, resident_id: str, *, at: datetime | None = None, meal: str | None = None) -> dict:
+        with self.app.db.session() as s:
+            r = self.resident(s, resident_id)
+            day, meal_name = self.resolve_meal(s, at, meal)
+            menu = self.menu(s, day, meal_name)
+            dishes = [Dish(m.dish_id, m.name, m.price_fen, m.category, frozenset(m.tags or []),
+                           frozenset(m.allergens or []),
+                           None if m.portions is None else m.portions - sold_of(s, m.id)) for m in menu]
+            since = day - timedelta(days=30)
+            hist_rows = s.execute(select(Order.meal_date, OrderLine.dish_id)
+                                  .join(OrderLine, OrderLine.order_id == Order.id)
+                                  .outerjoin(OrderVoid, OrderVoid.order_id == Order.id)
+                                  .where(Order.resident_id == r.id, Order.meal_date >= since,
+                                         Order.meal_date < day, OrderVoid.id.is_(None))).all()
+            by_day: dict[date, list[str]] = {}
+            for d, dish in hist_rows:
+                by_day.setdefault(d, []).append(dish)
+            profile = Profile(frozenset(r.diet_tags or []), frozenset(r.allergies or []))
+            sugg = recommend(dishes, profile, sorted(by_day.items()), day)
+            total = sum(x.dish.price_fen for x in sugg)
+            dec, _ = self.decision(s, r, day, meal_name, total)
+            subsidy = min(dec.subsidy_fen, total)
+            return {"resident_id": r.id, "meal": meal_name, "meal_date": day.isoformat(),
+                    "dishes": [{"dish_id": x.dish.dish_id, "name": x.dish.name, "price_fen": x.dish.price_fen,
+                                "reason": x.reason} for x in sugg],
+                    "total_fen": total, "subsidy_fen": subsidy, "to_pay_fen": total - subsidy,
+                    "tier": dec.tier, "subsidy_reason": dec.reason}

@@ -1,0 +1,48 @@
+"""The application context: settings, store, face engine and services, built lazily."""
+from __future__ import annotations
+
+from functools import cached_property
+
+from ..config import Settings, get_settings
+from ..db.session import Database
+
+
+class App:
+    def __init__(self, settings: Settings | None = None, *, db: Database | None = None) -> None:
+        self.settings = settings or get_settings()
+        self.settings.home.mkdir(parents=True, exist_ok=True)
+        self.db = db or Database(self.settings.db_url)
+
+    @cached_property
+    def cipher(self):
+        from .security import TemplateCipher
+
+        s = self.settings
+        return TemplateCipher.from_settings(s.template_key, s.template_key_file, s.home)
+
+    @cached_property
+    def engine(self):
+        from ..vision.engine import create_engine
+
+        return create_engine(self.settings.backend, self.settings.model_dir)
+
+    @cached_property
+    def faces(self):
+        from .faces import FaceService
+
+        return FaceService(self)
+
+    @cached_property
+    def residents(self):
+        from .residents import ResidentService
+
+        return ResidentService(self)
+
+    @cached_property
+    def billing(self):
+        from .checkout import CheckoutService
+
+        return CheckoutService(self)
+
+    def close(self) -> None:
+        self.db.dispose()

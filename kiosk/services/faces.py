@@ -1,0 +1,214 @@
+"""Face templates in the store, the gallery built from them, identify and erase.
+
+The database is the source of truth. The FAISS index is kept encrypted in
+KIOSK_HOME and rebuilt whenever its fingerprint (model contract + template
+ids) differs from the database's."""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from ..db.models import FaceTemplate, Resident
+from ..errors import ImageError, KioskError, ModelMismatchError, NotFoundError
+from ..vision.engine import BACKEND_DEFAULTS, FaceObservation
+from ..vision.gallery import FaissGallery, fingerprint
+from ..vision.image_io import read_image
+from ..vision.matching import decide
+from ..vision.types import MatchResult
+from . import audit
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IdentifyResult:
+    image: str
+    status: str  # matched | unknown | ambiguous | no_face | low_quality | error
+    resident_id: str | None
+    score: float | None
+    faces: int
+    message: str | None = None
+    reasons: tuple[str, ...] = ()
+
+    def to_json(self) -> dict:
+        d = {"image": self.image, "status": self.status, "resident_id": self.resident_id,
+             "score": None if self.score is None else round(self.score, 4), "faces": self.faces}
+        if self.message:
+            d["message"] = self.message
+        if self.reasons:
+            d["reasons"] = list(self.reasons)
+        return d
+
+
+class FaceService:
+    def __init__(self, app) -> None:
+        self.app = app
+        self.settings = app.settings
+        self._gallery: FaissGallery | None = None
+        self._lock = threading.RLock()
+        d = BACKEND_DEFAULTS[self.settings.backend]
+        self.threshold = self.settings.match_threshold if self.settings.match_threshold is not None else d.match_threshold
+        self.margin = self.settings.match_margin if self.settings.match_margin is not None else d.match_margin
+        self.duplicate_threshold = d.duplicate_threshold
+
+    @property
+    def engine(self):
+        return self.app.engine
+
+    @property
+    def contract_id(self) -> str:
+        return self.engine.contract.id
+
+    # -- templates --------------------------------------------------------------------
+    def encode_embedding(self, vec: np.ndarray) -> bytes:
+        return self.app.cipher.encrypt(np.asarray(vec, np.float32).tobytes())
+
+    def decode_embedding(self, blob: bytes) -> np.ndarray:
+        return np.frombuffer(self.app.cipher.decrypt(blob), dtype=np.float32)
+
+    def add_template(self, session: Session, resident_id: str, embedding: np.ndarray,
+                     *, crop: np.ndarray | None = None, quality: float | None = None,
+                     source: str = "enroll") -> FaceTemplate:
+        """Store one template and put it in the gallery (no rebuild)."""
+        emb = np.asarray(embedding, np.float32).ravel()
+        if emb.shape[0] != self.engine.contract.dim:
+            raise ModelMismatchError(detail=f"embedding dim {emb.shape[0]} != {self.contract_id}")
+        crop_enc = None
+        if crop is not None:
+            ok, png = cv2.imencode(".png", crop)
+            if ok:
+                crop_enc = self.app.cipher.encrypt(png.tobytes())
+        t = FaceTemplate(resident_id=resident_id, contract_id=self.contract_id,
+                         backend=self.engine.name, embedding_enc=self.encode_embedding(emb),
+                         crop_enc=crop_enc, quality=quality, source=source)
+        session.add(t)
+        session.flush()
+        g = self.gallery()
+        with self._lock:
+            g.add([t.id], [resident_id], emb[None, :])
+        return t
+
+    def template_count(self, session: Session, resident_id: str) -> int:
+        return session.scalar(select(func.count()).select_from(FaceTemplate).where(
+            FaceTemplate.resident_id == resident_id, FaceTemplate.contract_id == self.contract_id)) or 0
+
+    def remove_templates(self, session: Session, template_ids: list[str]) -> None:
+        session.execute(delete(FaceTemplate).where(FaceTemplate.id.in_(template_ids)))
+        with self._lock:
+            self.gallery().remove(template_ids)
+
+    def erase_resident_faces(self, session: Session, resident_id: str) -> int:
+        """Remove every template and crop of a resident, and their index entries."""
+        n = session.execute(delete(FaceTemplate).where(FaceTemplate.resident_id == resident_id)).rowcount
+        with self._lock:
+            self.gallery().remove_resident(resident_id)
+        return int(n or 0)
+
+    def stale_residents(self) -> list[dict]:
+        """Residents whose templates were made by another model (need re-enrolment)."""
+        with self.app.db.session() as s:
+            rows = s.execute(select(FaceTemplate.resident_id, FaceTemplate.contract_id,
+                                    func.count(), func.count(FaceTemplate.crop_enc))
+                             .where(FaceTemplate.contract_id != self.contract_id)
+                             .group_by(FaceTemplate.resident_id, FaceTemplate.contract_id)).all()
+        return [{"resident_id": r, "contract_id": c, "templates": n, "with_crop": k} for r, c, n, k in rows]
+
+    # -- gallery ----------------------------------------------------------------------
+    def gallery(self) -> FaissGallery:
+        with self._lock:
+            if self._gallery is None:
+                self._gallery = self._load_or_rebuild()
+            return self._gallery
+
+    def _db_templates(self) -> tuple[list[str], list[str], list[bytes]]:
+        with self.app.db.session() as s:
+            rows = s.execute(select(FaceTemplate.id, FaceTemplate.resident_id, FaceTemplate.embedding_enc)
+                             .join(Resident, Resident.id == FaceTemplate.resident_id)
+                             .where(FaceTemplate.contract_id == self.contract_id,
+                                    Resident.status != "erased")).all()
+        return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+
+    def _load_or_rebuild(self) -> FaissGallery:
+        tids, rids, blobs = self._db_templates()
+        fp = fingerprint(self.contract_id, tids)
+        path = self.settings.index_path
+        if path.is_file():
+            try:
+                g, stored_fp = FaissGallery.from_bytes(self.app.cipher.decrypt(path.read_bytes()))
+                if stored_fp == fp and g.contract_id == self.contract_id:
+                    return g
+                log.info("index file out of date or from another model; rebuilding")
+            except (KioskError, ValueError, RuntimeError, KeyError) as exc:
+                log.warning("index file unreadable (%s); rebuilding from the database", exc)
+        t0 = time.perf_counter()
+        dim = self.engine.contract.dim
+        vecs = (np.vstack([self.decode_embedding(b) for b in blobs]) if blobs
+                else np.zeros((0, dim), np.float32))
+        g = FaissGallery.build(dim, self.contract_id, tids, rids, vecs)
+        log.info("gallery rebuilt: %d templates in %.1f ms", len(tids), (time.perf_counter() - t0) * 1000)
+        self._write_index(g, fp)
+        return g
+
+    def _write_index(self, g: FaissGallery, fp: str) -> None:
+        path = self.settings.index_path
+        tmp = path.with_suffix(".tmp")
+        try:
+            tmp.write_bytes(self.app.cipher.encrypt(g.to_bytes(fp)))
+            os.replace(tmp, path)
+        except OSError as exc:  # a full disk must not stop checkout: the index is rebuilt at start
+            log.warning("could not write the index file %s: %s", path, exc)
+            tmp.unlink(missing_ok=True)
+
+    def save_index(self) -> None:
+        """Persist the in-memory gallery after changes (called at the end of a unit of work)."""
+        with self._lock:
+            if self._gallery is not None:
+                self._write_index(self._gallery, fingerprint(self.contract_id, [t for t, _ in self._gallery._owner.values()]))
+
+    def rebuild_later(self) -> None:
+        """Drop the in-memory gallery (after a rolled-back change); it reloads from the store."""
+        with self._lock:
+            self._gallery = None
+
+    def rebuild(self) -> int:
+        with self._lock:
+            self.settings.index_path.unlink(missing_ok=True)
+            self._gallery = None
+            return len(self.gallery())
+
+    # -- identification -----------------------------------------------------------------
+    def match(self, embedding: np.ndarray, *, exclude: str | None = None) -> MatchResult:
+        g = self.gallery()
+        with self._lock:
+            cands = g.search(embedding, k_residents=6)
+        if exclude is not None:
+            cands = [c for c in cands if c.resident_id != exclude]
+        return decide(cands, self.threshold, self.margin)
+
+    def observe_file(self, path: str | Path) -> FaceObservation:
+        return self.engine.observe_still(read_image(path))
+
+    def identify_file(self, path: str | Path) -> IdentifyResult:
+        p = str(path)
+        try:
+            obs = self.observe_file(path)
+        except ImageError as exc:
+            return IdentifyResult(p, "error", None, None, 0, message=exc.user_message)
+        n = len(obs.faces)
+        if obs.primary is None:
+            return IdentifyResult(p, "no_face", None, None, 0)
+        if obs.embedding is None:
+            q = obs.quality
+            return IdentifyResult(p, "low_quality", None, None, n, message=q.hint if q else None,
+                                  reasons=q.reasons if q else ())
+        m = self.match(obs.embedding)
+        return IdentifyResult(p, m.status, m.resident_id, m.score, n)

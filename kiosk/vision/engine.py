@@ -1,0 +1,116 @@
+"""One FaceEngine interface, two backends (``sface`` default, ``insightface``)."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .detection import ScrfdDetector, YuNetDetector
+from .embedding import ArcFaceEmbedder, SFaceEmbedder
+from .modelpacks import get_pack, verify_pack
+from .quality import (STILL_THRESHOLDS, QualityReport, QualityThresholds, assess, measure,
+                      primary_face)
+from .types import Face, ModelContract
+
+
+@dataclass(frozen=True)
+class BackendDefaults:
+    """Calibrated operating point of a backend (see docs/calibration.md)."""
+
+    match_threshold: float
+    match_margin: float
+    duplicate_threshold: float  # enrollment: a new face this close to another resident is refused
+
+
+# Calibrated by `python -m kiosk.vision.calibrate` on real photos; the figures
+# behind these numbers are in docs/calibration.md.
+BACKEND_DEFAULTS: dict[str, BackendDefaults] = {
+    "sface": BackendDefaults(match_threshold=0.50, match_margin=0.06, duplicate_threshold=0.45),
+    "insightface": BackendDefaults(match_threshold=0.40, match_margin=0.06, duplicate_threshold=0.33),
+}
+
+
+class FaceEngine(Protocol):
+    name: str
+    contract: ModelContract
+
+    def detect(self, img: np.ndarray) -> list[Face]: ...
+    def align(self, img: np.ndarray, face: Face) -> np.ndarray: ...
+    def embed_aligned(self, crop: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass
+class FaceObservation:
+    """What the pipeline learned from one image or frame."""
+
+    faces: list[Face]
+    primary: Face | None
+    quality: QualityReport | None
+    embedding: np.ndarray | None = None
+    aligned: np.ndarray | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class OnnxFaceEngine:
+    """A detector and a recognizer from one model pack."""
+
+    def __init__(self, name: str, detector, embedder, contract: ModelContract) -> None:
+        self.name = name
+        self._det = detector
+        self._emb = embedder
+        self.contract = contract
+
+    def detect(self, img: np.ndarray) -> list[Face]:
+        return self._det.detect(img)
+
+    def align(self, img: np.ndarray, face: Face) -> np.ndarray:
+        return self._emb.align(img, face)
+
+    def embed_aligned(self, crop: np.ndarray) -> np.ndarray:
+        return self._emb.embed_aligned(crop)
+
+    def embed(self, img: np.ndarray, face: Face) -> np.ndarray:
+        return self.embed_aligned(self.align(img, face))
+
+    def observe(self, img: np.ndarray, thresholds: QualityThresholds = QualityThresholds(),
+                *, embed_only_if_ok: bool = True) -> FaceObservation:
+        """Detect, pick the primary face, judge quality and embed when it passes."""
+        t0 = time.perf_counter()
+        faces = self.detect(img)
+        t1 = time.perf_counter()
+        prim = primary_face(faces, img.shape)
+        obs = FaceObservation(faces=faces, primary=prim, quality=None)
+        obs.timings_ms["detect"] = (t1 - t0) * 1000
+        if prim is None:
+            return obs
+        obs.quality = assess(measure(img, prim, faces), thresholds)
+        t2 = time.perf_counter()
+        obs.timings_ms["quality"] = (t2 - t1) * 1000
+        if obs.quality.ok or not embed_only_if_ok:
+            obs.aligned = self.align(img, prim)
+            obs.embedding = self.embed_aligned(obs.aligned)
+            obs.timings_ms["embed"] = (time.perf_counter() - t2) * 1000
+        return obs
+
+    def observe_still(self, img: np.ndarray) -> FaceObservation:
+        """For photo files (enrollment, identify): lenient thresholds for stills."""
+        return self.observe(img, STILL_THRESHOLDS)
+
+
+def create_engine(backend: str, model_dir: Path) -> OnnxFaceEngine:
+    """Build the engine of ``backend`` from verified model files (ModelError otherwise)."""
+    files = verify_pack(model_dir, backend)
+    pack = get_pack(backend)
+    rec = pack.file("recognizer")
+    if backend == "sface":
+        det, emb = YuNetDetector(files["detector"]), SFaceEmbedder(files["recognizer"])
+    elif backend == "insightface":
+        det, emb = ScrfdDetector(files["detector"]), ArcFaceEmbedder(files["recognizer"])
+    else:  # pragma: no cover - settings validation refuses other names
+        raise ValueError(backend)
+    contract = ModelContract(backend=backend, recognizer=Path(rec.name).stem,
+                             sha256_prefix=rec.sha256[:12], dim=emb.dim)
+    return OnnxFaceEngine(backend, det, emb, contract)
