@@ -8,10 +8,13 @@ from ..db.session import Database
 
 
 class App:
-    def __init__(self, settings: Settings | None = None, *, db: Database | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, *, db: Database | None = None,
+                 engine=None) -> None:
         self.settings = settings or get_settings()
         self.settings.home.mkdir(parents=True, exist_ok=True)
         self.db = db or Database(self.settings.db_url)
+        if engine is not None:  # share one loaded model between contexts (tests, bench)
+            self.__dict__["engine"] = engine
 
     @cached_property
     def cipher(self):

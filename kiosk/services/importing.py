@@ -33,7 +33,8 @@ MENU_COLUMNS = [
     Column("日期", "date", True), Column("餐次", "meal", True), Column("菜品编号", "dish_id", True),
     Column("菜名", "name", True), Column("价格", "price", True), Column("类别", "category"),
     Column("标签", "tags"), Column("过敏原", "allergens"), Column("份数", "portions")]
-HEADER_OF = {c.alias: c.header for c in ROSTER_COLUMNS + MENU_COLUMNS}
+ROSTER_HEADERS = {c.alias: c.header for c in ROSTER_COLUMNS}
+MENU_HEADERS = {c.alias: c.header for c in MENU_COLUMNS}
 DISH_CATEGORIES = ("荤菜", "素菜", "主食", "汤", "套餐")
 YES = {"是", "yes", "y", "true", "1", "同意"}
 NO = {"否", "no", "n", "false", "0", "不同意", ""}
@@ -78,8 +79,9 @@ class ImportReport:
                 "photos": self.photos}
 
 
-def _col(alias: str) -> str:
-    return f"{HEADER_OF.get(alias, alias)}"
+def _col(alias: str, headers: dict[str, str] = ROSTER_HEADERS) -> str:
+    """The column as the file's users know it (its Chinese header)."""
+    return headers.get(alias, alias)
 
 
 # ---------------------------------------------------------------------- roster
@@ -292,7 +294,7 @@ def validate_menu_row(n: int, r: dict) -> tuple[dict | None, list[Problem]]:
     probs: list[Problem] = []
 
     def bad(alias: str, zh: str, en: str) -> None:
-        probs.append(Problem(n, _col(alias), zh, en))
+        probs.append(Problem(n, _col(alias, MENU_HEADERS), zh, en))
 
     out: dict = {}
     try:
@@ -347,7 +349,7 @@ def import_menu(app, path: Path, *, dry_run: bool = False, skip_invalid: bool = 
         if item is not None:
             key = (item["menu_date"], item["meal"], item["dish_id"])
             if key in seen:
-                probs.append(Problem(n, _col("dish_id"), f"菜品编号「{item['dish_id']}」在同一天同一餐与第{seen[key]}行重复",
+                probs.append(Problem(n, _col("dish_id", MENU_HEADERS), f"菜品编号「{item['dish_id']}」在同一天同一餐与第{seen[key]}行重复",
                                      f"duplicate dish_id for that date and meal (also row {seen[key]})"))
             else:
                 seen[key] = n
