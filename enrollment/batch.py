@@ -124,46 +124,52 @@ def _raise_duplicate(session: Session, resident_id: str, other_id: str | None, s
         other_resident_id=other_id, other_name=name, score=score)
 
 
+def _check_people(session: Session, resident_id: str, staff_id: str | None,
+                  override_reason: str | None, override_staff: str | None) -> None:
+    resident = session.get(Resident, resident_id)
+    if resident is None or resident.status == "erased":
+        raise NotFoundError(f"没有编号为 {resident_id} 的居民，请先导入花名册",
+                            detail=f"resident {resident_id!r} not found")
+    if staff_id is not None and session.get(Staff, staff_id) is None:
+        raise NotFoundError(f"没有工号为 {staff_id} 的工作人员", detail=f"staff {staff_id!r} not found")
+    if override_reason:
+        sup = session.get(Staff, override_staff) if override_staff else None
+        if sup is None or sup.role not in ("supervisor", "admin"):
+            raise PermissionDeniedError("只有主管可以授权登记疑似重复的人脸",
+                                        detail=f"override needs a supervisor or admin, got {override_staff!r}")
+
+
 def enroll_files(app, resident_id: str, paths: list[str | Path], *, consent: str | None = None,
                  staff_id: str | None = None, guardian_name: str | None = None,
                  allows_crop: bool = False, override_reason: str | None = None,
                  override_staff: str | None = None, source: str = "enroll") -> EnrollReport:
-    """The whole enrollment from files in one unit of work: nothing is stored on refusal."""
+    """Consent (when given), then the templates in one unit of work: no template is
+    stored when any photo is refused as a duplicate."""
     report = EnrollReport(resident_id)
     with app.db.session() as session:
-        resident = session.get(Resident, resident_id)
-        if resident is None or resident.status == "erased":
-            raise NotFoundError(f"没有编号为 {resident_id} 的居民，请先导入花名册",
-                                detail=f"resident {resident_id!r} not found")
-        actor = staff_id or "system"
-        if staff_id is not None and session.get(Staff, staff_id) is None:
-            raise NotFoundError(f"没有工号为 {staff_id} 的工作人员", detail=f"staff {staff_id!r} not found")
-        if override_reason:
-            sup = session.get(Staff, override_staff) if override_staff else None
-            if sup is None or sup.role not in ("supervisor", "admin"):
-                raise PermissionDeniedError("只有主管可以授权登记疑似重复的人脸",
-                                            detail=f"override needs a supervisor or admin, got {override_staff!r}")
-            actor = sup.id
+        _check_people(session, resident_id, staff_id, override_reason, override_staff)
         if consent:
             if staff_id is None:
                 raise PermissionDeniedError("登记授权需要写明经办工作人员（--staff）",
                                             detail="--consent needs --staff STAFF_ID")
+            # the signed consent is a fact of its own: it stays even if the photos are refused
             record_consent(session, resident_id, consent, staff_id, guardian_name=guardian_name,
                            allows_crop=allows_crop)
-            session.flush()
-        elif active_consent(session, resident_id) is None:
-            raise ConsentRequiredError(
-                f"居民 {resident_id} 没有人脸授权记录，不能采集人脸。请先签署授权书，再用 --consent self|guardian --staff 工号 登记",
-                detail=f"no face consent on record for {resident_id} and no --consent given")
-        prepared = prepare_images(app, paths, report)
-        try:
+    actor = (override_staff if override_reason else staff_id) or "system"
+    try:
+        with app.db.session() as session:
+            if active_consent(session, resident_id) is None:
+                raise ConsentRequiredError(
+                    f"居民 {resident_id} 没有人脸授权记录，不能采集人脸。请先签署授权书，再用 --consent self|guardian --staff 工号 登记",
+                    detail=f"no face consent on record for {resident_id} and no --consent given")
+            prepared = prepare_images(app, paths, report)
             if prepared:
                 enroll_prepared(app, session, resident_id, prepared, report, staff_id=actor,
                                 override_reason=override_reason, source=source)
             else:
                 report.templates_total = app.faces.template_count(session, resident_id)
-        except BaseException:
-            app.faces.rebuild_later()
-            raise
+    except BaseException:
+        app.faces.rebuild_later()   # the in-memory gallery may hold templates that were rolled back
+        raise
     app.faces.save_index()
     return report

@@ -6,7 +6,6 @@ import hashlib
 import io
 import json
 import math
-import uuid
 from typing import Iterable, Protocol
 
 import faiss
@@ -20,8 +19,8 @@ TEMPLATES_PER_QUERY = 64      # templates fetched per query before grouping by r
 
 
 def template_key(template_id: str) -> int:
-    """Stable positive int64 for a template's UUID (FAISS ids are int64)."""
-    return uuid.UUID(str(template_id)).int >> 65
+    """Stable positive int64 for a template id (FAISS ids are int64)."""
+    return int.from_bytes(hashlib.sha256(str(template_id).encode()).digest()[:8], "little") & (2**63 - 1)
 
 
 def fingerprint(contract_id: str, template_ids: Iterable[str]) -> str:

@@ -1,0 +1,114 @@
+"""Consent before templates, duplicate faces, supervisor override, erasure."""
+import json
+from datetime import datetime
+
+import pytest
+from sqlalchemy import select
+
+from enrollment.batch import enroll_files
+from kiosk.cli.main import main
+from kiosk.db.models import AuditEntry, FaceConsent, FaceTemplate, LedgerEntry, Order
+from kiosk.errors import ConsentRequiredError, DuplicateFaceError, PermissionDeniedError
+from kiosk.services.importing import import_menu, import_policy, import_roster
+from kiosk.timeutil import CST
+
+
+@pytest.fixture
+def shop(app, formats):
+    import_roster(app, formats / "roster.example.csv")
+    import_menu(app, formats / "menu.example.csv")
+    import_policy(app, formats / "policy.example.yaml")
+    app.residents.add_staff("S01", "李姐", "staff", "1234")
+    app.residents.add_staff("SUP", "王主管", "supervisor", "5678")
+    return app
+
+
+def templates(app, rid=None):
+    with app.db.session() as s:
+        q = select(FaceTemplate)
+        if rid:
+            q = q.where(FaceTemplate.resident_id == rid)
+        return s.scalars(q).all()
+
+
+def test_no_consent_no_template(shop, obama):
+    with pytest.raises(ConsentRequiredError, match="人脸授权"):
+        enroll_files(shop, "R0001", [obama[0]])
+    assert templates(shop) == []
+    rep = enroll_files(shop, "R0001", [obama[0]], consent="guardian", staff_id="S01", guardian_name="李明")
+    assert rep.enrolled
+    with shop.db.session() as s:
+        c = s.scalars(select(FaceConsent)).one()
+        assert (c.resident_id, c.given_by, c.guardian_name, c.staff_id) == ("R0001", "guardian", "李明", "S01")
+        assert c.text_version and c.created_at
+    # with consent on record, later enrolments need no --consent
+    assert enroll_files(shop, "R0001", [obama[1]]).enrolled
+
+
+def test_crop_kept_only_when_consent_allows(shop, obama, biden):
+    enroll_files(shop, "R0001", [obama[0]], consent="self", staff_id="S01")
+    enroll_files(shop, "R0002", [biden], consent="self", staff_id="S01", allows_crop=True)
+    assert templates(shop, "R0001")[0].crop_enc is None
+    crop = templates(shop, "R0002")[0].crop_enc
+    assert crop is not None and not crop.startswith(b"\x89PNG")     # stored encrypted
+
+
+def test_duplicate_face_refused_then_supervisor_override_audited(shop, obama):
+    enroll_files(shop, "R0001", [obama[0]], consent="self", staff_id="S01")
+    with pytest.raises(DuplicateFaceError) as ei:
+        enroll_files(shop, "R0002", [obama[1]], consent="self", staff_id="S01")
+    assert ei.value.other_resident_id == "R0001" and "张桂兰" in ei.value.user_message
+    assert templates(shop, "R0002") == []                           # nothing stored
+    with pytest.raises(PermissionDeniedError):
+        enroll_files(shop, "R0002", [obama[1]], staff_id="S01", override_reason="双胞胎", override_staff="S01")
+    rep = enroll_files(shop, "R0002", [obama[1]], staff_id="S01", override_reason="双胞胎，已核对身份证",
+                       override_staff="SUP")
+    assert rep.enrolled
+    with shop.db.session() as s:
+        a = s.scalars(select(AuditEntry).where(AuditEntry.action == "enroll.duplicate_override")).one()
+        assert a.actor == "SUP" and a.detail["other_resident_id"] == "R0001" and "双胞胎" in a.detail["reason"]
+
+
+def test_cli_duplicate_exit_code_and_json(shop, obama, capsys):
+    assert main(["enroll", "R0001", str(obama[0]), "--consent", "self", "--staff", "S01", "--json"]) == 0
+    capsys.readouterr()
+    assert main(["enroll", "R0002", str(obama[2]), "--consent", "self", "--staff", "S01", "--json"]) != 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["other_resident_id"] == "R0001" and "R0001" in out["error"]
+
+
+def test_erase_removes_face_and_keeps_ledger(shop, obama):
+    enroll_files(shop, "R0001", [obama[0]], consent="self", staff_id="S01", allows_crop=True)
+    order = shop.billing.settle("R0001", ["D001"], at=datetime(2026, 11, 23, 12, 0, tzinfo=CST))
+    assert shop.faces.identify_file(obama[1]).resident_id == "R0001"
+    res = shop.residents.erase_faces("R0001", "S01")
+    assert res["templates_removed"] == 1
+    assert shop.faces.identify_file(obama[1]).status == "unknown"
+    assert templates(shop, "R0001") == []
+    from .conftest import make_app
+    fresh = make_app()            # after a restart too (index file rebuilt from the store)
+    assert fresh.faces.identify_file(obama[1]).status == "unknown"
+    with shop.db.session() as s:
+        assert s.get(Order, order.order_id).resident_id == "R0001"
+        assert len(s.scalars(select(LedgerEntry).where(LedgerEntry.order_id == order.order_id)).all()) == 3
+        assert s.scalars(select(FaceConsent)).one().withdrawn_at is not None
+        assert s.scalars(select(AuditEntry).where(AuditEntry.action == "resident.erase_faces")).one().actor == "S01"
+
+
+def test_roster_photos_enrolled_only_with_consent(app, formats, obama, biden, tmp_path):
+    import shutil
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(obama[0], photos / "zhang_1.jpg")
+    shutil.copy(obama[1], photos / "zhang_2.jpg")
+    shutil.copy(biden, photos / "wang_1.jpg")
+    shutil.copy(obama[2], photos / "liu_1.jpg")
+    rep = import_roster(app, formats / "roster.example.csv", photos_dir=photos)
+    by_row = {p["resident_id"]: p for p in rep.photos}
+    assert by_row["R0001"]["status"] == "enrolled" and by_row["R0001"]["enrolled"] == 2
+    assert by_row["R0002"]["status"] == "enrolled"
+    assert by_row["R0003"]["status"] == "no_consent"              # 人脸授权 否
+    assert templates(app, "R0003") == []
+    with app.db.session() as s:
+        srcs = {c.resident_id: c.source for c in s.scalars(select(FaceConsent))}
+    assert srcs == {"R0001": "roster", "R0002": "roster"}

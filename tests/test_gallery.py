@@ -1,0 +1,128 @@
+"""Gallery mechanics: FAISS against the plain-numpy reference, add/remove in
+place, the persisted index rebuilt when it disagrees with the store, and
+models never mixed. Index mechanics use random unit vectors (no recognition
+claim rests on them); recognition is tested on real photos elsewhere."""
+import uuid
+
+import numpy as np
+import pytest
+
+from kiosk.errors import ModelMismatchError
+from kiosk.vision.gallery import FaissGallery, NumpyGallery
+from kiosk.vision.matching import decide
+from kiosk.vision.types import Candidate
+
+from .conftest import make_app
+
+
+def unit(n, d, seed=0):
+    v = np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def tids(n):
+    return [str(uuid.UUID(int=i + 1)) for i in range(n)]
+
+
+@pytest.mark.parametrize("kind,n", [("flat", 500), ("ivf", 4000)])
+def test_faiss_agrees_with_numpy_reference(kind, n):
+    v = unit(n, 64)
+    rids = [f"R{i // 4}" for i in range(n)]   # 4 templates per resident
+    ids = tids(n)
+    ref = NumpyGallery(64, "c")
+    ref.add(ids, rids, v)
+    g = FaissGallery.build(64, "c", ids, rids, v, kind=kind, nprobe=64)
+    assert g.kind == kind
+    rng = np.random.default_rng(1)
+    agree = 0
+    for i in rng.choice(n, 50, replace=False):
+        q = v[i] + rng.normal(scale=0.02, size=64).astype(np.float32)
+        a, b = ref.search(q, 3), g.search(q, 3)
+        assert len({c.resident_id for c in b}) == len(b)        # one entry per resident
+        agree += a[0].resident_id == b[0].resident_id and abs(a[0].score - b[0].score) < 1e-4
+    assert agree == 50 if kind == "flat" else agree >= 48
+
+
+def test_add_and_remove_without_rebuild():
+    v = unit(10, 32)
+    g = FaissGallery(32, "c")
+    g.add(tids(10), ["A"] * 5 + ["B"] * 5, v)
+    index_before = g._index
+    assert g.search(v[7], 2)[0].resident_id == "B"
+    assert g.remove(tids(10)[5:]) == 5
+    assert g._index is index_before and len(g) == 5
+    assert all(c.resident_id == "A" for c in g.search(v[7], 2))
+    g.remove_resident("A")
+    assert g.search(v[0]) == []
+
+
+def test_mixed_dimensions_refused():
+    g = FaissGallery(128, "sface/x")
+    with pytest.raises(ModelMismatchError):
+        g.add(tids(1), ["A"], unit(1, 512))
+
+
+def test_margin_makes_lookalikes_ambiguous():
+    c = [Candidate("wife", 0.62), Candidate("husband", 0.60)]
+    assert decide(c, 0.5, 0.06).status == "ambiguous"
+    assert decide([Candidate("wife", 0.70), Candidate("husband", 0.55)], 0.5, 0.06).resident_id == "wife"
+    assert decide([Candidate("x", 0.40)], 0.5, 0.06).status == "unknown"
+    assert decide([], 0.5, 0.06).status == "unknown"
+
+
+def _enrol(app, rid, photo):
+    from datetime import date
+
+    from enrollment.batch import enroll_files
+    from kiosk.db.models import Resident, Staff
+    from kiosk.services.security import hash_pin
+    with app.db.session() as s:
+        if s.get(Staff, "S01") is None:
+            s.add(Staff(id="S01", name="s", role="staff", pin_hash=hash_pin("1234")))
+        s.add(Resident(id=rid, name=rid, birth_date=date(1940, 1, 1), sex="男", hukou="武侯区"))
+    return enroll_files(app, rid, [photo], consent="self", staff_id="S01")
+
+
+def test_index_file_is_encrypted_and_rebuilt_when_it_disagrees(env, obama, biden):
+    app = make_app()
+    _enrol(app, "R1", obama[0])
+    path = app.settings.index_path
+    assert path.is_file() and b"R1" not in path.read_bytes()       # encrypted at rest
+    # a stale file from before R2 was added: the new context rebuilds from the store
+    stale = path.read_bytes()
+    _enrol(app, "R2", biden)
+    path.write_bytes(stale)
+    app2 = make_app()
+    assert len(app2.faces.gallery()) == 2
+    assert app2.faces.identify_file(obama[1]).resident_id == "R1"
+    # garbage in the index file: rebuilt, nothing lost
+    path.write_bytes(b"garbage")
+    app3 = make_app()
+    assert len(app3.faces.gallery()) == 2
+
+
+def test_other_model_templates_are_not_mixed(env, obama):
+    app = make_app("sface")
+    _enrol(app, "R1", obama[0])
+    other = make_app("insightface")           # same store, another model
+    assert len(other.faces.gallery()) == 0     # sface templates are never searched with ArcFace
+    assert other.faces.identify_file(obama[1]).status == "unknown"
+    stale = other.faces.stale_residents()
+    assert stale and stale[0]["resident_id"] == "R1" and stale[0]["contract_id"].startswith("sface/")
+
+
+def test_missing_key_is_a_clear_error(env, monkeypatch, tmp_path, obama):
+    from kiosk.config import load_settings
+    from kiosk.errors import TemplateKeyError
+    from kiosk.services.context import App
+
+    monkeypatch.delenv("KIOSK_TEMPLATE_KEY")
+    monkeypatch.setenv("KIOSK_TEMPLATE_KEY_FILE", str(tmp_path / "nope.key"))
+    app = App(load_settings())
+    with pytest.raises(TemplateKeyError) as ei:
+        app.faces.identify_file(obama[0])
+    assert "密钥" in ei.value.user_message and "kiosk keygen" in ei.value.detail
+    monkeypatch.setenv("KIOSK_TEMPLATE_KEY_FILE", str(env / "inside.key"))
+    (env / "inside.key").write_text("x")
+    with pytest.raises(TemplateKeyError, match="数据目录"):
+        App(load_settings()).cipher

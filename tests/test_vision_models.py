@@ -1,0 +1,110 @@
+"""Both backends on their real models and real photos (fetched from PyPI by
+install.sh): a second photo matches, strangers are unknown, no face is no_face,
+a corrupt file is error."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from kiosk.cli.main import main
+from kiosk.errors import ModelError
+from kiosk.vision.engine import create_engine
+from kiosk.vision.modelpacks import get_pack, verify_pack
+
+from .conftest import make_app, model_dir
+
+
+def seed(app):
+    app.residents.add_staff("S01", "李姐", "staff", "1234")
+    from kiosk.db.models import Resident
+    from datetime import date
+    with app.db.session() as s:
+        s.add(Resident(id="R1", name="奥大爷", birth_date=date(1944, 8, 4), sex="男", hukou="武侯区"))
+        s.add(Resident(id="R2", name="拜大爷", birth_date=date(1942, 11, 20), sex="男", hukou="武侯区"))
+
+
+@pytest.mark.parametrize("backend", ["sface", "insightface"])
+def test_identify_real_photos(env, backend, obama, biden, strangers, tmp_path):
+    from enrollment.batch import enroll_files
+
+    app = make_app(backend)
+    seed(app)
+    rep = enroll_files(app, "R1", [obama[0]], consent="self", staff_id="S01")
+    assert len(rep.enrolled) == 1
+    assert enroll_files(app, "R2", [biden], consent="self", staff_id="S01").enrolled
+    for p in obama[1:]:
+        r = app.faces.identify_file(p)
+        assert (r.status, r.resident_id) == ("matched", "R1"), (p, r)
+        assert r.score >= app.faces.threshold and r.faces == 1
+    for p in strangers:
+        r = app.faces.identify_file(p)
+        assert r.status == "unknown" and r.resident_id is None, (p, r)
+    blank = tmp_path / "wall.png"
+    import cv2
+    cv2.imwrite(str(blank), np.full((480, 640, 3), 128, np.uint8))
+    assert app.faces.identify_file(blank).status == "no_face"
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(obama[0].read_bytes()[:200])
+    r = app.faces.identify_file(corrupt)
+    assert r.status == "error" and "无法读取" in r.message
+
+
+def test_cli_identify_json_lines(env, obama, biden, tmp_path, capsys):
+    app = make_app("sface")
+    seed(app)
+    assert main(["enroll", "R1", str(obama[0]), "--consent", "self", "--staff", "S01", "--json"]) == 0
+    capsys.readouterr()
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("not an image")
+    assert main(["identify", str(obama[1]), str(bad), str(biden), "--json"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [x["status"] for x in lines] == ["matched", "error", "unknown"]
+    assert set(lines[0]) >= {"image", "status", "resident_id", "score", "faces"}
+    assert lines[0]["resident_id"] == "R1" and lines[1]["message"]
+
+
+def test_enroll_refuses_image_without_face_and_exits_nonzero(env, tmp_path, capsys):
+    import cv2
+    app = make_app("sface")
+    seed(app)
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.zeros((300, 300, 3), np.uint8))
+    assert main(["enroll", "R1", str(blank), "--consent", "self", "--staff", "S01", "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["enrolled"] == [] and out["refused"][0]["reason"] == "no_face"
+
+
+def test_engine_contracts_differ():
+    a = create_engine("sface", model_dir())
+    b = create_engine("insightface", model_dir())
+    assert (a.contract.dim, b.contract.dim) == (128, 512)
+    assert a.contract.id != b.contract.id
+
+
+def test_missing_and_tampered_model_files(tmp_path):
+    shutil.copytree(model_dir() / "sface", tmp_path / "sface")
+    verify_pack(tmp_path, "sface")
+    f = get_pack("sface").file("detector")
+    path = tmp_path / "sface" / f.name
+    data = bytearray(path.read_bytes())
+    data[1000] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ModelError) as ei:
+        verify_pack(tmp_path, "sface")
+    assert f.name in ei.value.user_message and "kiosk models install sface" in ei.value.user_message
+    path.write_bytes(bytes(data[:5000]))
+    with pytest.raises(ModelError, match="不完整"):
+        verify_pack(tmp_path, "sface")
+    path.unlink()
+    with pytest.raises(ModelError, match="缺少模型文件"):
+        create_engine("sface", tmp_path)
+
+
+def test_install_pack_from_cached_wheel_checks_hashes(tmp_path):
+    """Offline install path: the wheel already downloaded is reused; files verify."""
+    from kiosk.vision.modelpacks import install_pack
+
+    cache = model_dir() / ".downloads"
+    files = install_pack(tmp_path / "m", "sface", cache_dir=cache, log=lambda *_: None)
+    assert files["recognizer"].stat().st_size == get_pack("sface").file("recognizer").size
