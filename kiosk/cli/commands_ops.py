@@ -1,5 +1,119 @@
-"""commands_ops"""
+"""Operations: bench, audit, demo and run."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .main import out_json
 
 
 def register(sub) -> None:
-    pass
+    b = sub.add_parser("bench", help="print performance figures (not a test)")
+    b.add_argument("--json", action="store_true")
+    b.add_argument("--sections", default="frames,search,billing,rebuild",
+                   help="comma list of frames,search,billing,rebuild")
+    b.add_argument("--quick", action="store_true", help="smaller sizes (10^4, 10^5 and a 1,000-resident store)")
+    b.set_defaults(func=cmd_bench)
+
+    a = sub.add_parser("audit", help="the audit log")
+    a.add_argument("--since", help="YYYY-MM-DD (China Standard Time)")
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(func=cmd_audit)
+    register_ui(sub)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .. import bench
+    from ..config import get_settings
+    from ..errors import ModelError
+    from ..vision.modelpacks import verify_pack
+
+    s = get_settings()
+    sections = set(args.sections.split(","))
+    result: dict = {}
+
+    def say(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    if "frames" in sections:
+        photo = s.model_dir / "samples" / "face_recognition" / "obama2.jpg"
+        result["frame_to_identity_ms"] = {}
+        for backend in ("sface", "insightface"):
+            try:
+                verify_pack(s.model_dir, backend)
+            except ModelError as exc:
+                result["frame_to_identity_ms"][backend] = {"error": exc.user_message}
+                continue
+            say(f"frames: {backend} ...")
+            result["frame_to_identity_ms"][backend] = bench.bench_frames(backend, s.model_dir, photo)
+    if "search" in sections:
+        sizes = [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000]
+        say(f"search: {sizes} ...")
+        result["search_ms"] = bench.bench_search(sizes)
+    if "billing" in sections:
+        say("billing: building the store ...")
+        result["billing"] = (bench.bench_billing(1000, 20_000, 500) if args.quick else bench.bench_billing())
+    if "rebuild" in sections:
+        say("rebuild ...")
+        result["gallery_rebuild_ms"] = bench.bench_rebuild(s.model_dir, [1_000, 10_000, 100_000])
+    if args.json:
+        out_json(result)
+    else:
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from ..errors import ValidationError
+    from ..services.audit import entries_since
+    from ..services.context import App
+    from ..timeutil import CST
+
+    since = None
+    if args.since:
+        try:
+            since = datetime.fromisoformat(args.since).replace(tzinfo=CST)
+        except ValueError:
+            raise ValidationError(f"日期格式不对：{args.since}", detail="use YYYY-MM-DD") from None
+    app = App()
+    with app.db.session() as s:
+        rows = [{"at": e.at.astimezone(CST).isoformat(), "actor": e.actor, "action": e.action,
+                 "subject": e.subject, "detail": e.detail} for e in entries_since(s, since)]
+    if args.json:
+        out_json(rows)
+    else:
+        for r in rows:
+            print(f"{r['at']}  {r['actor']:10} {r['action']:28} {r['subject'] or ''} {r['detail'] or ''}")
+    return 0
+
+
+def register_ui(sub) -> None:
+    r = sub.add_parser("run", help="start the kiosk")
+    r.add_argument("--source", default=None, help="camera index, video file, image folder or RTSP/HTTP URL (default 0)")
+    r.add_argument("--windowed", action="store_true")
+    r.set_defaults(func=cmd_run)
+    d = sub.add_parser("demo", help="a demo canteen with a generated camera (no camera needed)")
+    d.add_argument("--windowed", action="store_true")
+    d.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
+    d.add_argument("--no-autopilot", action="store_true", help="do not tap through the flow by itself")
+    d.set_defaults(func=cmd_demo)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ..ui.app import run
+
+    return run(args.source, args.windowed)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import os
+
+    from ..ui.app import run
+
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+        print("no display found: running offscreen (set DISPLAY to see the window)", flush=True)
+    return run(None, args.windowed, demo=True, seconds=args.seconds, autopilot=not args.no_autopilot)

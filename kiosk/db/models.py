@@ -175,7 +175,7 @@ class OrderLine(Base):
     __tablename__ = "order_lines"
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
-    menu_item_id: Mapped[str] = mapped_column(ForeignKey("menu_items.id"))
+    menu_item_id: Mapped[str] = mapped_column(ForeignKey("menu_items.id"), index=True)
     dish_id: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(100))
     quantity: Mapped[int] = mapped_column(Integer, default=1)

@@ -1,6 +1,7 @@
 """Face recognizers: aligned crop -> L2-normalised embedding (float32)."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import cv2
@@ -54,7 +55,9 @@ class ArcFaceEmbedder:
     def align(self, img: np.ndarray, face: Face) -> np.ndarray:
         from insightface.utils import face_align
 
-        return face_align.norm_crop(img, landmark=np.asarray(face.landmarks, np.float32), image_size=112)
+        with warnings.catch_warnings():  # scikit-image deprecation inside insightface's alignment
+            warnings.simplefilter("ignore", FutureWarning)
+            return face_align.norm_crop(img, landmark=np.asarray(face.landmarks, np.float32), image_size=112)
 
     def embed_aligned(self, crop: np.ndarray) -> np.ndarray:
         return l2_normalize(self._model.get_feat(crop))

@@ -1,0 +1,138 @@
+"""`kiosk demo`: a demo canteen in a temporary KIOSK_HOME, built through the
+real importers from the format examples and real sample photos, and a
+generated camera that plays a known elder, then a stranger."""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .config import Settings, load_settings
+from .services.security import write_key_file
+from .timeutil import now_cst
+from .vision.image_io import read_image
+from .vision.modelpacks import verify_pack
+
+DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "formats"
+
+
+def _formats_dir() -> Path:
+    if DATA.is_dir():
+        return DATA
+    raise FileNotFoundError(f"demo data missing: {DATA}")
+
+
+def make_demo_home(base: Path | None = None) -> tuple[Settings, Path]:
+    """A fresh home with its key file outside it. Returns (settings, base folder)."""
+    base = Path(base or tempfile.mkdtemp(prefix="kiosk-demo-"))
+    key = base / "keys" / "template.key"
+    write_key_file(key)
+    s = load_settings(home=base / "home", template_key_file=key, canteen_name="玉林社区长寿食堂")
+    return s, base
+
+
+def seed_demo(app) -> dict:
+    from .services.canteen import configure_canteen
+    from .services.importing import import_menu, import_policy, import_roster
+
+    src = _formats_dir()
+    samples = app.settings.model_dir / "samples"
+    work = app.settings.home / "demo-import"
+    photos = work / "photos"
+    photos.mkdir(parents=True, exist_ok=True)
+    # the roster's photo names, filled with real sample photos
+    shutil.copy(samples / "face_recognition" / "obama.jpg", photos / "zhang_1.jpg")
+    shutil.copy(samples / "face_recognition" / "obama3.jpg", photos / "zhang_2.jpg")
+    shutil.copy(samples / "face_recognition" / "biden.jpg", photos / "wang_1.jpg")
+    shutil.copy(samples / "strangers" / "Female_45_3_1.jpg", photos / "liu_1.jpg")
+    # today's menu for every meal, from the example dishes
+    today = now_cst().date().isoformat()
+    lines = (src / "menu.example.csv").read_text(encoding="utf-8-sig").splitlines()
+    out = [lines[0]]
+    for meal in ("早餐", "午餐", "晚餐"):
+        for ln in lines[1:]:
+            cols = ln.split(",")
+            cols[0], cols[1] = today, meal
+            out.append(",".join(cols))
+    (work / "menu.csv").write_text("\n".join(out) + "\n", encoding="utf-8")
+    configure_canteen(app, name=app.settings.canteen_name, district="武侯区",
+                      windows={"早餐": ["00:00", "09:59"], "午餐": ["10:00", "15:59"], "晚餐": ["16:00", "23:59"]})
+    import_policy(app, src / "policy.example.yaml")
+    import_menu(app, work / "menu.csv")
+    rep = import_roster(app, src / "roster.example.csv", photos_dir=photos)
+    app.residents.add_staff("S01", "李姐", "staff", "1234")
+    app.residents.add_staff("A01", "王站长", "admin", "8888")
+    app.billing.topup("R0001", 5000, payer="子女 李明", staff_id="S01")
+    return {"roster": rep.to_json()}
+
+
+@dataclass
+class Scene:
+    photo: Path | None
+    seconds: float
+    grow: bool = False
+
+
+class DemoCapture:
+    """A generated camera (a Capture): scenes of real photos on a counter-like
+    background, looping. A known elder walks up (growing face), then nobody,
+    then a stranger."""
+
+    def __init__(self, model_dir: Path, size=(640, 480), clock=time.monotonic) -> None:
+        self.model_dir = Path(model_dir)
+        fr, st = self.model_dir / "samples" / "face_recognition", self.model_dir / "samples" / "strangers"
+        self.scenes = [Scene(None, 2.5), Scene(fr / "obama2.jpg", 2.0, grow=True), Scene(fr / "obama2.jpg", 16.0),
+                       Scene(None, 4.0), Scene(st / "Male_40_4.jpg", 12.0), Scene(None, 14.0)]
+        self.size, self.clock = size, clock
+        self.t0 = clock()
+        self._crops = {}
+        self.bg = self._background()
+
+    def _background(self) -> np.ndarray:
+        w, h = self.size
+        y = np.linspace(0, 1, h)[:, None]
+        bg = np.empty((h, w, 3), np.uint8)
+        bg[:] = (np.array([200, 215, 225]) * (1 - 0.25 * y[..., None])).astype(np.uint8)
+        cv2.rectangle(bg, (0, int(h * 0.82)), (w, h), (120, 140, 160), -1)
+        return bg
+
+    def _crop(self, photo: Path) -> np.ndarray:
+        if photo not in self._crops:
+            img = read_image(photo)
+            files = verify_pack(self.model_dir, "sface", full_hash=False)
+            yn = cv2.FaceDetectorYN.create(str(files["detector"]), "", (img.shape[1], img.shape[0]), 0.7, 0.3, 50)
+            _, rows = yn.detect(img)
+            x, y, fw, fh = rows[0][:4] if rows is not None else (0, 0, img.shape[1], img.shape[0])
+            cx, cy, half = x + fw / 2, y + fh / 2, max(fw, fh) * 1.3
+            x0, y0 = int(max(0, cx - half)), int(max(0, cy - half * 1.1))
+            x1, y1 = int(min(img.shape[1], cx + half)), int(min(img.shape[0], cy + half * 1.2))
+            self._crops[photo] = img[y0:y1, x0:x1].copy()
+        return self._crops[photo]
+
+    def read(self):
+        total = sum(s.seconds for s in self.scenes)
+        t = (self.clock() - self.t0) % total
+        for sc in self.scenes:
+            if t < sc.seconds:
+                break
+            t -= sc.seconds
+        frame = self.bg.copy()
+        if sc.photo is not None:
+            crop = self._crop(sc.photo)
+            w, h = self.size
+            frac = (0.35 + 0.4 * t / sc.seconds) if sc.grow else 0.8
+            th = int(h * frac)
+            tw = int(crop.shape[1] * th / crop.shape[0])
+            face = cv2.resize(crop, (tw, th))
+            x0, y0 = (w - tw) // 2 + int(4 * np.sin(t * 3)), max(0, int(h * 0.82) - th)
+            x1, y1 = min(w, x0 + tw), min(h, y0 + th)
+            frame[y0:y1, max(0, x0):x1] = face[: y1 - y0, max(0, -x0): x1 - x0]
+        return True, frame
+
+    def release(self) -> None:
+        pass

@@ -1,0 +1,1 @@
+"""The kiosk's screens (PySide6). They call kiosk.services only."""

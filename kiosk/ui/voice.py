@@ -1,0 +1,72 @@
+"""Mandarin voice prompts, offline. espeak-ng's ``cmn-latn-pinyin`` voice reads
+pinyin with tone numbers made by pypinyin (its ``cmn`` voice reads tone digits
+in English here). Speaking runs in a background thread; with no audio device
+(tests, servers) or KIOSK_AUDIO=off the prompt is only logged."""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import shutil
+import subprocess
+import threading
+
+log = logging.getLogger(__name__)
+
+
+def to_pinyin(text: str) -> str:
+    from pypinyin import Style, lazy_pinyin
+
+    return " ".join(lazy_pinyin(text, style=Style.TONE3, neutral_tone_with_five=True, errors="ignore"))
+
+
+class Voice:
+    def __init__(self, enabled: bool | None = None, rate: int = 130) -> None:
+        self.spoken: list[str] = []          # what was said (tests read it)
+        env = os.environ.get("KIOSK_AUDIO", "on").lower()
+        self.enabled = (env != "off") if enabled is None else enabled
+        self.engine = shutil.which("espeak-ng")
+        self.rate = rate
+        self._q: queue.Queue[str | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._last: tuple[str, float] | None = None
+
+    def say(self, text: str) -> None:
+        if not text:
+            return
+        self.spoken.append(text)
+        log.info("voice: %s", text)
+        if not (self.enabled and self.engine):
+            return
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="voice", daemon=True)
+            self._thread.start()
+        while not self._q.empty():          # say the newest prompt, not a backlog
+            try:
+                self._q.get_nowait()
+            except queue.Empty:
+                break
+        self._q.put(text)
+
+    def _run(self) -> None:
+        while True:
+            text = self._q.get()
+            if text is None:
+                return
+            try:
+                subprocess.run([self.engine, "-v", "cmn-latn-pinyin", "-s", str(self.rate), to_pinyin(text)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=20, check=False)
+            except (OSError, subprocess.SubprocessError) as exc:   # no audio device: keep going silently
+                log.warning("voice prompt failed: %s", exc)
+
+    def render_wav(self, text: str, path: str) -> bool:
+        """Write the prompt to a WAV file (checks and the README's sample)."""
+        if not self.engine:
+            return False
+        r = subprocess.run([self.engine, "-v", "cmn-latn-pinyin", "-s", str(self.rate), "-w", path, to_pinyin(text)],
+                           capture_output=True, timeout=30)
+        return r.returncode == 0
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._q.put(None)

@@ -1,0 +1,317 @@
+"""The kiosk UI, offscreen, driven by real frames through the real pipeline.
+Screenshots of each state are saved under the test's temp folder."""
+import time
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QPushButton
+from sqlalchemy import select
+
+from kiosk.db.models import AuditEntry, Order
+from kiosk.services.importing import import_menu, import_policy, import_roster
+from kiosk.services.kiosk import KioskService
+from kiosk.ui import theme
+from kiosk.ui.main_window import BILL, IDLE, NOFACE, RECEIPT, STAFF, KioskWindow
+from kiosk.ui.voice import Voice
+from kiosk.ui.worker import event_from
+from kiosk.vision.pipeline import RecognitionPipeline
+from kiosk.vision.tracker import PersonTracker
+
+from .vision_helpers import face_frame
+
+
+@pytest.fixture
+def canteen(app, formats, tmp_path, obama, biden):
+    """Today's menu at the example canteen, R0001 enrolled with a photo of Obama."""
+    import shutil
+
+    from kiosk.services.canteen import configure_canteen
+    from kiosk.timeutil import now_cst
+
+    configure_canteen(app, name="玉林社区长寿食堂", district="武侯区",
+                      windows={"早餐": ["00:00", "09:59"], "午餐": ["10:00", "15:59"], "晚餐": ["16:00", "23:59"]})
+    today = now_cst().date().isoformat()
+    lines = (formats / "menu.example.csv").read_text(encoding="utf-8").splitlines()
+    rows = [lines[0]] + [",".join([today, meal] + ln.split(",")[2:]) for meal in ("早餐", "午餐", "晚餐") for ln in lines[1:]]
+    (tmp_path / "menu.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(obama[0], photos / "zhang_1.jpg")
+    shutil.copy(biden, photos / "wang_1.jpg")
+    import_policy(app, formats / "policy.example.yaml")
+    import_menu(app, tmp_path / "menu.csv")
+    import_roster(app, formats / "roster.example.csv", photos_dir=photos)
+    app.residents.add_staff("S01", "李姐", "staff", "1234")
+    app.residents.add_staff("A01", "王站长", "admin", "8888")
+    return app
+
+
+@pytest.fixture
+def win(qtbot, canteen):
+    w = KioskWindow(KioskService(canteen), Voice(enabled=False), None, receipt_seconds=0.5)
+    w.resize(1080, 1600)
+    qtbot.addWidget(w)
+    w.show()
+    w.pipeline = RecognitionPipeline(canteen.engine, canteen.faces.match, PersonTracker(votes_needed=3, window=6))
+    return w
+
+
+def feed(win, image, n=4):
+    for i in range(n):
+        win.on_frame(event_from(win.pipeline.process(image, ts=time.monotonic()), image))
+
+
+def shot(win, tmp_path, name):
+    import os
+    folder = os.environ.get("KIOSK_SCREENSHOTS")   # set it to keep the screenshots somewhere
+    path = (Path(folder) if folder else tmp_path) / f"{name}.png"
+    assert win.grab().save(str(path))
+    return path
+
+
+def wait_state(qtbot, win, state, timeout=5000):
+    qtbot.waitUntil(lambda: win.state == state, timeout=timeout)
+
+
+def test_recognized_pay_receipt_idle(qtbot, win, obama, tmp_path):
+    assert win.state == IDLE
+    shot(win, tmp_path, "01_idle")
+    feed(win, face_frame(obama[1]))
+    wait_state(qtbot, win, BILL)
+    qtbot.waitUntil(lambda: "应付" in win.bill.to_pay.text())
+    assert "张桂兰 阿姨您好" in win.bill.title.text()
+    assert "八十岁及以上" in win.bill.subsidy.text() and "5.00" in win.bill.subsidy.text()
+    assert win.bill.selected(), "the recommended set is preselected"
+    assert any("推荐：" in win.bill.tiles[d].text() for d in win.bill.selected())   # one-line reasons shown
+    assert all(win.bill.tiles[d].text().startswith("✓") for d in win.bill.selected())   # not colour alone
+    from kiosk.money import fen_to_yuan
+    expect = win.service.bill("R0001", win.bill.selected())
+    assert expect.to_pay_fen == expect.total_fen - 500
+    assert f"应付 {fen_to_yuan(expect.to_pay_fen)} 元" == win.bill.to_pay.text()
+    shot(win, tmp_path, "02_bill")
+    qtbot.mouseClick(win.bill.confirm_btn, Qt.MouseButton.LeftButton)
+    wait_state(qtbot, win, RECEIPT)
+    assert "结算成功" in win.receipt.title.text() and "实付" in win.receipt.paid.text()
+    shot(win, tmp_path, "03_receipt")
+    wait_state(qtbot, win, IDLE, 3000)          # returns by itself
+    with win.service.app.db.session() as s:
+        o = s.scalars(select(Order)).one()
+        assert (o.resident_id, o.identified_by, o.subsidy_fen) == ("R0001", "face", 500)
+    assert any("张桂兰" in t for t in win.voice.spoken) and any("结算成功" in t for t in win.voice.spoken)
+    # still standing at the counter: not greeted (and charged) again
+    feed(win, face_frame(obama[1]), 5)
+    assert win.state == IDLE and "已经结算" in win.idle.hint.text()
+
+
+def test_not_me_goes_to_card_path_and_charges_nobody(qtbot, win, obama, tmp_path):
+    feed(win, face_frame(obama[1]))
+    wait_state(qtbot, win, BILL)
+    assert win.bill.not_me_btn.isVisible()
+    qtbot.mouseClick(win.bill.not_me_btn, Qt.MouseButton.LeftButton)
+    wait_state(qtbot, win, NOFACE)
+    shot(win, tmp_path, "04_not_me")
+    qtbot.waitUntil(lambda: _audit(win, "face.misidentified") is not None)
+    with win.service.app.db.session() as s:
+        assert s.scalars(select(Order)).all() == []
+
+
+def _audit(win, action):
+    with win.service.app.db.session() as s:
+        return s.scalars(select(AuditEntry).where(AuditEntry.action == action)).first()
+
+
+def _count(win, action):
+    with win.service.app.db.session() as s:
+        return len(s.scalars(select(AuditEntry).where(AuditEntry.action == action)).all())
+
+
+def test_unknown_face_goes_to_card_path(qtbot, win, strangers):
+    feed(win, face_frame(strangers[4]), 8)
+    wait_state(qtbot, win, NOFACE)
+    assert "没有认出您" in win.noface.prompt.text()
+
+
+def test_card_number_path_with_card_reader(qtbot, win, tmp_path):
+    qtbot.mouseClick(win.idle.no_face_btn, Qt.MouseButton.LeftButton)
+    assert win.state == NOFACE
+    qtbot.keyClicks(win.noface.entry, "ZL0002")      # a USB reader types the number ...
+    qtbot.keyClick(win.noface.entry, Qt.Key.Key_Return)   # ... and Enter
+    wait_state(qtbot, win, BILL)
+    assert "王德福 叔叔您好" in win.bill.title.text() and not win.bill.not_me_btn.isVisible()
+    qtbot.waitUntil(lambda: win.bill.confirm_btn.isEnabled())
+    shot(win, tmp_path, "05_card_bill")
+    win.bill.confirm_btn.click()
+    wait_state(qtbot, win, RECEIPT)
+
+
+def test_phone_last_four_then_name(qtbot, win):
+    win.go_noface("请输入")
+    win.noface.phone_mode.click()
+    for d in "0001":
+        win.noface.keypad.buttons[d].click()
+    win.noface.keypad.buttons["确定"].click()
+    qtbot.waitUntil(lambda: win.noface.names.count() == 1)
+    item = win.noface.names.item(0)
+    assert "张桂兰" in item.text()
+    win.noface.names.itemClicked.emit(item)
+    wait_state(qtbot, win, BILL)
+
+
+def test_unknown_card_says_so(qtbot, win):
+    win.go_noface("请输入")
+    win.noface.entry.setText("NOPE")
+    win.noface.keypad.buttons["确定"].click()
+    qtbot.waitUntil(lambda: "没有找到这张助老卡" in win.noface.error.text())
+    assert win.state == NOFACE
+
+
+def test_insufficient_balance_keeps_the_bill(qtbot, win, tmp_path):
+    win.go_bill("R0002", "card")
+    wait_state(qtbot, win, BILL)
+    qtbot.waitUntil(lambda: win.bill.confirm_btn.isEnabled())
+    win.bill.pay_buttons["balance"].click()
+    win.bill.confirm_btn.click()
+    qtbot.waitUntil(lambda: "余额不足" in win.bill.error.text())
+    assert win.state == BILL and win.bill.pay_buttons["cash"].isChecked()
+    shot(win, tmp_path, "06_insufficient")
+    with win.service.app.db.session() as s:
+        assert s.scalars(select(Order)).all() == []
+
+
+def test_double_tap_confirm_settles_once(qtbot, win):
+    win.go_bill("R0001", "card")
+    wait_state(qtbot, win, BILL)
+    qtbot.waitUntil(lambda: win.bill.confirm_btn.isEnabled())
+    win.confirm()
+    win.confirm()
+    wait_state(qtbot, win, RECEIPT)
+    qtbot.wait(300)
+    with win.service.app.db.session() as s:
+        assert len(s.scalars(select(Order)).all()) == 1
+
+
+def test_staff_void_topup_and_admin(qtbot, win, formats, tmp_path):
+    win.go_bill("R0001", "card")
+    qtbot.waitUntil(lambda: win.state == BILL and win.bill.confirm_btn.isEnabled())
+    win.bill.confirm_btn.click()
+    wait_state(qtbot, win, RECEIPT)
+    win.go_staff()
+    assert win.state == STAFF
+    win.staff.login.emit("0000")
+    qtbot.waitUntil(lambda: "PIN 不正确" in win.staff.message.text())
+    win.staff.login.emit("1234")
+    qtbot.waitUntil(lambda: win.staff.stack.currentIndex() == 1)
+    assert not win.staff.admin_btn.isVisible()
+    qtbot.waitUntil(lambda: "上一单" in win.staff.last_order.text())
+    win.staff.void_buttons["打错菜"].click()
+    qtbot.waitUntil(lambda: "已作废" in win.staff.message.text())
+    assert _audit(win, "order.void").actor == "S01"
+    win.staff.rid.setText("ZL0002")
+    win.staff.amount.setText("30")
+    win.staff.payer.setText("子女")
+    win.staff.topup_btn.click()
+    qtbot.waitUntil(lambda: "已充值" in win.staff.message.text())
+    assert win.service.app.billing.balance("R0002") == 3000
+    shot(win, tmp_path, "07_staff")
+    win.go_idle()
+    win.go_staff()
+    win.staff.login.emit("8888")
+    qtbot.waitUntil(lambda: win.staff.stack.currentIndex() == 1 and win.staff.admin_btn.isVisible())
+    win.staff.admin_btn.click()
+    imports_before = _count(win, "import.menu")
+    bad = tmp_path / "menu_bad.csv"
+    bad.write_text("日期,餐次,菜品编号,菜名,价格\n2026-11-23,午餐,X,鱼,12.345\n", encoding="utf-8")
+    win.staff.path.setText(str(bad))
+    win.staff.import_btn.click()
+    qtbot.waitUntil(lambda: win.staff.report.count() >= 2)
+    assert "第2行" in win.staff.report.item(1).text() and "价格" in win.staff.report.item(1).text()
+    qtbot.waitUntil(lambda: "1 单" in win.staff.totals.text() or "0 单" in win.staff.totals.text())
+    win.staff.export_btn.click()
+    qtbot.waitUntil(lambda: "已导出" in win.staff.message.text())
+    shot(win, tmp_path, "08_admin")
+    assert _count(win, "import.menu") == imports_before   # the file had a bad row: nothing imported
+    assert _audit(win, "orders.export").actor == "A01"
+
+
+def test_camera_lost_and_back(qtbot, canteen, obama):
+    """The real worker thread, a camera that dies and comes back."""
+    from kiosk.vision.camera import ResilientSource
+    from kiosk.ui.worker import VisionWorker
+
+    class Cam:
+        alive = True
+        frame = face_frame(obama[1])
+
+        def read(self):
+            return (True, self.frame) if Cam.alive else (False, None)
+
+        def release(self):
+            pass
+
+    src = ResilientSource(lambda: Cam() if Cam.alive else (_ for _ in ()).throw(OSError("unplugged")),
+                          min_backoff_s=0.05, max_backoff_s=0.2, lost_after_s=0.3)
+    pipe = RecognitionPipeline(canteen.engine, canteen.faces.match, PersonTracker(votes_needed=30, window=30))
+    worker = VisionWorker(src, pipe, fps=20)
+    w = KioskWindow(KioskService(canteen), Voice(enabled=False), worker)
+    qtbot.addWidget(w)
+    w.show()
+    worker.start()
+    try:
+        qtbot.waitUntil(lambda: w.camera_state == "live", timeout=5000)
+        Cam.alive = False
+        qtbot.waitUntil(lambda: w.camera_state == "lost", timeout=5000)
+        assert "摄像头暂时不可用" in w.idle.hint.text()
+        assert any("摄像头暂时不可用" in t for t in w.voice.spoken)
+        Cam.alive = True
+        qtbot.waitUntil(lambda: w.camera_state == "live", timeout=5000)
+        qtbot.waitUntil(lambda: "摄像头" not in w.idle.hint.text(), timeout=5000)
+    finally:
+        worker.stop()
+
+
+def _visible(widget, cls):
+    return [c for c in widget.findChildren(cls) if c.isVisibleTo(widget)]
+
+
+@pytest.mark.parametrize("state", [IDLE, BILL, NOFACE, STAFF])
+def test_elder_friendly_sizes(qtbot, win, state):
+    if state == BILL:
+        win.go_bill("R0001", "card")
+        qtbot.waitUntil(lambda: win.state == BILL and win.bill.confirm_btn.isEnabled())
+    elif state == NOFACE:
+        win.go_noface("请刷卡")
+    elif state == STAFF:
+        win.go_staff()
+    page = win.pages[state]
+    qtbot.wait(50)
+    for b in _visible(page, QPushButton):
+        assert b.width() >= 90 and b.height() >= 90, (b.text(), b.size())
+        assert b.font().pixelSize() >= 28 or b.font().pointSizeF() * 96 / 72 >= 28, b.text()
+    for lab in _visible(page, QLabel):
+        if lab.text():
+            assert lab.font().pixelSize() >= 28, (lab.text(), lab.font().pixelSize())
+    if state == BILL:
+        assert win.bill.subsidy.font().pixelSize() >= 48 and win.bill.to_pay.font().pixelSize() >= 48
+
+
+def test_contrast_of_every_colour_pair():
+    pairs = [(theme.FG, theme.BG), (theme.ACCENT, theme.BG), (theme.ACCENT, "#FFFFFF"), ("#FFFFFF", theme.ACCENT),
+             (theme.OK, theme.BG), (theme.WARN, theme.BG), (theme.DANGER, theme.BG), (theme.DANGER, "#FFFFFF"),
+             (theme.FG, theme.TILE_ON), (theme.MUTED, "#EEEEEE"), (theme.FG, "#FFFFFF")]
+    for fg, bg in pairs:
+        assert theme.contrast(fg, bg) >= 4.5, (fg, bg, theme.contrast(fg, bg))
+    assert abs(theme.contrast("#000000", "#FFFFFF") - 21.0) < 0.01
+
+
+def test_voice_prompt_renders_mandarin_offline(tmp_path):
+    from kiosk.ui.voice import to_pinyin
+
+    assert to_pinyin("请看屏幕") == "qing3 kan4 ping2 mu4"
+    v = Voice(enabled=False)
+    v.say("请靠近一点")
+    assert v.spoken == ["请靠近一点"]
+    if v.engine is None:
+        pytest.fail("espeak-ng is not installed (install.sh installs it)")
+    wav = tmp_path / "prompt.wav"
+    assert v.render_wav("请看屏幕，刷脸就餐", str(wav)) and wav.stat().st_size > 10000
