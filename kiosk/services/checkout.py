@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, bindparam, case, func, select
 from sqlalchemy.orm import Session
 
 from ..billing.meals import DEFAULT_WINDOWS, meal_at
@@ -37,7 +38,6 @@ class QuoteResult:
     quote: Quote
     menu_item_ids: list[str]
     policy_row_id: str | None
-    balance_fen: int
 
     def to_json(self) -> dict:
         q = self.quote
@@ -84,16 +84,18 @@ def facts_of(r: Resident) -> ResidentFacts:
     return ResidentFacts(r.id, r.birth_date, r.hukou, frozenset(r.categories or []))
 
 
+_USAGE = (select(func.coalesce(func.sum(case((and_(Order.meal_date == bindparam("day"), Order.subsidy_fen > 0), 1),
+                                              else_=0)), 0),
+                 func.coalesce(func.sum(Order.subsidy_fen), 0))
+          .where(Order.resident_id == bindparam("rid"), Order.meal_date >= bindparam("first"),
+                 Order.meal_date <= bindparam("last"),
+                 ~select(OrderVoid.id).where(OrderVoid.order_id == Order.id).exists()))
+
+
 def usage_of(session: Session, resident_id: str, day: date) -> Usage:
-    """Subsidy already received: every canteen counts (全城通)."""
+    """Subsidy already received: every canteen counts (全城通). One prebuilt query."""
     first, last = month_bounds(day)
-    base = and_(Order.resident_id == resident_id, OrderVoid.id.is_(None))
-    today = session.scalar(select(func.count()).select_from(Order)
-                           .outerjoin(OrderVoid, OrderVoid.order_id == Order.id)
-                           .where(base, Order.meal_date == day, Order.subsidy_fen > 0)) or 0
-    month = session.scalar(select(func.coalesce(func.sum(Order.subsidy_fen), 0)).select_from(Order)
-                           .outerjoin(OrderVoid, OrderVoid.order_id == Order.id)
-                           .where(base, Order.meal_date >= first, Order.meal_date <= last)) or 0
+    today, month = session.execute(_USAGE, {"day": day, "rid": resident_id, "first": first, "last": last}).one()
     return Usage(int(today), int(month))
 
 
@@ -110,17 +112,37 @@ def sold_of(session: Session, menu_item_id: str) -> int:
                               .where(OrderLine.menu_item_id == menu_item_id, OrderVoid.id.is_(None))) or 0)
 
 
+CANTEEN_TTL_S = 30.0   # canteen settings change rarely; another process's change shows within this
+MENU_TTL_S = 10.0
+
+
+@dataclass(frozen=True)
+class CanteenInfo:
+    district: str | None
+    windows: dict
+
+
 class CheckoutService:
     def __init__(self, app) -> None:
         self.app = app
+        self._canteen: tuple[float, CanteenInfo] | None = None
+        self._menus: dict[tuple, tuple[float, list[MenuItem]]] = {}
 
     # -- look-ups ---------------------------------------------------------------------
-    def canteen(self, session: Session) -> Canteen | None:
-        return session.get(Canteen, self.app.settings.canteen_id)
+    def canteen(self, session: Session) -> CanteenInfo:
+        now = time.monotonic()
+        if self._canteen is None or now - self._canteen[0] > CANTEEN_TTL_S:
+            c = session.get(Canteen, self.app.settings.canteen_id)
+            info = CanteenInfo(c.district if c else None,
+                               c.meal_windows if c and c.meal_windows else DEFAULT_WINDOWS)
+            self._canteen = (now, info)
+        return self._canteen[1]
+
+    def forget_canteen(self) -> None:
+        self._canteen = None
 
     def windows(self, session: Session) -> dict:
-        c = self.canteen(session)
-        return (c.meal_windows if c and c.meal_windows else DEFAULT_WINDOWS)
+        return self.canteen(session).windows
 
     def resolve_meal(self, session: Session, at: datetime | None, meal: str | None) -> tuple[date, str]:
         moment = to_cst(at) if at else now_cst()
@@ -144,14 +166,26 @@ class CheckoutService:
         return r
 
     def menu(self, session: Session, day: date, meal: str) -> list[MenuItem]:
-        return list(session.scalars(select(MenuItem).where(
+        """Menu rows of a meal (detached copies, cached briefly; an import here clears the cache)."""
+        from . import importing
+
+        key = (day, meal, importing.MENU_GENERATION)
+        hit = self._menus.get(key)
+        if hit is not None and time.monotonic() - hit[0] < MENU_TTL_S:
+            return hit[1]
+        rows = list(session.scalars(select(MenuItem).where(
             MenuItem.canteen_id == self.app.settings.canteen_id, MenuItem.menu_date == day,
             MenuItem.meal == meal).order_by(MenuItem.dish_id)))
+        for r in rows:
+            session.expunge(r)
+        if len(self._menus) > 16:
+            self._menus.clear()
+        self._menus[key] = (time.monotonic(), rows)
+        return rows
 
     def decision(self, session: Session, r: Resident, day: date, meal: str, price_fen: int,
                  ) -> tuple[SubsidyDecision, str | None]:
-        c = self.canteen(session)
-        found = policy_in_force(session, day, c.district if c else None)
+        found = policy_in_force(session, day, self.canteen(session).district)
         policy, row_id = found if found else (None, None)
         return decide_subsidy(policy, facts_of(r), day, meal, price_fen, usage_of(session, r.id, day)), row_id
 
@@ -190,8 +224,7 @@ class CheckoutService:
         dec, row_id = self.decision(s, r, day, meal_name, total)
         q = make_quote(lines, dec)
         key = hashlib.sha256(f"{resident_id}|{day}|{meal_name}|{sorted(dish_ids)}|{new_id()}".encode()).hexdigest()[:32]
-        return QuoteResult(key, r.id, r.name, self.app.settings.canteen_id, day, meal_name, q, ids, row_id,
-                           balance_of(s, r.id))
+        return QuoteResult(key, r.id, r.name, self.app.settings.canteen_id, day, meal_name, q, ids, row_id)
 
     def settle(self, resident_id: str, dish_ids: list[str], *, pay: str = "cash", at: datetime | None = None,
                meal: str | None = None, idempotency_key: str | None = None, identified_by: str = "cli",

@@ -36,6 +36,7 @@ MENU_COLUMNS = [
 ROSTER_HEADERS = {c.alias: c.header for c in ROSTER_COLUMNS}
 MENU_HEADERS = {c.alias: c.header for c in MENU_COLUMNS}
 DISH_CATEGORIES = ("荤菜", "素菜", "主食", "汤", "套餐")
+MENU_GENERATION = 0   # bumped by every menu import, so cached menus are dropped
 YES = {"是", "yes", "y", "true", "1", "同意"}
 NO = {"否", "no", "n", "false", "0", "不同意", ""}
 
@@ -384,6 +385,9 @@ def import_menu(app, path: Path, *, dry_run: bool = False, skip_invalid: bool = 
             audit.record(s, staff_id or "system", "import.menu", str(path), created=len(rep.created),
                          updated=len(rep.updated))
             rep.imported = True
+    if rep.imported:
+        global MENU_GENERATION
+        MENU_GENERATION += 1
     return rep
 
 
@@ -434,21 +438,29 @@ def import_policy(app, path: Path, *, dry_run: bool = False, staff_id: str | Non
     return rep
 
 
+_PARSED: dict[str, Policy] = {}   # policy rows never change: parse each once
+
+
 def policy_in_force(session, day: date, district: str | None = None) -> tuple[Policy, str] | None:
-    """The policy in force on ``day`` (newest version of each policy id), preferring the district's."""
+    """The policy in force on ``day`` (the newest version of each policy id), preferring the district's."""
+    rows = session.execute(select(SubsidyPolicy.id, SubsidyPolicy.policy_id, SubsidyPolicy.version,
+                                  SubsidyPolicy.district, SubsidyPolicy.effective_from,
+                                  SubsidyPolicy.effective_to, SubsidyPolicy.imported_at)
+                           .order_by(SubsidyPolicy.version)).all()
     # the newest version of each policy decides; an older version's dates no longer count
-    newest: dict[str, SubsidyPolicy] = {}
-    for r in session.scalars(select(SubsidyPolicy).order_by(SubsidyPolicy.version)):
+    newest = {}
+    for r in rows:
         newest[r.policy_id] = r
-    newest = {k: r for k, r in newest.items() if r.effective_from <= day <= r.effective_to}
-    if not newest:
+    cands = sorted((r for r in newest.values() if r.effective_from <= day <= r.effective_to),
+                   key=lambda r: r.imported_at, reverse=True)
+    if not cands:
         return None
-    cands = sorted(newest.values(), key=lambda r: r.imported_at, reverse=True)
     if district:
-        mine = [c for c in cands if c.district == district]
-        cands = mine or cands
+        cands = [c for c in cands if c.district == district] or cands
     pick = cands[0]
-    return Policy.model_validate(pick.body), pick.id
+    if pick.id not in _PARSED:
+        _PARSED[pick.id] = Policy.model_validate(session.get(SubsidyPolicy, pick.id).body)
+    return _PARSED[pick.id], pick.id
 
 
 def any_policy_row(session, policy_row_id: str) -> SubsidyPolicy | None:

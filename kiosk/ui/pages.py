@@ -75,6 +75,8 @@ class BillPage(QWidget):
         self.pay_buttons = {}
         for key, text in PAY_LABELS.items():
             b = big_button(text, checkable=True)
+            b.setProperty("base", text)
+            b.toggled.connect(lambda _=False, b=b: self._label_tile(b))
             self.pay_group.addButton(b)
             self.pay_buttons[key] = b
             pay_row.addWidget(b)
