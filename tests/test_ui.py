@@ -49,6 +49,7 @@ def canteen(app, formats, tmp_path, obama, biden):
 
 @pytest.fixture
 def win(qtbot, canteen):
+    canteen.settings.liveness = "off"   # flow tests; the challenge has its own tests below
     w = KioskWindow(KioskService(canteen), Voice(enabled=False), None, receipt_seconds=0.5)
     w.resize(1080, 1600)
     qtbot.addWidget(w)
@@ -315,3 +316,36 @@ def test_voice_prompt_renders_mandarin_offline(tmp_path):
         pytest.fail("espeak-ng is not installed (install.sh installs it)")
     wav = tmp_path / "prompt.wav"
     assert v.render_wav("请看屏幕，刷脸就餐", str(wav)) and wav.stat().st_size > 10000
+
+
+def test_liveness_challenge_refuses_a_held_photo(qtbot, win, obama, tmp_path):
+    """With the active challenge on, a photo in front of the camera is identified but
+    never charged: two failed head-turn requests, then the card path."""
+    from .liveness_helpers import attack_frames
+
+    win.service.app.settings.liveness = "active"
+    frame = face_frame(obama[1])
+    t = [0.0]
+
+    def push(img):
+        t[0] += 0.1
+        win.on_frame(event_from(win.pipeline.process(img, ts=t[0]), img, ts=t[0]))
+
+    for _ in range(4):
+        push(frame)
+    assert win.state == "challenge" and "转头" in win.idle.prompt.text()
+    shot(win, tmp_path, "09_challenge")
+    # the attacker turns the photo as asked
+    for img in attack_frames(frame, "turn_left", 30) + attack_frames(frame, "turn_right", 30):
+        push(img)
+        if win.state != "challenge":
+            break
+    for _ in range(80):
+        if win.state != "challenge":
+            break
+        push(frame)
+    assert win.state == NOFACE
+    with win.service.app.db.session() as s:
+        assert s.scalars(select(Order)).all() == []
+        fails = s.scalars(select(AuditEntry).where(AuditEntry.action == "liveness.failed")).all()
+    assert len(fails) == 2 and all(f.subject == "R0001" for f in fails)

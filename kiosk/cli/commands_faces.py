@@ -42,6 +42,12 @@ def register(sub) -> None:
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=cmd_identify)
 
+    lv = sub.add_parser("liveness", help="the kiosk's liveness check on a recorded sequence")
+    lv.add_argument("path", help="video file or folder of images")
+    lv.add_argument("--challenge", choices=["left", "right"], help="the direction asked (default: either)")
+    lv.add_argument("--json", action="store_true")
+    lv.set_defaults(func=cmd_liveness)
+
     x = sub.add_parser("index", help="the FAISS gallery")
     xs = x.add_subparsers(dest="index_cmd", required=True)
     xr = xs.add_parser("rebuild", help="rebuild the gallery index from the database")
@@ -166,4 +172,19 @@ def cmd_index_stale(args: argparse.Namespace) -> int:
         for r in rows:
             how = "可用保存的人脸图重新生成" if r["with_crop"] else "需要重新采集"
             print(f"{r['resident_id']}: {r['templates']} templates from {r['contract_id']} — {how}")
+    return 0
+
+
+def cmd_liveness(args: argparse.Namespace) -> int:
+    from ..config import get_settings
+    from ..vision.engine import create_engine
+    from ..vision.liveness import check_recording, frames_from_path
+
+    s = get_settings()
+    eng = create_engine(s.backend, s.model_dir)
+    res = check_recording(eng, frames_from_path(eng, args.path), args.challenge)
+    if args.json:
+        out_json(res.to_json())
+    else:
+        print(f"{'活体' if res.live else '非活体'}  score={res.to_json()['score']}  {res.reason}")
     return 0

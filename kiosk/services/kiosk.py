@@ -118,6 +118,19 @@ class KioskService:
         with self.app.db.session() as s:
             audit.record(s, "kiosk", "face.misidentified", resident_id, score=score)
 
+    def passive_liveness(self, image, landmarks):
+        """The configured ONNX anti-spoofing model on one frame."""
+        from ..vision.liveness import PassiveLiveness
+
+        if getattr(self, "_passive", None) is None:
+            s = self.settings
+            if s.liveness_model is None:
+                from ..errors import ConfigError
+                raise ConfigError("未配置活体检测模型", detail="KIOSK_LIVENESS=passive needs KIOSK_LIVENESS_MODEL")
+            path = s.liveness_model if s.liveness_model.is_absolute() else s.model_dir / s.liveness_model
+            self._passive = PassiveLiveness(path, s.liveness_threshold)
+        return self._passive.check(image, landmarks)
+
     def find_by_card(self, card_no: str):
         return self.app.residents.by_card(card_no)
 

@@ -13,10 +13,10 @@ class DemoPilot:
     def __init__(self, win, bill_after_s: float = 5.0, card_after_s: float = 4.0) -> None:
         self.win, self.bill_after_s, self.card_after_s = win, bill_after_s, card_after_s
         self.since = (None, time.monotonic())
-        self.banner = label("演示模式：无人操作时自动点按", "hint")
+        self.banner = label("演示模式：无人操作时自动点按；摄像头播放照片，活体检测已关闭", "hint")
         self.banner.setParent(win)
         self.banner.move(20, win.height() - 90)
-        self.banner.resize(900, 70)
+        self.banner.resize(1060, 70)
         self.banner.show()
         self.timer = QTimer(win, interval=500, timeout=self.step)
         self.timer.start()

@@ -21,6 +21,8 @@ from .worker import FrameEvent, Task
 log = logging.getLogger(__name__)
 
 IDLE, BILL, RECEIPT, NOFACE, STAFF = "idle", "bill", "receipt", "noface", "staff"
+CHALLENGE = "challenge"        # on the idle page: the spoken head-turn request before any charge
+CHALLENGE_S = 5.0
 HINT_REPEAT_S = 4.0
 SERVED_COOLDOWN_S = 90.0   # a resident just served is not greeted again while still at the counter
 
@@ -38,7 +40,8 @@ class KioskWindow(QMainWindow):
         self.setCentralWidget(self.stack)
         self.idle, self.bill, self.receipt = IdlePage(), BillPage(), ReceiptPage()
         self.noface, self.staff = NoFacePage(), StaffPage()
-        self.pages = {IDLE: self.idle, BILL: self.bill, RECEIPT: self.receipt, NOFACE: self.noface, STAFF: self.staff}
+        self.pages = {IDLE: self.idle, BILL: self.bill, RECEIPT: self.receipt, NOFACE: self.noface, STAFF: self.staff,
+                      CHALLENGE: self.idle}
         for p in self.pages.values():
             self.stack.addWidget(p)
         self.state = IDLE
@@ -128,6 +131,7 @@ class KioskWindow(QMainWindow):
     # -- idle -------------------------------------------------------------------------
     def go_idle(self) -> None:
         self.receipt_timer.stop()
+        self.idle.prompt.setText("请看屏幕，刷脸就餐")
         self.resident_id = None
         self.staff_user = None
         self.capture = None
@@ -164,6 +168,10 @@ class KioskWindow(QMainWindow):
         if self.state == STAFF and self.capture is not None:
             self._capture_frame(ev)
             return
+        if self.state == CHALLENGE:
+            self.idle.camera.show_frame(ev.image, ev.boxes, ev.primary)
+            self._challenge_frame(ev)
+            return
         if self.state != IDLE:
             return
         self.idle.camera.show_frame(ev.image, ev.boxes, ev.primary)
@@ -182,9 +190,60 @@ class KioskWindow(QMainWindow):
                 return
             self.match_score = ev.score
             self._refresh_candidate = ev
-            self.go_bill(ev.resident_id, "face")
+            self.start_liveness(ev)
         elif ev.decision == "unknown":
             self.go_noface("没有认出您，请刷助老卡，或输入手机号后四位")
+
+    # -- liveness before a face checkout -------------------------------------------------
+    def start_liveness(self, ev: FrameEvent, attempt: int = 1) -> None:
+        mode = self.service.settings.liveness
+        if mode == "off":
+            self.go_bill(ev.resident_id, "face")
+            return
+        if mode == "passive":
+            result = self.service.passive_liveness(ev.image, ev.landmarks)
+            if result.live:
+                ev.live = True
+                self.go_bill(ev.resident_id, "face")
+            else:
+                self.go_noface(result.reason + "。请刷助老卡")
+            return
+        import random
+
+        from ..vision.liveness import CHALLENGES
+
+        self.challenge = {"resident_id": ev.resident_id, "dir": random.choice(list(CHALLENGES)), "frames": [],
+                          "start": ev.ts, "attempt": attempt, "event": ev}
+        prompt = CHALLENGES[self.challenge["dir"]][0]
+        self.idle.prompt.setText(prompt)
+        self.idle.hint.setText("请慢慢转头，再转回来")
+        self.state = CHALLENGE
+        self.voice.say(prompt)
+
+    def _challenge_frame(self, ev: FrameEvent) -> None:
+        from ..vision.liveness import LiveFrame, check_active
+
+        c = self.challenge
+        if ev.decision == "identified" and ev.resident_id not in (None, c["resident_id"]):
+            self.go_idle()             # somebody else stepped in: start again
+            return
+        c["frames"].append(LiveFrame(ev.ts, ev.primary, ev.landmarks, ev.gray if ev.primary is not None else None))
+        if ev.ts - c["start"] < 1.0 and len(c["frames"]) < 8:
+            return
+        result = check_active(c["frames"], c["dir"])
+        if result.live:
+            c["event"].live = True
+            self.idle.prompt.setText("请看屏幕，刷脸就餐")
+            self.go_bill(c["resident_id"], "face")
+        elif ev.ts - c["start"] >= CHALLENGE_S:
+            self.service.audit("kiosk", "liveness.failed", c["resident_id"], reason=result.reason,
+                               attempt=c["attempt"], details=result.details)
+            if c["attempt"] == 1:
+                self.voice.say(result.reason)
+                self.start_liveness(c["event"], attempt=2)
+            else:
+                self.idle.prompt.setText("请看屏幕，刷脸就餐")
+                self.go_noface("请刷助老卡，或输入手机号后四位")
 
     # -- the bill ---------------------------------------------------------------------
     def go_bill(self, resident_id: str, identified_by: str) -> None:
@@ -384,6 +443,10 @@ class KioskWindow(QMainWindow):
         if self.state in (IDLE, RECEIPT):
             return
         now = time.monotonic()
+        if self.state == CHALLENGE:      # no frames came (camera gone): do not wait for ever
+            if now - self.challenge["start"] > CHALLENGE_S * 2:
+                self.go_noface("请刷助老卡，或输入手机号后四位")
+            return
         if now - self.last_touch_ts > self.inactivity_seconds and now - self.last_face_ts > 10:
             self.go_idle()
 

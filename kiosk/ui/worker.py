@@ -27,15 +27,23 @@ class FrameEvent:
     aligned: np.ndarray | None = None
     match_status: str | None = None
     landmarks: np.ndarray | None = None
+    ts: float = 0.0
+    live: bool = False
+
+    @property
+    def gray(self) -> np.ndarray:
+        import cv2
+
+        return cv2.cvtColor(self.image, cv2.COLOR_BGR2GRAY)
 
 
-def event_from(r, image: np.ndarray, fps: float = 0.0) -> FrameEvent:
+def event_from(r, image: np.ndarray, fps: float = 0.0, ts: float | None = None) -> FrameEvent:
     """A pipeline FrameResult as the event the window receives."""
     return FrameEvent(image, [x.bbox for x in r.faces], r.primary.bbox if r.primary else None, r.hint,
                       r.decision.state, r.decision.resident_id, r.decision.score,
                       r.quality.score if r.quality else 0.0, dict(r.timings_ms), fps,
                       r.embedding, r.aligned, r.match.status if r.match else None,
-                      r.primary.landmarks if r.primary else None)
+                      r.primary.landmarks if r.primary else None, time.monotonic() if ts is None else ts)
 
 
 class VisionWorker(QThread):
@@ -75,7 +83,7 @@ class VisionWorker(QThread):
                     now = time.monotonic()
                     fps = 1.0 / max(1e-3, now - last)
                     last = now
-                    self.frame.emit(event_from(r, f.image, fps))
+                    self.frame.emit(event_from(r, f.image, fps, f.ts))
             except Exception as exc:  # noqa: BLE001 - the loop must survive any one bad frame
                 log.exception("vision worker")
                 self.failed.emit(str(exc))

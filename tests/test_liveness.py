@@ -1,0 +1,151 @@
+"""Liveness: photo and screen attacks made from real photos are refused; the
+geometry that lets a real head pass is checked on real photos of one person in
+different poses; the passive ONNX path runs on tiny graphs built here."""
+import json
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from kiosk.cli.main import main
+from kiosk.errors import ModelError
+from kiosk.vision.liveness import LiveFrame, PassiveLiveness, check_active, nose_parallax
+from kiosk.vision.quality import primary_face
+
+from .conftest import shared_engine
+from .liveness_helpers import ATTACKS, attack_frames, live_frames
+from .vision_helpers import face_frame
+
+
+@pytest.mark.parametrize("backend", ["sface", "insightface"])
+def test_photo_and_screen_attacks_are_refused(backend, obama, biden, strangers):
+    eng = shared_engine(backend)
+    photos = obama + [biden] + strangers[:4]
+    results = []
+    for p in photos:
+        frame = face_frame(p)
+        for kind in ATTACKS:
+            seq = live_frames(eng, attack_frames(frame, kind))
+            for challenge in ("left", "right"):
+                r = check_active(seq, challenge)
+                results.append((p.name, kind, challenge, r.live, r.reason))
+    passed = [r for r in results if r[3]]
+    assert passed == [], passed
+    assert len(results) == len(photos) * len(ATTACKS) * 2
+
+
+def test_real_pose_change_shows_parallax_a_flat_photo_does_not(obama):
+    """obama.jpg (yaw +0.05) and obama2.jpg (yaw -0.16) are one real head in two poses."""
+    eng = shared_engine("sface")
+    a = primary_face(eng.detect(face_frame(obama[0])), (480, 640))
+    b = primary_face(eng.detect(face_frame(obama[1])), (480, 640))
+    assert nose_parallax(a.landmarks, b.landmarks) >= 0.1
+    frames = attack_frames(face_frame(obama[0]), "turn_right")
+    f0 = primary_face(eng.detect(frames[0]), (480, 640))
+    fk = primary_face(eng.detect(frames[-1]), (480, 640))
+    assert nose_parallax(f0.landmarks, fk.landmarks) < 0.07
+
+
+def synthetic_turn(n=10, turn=0.3, nose_out=0.5):
+    """Landmarks of a 3-D head (nose out of the eye-mouth plane) turning in front of a
+    pinhole camera: the geometric rule on its own, without a detector."""
+    pts3 = np.array([[-30, -30, 0], [30, -30, 0], [0, 0, -nose_out * 60], [-22, 30, 0], [22, 30, 0]], float)
+    out = []
+    for i in range(n + 1):
+        th = -turn * i / n   # positive turn = the yaw proxy grows = a "left" turn
+        R = np.array([[np.cos(th), 0, np.sin(th)], [0, 1, 0], [-np.sin(th), 0, np.cos(th)]])
+        p = pts3 @ R.T + [0, 0, 600]
+        uv = p[:, :2] / p[:, 2:] * 700 + [320, 240]
+        x0, y0 = uv.min(0) - 30
+        x1, y1 = uv.max(0) + 30
+        out.append(LiveFrame(i / 12, (x0, y0, x1 - x0, y1 - y0), uv.astype(np.float32)))
+    return out
+
+
+def test_geometry_of_a_turning_head_passes_and_of_a_plane_does_not():
+    assert check_active(synthetic_turn(turn=0.35), "left").live
+    assert not check_active(synthetic_turn(turn=0.35, nose_out=0.0), "left").live   # flat: no parallax
+    assert not check_active(synthetic_turn(turn=-0.35), "left").live                # wrong way
+    r = check_active(synthetic_turn(turn=0.35), "right")
+    assert not r.live and "向右" in r.reason
+
+
+def test_cut_and_jump_are_refused():
+    seq = synthetic_turn(turn=0.35)
+    cut = seq[:5] + [LiveFrame(seq[5].ts, (500, 300, 80, 100), seq[5].landmarks)] + seq[6:]
+    assert check_active(cut, "left").reason.startswith("画面不连续")
+    jump = seq[:2] + [LiveFrame(f.ts, seq[-1].bbox, seq[-1].landmarks) for f in seq[2:8]]
+    assert "太突然" in check_active(jump, "left").reason
+    gone = seq[:3] + [LiveFrame(s.ts, None, None) for s in seq[3:8]] + seq[8:]
+    assert check_active(gone, "left").reason == "画面中断，请再试一次"
+
+
+def test_cli_liveness_on_a_recorded_photo_attack(env, obama, tmp_path, capsys):
+    folder = tmp_path / "seq"
+    folder.mkdir()
+    for i, img in enumerate(attack_frames(face_frame(obama[0]), "turn_left")):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), img)
+    assert main(["liveness", str(folder), "--challenge", "left", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["live"] is False and set(out) == {"live", "score", "reason"}
+    video = tmp_path / "attack.avi"
+    w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 12, (640, 480))
+    for img in attack_frames(face_frame(obama[1]), "shift"):
+        w.write(img)
+    w.release()
+    assert main(["liveness", str(video), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["live"] is False
+
+
+def tiny_model(path, value=None, softmax=False, shape=(1, 3, 80, 80)):
+    """An ONNX graph that returns a constant score (or mean brightness) for an 80x80 crop."""
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, list(shape))
+    if softmax:
+        y = helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 3])
+        const = helper.make_tensor("c", TensorProto.FLOAT, [1, 3], list(value))
+        nodes = [helper.make_node("ReduceMean", ["input"], ["m"], keepdims=0),
+                 helper.make_node("Mul", ["m", "zero"], ["z"]),
+                 helper.make_node("Add", ["c", "z"], ["out"])]
+        inits = [const, helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])]
+    else:
+        y = helper.make_tensor_value_info("out", TensorProto.FLOAT, [1])
+        nodes = [helper.make_node("ReduceMean", ["input"], ["m"], keepdims=0),
+                 helper.make_node("Reshape", ["m", "shape"], ["out"])]
+        inits = [helper.make_tensor("shape", TensorProto.INT64, [1], [1])]
+    g = helper.make_graph(nodes, "tiny_liveness", [x], [y], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.save(m, str(path))
+    return path
+
+
+def test_passive_model_wiring(tmp_path, obama):
+    eng = shared_engine("sface")
+    img = face_frame(obama[0])
+    lm = primary_face(eng.detect(img), img.shape).landmarks
+    bright = PassiveLiveness(tiny_model(tmp_path / "mean.onnx"), threshold=0.3)
+    s = bright.score(img, lm)
+    assert 0.0 < s < 1.0                      # the mean of the aligned crop scaled to 0..1
+    assert bright.check(img, lm).live == (s >= 0.3)
+    assert not PassiveLiveness(tmp_path / "mean.onnx", threshold=0.99).check(img, lm).live
+    soft = PassiveLiveness(tiny_model(tmp_path / "soft.onnx", value=[0.1, 3.0, 0.2], softmax=True),
+                           threshold=0.8, output="softmax", live_index=1)
+    assert soft.score(img, lm) > 0.8 and soft.check(img, lm).live
+    spoof = PassiveLiveness(tiny_model(tmp_path / "spoof.onnx", value=[3.0, 0.1, 0.2], softmax=True),
+                            output="softmax", live_index=1)
+    assert not spoof.check(img, lm).live
+    aligned = PassiveLiveness.align(img, lm)
+    assert aligned.shape == (80, 80, 3)
+
+
+def test_passive_model_errors(tmp_path):
+    with pytest.raises(ModelError, match="找不到"):
+        PassiveLiveness(tmp_path / "none.onnx")
+    with pytest.raises(ModelError, match="80×80"):
+        PassiveLiveness(tiny_model(tmp_path / "wrong.onnx", shape=(1, 3, 112, 112)))
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not onnx")
+    with pytest.raises(ModelError, match="无法加载"):
+        PassiveLiveness(bad)
