@@ -1,0 +1,20 @@
+"""`kiosk demo` end to end, offscreen, in a subprocess as a user runs it: a known
+elder is recognised and served, a stranger is sent to the card path and served."""
+import os
+import subprocess
+import sys
+
+
+def test_demo_runs_the_whole_flow_offscreen(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KIOSK_")}
+    env.update(QT_QPA_PLATFORM="offscreen", KIOSK_AUDIO="off", HOME=os.environ.get("HOME", str(tmp_path)))
+    proc = subprocess.run([sys.executable, "-m", "kiosk.cli.main", "-v", "demo", "--seconds", "42"],
+                          capture_output=True, text=True, timeout=180, env=env)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-3000:]
+    assert "Traceback" not in log, log[-3000:]
+    voice = [ln.rsplit("voice: ", 1)[1] for ln in log.splitlines() if "voice: " in ln]
+    assert any(v.startswith("张桂兰 阿姨您好") for v in voice), voice
+    assert any(v.startswith("没有认出您") for v in voice), voice
+    assert any(v.startswith("王德福 叔叔您好") for v in voice), voice      # the card path
+    assert sum(v.startswith("结算成功") for v in voice) >= 2, voice

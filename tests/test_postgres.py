@@ -1,0 +1,79 @@
+"""The same store code on PostgreSQL (KIOSK_DATABASE_URL). A throwaway cluster
+is started in the test's temp folder; install.sh --test installs the server."""
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from kiosk.config import load_settings
+from kiosk.services.context import App
+from kiosk.services.importing import import_menu, import_policy, import_roster
+from kiosk.timeutil import CST
+
+from .conftest import shared_engine
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def pg_url():
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    assert bins, "PostgreSQL server not installed: run `bash install.sh --test`"
+    bindir = os.path.dirname(bins[-1])
+    # not under pytest's temp folder: that is private to the user running the tests
+    base = Path(tempfile.mkdtemp(prefix="kiosk-pg-"))
+    data, sock = base / "data", base / "sock"
+    sock.mkdir()
+    as_user = []
+    if os.geteuid() == 0:   # the server refuses to run as root
+        shutil.chown(base, "postgres")
+        shutil.chown(sock, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    port = _free_port()
+    subprocess.run(as_user + [f"{bindir}/initdb", "-D", str(data), "-A", "trust", "-U", "kiosk", "-E", "UTF8",
+                              "--locale=C.UTF-8"], check=True, capture_output=True)
+    subprocess.run(as_user + [f"{bindir}/pg_ctl", "-D", str(data), "-w", "-l", str(base / "log"), "-o",
+                              f"-k {sock} -p {port} -c listen_addresses=''", "start"], check=True, capture_output=True)
+    subprocess.run(as_user + [f"{bindir}/createdb", "-h", str(sock), "-p", str(port), "-U", "kiosk", "kiosk"],
+                   check=True, capture_output=True)
+    yield f"postgresql+psycopg://kiosk@/kiosk?host={sock}&port={port}"
+    subprocess.run(as_user + [f"{bindir}/pg_ctl", "-D", str(data), "-m", "fast", "stop"], capture_output=True)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_store_and_checkout_on_postgresql(env, pg_url, formats, obama, biden):
+    from enrollment.batch import enroll_files
+
+    app = App(load_settings(database_url=pg_url), engine=shared_engine("sface"))
+    assert app.db.engine.dialect.name == "postgresql"
+    import_policy(app, formats / "policy.example.yaml")
+    import_menu(app, formats / "menu.example.csv")
+    assert import_roster(app, formats / "roster.example.csv").created == ["R0001", "R0002", "R0003"]
+    assert import_roster(app, formats / "roster.example.csv").unchanged == ["R0001", "R0002", "R0003"]
+    app.residents.add_staff("S01", "李姐", "staff", "1234")
+    at = datetime(2026, 11, 23, 12, 5, tzinfo=CST)
+    r = app.billing.settle("R0001", ["D001", "D005"], at=at, idempotency_key="pg-1")
+    assert (r.total_fen, r.subsidy_fen, r.to_pay_fen) == (1300, 500, 800)
+    assert app.billing.settle("R0001", ["D001", "D005"], at=at, idempotency_key="pg-1").order_id == r.order_id
+    assert app.billing.quote("R0001", ["D001"], at=at).quote.reason == "今日已享受补贴"
+    app.billing.void(r.order_id, "测试", "S01")
+    assert app.billing.quote("R0001", ["D001"], at=at).quote.subsidy_fen == 500
+    enroll_files(app, "R0001", [obama[0]], consent="self", staff_id="S01")
+    assert app.faces.identify_file(obama[1]).resident_id == "R0001"
+    assert app.faces.identify_file(biden).status == "unknown"
+    from kiosk.db.models import Order
+    with app.db.session() as s:
+        created = s.scalars(select(Order)).one().created_at
+    assert created.tzinfo is not None            # timestamps keep their time zone
+    app.close()

@@ -1,0 +1,59 @@
+"""Schema upgrades keep data; SQLite runs in WAL mode; bad settings are named."""
+import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, inspect, text
+
+from kiosk.config import load_settings
+from kiosk.db.session import MIGRATIONS, Database
+from kiosk.errors import ConfigError
+
+
+def test_upgrade_from_first_revision_keeps_data(tmp_path):
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    eng = create_engine(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with eng.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+        conn.execute(text("INSERT INTO residents (id, name, categories, diet_tags, allergies, status, created_at, updated_at) "
+                          "VALUES ('R1', '张桂兰', '[]', '[]', '[]', 'active', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"))
+    assert "ix_order_lines_menu_item_id" not in {i["name"] for i in inspect(eng).get_indexes("order_lines")}
+    eng.dispose()
+    db = Database(url)                      # brings the schema to head
+    with db.engine.connect() as conn:
+        assert conn.execute(text("SELECT name FROM residents WHERE id='R1'")).scalar() == "张桂兰"
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    assert "ix_order_lines_menu_item_id" in {i["name"] for i in inspect(db.engine).get_indexes("order_lines")}
+
+
+@pytest.mark.parametrize("var,value,needle", [("KIOSK_BACKEND", "dlib", "KIOSK_BACKEND"),
+                                              ("KIOSK_MATCH_THRESHOLD", "2", "KIOSK_MATCH_THRESHOLD"),
+                                              ("KIOSK_DATABASE_URL", "kiosk.db", "KIOSK_DATABASE_URL"),
+                                              ("KIOSK_VOTES_NEEDED", "zero", "KIOSK_VOTES_NEEDED")])
+def test_bad_settings_are_named(monkeypatch, var, value, needle):
+    monkeypatch.setenv(var, value)
+    with pytest.raises(ConfigError) as ei:
+        load_settings()
+    assert needle in ei.value.user_message
+
+
+def test_cli_reports_bad_setting_cleanly(monkeypatch, capsys):
+    from kiosk.cli.main import main
+    from kiosk.config import get_settings
+
+    monkeypatch.setenv("KIOSK_BACKEND", "dlib")
+    get_settings.cache_clear()
+    try:
+        assert main(["models", "list"]) == 2
+    finally:
+        get_settings.cache_clear()
+    assert "KIOSK_BACKEND" in capsys.readouterr().err
+
+
+def test_unwritable_home_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ConfigError, match="无法创建数据目录"):
+        Database(f"sqlite:///{blocker / 'sub' / 'kiosk.db'}")
