@@ -56,6 +56,9 @@ def bench_frames(backend: str, model_dir: Path, photo: Path, n: int = 60) -> dic
     from .vision.gallery import FaissGallery
     from .vision.matching import decide
 
+    import faiss
+
+    faiss.omp_set_num_threads(1)     # as the kiosk runs it (kiosk.services.faces)
     eng = create_engine(backend, model_dir)
     frame = _camera_frame(eng, photo)
     rng = np.random.default_rng(0)
@@ -96,6 +99,7 @@ def bench_search(sizes: list[int], dim: int = 128, queries: int = 500, seed: int
 
     out = {}
     rng = np.random.default_rng(seed)
+    threads = faiss.omp_get_max_threads()
     for n in sizes:
         residents = n // 4
         centers = _unit(rng, residents, dim)
@@ -137,7 +141,7 @@ def bench_search(sizes: list[int], dim: int = 128, queries: int = 500, seed: int
             t0 = time.perf_counter()
             g.search(q[i], 5)
             times.append((time.perf_counter() - t0) * 1000)
-        faiss.omp_set_num_threads(0)
+        faiss.omp_set_num_threads(threads)
         out[str(n)] = {"p50": round(statistics.median(times), 4), "p95": round(sorted(times)[int(0.95 * (queries - 1))], 4),
                        "recall_at_1": round(r, 4), "index": g.kind, "nprobe": nprobe, "build_s": round(build_s, 2),
                        "dim": dim}

@@ -95,3 +95,16 @@ def make_app(backend: str = "sface"):
 @pytest.fixture
 def formats() -> Path:
     return FORMATS
+
+
+@pytest.fixture
+def shop(app, formats):
+    """The example roster, menu (2026-11-23 lunch) and policy, with a staff member and a supervisor."""
+    from kiosk.services.importing import import_menu, import_policy, import_roster
+
+    import_roster(app, formats / "roster.example.csv")
+    import_menu(app, formats / "menu.example.csv")
+    import_policy(app, formats / "policy.example.yaml")
+    app.residents.add_staff("S01", "李姐", "staff", "1234")
+    app.residents.add_staff("SUP", "王主管", "supervisor", "5678")
+    return app

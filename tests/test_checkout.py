@@ -17,15 +17,6 @@ LUNCH = datetime(2026, 11, 23, 12, 5, tzinfo=CST)
 DINNER = datetime(2026, 11, 23, 17, 30, tzinfo=CST)
 
 
-@pytest.fixture
-def shop(app, formats):
-    import_roster(app, formats / "roster.example.csv")
-    import_menu(app, formats / "menu.example.csv")
-    import_policy(app, formats / "policy.example.yaml")
-    app.residents.add_staff("S01", "李姐", "staff", "1234")
-    return app
-
-
 def ledger(app, resident):
     with app.db.session() as s:
         return [(e.kind, e.amount_fen, e.affects_balance) for e in

@@ -13,16 +13,6 @@ from kiosk.services.importing import import_menu, import_policy, import_roster
 from kiosk.timeutil import CST
 
 
-@pytest.fixture
-def shop(app, formats):
-    import_roster(app, formats / "roster.example.csv")
-    import_menu(app, formats / "menu.example.csv")
-    import_policy(app, formats / "policy.example.yaml")
-    app.residents.add_staff("S01", "李姐", "staff", "1234")
-    app.residents.add_staff("SUP", "王主管", "supervisor", "5678")
-    return app
-
-
 def templates(app, rid=None):
     with app.db.session() as s:
         q = select(FaceTemplate)

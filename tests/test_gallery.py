@@ -127,3 +127,26 @@ def test_missing_key_is_a_clear_error(env, monkeypatch, tmp_path, obama):
     (env / "inside.key").write_text("x")
     with pytest.raises(TemplateKeyError, match="数据目录"):
         App(load_settings()).cipher
+
+
+def test_model_change_reembeds_from_kept_crops(env, obama, biden):
+    """Templates of the old model with a kept crop are re-made; the others are listed."""
+    from datetime import date
+
+    from enrollment.batch import enroll_files
+    from kiosk.db.models import Resident, Staff
+    from kiosk.services.security import hash_pin
+
+    old = make_app("insightface")
+    with old.db.session() as s:
+        s.add(Staff(id="S01", name="s", role="staff", pin_hash=hash_pin("1234")))
+        s.add(Resident(id="R1", name="R1", birth_date=date(1940, 1, 1), sex="男", hukou="武侯区"))
+        s.add(Resident(id="R2", name="R2", birth_date=date(1940, 1, 1), sex="男", hukou="武侯区"))
+    enroll_files(old, "R1", [obama[0]], consent="self", staff_id="S01", allows_crop=True)
+    enroll_files(old, "R2", [biden], consent="self", staff_id="S01")            # no crop kept
+    new = make_app("sface")
+    assert new.faces.identify_file(obama[1]).status == "unknown"
+    res = new.faces.reembed_from_crops("S01")
+    assert res == {"reembedded": 1, "need_reenrolment": ["R2"]}
+    assert new.faces.identify_file(obama[1]).resident_id == "R1"
+    assert [r["resident_id"] for r in new.faces.stale_residents()] == ["R2"]

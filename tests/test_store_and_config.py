@@ -57,3 +57,22 @@ def test_unwritable_home_is_a_clear_error(tmp_path):
     blocker.write_text("x")
     with pytest.raises(ConfigError, match="无法创建数据目录"):
         Database(f"sqlite:///{blocker / 'sub' / 'kiosk.db'}")
+
+
+def test_canteen_meal_windows_from_cli(env, formats, capsys):
+    from datetime import datetime
+
+    from kiosk.cli.main import main
+    from kiosk.services.context import App
+    from kiosk.timeutil import CST
+
+    assert main(["canteen", "set", "--name", "玉林食堂", "--district", "武侯区", "--lunch", "11:00-12:30", "--json"]) == 0
+    assert capsys.readouterr().out and main(["canteen", "set", "--lunch", "13:00-12:00"]) == 2
+    assert "供餐时间设置有误" in capsys.readouterr().err
+    app = App()
+    from kiosk.errors import BillingError
+    with app.db.session() as s:
+        with pytest.raises(BillingError, match="不在供餐时间"):
+            app.billing.resolve_meal(s, datetime(2026, 11, 23, 12, 45, tzinfo=CST), None)
+        assert app.billing.resolve_meal(s, datetime(2026, 11, 23, 11, 15, tzinfo=CST), None)[1] == "午餐"
+        assert app.billing.resolve_meal(s, datetime(2026, 11, 23, 7, 0, tzinfo=CST), None)[1] == "早餐"

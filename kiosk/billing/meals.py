@@ -10,8 +10,11 @@ DEFAULT_WINDOWS: dict[str, tuple[str, str]] = {
 
 
 def _t(s: str) -> time:
-    h, m = s.split(":")
-    return time(int(h), int(m))
+    try:
+        h, m = str(s).strip().split(":")
+        return time(int(h), int(m))
+    except ValueError:
+        raise ValueError(f"{s!r} is not a time HH:MM") from None
 
 
 def meal_at(moment: datetime, windows: dict[str, tuple[str, str]] | None = None) -> str | None:

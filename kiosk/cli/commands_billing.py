@@ -92,6 +92,17 @@ def register(sub) -> None:
     ab.add_argument("--json", action="store_true")
     ab.set_defaults(func=cmd_balance)
 
+    cn = sub.add_parser("canteen", help="this terminal's canteen")
+    cns = cn.add_subparsers(dest="canteen_cmd", required=True)
+    cs = cns.add_parser("set", help="name, district and meal windows (HH:MM-HH:MM)")
+    cs.add_argument("--name")
+    cs.add_argument("--district")
+    for meal, opt in (("早餐", "--breakfast"), ("午餐", "--lunch"), ("晚餐", "--dinner")):
+        cs.add_argument(opt, metavar="HH:MM-HH:MM", help=f"{meal} window")
+    cs.add_argument("--staff", default="system")
+    cs.add_argument("--json", action="store_true")
+    cs.set_defaults(func=cmd_canteen_set)
+
     rc = sub.add_parser("recommend")
     rc.add_argument("--resident", required=True)
     rc.add_argument("--at")
@@ -240,4 +251,23 @@ def cmd_recommend(a) -> int:
         for d in res["dishes"]:
             print(f"{d['name']} {d['price_fen'] / 100:.2f}元 — {d['reason']}")
         print(f"补贴 {res['subsidy_fen']} 分，应付 {res['to_pay_fen']} 分")
+    return 0
+
+
+def cmd_canteen_set(a) -> int:
+    from ..errors import ValidationError
+    from ..services.canteen import configure_canteen
+
+    windows = {}
+    for meal, val in (("早餐", a.breakfast), ("午餐", a.lunch), ("晚餐", a.dinner)):
+        if val:
+            parts = val.split("-")
+            if len(parts) != 2:
+                raise ValidationError(f"{meal}时间应写成 HH:MM-HH:MM，不是 {val}", detail=f"bad window {val!r}")
+            windows[meal] = parts
+    if windows:
+        from ..billing.meals import DEFAULT_WINDOWS
+        windows = {**{k: list(v) for k, v in DEFAULT_WINDOWS.items()}, **windows}
+    res = configure_canteen(_app(), name=a.name, district=a.district, windows=windows or None, actor=a.staff)
+    out_json(res) if a.json else print(res)
     return 0

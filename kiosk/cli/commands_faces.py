@@ -52,6 +52,10 @@ def register(sub) -> None:
     xs = x.add_subparsers(dest="index_cmd", required=True)
     xr = xs.add_parser("rebuild", help="rebuild the gallery index from the database")
     xr.set_defaults(func=cmd_index_rebuild)
+    xe = xs.add_parser("reembed", help="re-make templates of another model from the kept face crops")
+    xe.add_argument("--staff", default="system")
+    xe.add_argument("--json", action="store_true")
+    xe.set_defaults(func=cmd_index_reembed)
     xt = xs.add_parser("stale", help="residents whose templates were made by another model")
     xt.add_argument("--json", action="store_true")
     xt.set_defaults(func=cmd_index_stale)
@@ -187,4 +191,13 @@ def cmd_liveness(args: argparse.Namespace) -> int:
         out_json(res.to_json())
     else:
         print(f"{'活体' if res.live else '非活体'}  score={res.to_json()['score']}  {res.reason}")
+    return 0
+
+
+def cmd_index_reembed(args: argparse.Namespace) -> int:
+    res = _app().faces.reembed_from_crops(args.staff)
+    if args.json:
+        out_json(res)
+    else:
+        print(f"re-embedded {res['reembedded']} templates; to re-enrol: {', '.join(res['need_reenrolment']) or 'nobody'}")
     return 0

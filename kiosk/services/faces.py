@@ -59,6 +59,10 @@ class FaceService:
         self.threshold = self.settings.match_threshold if self.settings.match_threshold is not None else d.match_threshold
         self.margin = self.settings.match_margin if self.settings.match_margin is not None else d.match_margin
         self.duplicate_threshold = d.duplicate_threshold
+        # one query at a time: FAISS's OpenMP threads only fight onnxruntime's for the 2 cores
+        # (measured: insightface search stage 3.9 ms -> 0.65 ms, detection 18.5 -> 14.2 ms)
+        import faiss
+        faiss.omp_set_num_threads(1)
 
     @property
     def engine(self):
@@ -121,6 +125,29 @@ class FaceService:
                              .where(FaceTemplate.contract_id != self.contract_id)
                              .group_by(FaceTemplate.resident_id, FaceTemplate.contract_id)).all()
         return [{"resident_id": r, "contract_id": c, "templates": n, "with_crop": k} for r, c, n, k in rows]
+
+    def reembed_from_crops(self, staff_id: str = "system") -> dict:
+        """After a model change: make templates with the current model from the kept
+        (encrypted) face crops. Residents without a crop must be re-enrolled."""
+        done, need = 0, set()
+        with self.app.db.session() as s:
+            old = s.scalars(select(FaceTemplate).where(FaceTemplate.contract_id != self.contract_id)).all()
+            for t in old:
+                if t.crop_enc is None:
+                    need.add(t.resident_id)
+                    continue
+                crop = cv2.imdecode(np.frombuffer(self.app.cipher.decrypt(t.crop_enc), np.uint8), cv2.IMREAD_COLOR)
+                if crop is None or crop.shape[:2] != (112, 112):
+                    need.add(t.resident_id)
+                    continue
+                self.add_template(s, t.resident_id, self.engine.embed_aligned(crop), crop=crop,
+                                  quality=t.quality, source="reembed")
+                s.delete(t)
+                done += 1
+            audit.record(s, staff_id, "templates.reembed", self.contract_id, templates=done,
+                         need_reenrolment=sorted(need))
+        self.save_index()
+        return {"reembedded": done, "need_reenrolment": sorted(need)}
 
     # -- gallery ----------------------------------------------------------------------
     def gallery(self) -> FaissGallery:

@@ -199,20 +199,15 @@ def import_roster(app, path: Path, *, dry_run: bool = False, skip_invalid: bool 
         for row in list(good):
             rid = row.resident_id or _existing_id(s, row.fields["id_number"]) or generated_resident_id(row.fields["id_number"])
             row.resident_id = rid
-            other = s.scalars(select(Resident).where(Resident.id_number == row.fields["id_number"],
-                                                     Resident.id != rid)).first()
-            if other:
-                rep.problems.append(Problem(row.row, _col("id_number"),
-                                            f"身份证号已属于居民 {other.id}（{other.name}）",
-                                            f"id_number already belongs to resident {other.id}"))
-            if row.fields["card_no"]:
-                holder = s.scalars(select(Resident).where(Resident.card_no == row.fields["card_no"],
-                                                          Resident.id != rid)).first()
+            clash = False
+            for col, zh in ((Resident.id_number, "身份证号"), (Resident.card_no, "卡号")):
+                value = row.fields[col.key]
+                holder = value and s.scalars(select(Resident).where(col == value, Resident.id != rid)).first()
                 if holder:
-                    rep.problems.append(Problem(row.row, _col("card_no"),
-                                                f"卡号已属于居民 {holder.id}（{holder.name}）",
-                                                f"card_no already belongs to resident {holder.id}"))
-            if other or (row.fields["card_no"] and holder):
+                    clash = True
+                    rep.problems.append(Problem(row.row, _col(col.key), f"{zh}已属于居民 {holder.id}（{holder.name}）",
+                                                f"{col.key} already belongs to resident {holder.id}"))
+            if clash:
                 rep.skipped_rows.append(row.row)
                 good.remove(row)
         if rep.problems and not skip_invalid:

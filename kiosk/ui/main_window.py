@@ -57,6 +57,7 @@ class KioskWindow(QMainWindow):
         self._last_event: FrameEvent | None = None
         self._pending_tasks: list[Task] = []
         self.just_served: tuple[str, float] | None = None
+        self._alive = True
         self.camera_state = "reconnecting"
         self.debug = QLabel(self)
         self.debug.setStyleSheet("background: rgba(0,0,0,170); color: #FFFFFF; font-size: 20px;")
@@ -110,8 +111,11 @@ class KioskWindow(QMainWindow):
     def run_task(self, fn, on_result, on_error=None, *args, **kwargs) -> Task:
         """Service calls run on the thread pool; the UI thread never waits on the store."""
         t = Task(fn, *args, **kwargs)
-        t.signals.result.connect(on_result)
-        t.signals.error.connect(on_error or self.show_error)
+
+        def alive(cb):      # a result that arrives after the window closed goes nowhere
+            return lambda value: cb(value) if self._alive else None
+        t.signals.result.connect(alive(on_result))
+        t.signals.error.connect(alive(on_error or self.show_error))
         self._pending_tasks.append(t)
         t.signals.result.connect(lambda _=None, t=t: self._pending_tasks.remove(t) if t in self._pending_tasks else None)
         t.signals.error.connect(lambda _=None, t=t: self._pending_tasks.remove(t) if t in self._pending_tasks else None)
@@ -137,8 +141,8 @@ class KioskWindow(QMainWindow):
         self.capture = None
         if self.worker is not None:
             self.worker.reset_person()
-        meal = self.service.current_meal()
-        self.idle.canteen.setText(f"{self.service.canteen_name()}　{now_cst():%m月%d日}　{meal or '非供餐时间'}")
+        self.run_task(lambda: (self.service.canteen_name(), self.service.current_meal()),
+                      lambda nm: self.idle.canteen.setText(f"{nm[0]}　{now_cst():%m月%d日}　{nm[1] or '非供餐时间'}"))
         self.idle.hint.setText(self._camera_hint())
         self.show_page(IDLE)
         self.voice.say("请看屏幕，刷脸就餐")
@@ -236,8 +240,8 @@ class KioskWindow(QMainWindow):
             self.idle.prompt.setText("请看屏幕，刷脸就餐")
             self.go_bill(c["resident_id"], "face")
         elif ev.ts - c["start"] >= CHALLENGE_S:
-            self.service.audit("kiosk", "liveness.failed", c["resident_id"], reason=result.reason,
-                               attempt=c["attempt"], details=result.details)
+            self.run_task(self.service.audit, lambda _=None: None, None, "kiosk", "liveness.failed",
+                          c["resident_id"], reason=result.reason, attempt=c["attempt"], details=result.details)
             if c["attempt"] == 1:
                 self.voice.say(result.reason)
                 self.start_liveness(c["event"], attempt=2)
@@ -451,6 +455,7 @@ class KioskWindow(QMainWindow):
             self.go_idle()
 
     def closeEvent(self, e) -> None:  # noqa: N802
+        self._alive = False
         self.inactivity.stop()
         if self.worker is not None:
             self.worker.stop()

@@ -51,6 +51,17 @@ def best_per_identity(q: np.ndarray, gallery: dict[str, np.ndarray]) -> list[Can
     return sorted(cands, key=lambda c: -c.score)
 
 
+def leave_one_out(people: dict, all_ids: dict):
+    """Each labelled photo with a gallery of everybody, its own person enrolled from the others."""
+    for pid, vecs in people.items():
+        if len(vecs) < 2:
+            continue
+        for i, q in enumerate(vecs):
+            gal = {k: v for k, v in all_ids.items() if k != pid}
+            gal[pid] = np.vstack([x for j, x in enumerate(vecs) if j != i])
+            yield pid, q, gal
+
+
 def run(backend: str, model_dir: Path, labelled: Path, pools: list[Path],
         thresholds: list[float], margins: list[float]) -> dict:
     eng = create_engine(backend, model_dir)
@@ -87,20 +98,15 @@ def run(backend: str, model_dir: Path, labelled: Path, pools: list[Path],
     for t in thresholds:
         for m in margins:
             g_ok = g_unknown = g_ambig = g_wrong = 0
-            for pid, vecs in people.items():
-                if len(vecs) < 2:
-                    continue
-                for i, q in enumerate(vecs):
-                    gal = {k: v for k, v in all_ids.items() if k != pid}
-                    gal[pid] = np.vstack([x for j, x in enumerate(vecs) if j != i])
-                    r = decide(best_per_identity(q, gal), t, m)
-                    if r.status == "matched":
-                        g_ok += r.resident_id == pid
-                        g_wrong += r.resident_id != pid
-                    elif r.status == "ambiguous":
-                        g_ambig += 1
-                    else:
-                        g_unknown += 1
+            for pid, q, gal in leave_one_out(people, all_ids):
+                r = decide(best_per_identity(q, gal), t, m)
+                if r.status == "matched":
+                    g_ok += r.resident_id == pid
+                    g_wrong += r.resident_id != pid
+                elif r.status == "ambiguous":
+                    g_ambig += 1
+                else:
+                    g_unknown += 1
             s_fa = s_probes = 0
             for k in keys:
                 gal = {kk: v for kk, v in all_ids.items() if kk != k}
@@ -114,14 +120,9 @@ def run(backend: str, model_dir: Path, labelled: Path, pools: list[Path],
                 "stranger_probes": s_probes, "stranger_false_accepts": s_fa}
     # rank-1 (no threshold) among labelled probes
     r1 = n1 = 0
-    for pid, vecs in people.items():
-        if len(vecs) < 2:
-            continue
-        for i, q in enumerate(vecs):
-            gal = {k: v for k, v in all_ids.items() if k != pid}
-            gal[pid] = np.vstack([x for j, x in enumerate(vecs) if j != i])
-            n1 += 1
-            r1 += best_per_identity(q, gal)[0].resident_id == pid
+    for pid, q, gal in leave_one_out(people, all_ids):
+        n1 += 1
+        r1 += best_per_identity(q, gal)[0].resident_id == pid
     imp_sorted = np.sort(impostor)[::-1]
     return {
         "backend": backend, "contract": eng.contract.id,

@@ -81,27 +81,23 @@ class LoopingVideo:
         self.cap.release()
 
 
+def _video_opener(target: int | str, what: str) -> Callable[[], Capture]:
+    def open_capture() -> Capture:
+        cap = cv2.VideoCapture(target)
+        if not cap.isOpened():
+            cap.release()
+            raise OSError(f"{what} cannot be opened")
+        return cap
+    return open_capture
+
+
 def opener_for(spec: str | int) -> Callable[[], Capture]:
     """An opener for a source spec: camera index, file, folder or URL."""
     if isinstance(spec, int) or (isinstance(spec, str) and spec.isdigit()):
-        index = int(spec)
-
-        def open_camera() -> Capture:
-            cap = cv2.VideoCapture(index)
-            if not cap.isOpened():
-                cap.release()
-                raise OSError(f"camera {index} cannot be opened")
-            return cap
-        return open_camera
+        return _video_opener(int(spec), f"camera {spec}")
     text = str(spec)
     if "://" in text:
-        def open_url() -> Capture:
-            cap = cv2.VideoCapture(text)
-            if not cap.isOpened():
-                cap.release()
-                raise OSError(f"stream {text} cannot be opened")
-            return cap
-        return open_url
+        return _video_opener(text, f"stream {text}")
     path = Path(text)
     if path.is_dir():
         return lambda: FolderCapture(path)
