@@ -9,7 +9,7 @@ from enrollment.batch import enroll_files
 from kiosk.cli.main import main
 from kiosk.db.models import AuditEntry, FaceConsent, FaceTemplate, LedgerEntry, Order
 from kiosk.errors import ConsentRequiredError, DuplicateFaceError, PermissionDeniedError
-from kiosk.services.importing import import_menu, import_policy, import_roster
+from kiosk.services.importing import import_roster
 from kiosk.timeutil import CST
 
 

@@ -1,7 +1,6 @@
 """Importers: the district's example files as they are (CSV and .xlsx), and bad rows."""
 import csv
 import json
-import shutil
 from pathlib import Path
 
 import pytest

@@ -204,6 +204,10 @@ def test_staff_void_topup_and_admin(qtbot, win, formats, tmp_path):
     win.staff.login.emit("1234")
     qtbot.waitUntil(lambda: win.staff.stack.currentIndex() == 1)
     assert not win.staff.admin_btn.isVisible()
+    win.staff.debug_btn.click()
+    assert win.debug.isVisible()              # the frame-rate / stage-time overlay
+    win.staff.debug_btn.click()
+    assert not win.debug.isVisible()
     qtbot.waitUntil(lambda: "上一单" in win.staff.last_order.text())
     win.staff.void_buttons["打错菜"].click()
     qtbot.waitUntil(lambda: "已作废" in win.staff.message.text())

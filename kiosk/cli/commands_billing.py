@@ -1,7 +1,6 @@
 """Residents, menus, policies, checkout, accounts and staff."""
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 

@@ -9,7 +9,7 @@ import logging
 import os
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from ..db.models import FaceTemplate, Resident
-from ..errors import ImageError, KioskError, ModelMismatchError, NotFoundError
+from ..errors import ImageError, KioskError, ModelMismatchError
 from ..vision.engine import BACKEND_DEFAULTS, FaceObservation
 from ..vision.gallery import FaissGallery, fingerprint
 from ..vision.image_io import read_image

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from ..db.models import Canteen, Order, OrderVoid, Resident
 from ..errors import KioskError

@@ -94,6 +94,7 @@ class KioskWindow(QMainWindow):
         self.staff.import_file.connect(self.admin_import)
         self.staff.show_orders.connect(self.admin_orders)
         self.staff.export_today.connect(self.admin_export)
+        self.staff.toggle_debug.connect(self.toggle_debug)
 
     def touch(self) -> None:
         self.last_touch_ts = time.monotonic()

@@ -25,6 +25,7 @@ class StaffPage(QWidget):
     import_file = Signal(str, str)            # kind, path
     export_today = Signal()
     show_orders = Signal()
+    toggle_debug = Signal()
 
     def __init__(self) -> None:
         super().__init__()
@@ -91,6 +92,9 @@ class StaffPage(QWidget):
             self.void_buttons[r] = b
             vr.addWidget(b)
         mv.addLayout(vr)
+        self.debug_btn = big_button("显示 / 隐藏调试信息（帧率、各步耗时）")
+        self.debug_btn.clicked.connect(self.toggle_debug)
+        mv.addWidget(self.debug_btn)
         self.admin_btn = big_button("管理（导入 / 今日订单）")
         self.admin_btn.clicked.connect(lambda: (self.stack.setCurrentIndex(2), self.show_orders.emit()))
         mv.addWidget(self.admin_btn)

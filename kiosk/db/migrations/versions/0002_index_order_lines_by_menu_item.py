@@ -5,7 +5,6 @@ Revises: 0001
 Create Date: 2026-11-22 10:30:11.689759
 """
 from alembic import op
-import sqlalchemy as sa
 
 
 revision = '0002'
