@@ -32,9 +32,7 @@ def make_demo_home(base: Path | None = None) -> tuple[Settings, Path]:
     base = Path(base or tempfile.mkdtemp(prefix="kiosk-demo-"))
     key = base / "keys" / "template.key"
     write_key_file(key)
-    # the generated camera plays still photos, which cannot turn their head: the demo runs
-    # with the liveness challenge off, and says so on screen
-    s = load_settings(home=base / "home", template_key_file=key, canteen_name="玉林社区长寿食堂", liveness="off")
+    s = load_settings(home=base / "home", template_key_file=key, canteen_name="玉林社区长寿食堂")
     return s, base
 
 
@@ -73,6 +71,26 @@ def seed_demo(app) -> dict:
     return {"roster": rep.to_json()}
 
 
+def turn_head(img: np.ndarray, bbox, nose, theta: float) -> np.ndarray:
+    """A 2.5-D head turn of a photo, for the demo and the tests (not a real head): the
+    face is given an ellipsoid depth with a nose, rotated by ``theta`` radians about
+    the vertical axis (theta > 0 turns the head to its left) and redrawn."""
+    h, w = img.shape[:2]
+    x, y, fw, fh = bbox
+    cx, cy = x + fw / 2, y + fh * 0.55
+    X, Y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    q = np.clip(1 - ((X - cx) / (0.7 * fw)) ** 2 - ((Y - cy) / (0.85 * fh)) ** 2, 0, 1)
+    z = 0.7 * fw * q ** 0.7
+    s = 0.11 * fw
+    z += 0.22 * fw * np.exp(-(((X - nose[0]) ** 2) / (2 * s * s) + ((Y - nose[1]) ** 2) / (2 * (1.4 * s) ** 2)))
+    z = z.astype(np.float32)
+    c, sn = np.cos(theta), np.sin(theta)
+    xs = X.copy()
+    for _ in range(6):   # inverse mapping: find the source column that lands on each output column
+        xs = (cx + (X - cx - cv2.remap(z, xs, Y, cv2.INTER_LINEAR) * sn) / c).astype(np.float32)
+    return cv2.remap(img, xs, Y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
 @dataclass
 class Scene:
     photo: Path | None
@@ -94,6 +112,22 @@ class DemoCapture:
         self.t0 = clock()
         self._crops = {}
         self.bg = self._background()
+        self._turn: tuple[float, float] | None = None   # (start time, +1 left / -1 right)
+        self._detector = None
+
+    def turn(self, direction: str) -> None:
+        """Make the person on camera turn their head as asked (the demo autopilot)."""
+        self._turn = (self.clock(), 1.0 if direction == "left" else -1.0)
+
+    def _theta(self) -> float:
+        if self._turn is None:
+            return 0.0
+        dt = self.clock() - self._turn[0]
+        if dt > 3.2:
+            self._turn = None
+            return 0.0
+        ramp = min(1.0, dt / 1.2) if dt < 2.0 else max(0.0, 1 - (dt - 2.0) / 1.2)
+        return self._turn[1] * np.radians(28) * ramp
 
     def _background(self) -> np.ndarray:
         w, h = self.size
@@ -131,10 +165,23 @@ class DemoCapture:
             th = int(h * frac)
             tw = int(crop.shape[1] * th / crop.shape[0])
             face = cv2.resize(crop, (tw, th))
-            x0, y0 = (w - tw) // 2 + int(4 * np.sin(t * 3)), max(0, int(h * 0.82) - th)
+            x0, y0 = (w - tw) // 2 + (0 if self._turn else int(4 * np.sin(t * 3))), max(0, int(h * 0.82) - th)
             x1, y1 = min(w, x0 + tw), min(h, y0 + th)
             frame[y0:y1, max(0, x0):x1] = face[: y1 - y0, max(0, -x0): x1 - x0]
+            theta = self._theta()
+            if theta:
+                frame = self._turned(frame, theta)
         return True, frame
+
+    def _turned(self, frame: np.ndarray, theta: float) -> np.ndarray:
+        if self._detector is None:
+            files = verify_pack(self.model_dir, "sface", full_hash=False)
+            self._detector = cv2.FaceDetectorYN.create(str(files["detector"]), "", self.size, 0.7, 0.3, 50)
+        _, rows = self._detector.detect(frame)
+        if rows is None:
+            return frame
+        r = rows[0]
+        return turn_head(frame, r[:4], r[8:10], theta)
 
     def release(self) -> None:
         pass

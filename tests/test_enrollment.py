@@ -11,6 +11,7 @@ from kiosk.db.models import AuditEntry, FaceConsent, FaceTemplate, LedgerEntry, 
 from kiosk.errors import ConsentRequiredError, DuplicateFaceError, PermissionDeniedError
 from kiosk.services.importing import import_roster
 from kiosk.timeutil import CST
+from kiosk.vision.image_io import read_image
 
 
 def templates(app, rid=None):
@@ -102,3 +103,46 @@ def test_roster_photos_enrolled_only_with_consent(app, formats, obama, biden, tm
     with app.db.session() as s:
         srcs = {c.resident_id: c.source for c in s.scalars(select(FaceConsent))}
     assert srcs == {"R0001": "roster", "R0002": "roster"}
+
+
+def test_guided_capture_takes_frontal_left_right_then_enrols(shop, obama):
+    from enrollment.capture import CaptureSession, enroll_captured
+
+    from .conftest import shared_engine
+    from .vision_helpers import face_frame
+
+    eng = shared_engine("sface")
+    obs = eng.observe(face_frame(obama[1]))
+    emb, crop = obs.embedding, obs.aligned
+    cap = CaptureSession()
+    assert cap.offer(None, None, False, 0.0, 0.0, "请靠近一点") == "请靠近一点"      # refused frame: its hint
+    assert cap.refused == ["请靠近一点"]
+    assert cap.offer(emb, crop, True, 0.9, 0.3, None) == "请正对屏幕"              # not frontal yet
+    assert cap.offer(emb, crop, True, 0.9, 0.0, None) == "请稍微向左转头"
+    assert cap.offer(emb, crop, True, 0.9, -0.2, None) == "请稍微向左转头"          # wrong way
+    assert cap.offer(emb, crop, True, 0.9, 0.25, None) == "请稍微向右转头"
+    assert cap.offer(emb, crop, True, 0.9, -0.25, None) == "采集完成" and cap.done
+    with pytest.raises(ConsentRequiredError):
+        enroll_captured(shop, "R0001", cap, "S01")
+    rep = enroll_captured(shop, "R0001", cap, "S01", consent="self")
+    assert len(rep.enrolled) == 3 and rep.templates_total == 3
+    assert shop.faces.identify_file(obama[2]).resident_id == "R0001"
+
+
+def test_template_refresh_rule_and_rotation(shop, obama):
+    from enrollment.refresh import maybe_refresh, should_refresh
+
+    t = shop.faces.threshold
+    assert should_refresh(t + 0.2, t, 0.8, "matched", live=True)
+    assert not should_refresh(t + 0.2, t, 0.8, "ambiguous", live=True)      # never on an ambiguous match
+    assert not should_refresh(t + 0.2, t, 0.8, "matched", live=False)        # never without liveness
+    assert not should_refresh(t + 0.05, t, 0.8, "matched", live=True)        # not a weak match
+    assert not should_refresh(t + 0.2, t, 0.3, "matched", live=True)         # not a poor frame
+    enroll_files(shop, "R0001", [obama[0]], consent="self", staff_id="S01")
+    shop.settings.max_templates_per_resident = 3
+    obs = shop.engine.observe_still(read_image(obama[1]))
+    for _ in range(4):
+        assert maybe_refresh(shop, "R0001", obs.embedding, obs.aligned, 0.9)
+    rows = templates(shop, "R0001")
+    assert len(rows) == 3 and all(r.source == "refresh" for r in rows)      # bounded; the oldest went first
+    assert not maybe_refresh(shop, "R0002", obs.embedding, obs.aligned, 0.9)   # no consent, no template

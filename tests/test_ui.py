@@ -353,3 +353,30 @@ def test_liveness_challenge_refuses_a_held_photo(qtbot, win, obama, tmp_path):
         assert s.scalars(select(Order)).all() == []
         fails = s.scalars(select(AuditEntry).where(AuditEntry.action == "liveness.failed")).all()
     assert len(fails) == 2 and all(f.subject == "R0001" for f in fails)
+
+
+def test_liveness_challenge_passes_a_turning_head(qtbot, win, obama):
+    """The challenge on a (synthetic 2.5-D) turning head leads to the bill."""
+    import numpy as np
+
+    from kiosk.demo import turn_head
+    from kiosk.vision.quality import primary_face
+
+    win.service.app.settings.liveness = "active"
+    frame = face_frame(obama[1])
+    f = primary_face(win.service.app.engine.detect(frame), frame.shape)
+    t = [0.0]
+
+    def push(img):
+        t[0] += 1 / 12
+        win.on_frame(event_from(win.pipeline.process(img, ts=t[0]), img, ts=t[0]))
+
+    for _ in range(4):
+        push(frame)
+    assert win.state == "challenge"
+    sign = 1 if win.challenge["dir"] == "left" else -1
+    for i in range(15):
+        push(turn_head(frame, f.bbox, f.landmarks[2], sign * np.radians(28) * min(i, 12) / 12))
+        if win.state != "challenge":
+            break
+    wait_state(qtbot, win, BILL)

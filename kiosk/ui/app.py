@@ -64,10 +64,11 @@ def run(source: str | None, windowed: bool, *, demo: bool = False, seconds: floa
         ctx = App(settings)
         print(f"demo canteen in {base} (deleted on exit is up to you); staff PIN 1234, admin PIN 8888", flush=True)
         seed_demo(ctx)
-        win, worker = build_window(ctx, capture=DemoCapture(settings.model_dir))
+        capture = DemoCapture(settings.model_dir)
+        win, worker = build_window(ctx, capture=capture)
         if autopilot:
             from .demo_pilot import DemoPilot
-            win._pilot = DemoPilot(win)
+            win._pilot = DemoPilot(win, capture)
     else:
         ctx = App()
         win, worker = build_window(ctx, source)

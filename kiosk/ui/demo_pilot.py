@@ -10,10 +10,11 @@ from .widgets import label
 
 
 class DemoPilot:
-    def __init__(self, win, bill_after_s: float = 5.0, card_after_s: float = 4.0) -> None:
-        self.win, self.bill_after_s, self.card_after_s = win, bill_after_s, card_after_s
+    def __init__(self, win, capture=None, bill_after_s: float = 5.0, card_after_s: float = 4.0) -> None:
+        self.win, self.capture = win, capture
+        self.bill_after_s, self.card_after_s = bill_after_s, card_after_s
         self.since = (None, time.monotonic())
-        self.banner = label("演示模式：无人操作时自动点按；摄像头播放照片，活体检测已关闭", "hint")
+        self.banner = label("演示模式：自动点按；画面中的人按提示转头（照片合成的三维转头）", "hint")
         self.banner.setParent(win)
         self.banner.move(20, win.height() - 90)
         self.banner.resize(1060, 70)
@@ -21,9 +22,19 @@ class DemoPilot:
         self.timer = QTimer(win, interval=500, timeout=self.step)
         self.timer.start()
         self.actions: list[str] = []
+        self._last_challenge = None
+        self._heard, self._heard_at = None, 0.0
 
     def step(self) -> None:
         w = self.win
+        challenge = getattr(w, "challenge", None)
+        if w.state == "challenge" and challenge is not self._last_challenge and self.capture is not None:
+            if self._heard is not challenge:          # listen first, then turn (as a person would)
+                self._heard, self._heard_at = challenge, time.monotonic()
+            elif time.monotonic() - self._heard_at >= 1.0:
+                self._last_challenge = challenge
+                self.capture.turn(challenge["dir"])   # the elder on camera turns as asked
+                self.actions.append("turn")
         state, t0 = self.since
         if state != w.state:
             self.since = (w.state, time.monotonic())
