@@ -34,6 +34,10 @@ class TemplateKeyError(KioskError):
     default_user_message = "人脸数据密钥缺失或不正确，请联系管理员"
 
 
+class StorageError(KioskError):
+    default_user_message = "数据保存失败（存储空间不足或数据库不可用），本次操作未生效，请联系管理员"
+
+
 class CameraError(KioskError):
     default_user_message = "摄像头无法打开"
 

@@ -160,3 +160,30 @@ def test_cli_checkout_json_keys_and_errors(env, formats, capsys):
     rec = json.loads(capsys.readouterr().out)
     assert rec["dishes"] and {"dish_id", "name", "price_fen", "reason"} <= set(rec["dishes"][0])
     assert rec["to_pay_fen"] == sum(d["price_fen"] for d in rec["dishes"]) - rec["subsidy_fen"]
+
+
+def test_monthly_subsidy_report(shop, tmp_path, capsys):
+    from openpyxl import load_workbook
+
+    from kiosk.services.reports import mask_id, monthly_subsidy, write_report
+
+    a = shop.billing.settle("R0001", ["D001", "D005"], at=LUNCH)
+    shop.billing.settle("R0002", ["D003"], at=LUNCH)
+    shop.billing.settle("R0003", ["D004"], at=LUNCH)          # 户籍不符: no subsidy
+    v = shop.billing.settle("R0001", ["D002"], at=LUNCH)       # second meal of the day, then voided
+    shop.billing.void(v.order_id, "重复", "S01")
+    rep = monthly_subsidy(shop, "2026-11")
+    assert (rep.meals, rep.subsidized_meals, rep.subsidy_fen) == (3, 2, 500 + 600)
+    assert rep.paid_fen == (1300 - 500) + (1000 - 600) + 400
+    by = {r["resident_id"]: r for r in rep.residents}
+    assert by["R0001"]["id_number"] == "510107********0024" and by["R0001"]["subsidy_fen"] == a.subsidy_fen
+    assert {t["tier"]: t["subsidy_fen"] for t in rep.by_tier} == {"八十岁及以上": 500, "低保及失能": 600}
+    assert mask_id("") == ""
+    out = write_report(shop, rep, tmp_path / "2026-11.xlsx", "S01")
+    wb = load_workbook(out)
+    assert wb.sheetnames == ["汇总", "明细"] and wb["明细"].max_row == 4
+    assert monthly_subsidy(shop, "2026-10").meals == 0
+    from kiosk.cli.main import main
+    assert main(["report", "monthly", "--month", "2026-11", "--out", str(tmp_path / "r.csv")]) == 0
+    assert "补贴合计 11.00 元" in capsys.readouterr().out
+    assert (tmp_path / "r.csv").read_text(encoding="utf-8-sig").startswith("居民编号")

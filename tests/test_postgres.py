@@ -76,4 +76,8 @@ def test_store_and_checkout_on_postgresql(env, pg_url, formats, obama, biden):
     with app.db.session() as s:
         created = s.scalars(select(Order)).one().created_at
     assert created.tzinfo is not None            # timestamps keep their time zone
+    from kiosk.services.reports import monthly_subsidy
+    app.billing.settle("R0002", ["D003"], at=at)
+    rep = monthly_subsidy(app, "2026-11")
+    assert (rep.meals, rep.subsidized_meals, rep.subsidy_fen) == (1, 1, 600)   # the voided order left out
     app.close()

@@ -76,3 +76,29 @@ def test_canteen_meal_windows_from_cli(env, formats, capsys):
             app.billing.resolve_meal(s, datetime(2026, 11, 23, 12, 45, tzinfo=CST), None)
         assert app.billing.resolve_meal(s, datetime(2026, 11, 23, 11, 15, tzinfo=CST), None)[1] == "午餐"
         assert app.billing.resolve_meal(s, datetime(2026, 11, 23, 7, 0, tzinfo=CST), None)[1] == "早餐"
+
+
+def test_full_disk_is_a_clear_error_and_nothing_is_half_written(shop, monkeypatch):
+    """SQLite's 'database or disk is full' at commit: a clear message, the order not half-kept."""
+    from datetime import datetime
+
+    from sqlalchemy import select
+    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.orm import Session
+
+    from kiosk.db.models import LedgerEntry, Order
+    from kiosk.errors import StorageError
+    from kiosk.timeutil import CST
+
+    real_commit = Session.commit
+
+    def full(self):
+        raise OperationalError("COMMIT", {}, Exception("database or disk is full"))
+
+    monkeypatch.setattr(Session, "commit", full)
+    with pytest.raises(StorageError) as ei:
+        shop.billing.settle("R0001", ["D001"], at=datetime(2026, 11, 23, 12, 0, tzinfo=CST))
+    assert "存储空间不足" in ei.value.user_message and "disk is full" in ei.value.detail
+    monkeypatch.setattr(Session, "commit", real_commit)
+    with shop.db.session() as s:
+        assert s.scalars(select(Order)).all() == [] and s.scalars(select(LedgerEntry)).all() == []

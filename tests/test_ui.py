@@ -234,6 +234,9 @@ def test_staff_void_topup_and_admin(qtbot, win, formats, tmp_path):
     qtbot.waitUntil(lambda: "1 单" in win.staff.totals.text() or "0 单" in win.staff.totals.text())
     win.staff.export_btn.click()
     qtbot.waitUntil(lambda: "已导出" in win.staff.message.text())
+    win.staff.month_btn.click()
+    qtbot.waitUntil(lambda: "subsidy-" in win.staff.message.text())
+    assert _audit(win, "report.monthly").actor == "A01"
     shot(win, tmp_path, "08_admin")
     assert _count(win, "import.menu") == imports_before   # the file had a bad row: nothing imported
     assert _audit(win, "orders.export").actor == "A01"

@@ -91,6 +91,15 @@ def register(sub) -> None:
     ab.add_argument("--json", action="store_true")
     ab.set_defaults(func=cmd_balance)
 
+    rp = sub.add_parser("report", help="reports")
+    rps = rp.add_subparsers(dest="report_cmd", required=True)
+    rm = rps.add_parser("monthly", help="the monthly subsidy reimbursement report")
+    rm.add_argument("--month", required=True, help="YYYY-MM")
+    rm.add_argument("--out", type=Path, help=".xlsx or .csv")
+    rm.add_argument("--staff", default="system")
+    rm.add_argument("--json", action="store_true")
+    rm.set_defaults(func=cmd_report_monthly)
+
     cn = sub.add_parser("canteen", help="this terminal's canteen")
     cns = cn.add_subparsers(dest="canteen_cmd", required=True)
     cs = cns.add_parser("set", help="name, district and meal windows (HH:MM-HH:MM)")
@@ -269,4 +278,20 @@ def cmd_canteen_set(a) -> int:
         windows = {**{k: list(v) for k, v in DEFAULT_WINDOWS.items()}, **windows}
     res = configure_canteen(_app(), name=a.name, district=a.district, windows=windows or None, actor=a.staff)
     out_json(res) if a.json else print(res)
+    return 0
+
+
+def cmd_report_monthly(a) -> int:
+    from ..money import fen_to_yuan
+    from ..services.reports import monthly_subsidy, write_report
+
+    app = _app()
+    rep = monthly_subsidy(app, a.month)
+    if a.out:
+        write_report(app, rep, a.out, a.staff)
+    if a.json:
+        out_json(rep.to_json())
+    else:
+        print(f"{rep.month}：就餐 {rep.meals} 次，补贴 {rep.subsidized_meals} 次，补贴合计 {fen_to_yuan(rep.subsidy_fen)} 元"
+              + (f"，已写入 {a.out}" if a.out else ""))
     return 0

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..errors import ConfigError
+from ..errors import ConfigError, StorageError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -64,11 +64,15 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A unit of work: commits on success, rolls back on any error."""
+        """A unit of work: commits on success, rolls back on any error. A full disk or
+        an unreachable database becomes a StorageError: nothing of the unit is kept."""
         s = self._factory()
         try:
             yield s
             s.commit()
+        except OperationalError as exc:
+            s.rollback()
+            raise StorageError(detail=f"{type(exc.orig).__name__}: {exc.orig}") from exc
         except BaseException:
             s.rollback()
             raise

@@ -197,6 +197,11 @@ class KioskService:
             audit.record(s, staff_id, "orders.export", str(path), count=len(data["orders"]))
         return path
 
+    def export_month(self, month: str, path: Path, staff_id: str) -> Path:
+        from .reports import monthly_subsidy, write_report
+
+        return write_report(self.app, monthly_subsidy(self.app, month), path, staff_id)
+
     def import_file(self, kind: str, path: Path, staff_id: str, skip_invalid: bool = False):
         from .importing import import_menu, import_policy, import_roster
 

@@ -95,6 +95,7 @@ class KioskWindow(QMainWindow):
         self.staff.show_orders.connect(self.admin_orders)
         self.staff.export_today.connect(self.admin_export)
         self.staff.toggle_debug.connect(self.toggle_debug)
+        self.staff.export_month.connect(self.admin_export_month)
 
     def touch(self) -> None:
         self.last_touch_ts = time.monotonic()
@@ -436,6 +437,15 @@ class KioskWindow(QMainWindow):
         out.parent.mkdir(parents=True, exist_ok=True)
         self.run_task(self.service.export_today_csv, lambda p: self.staff.message.setText(f"已导出：{p}"), None,
                       out, self.staff_user["staff_id"])
+
+    def admin_export_month(self) -> None:
+        if not self.staff_user or self.staff_user["role"] != "admin":
+            return
+        month = f"{now_cst():%Y-%m}"
+        out = self.service.settings.home / "exports" / f"subsidy-{month}.xlsx"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self.run_task(self.service.export_month, lambda p: self.staff.message.setText(f"已导出：{p}"), None,
+                      month, out, self.staff_user["staff_id"])
 
     # -- misc ---------------------------------------------------------------------------
     def toggle_debug(self) -> None:

@@ -24,6 +24,7 @@ class StaffPage(QWidget):
     topup = Signal(str, str, str)             # resident id or card, yuan, payer
     import_file = Signal(str, str)            # kind, path
     export_today = Signal()
+    export_month = Signal()
     show_orders = Signal()
     toggle_debug = Signal()
 
@@ -126,9 +127,14 @@ class StaffPage(QWidget):
         self.orders = QTableWidget(0, 6)
         self.orders.setHorizontalHeaderLabels(["时间", "姓名", "餐次", "合计", "补贴", "实付"])
         av.addWidget(self.orders, 2)
+        ex_row = QHBoxLayout()
         self.export_btn = big_button("导出今日订单")
         self.export_btn.clicked.connect(self.export_today)
-        av.addWidget(self.export_btn)
+        self.month_btn = big_button("导出本月补贴结算表")
+        self.month_btn.clicked.connect(self.export_month)
+        ex_row.addWidget(self.export_btn)
+        ex_row.addWidget(self.month_btn)
+        av.addLayout(ex_row)
         self.stack.addWidget(admin)
 
     def kind(self) -> str:

@@ -1,0 +1,124 @@
+"""The monthly subsidy reimbursement report (月度助餐补贴结算表): what the
+district pays back, per resident, per tier and per canteen, voided orders left out."""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy import case, func, select
+
+from ..db.models import Order, OrderVoid, Resident
+from ..errors import ValidationError
+from ..money import fen_to_yuan
+from . import audit
+from .checkout import month_bounds
+
+
+def mask_id(id_number: str | None) -> str:
+    """510107194203150024 -> 510107********0024 (enough to check, not to copy)."""
+    if not id_number or len(id_number) < 10:
+        return id_number or ""
+    return id_number[:6] + "*" * (len(id_number) - 10) + id_number[-4:]
+
+
+@dataclass
+class MonthlyReport:
+    month: str
+    residents: list[dict]
+    by_tier: list[dict]
+    by_canteen: list[dict]
+    meals: int
+    subsidized_meals: int
+    subsidy_fen: int
+    paid_fen: int
+
+    def to_json(self) -> dict:
+        return self.__dict__.copy()
+
+
+def parse_month(text: str) -> date:
+    try:
+        y, m = (int(x) for x in text.split("-"))
+        return date(y, m, 1)
+    except ValueError:
+        raise ValidationError(f"月份应写成 YYYY-MM，不是 {text}", detail=f"bad month {text!r}") from None
+
+
+def monthly_subsidy(app, month: str) -> MonthlyReport:
+    first, last = month_bounds(parse_month(month))
+    live = (Order.meal_date >= first, Order.meal_date <= last,
+            ~select(OrderVoid.id).where(OrderVoid.order_id == Order.id).exists())
+    with app.db.session() as s:
+        per_res = s.execute(
+            select(Order.resident_id, Resident.name, Resident.id_number, Resident.hukou,
+                   func.count(), func.sum(case((Order.subsidy_fen > 0, 1), else_=0)),
+                   func.sum(Order.subsidy_fen), func.sum(Order.to_pay_fen), func.max(Order.tier))
+            .join(Resident, Resident.id == Order.resident_id).where(*live)
+            .group_by(Order.resident_id, Resident.name, Resident.id_number, Resident.hukou)
+            .order_by(Order.resident_id)).all()
+        tiers = s.execute(select(Order.tier, func.count(), func.sum(Order.subsidy_fen))
+                          .where(*live, Order.subsidy_fen > 0).group_by(Order.tier).order_by(Order.tier)).all()
+        canteens = s.execute(select(Order.canteen_id, func.count(), func.sum(Order.subsidy_fen))
+                             .where(*live).group_by(Order.canteen_id).order_by(Order.canteen_id)).all()
+    residents = [{"resident_id": r, "name": n, "id_number": mask_id(idn), "hukou": hk, "meals": int(c),
+                  "subsidized_meals": int(sc or 0), "subsidy_fen": int(sf or 0), "paid_fen": int(pf or 0),
+                  "tier": t} for r, n, idn, hk, c, sc, sf, pf, t in per_res]
+    return MonthlyReport(
+        month=f"{first:%Y-%m}", residents=residents,
+        by_tier=[{"tier": t, "meals": int(c), "subsidy_fen": int(f or 0)} for t, c, f in tiers],
+        by_canteen=[{"canteen_id": cid, "meals": int(c), "subsidy_fen": int(f or 0)} for cid, c, f in canteens],
+        meals=sum(r["meals"] for r in residents), subsidized_meals=sum(r["subsidized_meals"] for r in residents),
+        subsidy_fen=sum(r["subsidy_fen"] for r in residents), paid_fen=sum(r["paid_fen"] for r in residents))
+
+
+HEAD = ["居民编号", "姓名", "身份证号", "户籍", "档次", "就餐次数", "补贴次数", "补贴金额(元)", "自付金额(元)"]
+
+
+def _rows(rep: MonthlyReport) -> list[list]:
+    return [[r["resident_id"], r["name"], r["id_number"], r["hukou"], r["tier"] or "", r["meals"],
+             r["subsidized_meals"], fen_to_yuan(r["subsidy_fen"]), fen_to_yuan(r["paid_fen"])] for r in rep.residents]
+
+
+def write_report(app, rep: MonthlyReport, path: Path, staff_id: str = "system") -> Path:
+    """.xlsx (汇总 and 明细 sheets) or .csv; written to a temporary file, then moved."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    if path.suffix.lower() == ".xlsx":
+        from openpyxl import Workbook
+
+        wb = Workbook()
+        ws = wb.active
+        ws.title = "汇总"
+        ws.append([f"{rep.month} 助餐补贴结算表"])
+        ws.append(["就餐次数", rep.meals, "补贴次数", rep.subsidized_meals])
+        ws.append(["补贴合计(元)", fen_to_yuan(rep.subsidy_fen), "自付合计(元)", fen_to_yuan(rep.paid_fen)])
+        ws.append([])
+        ws.append(["档次", "补贴次数", "补贴金额(元)"])
+        for t in rep.by_tier:
+            ws.append([t["tier"], t["meals"], fen_to_yuan(t["subsidy_fen"])])
+        ws.append([])
+        ws.append(["食堂", "就餐次数", "补贴金额(元)"])
+        for c in rep.by_canteen:
+            ws.append([c["canteen_id"], c["meals"], fen_to_yuan(c["subsidy_fen"])])
+        detail = wb.create_sheet("明细")
+        detail.append(HEAD)
+        for row in _rows(rep):
+            detail.append(row)
+        wb.save(tmp)
+    elif path.suffix.lower() == ".csv":
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(HEAD)
+        w.writerows(_rows(rep))
+        w.writerow(["合计", "", "", "", "", rep.meals, rep.subsidized_meals, fen_to_yuan(rep.subsidy_fen),
+                    fen_to_yuan(rep.paid_fen)])
+        tmp.write_text(buf.getvalue(), encoding="utf-8-sig")
+    else:
+        raise ValidationError("报表文件应为 .xlsx 或 .csv", detail=f"unsupported {path.suffix}")
+    tmp.replace(path)
+    with app.db.session() as s:
+        audit.record(s, staff_id, "report.monthly", str(path), month=rep.month, subsidy_fen=rep.subsidy_fen)
+    return path
