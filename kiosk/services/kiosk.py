@@ -144,6 +144,26 @@ class KioskService:
         return maybe_refresh(self.app, resident_id, embedding, crop, quality)
 
     # -- staff ---------------------------------------------------------------------------
+    def resolve_resident(self, text: str) -> str:
+        """A resident id, or a 助老卡 number, typed by staff."""
+        try:
+            return self.app.residents.get(text.strip()).resident_id
+        except KioskError:
+            return self.find_by_card(text).resident_id
+
+    def enroll_captured(self, who: str, capture, staff_id: str, *, consent_now: bool,
+                        override_reason: str | None = None, supervisor_pin: str | None = None):
+        """Templates from a guided camera capture. A duplicate face needs a supervisor's
+        PIN and a reason (audited)."""
+        from enrollment.capture import enroll_captured
+
+        rid = self.resolve_resident(who)
+        override_staff = None
+        if override_reason:
+            override_staff = self.login(supervisor_pin or "", min_role="supervisor")["staff_id"]
+        return enroll_captured(self.app, rid, capture, staff_id, consent="self" if consent_now else None,
+                               override_reason=override_reason, override_staff=override_staff)
+
     def login(self, pin: str, min_role: str = "staff") -> dict:
         return self.app.residents.authenticate(pin, min_role=min_role)
 

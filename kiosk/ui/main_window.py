@@ -96,6 +96,7 @@ class KioskWindow(QMainWindow):
         self.staff.export_today.connect(self.admin_export)
         self.staff.toggle_debug.connect(self.toggle_debug)
         self.staff.export_month.connect(self.admin_export_month)
+        self.staff.override.connect(lambda reason, pin: self.save_capture(reason, pin))
 
     def touch(self) -> None:
         self.last_touch_ts = time.monotonic()
@@ -129,7 +130,9 @@ class KioskWindow(QMainWindow):
         if not isinstance(exc, KioskError):
             log.exception("unexpected error", exc_info=exc)
         page = self.pages[self.state]
-        target = getattr(page, "error", None) or getattr(page, "message", None)
+        target = getattr(page, "error", None)
+        if target is None and getattr(page, "message", None) is not None:
+            target, msg = page.message, "⚠ " + msg
         if target is not None:
             target.setText(msg)
         self.voice.say(msg)
@@ -413,12 +416,27 @@ class KioskWindow(QMainWindow):
                 self.voice.say(prompt)
                 self._last_hint = (prompt, time.monotonic())
         if self.capture.done:
-            cap, self.capture = self.capture, None
-            rid, consent_now = self._capture_target
-            from enrollment.capture import enroll_captured
-            self.run_task(enroll_captured, lambda rep: self.staff.message.setText(
-                f"已为 {rid} 采集 {len(rep.enrolled)} 张人脸模板"), None,
-                self.service.app, rid, cap, self.staff_user["staff_id"], consent="self" if consent_now else None)
+            self._captured, self.capture = self.capture, None
+            self.save_capture()
+
+    def save_capture(self, override_reason: str | None = None, supervisor_pin: str | None = None) -> None:
+        from ..errors import DuplicateFaceError
+
+        who, consent_now = self._capture_target
+
+        def done(rep):
+            self._captured = None
+            self.staff.show_override(False)
+            self.staff.message.setText(f"已为 {rep.resident_id} 采集 {len(rep.enrolled)} 张人脸模板")
+            self.voice.say("采集完成")
+
+        def failed(exc):
+            if isinstance(exc, DuplicateFaceError):
+                self.staff.show_override(True)      # a supervisor may override, with a reason
+            self.show_error(exc)
+        self.run_task(self.service.enroll_captured, done, failed, who, self._captured,
+                      self.staff_user["staff_id"], consent_now=consent_now,
+                      override_reason=override_reason, supervisor_pin=supervisor_pin)
 
     def admin_import(self, kind: str, path: str) -> None:
         if not self.staff_user or self.staff_user["role"] != "admin":

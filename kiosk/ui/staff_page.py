@@ -27,13 +27,14 @@ class StaffPage(QWidget):
     export_month = Signal()
     show_orders = Signal()
     toggle_debug = Signal()
+    override = Signal(str, str)               # reason, supervisor PIN
 
     def __init__(self) -> None:
         super().__init__()
         v = QVBoxLayout(self)
         self.who = label("工作人员登录", "title")
         v.addWidget(self.who)
-        self.message = label("", "error")
+        self.message = label("", "status")     # words say whether it worked; errors start with ⚠
         v.addWidget(self.message)
         self.stack = QStackedWidget()
         v.addWidget(self.stack, 1)
@@ -71,6 +72,21 @@ class StaffPage(QWidget):
         mv.addWidget(self.enroll_btn)
         self.capture_status = label("")
         mv.addWidget(self.capture_status)
+        self.override_box = QWidget()
+        ov = QHBoxLayout(self.override_box)
+        self.override_reason = QLineEdit()
+        self.override_reason.setPlaceholderText("授权理由（如：双胞胎，已核对身份证）")
+        self.sup_pin = QLineEdit()
+        self.sup_pin.setEchoMode(QLineEdit.EchoMode.Password)
+        self.sup_pin.setPlaceholderText("主管 PIN")
+        self.override_btn = big_button("主管授权登记", "danger")
+        self.override_btn.clicked.connect(lambda: self.override.emit(self.override_reason.text().strip(),
+                                                                     self.sup_pin.text()))
+        ov.addWidget(self.override_reason, 2)
+        ov.addWidget(self.sup_pin, 1)
+        ov.addWidget(self.override_btn, 1)
+        self.override_box.setVisible(False)
+        mv.addWidget(self.override_box)
         row = QHBoxLayout()
         self.amount = QLineEdit()
         self.amount.setPlaceholderText("充值金额（元）")
@@ -85,10 +101,11 @@ class StaffPage(QWidget):
         mv.addWidget(self.topup_btn)
         self.last_order = label("")
         mv.addWidget(self.last_order)
+        mv.addWidget(label("作废上一单，原因："))
         vr = QHBoxLayout()
         self.void_buttons = {}
         for r in VOID_REASONS:
-            b = big_button(f"作废上一单：{r}", "danger")
+            b = big_button(r, "danger")
             b.clicked.connect(lambda _=False, r=r: self.void_last.emit(r))
             self.void_buttons[r] = b
             vr.addWidget(b)
@@ -136,6 +153,12 @@ class StaffPage(QWidget):
         ex_row.addWidget(self.month_btn)
         av.addLayout(ex_row)
         self.stack.addWidget(admin)
+
+    def show_override(self, on: bool) -> None:
+        self.override_box.setVisible(on)
+        if not on:
+            self.override_reason.clear()
+            self.sup_pin.clear()
 
     def kind(self) -> str:
         return next(k for k, b in self.kind_buttons.items() if b.isChecked())

@@ -49,6 +49,9 @@ def stylesheet() -> str:
     QLabel#title {{ font-size: {TITLE_PX}px; font-weight: bold; }}
     QLabel#hint {{ font-size: {TITLE_PX}px; color: {WARN}; }}
     QLabel#error {{ font-size: {BODY_PX}px; color: {DANGER}; }}
+    QLabel#status {{ font-size: {BODY_PX}px; font-weight: bold; color: {FG}; }}
+    QCheckBox {{ min-height: {BUTTON_MIN}px; }}
+    QCheckBox::indicator {{ width: 56px; height: 56px; }}
     QLineEdit {{ font-size: {TITLE_PX}px; min-height: {BUTTON_MIN}px; border: 3px solid {MUTED}; background: #FFFFFF; }}
     QListWidget, QTableWidget {{ font-size: {BODY_PX}px; background: #FFFFFF; }}
     """
