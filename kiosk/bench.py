@@ -159,7 +159,9 @@ def bench_billing(residents: int = 10_000, orders: int = 200_000, quotes: int = 
     tmp = Path(tempfile.mkdtemp(prefix="kiosk-bench-"))
     s = load_settings(home=tmp / "home", template_key=generate_key())
     app = App(s)
-    policy = Path(__file__).resolve().parents[1] / "tests" / "data" / "formats" / "policy.example.yaml"
+    from .demo import FORMATS
+
+    policy = FORMATS / "policy.example.yaml"
     rnd = random.Random(0)
     t0 = time.perf_counter()
     day0 = date(2026, 11, 23)

@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     vote_window: int = Field(default=6, ge=1, le=60)
     max_templates_per_resident: int = Field(default=8, ge=1, le=50)
     # liveness before a face checkout: active head-turn challenge (default), a passive
-    # ONNX model in the model folder, or off (the demo's photo "camera" cannot turn)
+    # ONNX model in the model folder, or off
     liveness: Literal["active", "passive", "off"] = "active"
     liveness_model: Path | None = None
     liveness_threshold: float = Field(default=0.8, ge=0.0, le=1.0)

@@ -18,13 +18,8 @@ from .timeutil import now_cst
 from .vision.image_io import read_image
 from .vision.modelpacks import verify_pack
 
-DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "formats"
-
-
-def _formats_dir() -> Path:
-    if DATA.is_dir():
-        return DATA
-    raise FileNotFoundError(f"demo data missing: {DATA}")
+# the district's example files (copies of ../shared/formats), shipped with the package
+FORMATS = Path(__file__).with_name("data") / "formats"
 
 
 def make_demo_home(base: Path | None = None) -> tuple[Settings, Path]:
@@ -40,7 +35,7 @@ def seed_demo(app) -> dict:
     from .services.canteen import configure_canteen
     from .services.importing import import_menu, import_policy, import_roster
 
-    src = _formats_dir()
+    src = FORMATS
     samples = app.settings.model_dir / "samples"
     work = app.settings.home / "demo-import"
     photos = work / "photos"

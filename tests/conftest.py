@@ -13,8 +13,9 @@ os.environ.setdefault("KIOSK_AUDIO", "off")
 from kiosk.config import get_settings, load_settings  # noqa: E402
 from kiosk.services.security import generate_key  # noqa: E402
 
-# copies of ../shared/formats examples, so a clone without shared/ still tests them
-FORMATS = Path(__file__).with_name("data") / "formats"
+# copies of the ../shared/formats examples ship with the package (the demo uses them too),
+# so a clone without shared/ still tests them
+from kiosk.demo import FORMATS  # noqa: E402
 
 
 def model_dir() -> Path:

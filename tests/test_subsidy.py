@@ -1,19 +1,17 @@
 """The subsidy engine: every reason, the birthday, the month limit, and
 hypothesis invariants over sequences of meals."""
 from datetime import date
-from pathlib import Path
-
 import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kiosk.billing.policy import Policy
+from kiosk.demo import FORMATS
 from kiosk.billing.pricing import Line, make_quote
 from kiosk.billing.subsidy import ResidentFacts, Usage, decide_subsidy
 
-POLICY = Policy.model_validate(yaml.safe_load(
-    (Path(__file__).with_name("data") / "formats" / "policy.example.yaml").read_text(encoding="utf-8")))
+POLICY = Policy.model_validate(yaml.safe_load((FORMATS / "policy.example.yaml").read_text(encoding="utf-8")))
 DAY = date(2026, 11, 23)
 
 

@@ -8,7 +8,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Protocol
+from typing import Callable, Protocol
 
 import cv2
 import numpy as np
@@ -172,13 +172,6 @@ class ResilientSource:
             except Exception:  # noqa: BLE001
                 pass
             self._cap = None
-
-    def frames(self, fps: float = 15.0, stop: Callable[[], bool] = lambda: False) -> Iterator[Frame | None]:
-        period = 1.0 / fps
-        while not stop():
-            t0 = self._clock()
-            yield self.read()
-            self._sleep(max(0.0, period - (self._clock() - t0)))
 
     def close(self) -> None:
         self._close()
