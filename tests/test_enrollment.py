@@ -146,3 +146,17 @@ def test_template_refresh_rule_and_rotation(shop, obama):
     rows = templates(shop, "R0001")
     assert len(rows) == 3 and all(r.source == "refresh" for r in rows)      # bounded; the oldest went first
     assert not maybe_refresh(shop, "R0002", obs.embedding, obs.aligned, 0.9)   # no consent, no template
+
+
+def test_staff_pin_locks_after_repeated_failures(shop):
+    now = [1000.0]
+    clock = lambda: now[0]  # noqa: E731
+    for _ in range(5):
+        with pytest.raises(PermissionDeniedError, match="PIN 不正确"):
+            shop.residents.authenticate("0000", clock=clock)
+    with pytest.raises(PermissionDeniedError, match="错误次数过多"):
+        shop.residents.authenticate("1234", clock=clock)       # even the right PIN, for a while
+    now[0] += 301
+    assert shop.residents.authenticate("1234", clock=clock)["staff_id"] == "S01"
+    with pytest.raises(PermissionDeniedError, match="主管"):
+        shop.residents.authenticate("1234", min_role="supervisor", clock=clock)

@@ -1,6 +1,7 @@
 """Residents, staff and the non-face ways to find a resident."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -13,6 +14,8 @@ from . import audit
 from .security import hash_pin, verify_pin
 
 ROLES = ("staff", "supervisor", "admin")
+MAX_PIN_FAILURES = 5       # wrong PINs in a row before staff login locks ...
+PIN_LOCK_S = 300.0         # ... for this long (the public can reach the staff button)
 ROLE_RANK = {r: i for i, r in enumerate(ROLES)}
 
 
@@ -42,6 +45,8 @@ def card_of(r: Resident, when: datetime | None = None) -> ResidentCard:
 class ResidentService:
     def __init__(self, app) -> None:
         self.app = app
+        self._pin_failures = 0
+        self._locked_until = 0.0
 
     def get(self, resident_id: str) -> ResidentCard:
         with self.app.db.session() as s:
@@ -122,8 +127,14 @@ class ResidentService:
             audit.record(s, actor, action, staff_id, role=role)
         return {"staff_id": staff_id, "name": name, "role": role}
 
-    def authenticate(self, pin: str, *, min_role: str = "staff", staff_id: str | None = None) -> dict:
-        """Find the active staff member with this PIN (and at least ``min_role``)."""
+    def authenticate(self, pin: str, *, min_role: str = "staff", staff_id: str | None = None,
+                     clock=time.monotonic) -> dict:
+        """Find the active staff member with this PIN (and at least ``min_role``).
+        After MAX_PIN_FAILURES wrong PINs, logins are refused for PIN_LOCK_S."""
+        now = clock()
+        if now < self._locked_until:
+            raise PermissionDeniedError(f"PIN 错误次数过多，请 {int(self._locked_until - now) // 60 + 1} 分钟后再试",
+                                        detail="staff login locked after repeated wrong PINs")
         with self.app.db.session() as s:
             q = select(Staff).where(Staff.active.is_(True))
             if staff_id:
@@ -134,5 +145,10 @@ class ResidentService:
                         raise PermissionDeniedError(f"需要{ {'supervisor': '主管', 'admin': '管理员'}.get(min_role, '工作人员') }权限",
                                                     detail=f"{st.id} is {st.role}, needs {min_role}")
                     audit.record(s, st.id, "staff.login", None, min_role=min_role)
+                    self._pin_failures = 0
                     return {"staff_id": st.id, "name": st.name, "role": st.role}
+            self._pin_failures += 1
+            if self._pin_failures >= MAX_PIN_FAILURES:
+                self._locked_until, self._pin_failures = now + PIN_LOCK_S, 0
+                audit.record(s, "kiosk", "staff.login_locked", None, seconds=PIN_LOCK_S)
         raise PermissionDeniedError("PIN 不正确", detail="no active staff with that PIN")
