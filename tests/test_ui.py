@@ -77,6 +77,8 @@ def wait_state(qtbot, win, state, timeout=5000):
 
 def test_recognized_pay_receipt_idle(qtbot, win, obama, tmp_path):
     assert win.state == IDLE
+    qtbot.waitUntil(lambda: "玉林社区长寿食堂" in win.idle.canteen.text())   # canteen name and today's meal
+    assert any(m in win.idle.canteen.text() for m in ("早餐", "午餐", "晚餐"))
     shot(win, tmp_path, "01_idle")
     feed(win, face_frame(obama[1]))
     wait_state(qtbot, win, BILL)
@@ -341,6 +343,7 @@ def test_liveness_challenge_refuses_a_held_photo(qtbot, win, obama, tmp_path):
     for _ in range(4):
         push(frame)
     assert win.state == "challenge" and "转头" in win.idle.prompt.text()
+    qtbot.waitUntil(lambda: "玉林社区长寿食堂" in win.idle.canteen.text())
     shot(win, tmp_path, "09_challenge")
     # the attacker turns the photo as asked
     for img in attack_frames(frame, "turn_left", 30) + attack_frames(frame, "turn_right", 30):
