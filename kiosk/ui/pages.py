@@ -165,7 +165,10 @@ class ReceiptPage(QWidget):
         self.title = label("", "title")
         v.addWidget(self.title)
         self.lines = label("")
+        self.lines.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         v.addWidget(self.lines, 1)
+        self.subsidy = label("", "title")
+        v.addWidget(self.subsidy)
         self.paid = label("", "key")
         v.addWidget(self.paid)
         self.balance = label("")
@@ -177,8 +180,8 @@ class ReceiptPage(QWidget):
     def show_receipt(self, r) -> None:
         self.title.setText(f"✓ 结算成功　{r.resident_name}　{r.meal}")
         self.lines.setText("\n".join(f"{ln['name']} × {ln['quantity']}　{fen_to_yuan(ln['price_fen'] * ln['quantity'])} 元"
-                                     for ln in r.lines) +
-                           f"\n合计 {fen_to_yuan(r.total_fen)} 元，补贴 {fen_to_yuan(r.subsidy_fen)} 元")
+                                     for ln in r.lines) + f"\n合计 {fen_to_yuan(r.total_fen)} 元")
+        self.subsidy.setText(f"政府补贴 {fen_to_yuan(r.subsidy_fen)} 元" if r.subsidy_fen else f"本餐无补贴：{r.reason}")
         self.paid.setText(f"实付 {fen_to_yuan(r.to_pay_fen)} 元（{PAY_LABELS.get(r.pay_method, r.pay_method)}）")
         self.balance.setText(f"账户余额 {fen_to_yuan(r.balance_after_fen)} 元")
 
