@@ -75,7 +75,7 @@ def enroll_prepared(app, session: Session, resident_id: str, prepared: list[Prep
                                    detail=f"no active face consent for {resident_id}; pass --consent self|guardian")
     best_other = []
     for item in prepared:
-        cands = faces.gallery().search(item.embedding, k_residents=6)
+        cands = faces.search(item.embedding)
         verdict = check_against_others(cands, resident_id, faces.duplicate_threshold)
         others = [c for c in cands if c.resident_id != resident_id]
         best_other.append(others[0] if others else None)

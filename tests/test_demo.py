@@ -8,7 +8,7 @@ import sys
 def test_demo_runs_the_whole_flow_offscreen(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("KIOSK_")}
     env.update(QT_QPA_PLATFORM="offscreen", KIOSK_AUDIO="off", HOME=os.environ.get("HOME", str(tmp_path)))
-    proc = subprocess.run([sys.executable, "-m", "kiosk.cli.main", "-v", "demo", "--seconds", "42"],
+    proc = subprocess.run([sys.executable, "-m", "kiosk.cli.main", "-v", "demo", "--seconds", "55"],
                           capture_output=True, text=True, timeout=180, env=env)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-3000:]

@@ -1,8 +1,8 @@
 """Checkout: quote -> settle, payments, voids and top-ups over the append-only ledger."""
 from __future__ import annotations
 
-import hashlib
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -223,8 +223,7 @@ class CheckoutService:
         total = sum(ln.amount_fen for ln in lines)
         dec, row_id = self.decision(s, r, day, meal_name, total)
         q = make_quote(lines, dec)
-        key = hashlib.sha256(f"{resident_id}|{day}|{meal_name}|{sorted(dish_ids)}|{new_id()}".encode()).hexdigest()[:32]
-        return QuoteResult(key, r.id, r.name, self.app.settings.canteen_id, day, meal_name, q, ids, row_id)
+        return QuoteResult(uuid.uuid4().hex, r.id, r.name, self.app.settings.canteen_id, day, meal_name, q, ids, row_id)
 
     def settle(self, resident_id: str, dish_ids: list[str], *, pay: str = "cash", at: datetime | None = None,
                meal: str | None = None, idempotency_key: str | None = None, identified_by: str = "cli",

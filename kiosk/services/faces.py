@@ -199,7 +199,7 @@ class FaceService:
         """Persist the in-memory gallery after changes (called at the end of a unit of work)."""
         with self._lock:
             if self._gallery is not None:
-                self._write_index(self._gallery, fingerprint(self.contract_id, [t for t, _ in self._gallery._owner.values()]))
+                self._write_index(self._gallery, fingerprint(self.contract_id, self._gallery.template_ids()))
 
     def rebuild_later(self) -> None:
         """Drop the in-memory gallery (after a rolled-back change); it reloads from the store."""
@@ -213,10 +213,15 @@ class FaceService:
             return len(self.gallery())
 
     # -- identification -----------------------------------------------------------------
-    def match(self, embedding: np.ndarray, *, exclude: str | None = None) -> MatchResult:
+    def search(self, embedding: np.ndarray, k_residents: int = 6) -> list:
+        """Best template per resident, best first. Locked: the vision worker searches
+        while staff enrol and checkouts add fresh templates."""
         g = self.gallery()
         with self._lock:
-            cands = g.search(embedding, k_residents=6)
+            return g.search(embedding, k_residents=k_residents)
+
+    def match(self, embedding: np.ndarray, *, exclude: str | None = None) -> MatchResult:
+        cands = self.search(embedding)
         if exclude is not None:
             cands = [c for c in cands if c.resident_id != exclude]
         return decide(cands, self.threshold, self.margin)

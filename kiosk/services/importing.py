@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 from pydantic import ValidationError as PydanticError
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from ..billing.policy import CATEGORIES, Policy, normalize_meal
 from ..db.models import MenuItem, Resident, SubsidyPolicy
@@ -456,11 +456,3 @@ def policy_in_force(session, day: date, district: str | None = None) -> tuple[Po
     if pick.id not in _PARSED:
         _PARSED[pick.id] = Policy.model_validate(session.get(SubsidyPolicy, pick.id).body)
     return _PARSED[pick.id], pick.id
-
-
-def any_policy_row(session, policy_row_id: str) -> SubsidyPolicy | None:
-    return session.get(SubsidyPolicy, policy_row_id)
-
-
-def count_rows(session, model) -> int:
-    return session.scalar(select(func.count()).select_from(model)) or 0

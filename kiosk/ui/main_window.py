@@ -222,7 +222,8 @@ class KioskWindow(QMainWindow):
         from ..vision.liveness import CHALLENGES
 
         self.challenge = {"resident_id": ev.resident_id, "dir": random.choice(list(CHALLENGES)), "frames": [],
-                          "start": ev.ts, "attempt": attempt, "event": ev}
+                          "start": ev.ts, "attempt": attempt, "event": ev, "checking": False,
+                          "began": time.monotonic()}   # frame time above, this clock for the guard
         prompt = CHALLENGES[self.challenge["dir"]][0]
         self.idle.prompt.setText(prompt)
         self.idle.hint.setText("请慢慢转头，再转回来")
@@ -237,14 +238,29 @@ class KioskWindow(QMainWindow):
             self.go_idle()             # somebody else stepped in: start again
             return
         c["frames"].append(LiveFrame(ev.ts, ev.primary, ev.landmarks, ev.gray if ev.primary is not None else None))
-        if ev.ts - c["start"] < 1.0 and len(c["frames"]) < 8:
+        if c["checking"] or (ev.ts - c["start"] < 1.0 and len(c["frames"]) < 8):
             return
-        result = check_active(c["frames"], c["dir"])
+        # the check tracks points through every frame so far: off the UI thread, one at a time
+        c["checking"] = True
+        final = ev.ts - c["start"] >= CHALLENGE_S
+        self.run_task(check_active, lambda r: self._challenge_result(c, r, final),
+                      lambda exc: self._challenge_error(c, exc), list(c["frames"]), c["dir"])
+
+    def _challenge_error(self, c: dict, exc: Exception) -> None:
+        log.error("liveness check failed: %r", exc)
+        c["checking"] = False
+        if self.state == CHALLENGE and self.challenge is c:
+            self.go_noface("请刷助老卡，或输入手机号后四位")
+
+    def _challenge_result(self, c: dict, result, final: bool) -> None:
+        c["checking"] = False
+        if self.state != CHALLENGE or self.challenge is not c:
+            return                     # the elder left or somebody else stepped in meanwhile
         if result.live:
             c["event"].live = True
             self.idle.prompt.setText("请看屏幕，刷脸就餐")
             self.go_bill(c["resident_id"], "face")
-        elif ev.ts - c["start"] >= CHALLENGE_S:
+        elif final:
             self.run_task(self.service.audit, lambda _=None: None, None, "kiosk", "liveness.failed",
                           c["resident_id"], reason=result.reason, attempt=c["attempt"], details=result.details)
             if c["attempt"] == 1:
@@ -477,7 +493,7 @@ class KioskWindow(QMainWindow):
             return
         now = time.monotonic()
         if self.state == CHALLENGE:      # no frames came (camera gone): do not wait for ever
-            if now - self.challenge["start"] > CHALLENGE_S * 2:
+            if now - self.challenge["began"] > CHALLENGE_S * 2:
                 self.go_noface("请刷助老卡，或输入手机号后四位")
             return
         if now - self.last_touch_ts > self.inactivity_seconds and now - self.last_face_ts > 10:

@@ -72,9 +72,6 @@ class OnnxFaceEngine:
     def embed_aligned(self, crop: np.ndarray) -> np.ndarray:
         return self._emb.embed_aligned(crop)
 
-    def embed(self, img: np.ndarray, face: Face) -> np.ndarray:
-        return self.embed_aligned(self.align(img, face))
-
     def observe(self, img: np.ndarray, thresholds: QualityThresholds = QualityThresholds(),
                 *, embed_only_if_ok: bool = True) -> FaceObservation:
         """Detect, pick the primary face, judge quality and embed when it passes."""

@@ -168,6 +168,9 @@ class FaissGallery:
     def remove_resident(self, resident_id: str) -> int:
         return self.remove([t for t, r in list(self._owner.values()) if r == resident_id])
 
+    def template_ids(self) -> list[str]:
+        return [t for t, _ in self._owner.values()]
+
     def search(self, vector: np.ndarray, k_residents: int = 5) -> list[Candidate]:
         if not len(self):
             return []

@@ -36,7 +36,6 @@ class Track:
     bbox: tuple[float, float, float, float]
     last_ts: float
     votes: deque = field(default_factory=deque)
-    frames: int = 0
 
 
 @dataclass(frozen=True)
@@ -71,7 +70,6 @@ class PersonTracker:
             self.track = Track(next(_ids), bbox, ts, deque(maxlen=self.window))
         else:
             t.bbox, t.last_ts = bbox, ts
-        self.track.frames += 1
         return self.track
 
     def vote(self, result: MatchResult, weight: float) -> Decision:
