@@ -107,22 +107,30 @@ class DemoCapture:
         self.t0 = clock()
         self._crops = {}
         self.bg = self._background()
-        self._turn: tuple[float, float] | None = None   # (start time, +1 left / -1 right)
+        self._turn: list[float] | None = None   # [+1 left / -1 right, head clock, wall clock at last frame]
         self._detector = None
+
+    # The head's own clock runs with the wall clock but at most HEAD_STEP_S per frame read: on a
+    # slow machine the person turns as slowly as the camera needs to see the turn progressively
+    # (the liveness check refuses a turn that happens between two frames).
+    HEAD_STEP_S = 0.1
 
     def turn(self, direction: str) -> None:
         """Make the person on camera turn their head as asked (the demo autopilot)."""
-        self._turn = (self.clock(), 1.0 if direction == "left" else -1.0)
+        self._turn = [1.0 if direction == "left" else -1.0, 0.0, self.clock()]
 
     def _theta(self) -> float:
         if self._turn is None:
             return 0.0
-        dt = self.clock() - self._turn[0]
+        now = self.clock()
+        self._turn[1] += min(self.HEAD_STEP_S, max(0.0, now - self._turn[2]))
+        self._turn[2] = now
+        dt = self._turn[1]
         if dt > 3.2:
             self._turn = None
             return 0.0
         ramp = min(1.0, dt / 1.2) if dt < 2.0 else max(0.0, 1 - (dt - 2.0) / 1.2)
-        return self._turn[1] * np.radians(28) * ramp
+        return self._turn[0] * np.radians(28) * ramp
 
     def _background(self) -> np.ndarray:
         w, h = self.size

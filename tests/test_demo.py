@@ -14,7 +14,8 @@ def test_demo_runs_the_whole_flow_offscreen(tmp_path):
     assert proc.returncode == 0, log[-3000:]
     assert "Traceback" not in log, log[-3000:]
     voice = [ln.rsplit("voice: ", 1)[1] for ln in log.splitlines() if "voice: " in ln]
-    assert any(v.startswith("张桂兰 阿姨您好") for v in voice), voice
+    liveness = [ln for ln in log.splitlines() if "liveness " in ln]     # what the challenge saw, if it failed
+    assert any(v.startswith("张桂兰 阿姨您好") for v in voice), (voice, liveness)
     assert any(v.startswith("没有认出您") for v in voice), voice
     assert any(v.startswith("王德福 叔叔您好") for v in voice), voice      # the card path
     assert sum(v.startswith("结算成功") for v in voice) >= 2, voice

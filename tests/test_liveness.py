@@ -170,3 +170,50 @@ def test_synthetic_head_turns_of_real_photos_pass(backend, obama, biden):
             passed += ok.live
             assert not check_active(seq, "right" if direction == "left" else "left").live
     assert passed == 8
+
+
+def test_dense_test_is_not_skipped_by_a_gap_and_a_lost_track_is_refused(obama):
+    """A frame without a face between the start and the turn (a hand over the camera)
+    does not switch off the planarity test; a track the dense test cannot follow (a
+    picture swapped in) is refused, not taken as live."""
+    from kiosk.demo import turn_head
+
+    eng = shared_engine("sface")
+    frame = face_frame(obama[0])
+    f = primary_face(eng.detect(frame), frame.shape)
+    imgs = [turn_head(frame, f.bbox, f.landmarks[2], np.radians(28) * i / 12) for i in range(13)]
+    seq = live_frames(eng, imgs)
+    whole = check_active(seq, "left")
+    assert whole.live and whole.details["tracked"] >= 20
+    gap = seq[:4] + [LiveFrame(seq[4].ts, None, None, seq[4].gray)] + seq[5:]
+    r = check_active(gap, "left")
+    assert r.live and "planar_share" in r.details
+    no_grey = seq[:4] + [LiveFrame(seq[4].ts, None, None, None)] + seq[5:]
+    assert "planar_share" in check_active(no_grey, "left").details
+    rng = np.random.default_rng(7)
+    swapped = [LiveFrame(s.ts, s.bbox, s.landmarks, rng.integers(0, 255, s.gray.shape, np.uint8) if i >= 6 else s.gray)
+               for i, s in enumerate(seq)]
+    lost = check_active(swapped, "left")
+    assert not lost.live and lost.reason == "画面不连续，请再试一次" and lost.details["tracked"] < 20
+
+
+def test_demo_head_turns_no_faster_per_frame_on_a_slow_machine(tmp_path):
+    """The demo's generated elder turns with the wall clock, but at most HEAD_STEP_S of
+    the turn per frame read, so a slow kiosk still sees the turn progressively."""
+    from kiosk.config import get_settings
+    from kiosk.demo import DemoCapture
+
+    now = [100.0]
+    cap = DemoCapture(get_settings().model_dir, clock=lambda: now[0])
+    cap.turn("left")
+    angles = []
+    for _ in range(40):
+        now[0] += 0.5                      # two frames a second
+        angles.append(cap._theta())
+    steps = np.abs(np.diff([0.0] + angles))
+    assert max(angles) == pytest.approx(np.radians(28))
+    assert steps.max() <= np.radians(28) * cap.HEAD_STEP_S / 1.2 + 1e-9
+    assert cap._turn is None                            # the turn ended, back to frontal
+    cap.turn("right")
+    now[0] += 0.05                                     # a fast machine: the wall clock rules
+    assert cap._theta() == pytest.approx(-np.radians(28) * 0.05 / 1.2)

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 IDLE, BILL, RECEIPT, NOFACE, STAFF = "idle", "bill", "receipt", "noface", "staff"
 CHALLENGE = "challenge"        # on the idle page: the spoken head-turn request before any charge
-CHALLENGE_S = 5.0
+CHALLENGE_S = 7.0       # elders turn slowly; a pass ends the challenge at once
 HINT_REPEAT_S = 4.0
 SERVED_COOLDOWN_S = 90.0   # a resident just served is not greeted again while still at the counter
 
@@ -204,7 +204,7 @@ class KioskWindow(QMainWindow):
             self.go_noface("没有认出您，请刷助老卡，或输入手机号后四位")
 
     # -- liveness before a face checkout -------------------------------------------------
-    def start_liveness(self, ev: FrameEvent, attempt: int = 1) -> None:
+    def start_liveness(self, ev: FrameEvent, attempt: int = 1, start_ts: float | None = None) -> None:
         mode = self.service.settings.liveness
         if mode == "off":
             self.go_bill(ev.resident_id, "face")
@@ -222,7 +222,7 @@ class KioskWindow(QMainWindow):
         from ..vision.liveness import CHALLENGES
 
         self.challenge = {"resident_id": ev.resident_id, "dir": random.choice(list(CHALLENGES)), "frames": [],
-                          "start": ev.ts, "attempt": attempt, "event": ev, "checking": False,
+                          "start": ev.ts if start_ts is None else start_ts, "attempt": attempt, "event": ev, "checking": False,
                           "began": time.monotonic()}   # frame time above, this clock for the guard
         prompt = CHALLENGES[self.challenge["dir"]][0]
         self.idle.prompt.setText(prompt)
@@ -237,7 +237,7 @@ class KioskWindow(QMainWindow):
         if ev.decision == "identified" and ev.resident_id not in (None, c["resident_id"]):
             self.go_idle()             # somebody else stepped in: start again
             return
-        c["frames"].append(LiveFrame(ev.ts, ev.primary, ev.landmarks, ev.gray if ev.primary is not None else None))
+        c["frames"].append(LiveFrame(ev.ts, ev.primary, ev.landmarks, ev.gray))
         if c["checking"] or (ev.ts - c["start"] < 1.0 and len(c["frames"]) < 8):
             return
         # the check tracks points through every frame so far: off the UI thread, one at a time
@@ -256,6 +256,11 @@ class KioskWindow(QMainWindow):
         c["checking"] = False
         if self.state != CHALLENGE or self.challenge is not c:
             return                     # the elder left or somebody else stepped in meanwhile
+        if result.live or final:
+            seen = [f.ts for f in c["frames"] if f.bbox is not None]
+            fps = (len(seen) - 1) / (seen[-1] - seen[0]) if len(seen) > 1 and seen[-1] > seen[0] else 0.0
+            log.info("liveness %s (attempt %d, %s): %s %s; %d frames at %.1f fps", "passed" if result.live else "failed",
+                     c["attempt"], c["dir"], result.reason, result.details, len(c["frames"]), fps)
         if result.live:
             c["event"].live = True
             self.idle.prompt.setText("请看屏幕，刷脸就餐")
@@ -265,7 +270,8 @@ class KioskWindow(QMainWindow):
                           c["resident_id"], reason=result.reason, attempt=c["attempt"], details=result.details)
             if c["attempt"] == 1:
                 self.voice.say(result.reason)
-                self.start_liveness(c["event"], attempt=2)
+                # the second try gets its own full window, from the newest frame on
+                self.start_liveness(c["event"], attempt=2, start_ts=self._last_event.ts)
             else:
                 self.idle.prompt.setText("请看屏幕，刷脸就餐")
                 self.go_noface("请刷助老卡，或输入手机号后四位")

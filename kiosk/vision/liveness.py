@@ -49,6 +49,7 @@ class LivenessConfig:
     plane_tolerance: float = 0.04   # a tracked point within this many eye distances fits the plane
     max_planar_share: float = 0.85  # this share of face points on one homography = a flat picture
     max_roll_deg: float = 15.0      # a head turning left or right keeps its eye line about level
+    min_tracked: int = 20           # face points the dense test must follow from the first frame to the turn
 
 
 @dataclass(frozen=True)
@@ -154,13 +155,21 @@ def check_active(frames: list[LiveFrame], challenge: str,
     details = {"turn": round(best_turn, 4), "parallax": round(best_par, 4), "frames": len(seen)}
     if best_par < cfg.min_parallax:
         return LivenessResult(False, score, "检测到照片或屏幕，请本人到场", details)
-    # dense test over the face, from the first frame to the frame of the largest turn
-    i0, ik = frames.index(ref), frames.index(seen[k])
-    grays = [f.gray for f in frames[i0:ik + 1] if f.gray is not None]
-    if len(grays) == ik - i0 + 1 and len(grays) >= 2:
+    # dense test over the face, from the first frame to the frame of the largest turn. It runs
+    # whenever the caller gave grey frames (the kiosk and the CLI always do): a frame without a
+    # face in between does not skip it, and a track that cannot be followed is not taken as live.
+    # Callers with landmarks only (geometry tests) get the landmark tests alone.
+    if any(f.gray is not None for f in frames):
+        i0, ik = frames.index(ref), frames.index(seen[k])
+        span = frames[i0:ik + 1]
+        grays = [f.gray for f in span if f.gray is not None]
+        if span[0].gray is None or span[-1].gray is None or len(grays) < 2:
+            return LivenessResult(False, 0.0, "画面不连续，请再试一次", {**details, "grey_frames": len(grays)})
         iod = float(np.linalg.norm(ref.landmarks[1] - ref.landmarks[0])) or 1.0
         share, tracked = planar_share(grays, ref.bbox, iod, cfg.plane_tolerance)
         details.update(planar_share=round(share, 3), tracked=tracked)
+        if tracked < cfg.min_tracked:
+            return LivenessResult(False, 0.0, "画面不连续，请再试一次", details)
         if share >= cfg.max_planar_share:
             return LivenessResult(False, min(score, (1 - share) / (1 - cfg.max_planar_share)),
                                   "检测到照片或屏幕，请本人到场", details)
