@@ -35,6 +35,10 @@ def test_meal_from_time_windows_and_outside(shop):
     assert shop.billing.quote("R0001", ["D001"], at=LUNCH).meal == "午餐"
     # a time given in UTC is taken in China Standard Time: 04:05Z is 12:05 CST
     assert shop.billing.quote("R0001", ["D001"], at=datetime.fromisoformat("2026-11-23T04:05+00:00")).meal == "午餐"
+    # a window's last minute is whole: lunch ends 13:30, so 13:30:59 is lunch and 13:31 is not
+    assert shop.billing.quote("R0001", ["D001"], at=datetime(2026, 11, 23, 13, 30, 59, tzinfo=CST)).meal == "午餐"
+    with pytest.raises(BillingError, match="不在供餐时间"):
+        shop.billing.quote("R0001", ["D001"], at=datetime(2026, 11, 23, 13, 31, tzinfo=CST))
 
 
 def test_double_settle_records_once(shop):

@@ -18,8 +18,9 @@ def _t(s: str) -> time:
 
 
 def meal_at(moment: datetime, windows: dict[str, tuple[str, str]] | None = None) -> str | None:
-    """The meal whose window holds ``moment`` (inclusive), or None between meals."""
-    t = to_cst(moment).time()
+    """The meal whose window holds ``moment`` (inclusive, to the minute: a window that
+    ends at 13:30 still holds 13:30:45), or None between meals."""
+    t = to_cst(moment).time().replace(second=0, microsecond=0)
     for meal, (a, b) in (windows or DEFAULT_WINDOWS).items():
         if _t(a) <= t <= _t(b):
             return meal

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 IDLE, BILL, RECEIPT, NOFACE, STAFF = "idle", "bill", "receipt", "noface", "staff"
 CHALLENGE = "challenge"        # on the idle page: the spoken head-turn request before any charge
+MIN_CHALLENGE_FPS = 4      # what the head-turn check needs to see a turn progressively
 CHALLENGE_S = 7.0       # elders turn slowly; a pass ends the challenge at once
 HINT_REPEAT_S = 4.0
 SERVED_COOLDOWN_S = 90.0   # a resident just served is not greeted again while still at the counter
@@ -259,8 +260,12 @@ class KioskWindow(QMainWindow):
         if result.live or final:
             seen = [f.ts for f in c["frames"] if f.bbox is not None]
             fps = (len(seen) - 1) / (seen[-1] - seen[0]) if len(seen) > 1 and seen[-1] > seen[0] else 0.0
-            log.info("liveness %s (attempt %d, %s): %s %s; %d frames at %.1f fps", "passed" if result.live else "failed",
-                     c["attempt"], c["dir"], result.reason, result.details, len(c["frames"]), fps)
+            log.log(logging.INFO if fps >= MIN_CHALLENGE_FPS or result.live else logging.WARNING,
+                    "liveness %s (attempt %d, %s): %s %s; %d frames at %.1f fps%s",
+                    "passed" if result.live else "failed", c["attempt"], c["dir"], result.reason, result.details,
+                    len(c["frames"]), fps, "" if fps >= MIN_CHALLENGE_FPS else
+                    f" (below {MIN_CHALLENGE_FPS} fps the head-turn check cannot see a turn progressively:"
+                    " this terminal is too slow or overloaded)")
         if result.live:
             c["event"].live = True
             self.idle.prompt.setText("请看屏幕，刷脸就餐")

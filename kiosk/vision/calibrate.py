@@ -62,6 +62,34 @@ def leave_one_out(people: dict, all_ids: dict):
             yield pid, q, gal
 
 
+def tail_estimates(impostor: np.ndarray, threshold: float, gallery_sizes=(100, 300, 1000)) -> dict:
+    """What the impostor scores say about one comparison reaching ``threshold``, and
+    about a stranger meeting a gallery of N residents (N comparisons, one per resident;
+    before the margin rule and the frame voting, which only lower it).
+
+    ``counted``: the observed share. ``upper95``: the one-sided 95 % upper bound when
+    none or few were seen (exact binomial; "rule of three" for none). ``normal``: a
+    normal fit of the scores (impostor cosine scores are close to normal in the bulk,
+    but real tails are heavier: read it as a lower estimate, not a guarantee)."""
+    from math import erfc, sqrt
+
+    from scipy.stats import beta
+
+    n = int(len(impostor))
+    k = int((impostor >= threshold).sum())
+    upper = float(beta.ppf(0.95, k + 1, n - k)) if n else 1.0
+    mu, sd = float(impostor.mean()), float(impostor.std()) or 1e-9
+    z = (threshold - mu) / sd
+    normal = 0.5 * erfc(z / sqrt(2))
+
+    def one_to_n(p: float) -> dict:
+        return {str(g): float(1 - (1 - p) ** g) for g in gallery_sizes}
+
+    return {"threshold": threshold, "comparisons": n, "at_or_above": k, "counted": k / n if n else None,
+            "upper95": upper, "mean": mu, "std": sd, "z": z, "normal": normal,
+            "stranger_matched_upper95": one_to_n(upper), "stranger_matched_normal": one_to_n(normal)}
+
+
 def run(backend: str, model_dir: Path, labelled: Path, pools: list[Path],
         thresholds: list[float], margins: list[float]) -> dict:
     eng = create_engine(backend, model_dir)
@@ -135,6 +163,7 @@ def run(backend: str, model_dir: Path, labelled: Path, pools: list[Path],
                      "p999": float(np.percentile(impostor, 99.9)), "p99": float(np.percentile(impostor, 99))},
         "rank1": {"correct": int(r1), "probes": int(n1)},
         "one_to_n": results,
+        "tail": [tail_estimates(impostor, t) for t in thresholds],
     }
 
 
