@@ -23,6 +23,20 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=5000")
     cur.close()
+    # SQLAlchemy, not the driver, begins transactions (see _sqlite_begin): the driver's own
+    # handling starts them only at the first write, so reads before it saw no snapshot
+    dbapi_conn.isolation_level = None
+
+
+WRITE_LOCK = "kiosk_write_lock"
+
+
+def _sqlite_begin(conn) -> None:
+    """Every unit of work is a real transaction; one that asked for the write lock takes it
+    at the start (BEGIN IMMEDIATE), so two processes that settle a meal for one resident at
+    once run one after the other and the second sees the first's subsidy (on PostgreSQL a
+    row lock on the resident does this)."""
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE_LOCK) else "BEGIN")
 
 
 def make_engine(url: str) -> Engine:
@@ -35,6 +49,7 @@ def make_engine(url: str) -> Engine:
                 raise ConfigError(f"无法创建数据目录：{Path(db_path).parent}", detail=str(exc)) from None
         eng = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(eng, "connect", _sqlite_pragmas)
+        event.listen(eng, "begin", _sqlite_begin)
         return eng
     return create_engine(url, pool_pre_ping=True)
 
@@ -63,11 +78,15 @@ class Database:
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
+    def session(self, write_lock: bool = False) -> Iterator[Session]:
         """A unit of work: commits on success, rolls back on any error. A full disk or
-        an unreachable database becomes a StorageError: nothing of the unit is kept."""
+        an unreachable database becomes a StorageError: nothing of the unit is kept.
+        ``write_lock``: on SQLite, hold the database's write lock from the start (for
+        read-then-write money rules; PostgreSQL uses row locks instead)."""
         s = self._factory()
         try:
+            if write_lock:
+                s.connection(execution_options={WRITE_LOCK: True})
             yield s
             s.commit()
         except OperationalError as exc:

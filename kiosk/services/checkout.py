@@ -233,7 +233,7 @@ class CheckoutService:
         if pay not in PAY_METHODS:
             raise ValidationError(f"付款方式应为 余额/现金/银行卡（balance/cash/card），不是 {pay}",
                                   detail=f"pay must be one of {PAY_METHODS}")
-        with self.app.db.session() as s:
+        with self.app.db.session(write_lock=True) as s:
             if idempotency_key:
                 prev = s.scalars(select(Order).where(Order.idempotency_key == idempotency_key)).first()
                 if prev is not None:
@@ -285,7 +285,7 @@ class CheckoutService:
     def void(self, order_id: str, reason: str, staff_id: str) -> dict:
         if not reason or not reason.strip():
             raise ValidationError("作废订单必须写明原因", detail="empty void reason")
-        with self.app.db.session() as s:
+        with self.app.db.session(write_lock=True) as s:
             self._staff(s, staff_id)
             order = s.get(Order, order_id)
             if order is None:
