@@ -3,6 +3,7 @@ elder is recognised and served, a stranger is sent to the card path and served."
 import os
 import subprocess
 import sys
+import tempfile
 
 
 def test_demo_runs_the_whole_flow_offscreen(tmp_path):
@@ -19,3 +20,5 @@ def test_demo_runs_the_whole_flow_offscreen(tmp_path):
     assert any(v.startswith("没有认出您") for v in voice), voice
     assert any(v.startswith("王德福 叔叔您好") for v in voice), voice      # the card path
     assert sum(v.startswith("结算成功") for v in voice) >= 2, voice
+    folder = log.split("demo canteen in ", 1)[1].split(" (", 1)[0]
+    assert folder.startswith(tempfile.gettempdir()) and not os.path.exists(folder)   # removed on exit

@@ -99,6 +99,8 @@ def register_ui(sub) -> None:
     d.add_argument("--windowed", action="store_true")
     d.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
     d.add_argument("--no-autopilot", action="store_true", help="do not tap through the flow by itself")
+    d.add_argument("--keep", action="store_true", help="keep the demo canteen's folder after exit (to look at it "
+                   "with KIOSK_HOME=FOLDER/home kiosk ...)")
     d.set_defaults(func=cmd_demo)
 
 
@@ -115,5 +117,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-        print("no display found: running offscreen (set DISPLAY to see the window)", flush=True)
-    return run(None, args.windowed, demo=True, seconds=args.seconds, autopilot=not args.no_autopilot)
+        print("no display found: running offscreen (set DISPLAY to see the window); "
+              "what the kiosk says and decides is printed here", flush=True)
+    if os.environ.get("QT_QPA_PLATFORM") == "offscreen":
+        import logging
+
+        for name in ("kiosk.ui.voice", "kiosk.ui.main_window"):   # the flow, told on the console
+            logging.getLogger(name).setLevel(logging.INFO)
+    return run(None, args.windowed, demo=True, seconds=args.seconds, autopilot=not args.no_autopilot,
+               keep_demo=args.keep)

@@ -51,7 +51,7 @@ def build_window(app_ctx, source_spec=None, *, capture=None, voice=None, fps: fl
 
 
 def run(source: str | None, windowed: bool, *, demo: bool = False, seconds: float | None = None,
-        autopilot: bool = True) -> int:
+        autopilot: bool = True, keep_demo: bool = False) -> int:
     from PySide6.QtCore import QTimer
 
     from ..services.context import App
@@ -62,7 +62,8 @@ def run(source: str | None, windowed: bool, *, demo: bool = False, seconds: floa
 
         settings, base = make_demo_home()
         ctx = App(settings)
-        print(f"demo canteen in {base} (deleted on exit is up to you); staff PIN 1234, admin PIN 8888", flush=True)
+        print(f"demo canteen in {base} ({'kept' if keep_demo else 'removed'} on exit); "
+              "staff PIN 1234, admin PIN 8888", flush=True)
         seed_demo(ctx)
         capture = DemoCapture(settings.model_dir)
         win, worker = build_window(ctx, capture=capture)
@@ -91,4 +92,8 @@ def run(source: str | None, windowed: bool, *, demo: bool = False, seconds: floa
     from PySide6.QtCore import QThreadPool
     QThreadPool.globalInstance().waitForDone(5000)
     ctx.close()
+    if demo and not keep_demo:
+        import shutil
+
+        shutil.rmtree(base, ignore_errors=True)
     return code
