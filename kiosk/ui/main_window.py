@@ -223,8 +223,8 @@ class KioskWindow(QMainWindow):
         from ..vision.liveness import CHALLENGES
 
         self.challenge = {"resident_id": ev.resident_id, "dir": random.choice(list(CHALLENGES)), "frames": [],
-                          "start": ev.ts if start_ts is None else start_ts, "attempt": attempt, "event": ev, "checking": False,
-                          "began": time.monotonic()}   # frame time above, this clock for the guard
+                          "start": ev.ts if start_ts is None else start_ts, "attempt": attempt, "event": ev,
+                          "checking": False, "began": time.monotonic()}   # frame time; this clock for the guard
         prompt = CHALLENGES[self.challenge["dir"]][0]
         self.idle.prompt.setText(prompt)
         self.idle.hint.setText("请慢慢转头，再转回来")
