@@ -159,6 +159,20 @@ def test_month_limit_across_canteens(app, formats, tmp_path, monkeypatch):
     assert r.quote.subsidy_fen == 0 and r.quote.reason in ("今日已享受补贴", "本月补贴额度已用完")
 
 
+def test_a_new_policy_version_prices_the_next_quote(shop, formats, tmp_path):
+    """The policy in force is cached briefly; an import drops it, so the very next quote
+    uses the new version (the 80+ tier raised from 5.00 to 5.50)."""
+    import yaml
+
+    assert shop.billing.quote("R0001", ["D001"], at=LUNCH).quote.subsidy_fen == 500
+    data = yaml.safe_load((formats / "policy.example.yaml").read_text(encoding="utf-8"))
+    next(t for t in data["tiers"] if t["name"] == "八十岁及以上")["per_meal"] = 5.50
+    p = tmp_path / "p.yaml"
+    p.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    assert import_policy(shop, p).imported
+    assert shop.billing.quote("R0001", ["D001"], at=LUNCH).quote.subsidy_fen == 550
+
+
 def test_month_limit_crossed_in_the_middle_of_a_meal(app, formats, tmp_path):
     import yaml
     data = yaml.safe_load((formats / "policy.example.yaml").read_text(encoding="utf-8"))

@@ -29,14 +29,19 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 
 
 WRITE_LOCK = "kiosk_write_lock"
+READ_ONLY = "kiosk_read_only"
 
 
 def _sqlite_begin(conn) -> None:
     """Every unit of work is a real transaction; one that asked for the write lock takes it
     at the start (BEGIN IMMEDIATE), so two processes that settle a meal for one resident at
     once run one after the other and the second sees the first's subsidy (on PostgreSQL a
-    row lock on the resident does this)."""
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE_LOCK) else "BEGIN")
+    row lock on the resident does this). A read-only unit (a quote) runs without one: each
+    read sees the newest commit, and it saves a BEGIN and a COMMIT per call."""
+    opts = conn.get_execution_options()
+    if opts.get(READ_ONLY):
+        return
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if opts.get(WRITE_LOCK) else "BEGIN")
 
 
 def make_engine(url: str) -> Engine:
@@ -78,15 +83,16 @@ class Database:
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
-    def session(self, write_lock: bool = False) -> Iterator[Session]:
+    def session(self, write_lock: bool = False, read_only: bool = False) -> Iterator[Session]:
         """A unit of work: commits on success, rolls back on any error. A full disk or
         an unreachable database becomes a StorageError: nothing of the unit is kept.
         ``write_lock``: on SQLite, hold the database's write lock from the start (for
-        read-then-write money rules; PostgreSQL uses row locks instead)."""
+        read-then-write money rules; PostgreSQL uses row locks instead). ``read_only``:
+        the unit only reads (on SQLite no transaction is begun; it must not write)."""
         s = self._factory()
         try:
-            if write_lock:
-                s.connection(execution_options={WRITE_LOCK: True})
+            if write_lock or read_only:
+                s.connection(execution_options={WRITE_LOCK: write_lock, READ_ONLY: read_only and not write_lock})
             yield s
             s.commit()
         except OperationalError as exc:

@@ -10,7 +10,7 @@ from sqlalchemy import and_, bindparam, case, func, select
 from sqlalchemy.orm import Session
 
 from ..billing.meals import DEFAULT_WINDOWS, meal_at
-from ..billing.policy import normalize_meal
+from ..billing.policy import Policy, normalize_meal
 from ..billing.pricing import Line, Quote, make_quote
 from ..billing.recommend import Dish, Profile, recommend
 from ..billing.subsidy import ResidentFacts, SubsidyDecision, Usage, decide_subsidy
@@ -114,6 +114,7 @@ def sold_of(session: Session, menu_item_id: str) -> int:
 
 CANTEEN_TTL_S = 30.0   # canteen settings change rarely; another process's change shows within this
 MENU_TTL_S = 10.0
+POLICY_TTL_S = 10.0    # the policy in force; an import in this process shows at once, another's within this
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,7 @@ class CheckoutService:
         self.app = app
         self._canteen: tuple[float, CanteenInfo] | None = None
         self._menus: dict[tuple, tuple[float, list[MenuItem]]] = {}
+        self._policies: dict[tuple, tuple[float, tuple | None]] = {}
 
     # -- look-ups ---------------------------------------------------------------------
     def canteen(self, session: Session) -> CanteenInfo:
@@ -183,10 +185,22 @@ class CheckoutService:
         self._menus[key] = (time.monotonic(), rows)
         return rows
 
+    def policy(self, session: Session, day: date) -> tuple[Policy | None, str | None]:
+        """The subsidy policy in force on ``day`` for this canteen's district, and its row id."""
+        from . import importing
+
+        district = self.canteen(session).district
+        key = (day, district, importing.POLICY_GENERATION)
+        hit = self._policies.get(key)
+        if hit is None or time.monotonic() - hit[0] >= POLICY_TTL_S:
+            if len(self._policies) > 16:
+                self._policies.clear()
+            hit = self._policies[key] = (time.monotonic(), policy_in_force(session, day, district))
+        return hit[1] if hit[1] else (None, None)
+
     def decision(self, session: Session, r: Resident, day: date, meal: str, price_fen: int,
                  ) -> tuple[SubsidyDecision, str | None]:
-        found = policy_in_force(session, day, self.canteen(session).district)
-        policy, row_id = found if found else (None, None)
+        policy, row_id = self.policy(session, day)
         return decide_subsidy(policy, facts_of(r), day, meal, price_fen, usage_of(session, r.id, day)), row_id
 
     # -- quote / settle ------------------------------------------------------------------
@@ -213,7 +227,7 @@ class CheckoutService:
 
     def quote(self, resident_id: str, dish_ids: list[str], *, at: datetime | None = None,
               meal: str | None = None) -> QuoteResult:
-        with self.app.db.session() as s:
+        with self.app.db.session(read_only=True) as s:     # advisory: settle() prices again under the lock
             return self._quote(s, resident_id, dish_ids, at, meal)
 
     def _quote(self, s: Session, resident_id: str, dish_ids: list[str], at, meal) -> QuoteResult:
