@@ -80,7 +80,24 @@ def month_bounds(day: date) -> tuple[date, date]:
     return first, nxt - timedelta(days=1)
 
 
-def facts_of(r: Resident) -> ResidentFacts:
+@dataclass(frozen=True)
+class ResidentRecord:
+    """What pricing and recommendation read of a resident (one row, no ORM object)."""
+    id: str
+    name: str
+    birth_date: date
+    hukou: str | None
+    categories: list
+    diet_tags: list
+    allergies: list
+    status: str
+
+
+_RESIDENT = select(Resident.id, Resident.name, Resident.birth_date, Resident.hukou, Resident.categories,
+                   Resident.diet_tags, Resident.allergies, Resident.status).where(Resident.id == bindparam("rid"))
+
+
+def facts_of(r: ResidentRecord | Resident) -> ResidentFacts:
     return ResidentFacts(r.id, r.birth_date, r.hukou, frozenset(r.categories or []))
 
 
@@ -95,7 +112,8 @@ _USAGE = (select(func.coalesce(func.sum(case((and_(Order.meal_date == bindparam(
 def usage_of(session: Session, resident_id: str, day: date) -> Usage:
     """Subsidy already received: every canteen counts (全城通). One prebuilt query."""
     first, last = month_bounds(day)
-    today, month = session.execute(_USAGE, {"day": day, "rid": resident_id, "first": first, "last": last}).one()
+    today, month = session.connection().execute(_USAGE, {"day": day, "rid": resident_id, "first": first,
+                                                         "last": last}).one()
     return Usage(int(today), int(month))
 
 
@@ -159,8 +177,9 @@ class CheckoutService:
                                detail=f"{moment.isoformat()} is outside every meal window; pass --meal")
         return moment.date(), m
 
-    def resident(self, session: Session, resident_id: str) -> Resident:
-        r = session.get(Resident, resident_id)
+    def resident(self, session: Session, resident_id: str) -> ResidentRecord:
+        row = session.connection().execute(_RESIDENT, {"rid": resident_id}).first()
+        r = ResidentRecord(*row) if row is not None else None
         if r is None or r.status == "erased":
             raise NotFoundError(f"没有编号为 {resident_id} 的居民", detail=f"resident {resident_id!r} not found")
         if r.status != "active":
@@ -198,7 +217,7 @@ class CheckoutService:
             hit = self._policies[key] = (time.monotonic(), policy_in_force(session, day, district))
         return hit[1] if hit[1] else (None, None)
 
-    def decision(self, session: Session, r: Resident, day: date, meal: str, price_fen: int,
+    def decision(self, session: Session, r: ResidentRecord, day: date, meal: str, price_fen: int,
                  ) -> tuple[SubsidyDecision, str | None]:
         policy, row_id = self.policy(session, day)
         return decide_subsidy(policy, facts_of(r), day, meal, price_fen, usage_of(session, r.id, day)), row_id
