@@ -13,6 +13,8 @@ from kiosk.services.context import App
 from kiosk.services.importing import import_menu, import_policy, import_roster
 from kiosk.timeutil import CST
 
+from .billing_helpers import settle_at_once
+
 LUNCH = datetime(2026, 11, 23, 12, 5, tzinfo=CST)
 DINNER = datetime(2026, 11, 23, 17, 30, tzinfo=CST)
 
@@ -53,35 +55,11 @@ def test_two_terminals_settling_at_once_share_the_daily_limit(shop, monkeypatch)
     """Two terminals (two engines on one store, as two processes would be) settle a lunch
     for the same elder at the same moment; each reads today's usage before writing. One
     subsidy a day: exactly one of the two meals gets it."""
-    import threading
-    import time
-
-    from kiosk.services.checkout import CheckoutService
-
     other = App(shop.settings, engine=shop.engine)
-    quote = CheckoutService._quote
-
-    def slow_quote(self, *a, **k):
-        q = quote(self, *a, **k)
-        time.sleep(0.3)            # both would have read the usage before either writes
-        return q
-
-    monkeypatch.setattr(CheckoutService, "_quote", slow_quote)
-    receipts, errors = [], []
-
-    def settle(app):
-        try:
-            receipts.append(app.billing.settle("R0001", ["D001"], at=LUNCH, pay="cash"))
-        except Exception as exc:   # noqa: BLE001 - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=settle, args=(a,)) for a in (shop, other)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(10)
-    other.close()
-    assert errors == []
+    try:
+        receipts = settle_at_once([shop, other], "R0001", ["D001"], LUNCH, monkeypatch)
+    finally:
+        other.close()
     assert sorted(r.subsidy_fen for r in receipts) == [0, 500]
     assert sorted(ledger(shop, "R0001")).count(("subsidy", 500, False)) == 1
 

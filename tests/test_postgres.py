@@ -17,6 +17,7 @@ from kiosk.services.context import App
 from kiosk.services.importing import import_menu, import_policy, import_roster
 from kiosk.timeutil import CST
 
+from .billing_helpers import settle_at_once
 from .conftest import shared_engine
 
 
@@ -81,3 +82,25 @@ def test_store_and_checkout_on_postgresql(env, pg_url, formats, obama, biden):
     rep = monthly_subsidy(app, "2026-11")
     assert (rep.meals, rep.subsidized_meals, rep.subsidy_fen) == (1, 1, 600)   # the voided order left out
     app.close()
+
+
+def test_two_terminals_at_once_on_postgresql(env, pg_url, formats, monkeypatch):
+    """Two terminals on one PostgreSQL store settle a lunch for one elder at the same
+    moment: the row lock on the resident makes the second wait and see the first's subsidy."""
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text("CREATE DATABASE race"))
+    admin.dispose()
+    url = pg_url.replace("/kiosk?", "/race?")
+    apps = [App(load_settings(database_url=url), engine=shared_engine("sface")) for _ in range(2)]
+    try:
+        import_policy(apps[0], formats / "policy.example.yaml")
+        import_menu(apps[0], formats / "menu.example.csv")
+        import_roster(apps[0], formats / "roster.example.csv")
+        receipts = settle_at_once(apps, "R0001", ["D001"], datetime(2026, 11, 23, 12, 5, tzinfo=CST), monkeypatch)
+    finally:
+        for a in apps:
+            a.close()
+    assert sorted(r.subsidy_fen for r in receipts) == [0, 500]

@@ -272,7 +272,7 @@ class CheckoutService:
                 if prev is not None:
                     return self._receipt(s, prev, replayed=True)
             # lock the resident row (PostgreSQL) so two canteens cannot both spend the same limit
-            s.execute(select(Resident).where(Resident.id == resident_id).with_for_update()).first()
+            s.execute(select(Resident.id).where(Resident.id == resident_id).with_for_update()).first()
             qr = self._quote(s, resident_id, dish_ids, at, meal)
             q = qr.quote
             balance = balance_of(s, resident_id)
