@@ -137,18 +137,38 @@ def test_month_limit_across_canteens(app, formats, tmp_path, monkeypatch):
     assert r.quote.subsidy_fen == 0 and r.quote.reason in ("今日已享受补贴", "本月补贴额度已用完")
 
 
+def policy_with_80_plus_at(formats, tmp_path, yuan: float):
+    """The example policy with the 八十岁及以上 tier's per-meal amount changed: a new version."""
+    import yaml
+
+    data = yaml.safe_load((formats / "policy.example.yaml").read_text(encoding="utf-8"))
+    next(t for t in data["tiers"] if t["name"] == "八十岁及以上")["per_meal"] = yuan
+    p = tmp_path / "p.yaml"
+    p.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return p
+
+
 def test_a_new_policy_version_prices_the_next_quote(shop, formats, tmp_path):
     """The policy in force is cached briefly; an import drops it, so the very next quote
     uses the new version (the 80+ tier raised from 5.00 to 5.50)."""
-    import yaml
-
     assert shop.billing.quote("R0001", ["D001"], at=LUNCH).quote.subsidy_fen == 500
-    data = yaml.safe_load((formats / "policy.example.yaml").read_text(encoding="utf-8"))
-    next(t for t in data["tiers"] if t["name"] == "八十岁及以上")["per_meal"] = 5.50
-    p = tmp_path / "p.yaml"
-    p.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    p = policy_with_80_plus_at(formats, tmp_path, 5.50)
     assert import_policy(shop, p).imported
     assert shop.billing.quote("R0001", ["D001"], at=LUNCH).quote.subsidy_fen == 550
+
+
+def test_settle_prices_on_the_newest_policy_even_when_quotes_are_cached(shop, formats, tmp_path, monkeypatch):
+    """Another process imports a new policy version: this terminal's quotes may show the
+    cached one for a few seconds, but what is settled and recorded uses the new one."""
+    from kiosk.services import importing
+
+    assert shop.billing.quote("R0001", ["D001"], at=LUNCH).quote.subsidy_fen == 500
+    p = policy_with_80_plus_at(formats, tmp_path, 5.50)
+    generation = importing.POLICY_GENERATION
+    assert import_policy(shop, p).imported
+    monkeypatch.setattr(importing, "POLICY_GENERATION", generation)   # as if imported by another process
+    assert shop.billing.quote("R0001", ["D001"], at=LUNCH).quote.subsidy_fen == 500   # cached, briefly
+    assert shop.billing.settle("R0001", ["D001"], at=LUNCH).subsidy_fen == 550
 
 
 def test_month_limit_crossed_in_the_middle_of_a_meal(app, formats, tmp_path):

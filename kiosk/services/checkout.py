@@ -273,6 +273,9 @@ class CheckoutService:
                     return self._receipt(s, prev, replayed=True)
             # lock the resident row (PostgreSQL) so two canteens cannot both spend the same limit
             s.execute(select(Resident.id).where(Resident.id == resident_id).with_for_update()).first()
+            # what is recorded is priced on the store as it is now, not on a quote's short caches
+            self._policies.clear()
+            self._menus.clear()
             qr = self._quote(s, resident_id, dish_ids, at, meal)
             q = qr.quote
             balance = balance_of(s, resident_id)
