@@ -47,15 +47,19 @@ def canteen(app, formats, tmp_path, obama, biden):
     return app
 
 
-@pytest.fixture
-def win(qtbot, canteen):
+def make_window(qtbot, canteen, service: KioskService) -> KioskWindow:
     canteen.settings.liveness = "off"   # flow tests; the challenge has its own tests below
-    w = KioskWindow(KioskService(canteen), Voice(enabled=False), None, receipt_seconds=0.5)
+    w = KioskWindow(service, Voice(enabled=False), None, receipt_seconds=0.5)
     w.resize(1080, 1600)
     qtbot.addWidget(w)
     w.show()
     w.pipeline = RecognitionPipeline(canteen.engine, canteen.faces.match, PersonTracker(votes_needed=3, window=6))
     return w
+
+
+@pytest.fixture
+def win(qtbot, canteen):
+    return make_window(qtbot, canteen, KioskService(canteen))
 
 
 def feed(win, image, n=4):
@@ -111,6 +115,34 @@ def test_recognized_pay_receipt_idle(qtbot, win, obama, tmp_path):
     # still standing at the counter: not greeted (and charged) again
     feed(win, face_frame(obama[1]), 5)
     assert win.state == IDLE and "已经结算" in win.idle.hint.text()
+
+
+def test_breakfast_is_full_price_and_the_screen_says_why(qtbot, canteen, obama):
+    """With the usual meal windows and the terminal's clock at 07:30, the elder is served
+    breakfast, which the example policy does not subsidise: no subsidy, the reason shown,
+    the whole price to pay, and the order recorded as breakfast."""
+    from datetime import datetime
+    from datetime import time as clock_time
+
+    from kiosk.services.canteen import configure_canteen
+    from kiosk.timeutil import CST, now_cst
+
+    configure_canteen(canteen, windows={"早餐": ["06:00", "09:30"], "午餐": ["10:30", "13:30"],
+                                        "晚餐": ["16:30", "19:30"]})
+    morning = datetime.combine(now_cst().date(), clock_time(7, 30), CST)
+    w = make_window(qtbot, canteen, KioskService(canteen, clock=lambda: morning))
+    qtbot.waitUntil(lambda: "早餐" in w.idle.canteen.text())
+    feed(w, face_frame(obama[1]))
+    wait_state(qtbot, w, BILL)
+    qtbot.waitUntil(lambda: "应付" in w.bill.to_pay.text())
+    assert "早餐不在补贴范围" in w.bill.subsidy.text()
+    expect = w.service.bill("R0001", w.bill.selected())
+    assert expect.total_fen > 0 and expect.subsidy_fen == 0 and expect.to_pay_fen == expect.total_fen
+    qtbot.mouseClick(w.bill.confirm_btn, Qt.MouseButton.LeftButton)
+    wait_state(qtbot, w, RECEIPT)
+    with canteen.db.session() as s:
+        o = s.scalars(select(Order)).one()
+        assert (o.meal, o.subsidy_fen, o.to_pay_fen) == ("早餐", 0, expect.total_fen)
 
 
 def test_not_me_goes_to_card_path_and_charges_nobody(qtbot, win, obama, tmp_path):

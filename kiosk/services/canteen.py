@@ -26,5 +26,7 @@ def configure_canteen(app, *, name: str | None = None, district: str | None = No
             c.meal_windows = {k: list(v) for k, v in checked.items()}
         audit.record(s, actor, "canteen.configure", c.id, name=c.name, district=c.district,
                      windows=c.meal_windows)
-        return {"id": c.id, "name": c.name, "district": c.district,
-                "meal_windows": c.meal_windows or {k: list(v) for k, v in DEFAULT_WINDOWS.items()}}
+        out = {"id": c.id, "name": c.name, "district": c.district,
+               "meal_windows": c.meal_windows or {k: list(v) for k, v in DEFAULT_WINDOWS.items()}}
+    app.billing.forget_cached()       # this process sees the change at once (others within their TTL)
+    return out

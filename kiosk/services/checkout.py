@@ -149,6 +149,12 @@ class CheckoutService:
         self._policies: dict[tuple, tuple[float, tuple | None]] = {}
 
     # -- look-ups ---------------------------------------------------------------------
+    def forget_cached(self) -> None:
+        """Drop the short caches (canteen settings, menus, policy in force)."""
+        self._canteen = None
+        self._menus.clear()
+        self._policies.clear()
+
     def canteen(self, session: Session) -> CanteenInfo:
         now = time.monotonic()
         if self._canteen is None or now - self._canteen[0] > CANTEEN_TTL_S:
@@ -273,9 +279,7 @@ class CheckoutService:
                     return self._receipt(s, prev, replayed=True)
             # lock the resident row (PostgreSQL) so two canteens cannot both spend the same limit
             s.execute(select(Resident.id).where(Resident.id == resident_id).with_for_update()).first()
-            # what is recorded is priced on the store as it is now, not on a quote's short caches
-            self._policies.clear()
-            self._menus.clear()
+            self.forget_cached()   # what is recorded is priced on the store as it is now
             qr = self._quote(s, resident_id, dish_ids, at, meal)
             q = qr.quote
             balance = balance_of(s, resident_id)

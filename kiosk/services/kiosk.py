@@ -6,6 +6,7 @@ import io
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from typing import Callable
 
 from sqlalchemy import select
 
@@ -58,8 +59,9 @@ class Bill:
 
 
 class KioskService:
-    def __init__(self, app) -> None:
+    def __init__(self, app, clock: Callable[[], datetime] = now_cst) -> None:
         self.app = app
+        self.clock = clock          # the terminal's time (CST); tests set it to a chosen moment
 
     @property
     def settings(self):
@@ -74,12 +76,13 @@ class KioskService:
         from ..billing.meals import meal_at
 
         with self.app.db.session() as s:
-            return meal_at(at or now_cst(), self.app.billing.windows(s))
+            return meal_at(at or self.clock(), self.app.billing.windows(s))
 
     # -- the checkout flow ---------------------------------------------------------------
     def greet(self, resident_id: str, at: datetime | None = None) -> Greeting:
         from ..billing.recommend import Dish, Profile, excluded_reason
 
+        at = at or self.clock()
         card = self.app.residents.get(resident_id)
         summary = self.app.billing.today_summary(resident_id, at=at)
         rec = self.app.billing.recommend(resident_id, at=at)
@@ -106,13 +109,13 @@ class KioskService:
     def bill(self, resident_id: str, dish_ids: list[str], at: datetime | None = None) -> Bill:
         if not dish_ids:
             return Bill(0, 0, 0, "", None)
-        q = self.app.billing.quote(resident_id, dish_ids, at=at).quote
+        q = self.app.billing.quote(resident_id, dish_ids, at=at or self.clock()).quote
         return Bill(q.total_fen, q.subsidy_fen, q.to_pay_fen, q.reason, q.tier)
 
     def settle(self, resident_id: str, dish_ids: list[str], pay: str, key: str, identified_by: str,
                at: datetime | None = None, staff_id: str | None = None) -> Receipt:
-        return self.app.billing.settle(resident_id, dish_ids, pay=pay, at=at, idempotency_key=key,
-                                       identified_by=identified_by, staff_id=staff_id)
+        return self.app.billing.settle(resident_id, dish_ids, pay=pay, at=at or self.clock(),
+                                       idempotency_key=key, identified_by=identified_by, staff_id=staff_id)
 
     def record_misidentification(self, resident_id: str, score: float | None) -> None:
         with self.app.db.session() as s:
@@ -185,7 +188,7 @@ class KioskService:
         return self.app.billing.topup(resident_id, amount_fen, payer=payer, staff_id=staff_id)
 
     def today_orders(self, day: date | None = None) -> dict:
-        day = day or now_cst().date()
+        day = day or self.clock().date()
         with self.app.db.session() as s:
             rows = s.execute(select(Order, Resident.name, OrderVoid.id)
                              .join(Resident, Resident.id == Order.resident_id)

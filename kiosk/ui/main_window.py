@@ -12,7 +12,6 @@ from PySide6.QtWidgets import QLabel, QMainWindow, QStackedWidget
 
 from ..errors import InsufficientBalanceError, KioskError
 from ..money import yuan_to_fen
-from ..timeutil import now_cst
 from . import theme
 from .pages import BillPage, IdlePage, NoFacePage, ReceiptPage
 from .staff_page import StaffPage, report_lines
@@ -147,8 +146,9 @@ class KioskWindow(QMainWindow):
         self.capture = None
         if self.worker is not None:
             self.worker.reset_person()
-        self.run_task(lambda: (self.service.canteen_name(), self.service.current_meal()),
-                      lambda nm: self.idle.canteen.setText(f"{nm[0]}　{now_cst():%m月%d日}　{nm[1] or '非供餐时间'}"))
+        svc = self.service
+        self.run_task(lambda: (svc.canteen_name(), svc.clock(), svc.current_meal()),
+                      lambda r: self.idle.canteen.setText(f"{r[0]}　{r[1]:%m月%d日}　{r[2] or '非供餐时间'}"))
         self.idle.hint.setText(self._camera_hint())
         self.show_page(IDLE)
         self.voice.say("请看屏幕，刷脸就餐")
@@ -478,7 +478,7 @@ class KioskWindow(QMainWindow):
     def admin_export(self) -> None:
         if not self.staff_user:
             return
-        out = self.service.settings.home / "exports" / f"orders-{now_cst():%Y%m%d}.csv"
+        out = self.service.settings.home / "exports" / f"orders-{self.service.clock():%Y%m%d}.csv"
         out.parent.mkdir(parents=True, exist_ok=True)
         self.run_task(self.service.export_today_csv, lambda p: self.staff.message.setText(f"已导出：{p}"), None,
                       out, self.staff_user["staff_id"])
@@ -486,7 +486,7 @@ class KioskWindow(QMainWindow):
     def admin_export_month(self) -> None:
         if not self.staff_user or self.staff_user["role"] != "admin":
             return
-        month = f"{now_cst():%Y-%m}"
+        month = f"{self.service.clock():%Y-%m}"
         out = self.service.settings.home / "exports" / f"subsidy-{month}.xlsx"
         out.parent.mkdir(parents=True, exist_ok=True)
         self.run_task(self.service.export_month, lambda p: self.staff.message.setText(f"已导出：{p}"), None,
