@@ -97,7 +97,7 @@ _RESIDENT = select(Resident.id, Resident.name, Resident.birth_date, Resident.huk
                    Resident.diet_tags, Resident.allergies, Resident.status).where(Resident.id == bindparam("rid"))
 
 
-def facts_of(r: ResidentRecord | Resident) -> ResidentFacts:
+def facts_of(r: ResidentRecord) -> ResidentFacts:
     return ResidentFacts(r.id, r.birth_date, r.hukou, frozenset(r.categories or []))
 
 

@@ -104,12 +104,9 @@ def run(backend: str, model_dir: Path, labelled: Path, pools: list[Path],
     for d in folders:
         for e in embed_all(eng, _images(d)).values():
             people[d.name].append(e)
-    pool = {}
-    for d in pools:
-        for p, e in embed_all(eng, _images(d)).items():
-            pool[f"pool:{d.name}/{p.name}"] = e
+    pool_ids = {f"pool:{d.name}/{p.name}": e[None, :]
+                for d in pools for p, e in embed_all(eng, _images(d)).items()}
     labelled_ids = {pid: np.vstack(vs) for pid, vs in people.items()}
-    pool_ids = {k: v[None, :] for k, v in pool.items()}
     everyone = {**labelled_ids, **pool_ids}
     genuine = []
     for v in labelled_ids.values():
@@ -119,8 +116,8 @@ def run(backend: str, model_dir: Path, labelled: Path, pools: list[Path],
     for i, a in enumerate(lab_keys):
         for b in lab_keys[i + 1:]:
             impostor += list((labelled_ids[a] @ labelled_ids[b].T).ravel())
-    if pool:
-        pool_mat = np.vstack(list(pool.values()))
+    if pool_ids:
+        pool_mat = np.vstack(list(pool_ids.values()))
         for v in labelled_ids.values():
             impostor += list((v @ pool_mat.T).ravel())
     impostor = np.array(impostor)
@@ -164,7 +161,7 @@ def run(backend: str, model_dir: Path, labelled: Path, pools: list[Path],
     return {
         "backend": backend, "contract": eng.contract.id,
         "labelled_people": len(people), "labelled_photos": sum(len(v) for v in people.values()),
-        "pool_faces": len(pool), "residents_in_1_to_n": len(everyone),
+        "pool_faces": len(pool_ids), "residents_in_1_to_n": len(everyone),
         "genuine_pairs": len(genuine), "impostor_pairs": int(len(impostor)),
         "genuine": {"min": float(np.min(genuine)), "p05": float(np.percentile(genuine, 5)),
                     "median": float(np.median(genuine))},
