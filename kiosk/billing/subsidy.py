@@ -7,7 +7,7 @@ from datetime import date
 
 from ..money import fen_to_yuan
 from ..timeutil import age_on
-from .policy import Policy, Tier
+from .policy import Policy, Tier, category_matches
 
 
 @dataclass(frozen=True)
@@ -40,9 +40,11 @@ def matching_tier(policy: Policy, facts: ResidentFacts, age: int) -> Tier | None
     best: Tier | None = None
     for t in policy.tiers:
         m = t.match
-        if m.categories is not None and not (set(m.categories) & facts.categories):
+        if m.categories is not None and not any(category_matches(c, facts.categories) for c in m.categories):
             continue
         if m.min_age is not None and age < m.min_age:
+            continue
+        if m.max_age is not None and age > m.max_age:
             continue
         if best is None or t.per_meal_fen > best.per_meal_fen:
             best = t
