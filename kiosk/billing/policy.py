@@ -63,8 +63,6 @@ def _fen(v: Any, max_fen: int, what: str) -> int:
         raise ValueError(f"{what}「{v}」无效：{exc.zh}（须为不小于0、最多两位小数的元金额） / {exc}") from None
 
 
-Text = Field(min_length=1, max_length=POLICY_MAX_STRING)
-
 
 class TierMatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -120,7 +118,7 @@ class Limits(BaseModel):
 class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     id: str = Field(min_length=1, max_length=64)          # subsidy_policies.policy_id
-    name: str = Text
+    name: str = Field(min_length=1, max_length=POLICY_MAX_STRING)
     district: str = Field(min_length=1, max_length=100)   # subsidy_policies.district
     effective_from: date
     effective_to: date
