@@ -9,12 +9,13 @@
 """
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
@@ -58,6 +59,11 @@ class Settings(BaseSettings):
     liveness: Literal["active", "passive", "off"] = "active"
     liveness_model: Path | None = None
     liveness_threshold: float = Field(default=0.8, ge=0.0, le=1.0)
+    # the district (docs/district.md): with both set this machine is a terminal of that
+    # server, selling from a local replica and syncing every sync_interval_s seconds
+    server_url: str | None = None
+    server_token: str | None = None
+    sync_interval_s: float = Field(default=5.0, ge=0.5, le=3600)
 
     @field_validator("database_url")
     @classmethod
@@ -65,6 +71,31 @@ class Settings(BaseSettings):
         if v is not None and "://" not in v:
             raise ValueError("must be an SQLAlchemy URL such as postgresql+psycopg://user@host/db")
         return v
+
+    @field_validator("server_url")
+    @classmethod
+    def _check_server_url(cls, v: str | None) -> str | None:
+        if v is not None and v.strip() and not v.startswith(("http://", "https://")):
+            raise ValueError("must start with https:// (or http:// on the same machine)")
+        return v.strip().rstrip("/") or None if v is not None else None
+
+    @model_validator(mode="after")
+    def _terminal_canteen(self) -> "Settings":
+        # a terminal learns its canteen from its token at the first `kiosk sync` (kept in
+        # KIOSK_HOME/terminal.json); KIOSK_CANTEEN_ID, when set, must agree (sync checks)
+        if self.is_terminal and "canteen_id" not in self.model_fields_set:
+            f = self.home / "terminal.json"
+            if f.is_file():
+                try:
+                    self.canteen_id = str(json.loads(f.read_text())["canteen_id"])
+                except (OSError, ValueError, KeyError):
+                    pass
+        return self
+
+    @property
+    def is_terminal(self) -> bool:
+        """A terminal of a district server (KIOSK_SERVER_URL and KIOSK_SERVER_TOKEN set)."""
+        return bool(self.server_url and self.server_token)
 
     @property
     def db_url(self) -> str:

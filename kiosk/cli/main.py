@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     for mod in (commands_faces, commands_billing, commands_ops):
         mod.register(sub)
+    from . import commands_district; commands_district.register(sub)  # noqa: E702 (the district, after `report`)
     return p
 
 

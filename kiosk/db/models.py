@@ -65,6 +65,16 @@ class Terminal(Base):
     canteen_id: Mapped[str] = mapped_column(ForeignKey("canteens.id"))
     name: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # the district server (migration 0003): the terminal's token is kept only as a hash
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_push_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_pull_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    pulled_version: Mapped[int | None] = mapped_column(Integer)
+    pending: Mapped[int | None] = mapped_column(Integer)          # outbox rows it reported waiting
+    software_version: Mapped[str | None] = mapped_column(String(40))
+    model: Mapped[str | None] = mapped_column(String(200))        # face model contract it reported
 
 
 class Resident(Base):
@@ -266,3 +276,90 @@ class PinLockout(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+# --------------------------------------------------------------------------- the district (0003)
+class ChangeLogEntry(Base):
+    """Which district record changed, at which version. Terminals pull what changed since
+    the version they last saw. Versions are handed out at commit (see kiosk.sync.changes),
+    so they become visible in order."""
+
+    __tablename__ = "change_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    version: Mapped[int] = mapped_column(Integer, index=True)
+    entity: Mapped[str] = mapped_column(String(20))   # resident|faces|account|menu|policy|staff|canteen
+    key: Mapped[str] = mapped_column(String(200))
+
+
+class SyncCounter(Base):
+    __tablename__ = "sync_counter"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AppliedOp(Base):
+    """A terminal's outbox operation the server has applied (or refused, kept with its
+    payload): the same op pushed again is answered from here, never applied twice."""
+
+    __tablename__ = "applied_ops"
+    op_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    terminal_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(20))   # applied | rejected
+    error: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict | None] = mapped_column(JSON)   # kept only for a rejected op
+    created_at: Mapped[datetime | None] = mapped_column(UTCDateTime)   # on the terminal
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PushedOrder(Base):
+    """When an order from a terminal reached the server."""
+
+    __tablename__ = "pushed_orders"
+    order_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    terminal_id: Mapped[str] = mapped_column(String(64))
+    op_id: Mapped[str] = mapped_column(String(36))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DistrictFlag(Base):
+    """An order recorded as served that broke a district-wide limit (for reconciliation)."""
+
+    __tablename__ = "district_flags"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    order_id: Mapped[str] = mapped_column(String(36), index=True)
+    resident_id: Mapped[str] = mapped_column(String(64), index=True)
+    meal_date: Mapped[date] = mapped_column(Date, index=True)
+    kind: Mapped[str] = mapped_column(String(20))   # daily_meals | monthly_amount | balance
+    over_fen: Mapped[int] = mapped_column(Integer)
+    order_ids: Mapped[list] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decision: Mapped[str | None] = mapped_column(String(20))   # accept | charge_back
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class OutboxEntry(Base):
+    """A terminal's change waiting for the server, pushed in ``seq`` order."""
+
+    __tablename__ = "sync_outbox"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(36), unique=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status: Mapped[str] = mapped_column(String(20), default="pending")   # pending | rejected
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class SyncState(Base):
+    """A terminal's sync bookkeeping (role, pulled version, last sync, offline since)."""
+
+    __tablename__ = "sync_state"
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[dict | None] = mapped_column(JSON)
+
+
+# the district's change tracking and terminal outbox listen on every session (kiosk/sync/changes.py)
+from ..sync import changes as _district_changes  # noqa: E402,F401

@@ -1,0 +1,1 @@
+"""The district server: an HTTP API over the district database (docs/district.md)."""

@@ -1,0 +1,89 @@
+"""The district server's FastAPI application.
+
+``create_app(settings)`` builds the app over the district store (``KIOSK_DATABASE_URL``,
+PostgreSQL in production, SQLite in KIOSK_HOME by default). Routers mount on it:
+
+* ``/api/v1/...``  the terminals' API (kiosk.server.routes), every request with a
+  terminal token (``Authorization: Bearer ...``);
+* ``/console/...`` the district office's web console (mounted by kiosk.console when
+  that package is present: it exposes ``router`` or ``mount(app)``).
+
+Request handlers get the store and the services through one dependency::
+
+    from fastapi import Depends
+    from kiosk.server.app import get_app
+    from kiosk.services.context import App
+
+    @router.get("/x")
+    def x(app: App = Depends(get_app)): ...
+
+The App is the same context the command line uses (settings, db, residents, billing,
+faces, cipher); the server never loads a face model (it stores and forwards templates).
+"""
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from ..config import Settings, get_settings
+from ..errors import KioskError
+from ..services.context import App
+
+log = logging.getLogger("kiosk.server")
+API_PREFIX = "/api/v1"
+
+
+def get_app(request: Request) -> App:
+    """FastAPI dependency: the server's App context (settings, store, services)."""
+    return request.app.state.kiosk_app
+
+
+def create_app(settings: Settings | None = None, *, kiosk_app: App | None = None,
+               tls: bool = False, insecure_templates: bool = False) -> FastAPI:
+    """The server app. ``tls``: served over HTTPS directly (uvicorn --ssl-*);
+    ``insecure_templates``: send face templates over plain http to non-loopback
+    terminals anyway (logged loudly at every pull; see docs/district.md)."""
+    settings = settings or get_settings()
+    if settings.is_terminal:
+        from ..sync.errors import DistrictError
+        raise DistrictError("这台机器配置为终端（KIOSK_SERVER_URL），不能作为区服务器运行",
+                            detail="unset KIOSK_SERVER_URL / KIOSK_SERVER_TOKEN to run `kiosk server`")
+    app_ctx = kiosk_app or App(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        if kiosk_app is None:
+            app_ctx.close()
+
+    api = FastAPI(title="长寿食堂 district server", version="1", lifespan=lifespan,
+                  docs_url=None, redoc_url=None, openapi_url=None)
+    api.state.kiosk_app = app_ctx
+    api.state.tls = tls
+    api.state.insecure_templates = insecure_templates
+
+    @api.exception_handler(KioskError)
+    async def _kiosk_error(_request: Request, exc: KioskError):
+        status = getattr(exc, "http_status", 400)
+        return JSONResponse({"error": exc.user_message, "detail": exc.detail, "type": type(exc).__name__},
+                            status_code=status)
+
+    from .routes import router
+    api.include_router(router, prefix=API_PREFIX)
+    _mount_console(api)
+    return api
+
+
+def _mount_console(api: FastAPI) -> None:
+    """Mount the web console when its package is installed (issue 13)."""
+    try:
+        from .. import console  # type: ignore[attr-defined]
+    except ImportError:
+        return
+    if hasattr(console, "mount"):
+        console.mount(api)
+    elif hasattr(console, "router"):
+        api.include_router(console.router, prefix="/console")

@@ -1,0 +1,121 @@
+"""Per-terminal tokens. A token is 32 random bytes shown once at `kiosk server terminal
+add`; the server keeps its SHA-256 only (a random 256-bit secret needs no slow hash).
+Every API request looks the hash up, so a revoked terminal is refused at its next request."""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from fastapi import Depends, Request
+from sqlalchemy import select
+
+from ..db.models import Canteen, Terminal, utcnow
+from ..errors import NotFoundError, ValidationError
+from ..services import audit
+from ..services.context import App
+from ..sync.errors import TerminalAuthError
+from .app import get_app
+
+TOKEN_PREFIX = "kt_"
+SEEN_EVERY = timedelta(seconds=10)   # last_seen_at is written at most this often
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.strip().encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class TerminalIdentity:
+    terminal_id: str
+    canteen_id: str
+    name: str | None
+
+
+def add_terminal(app: App, canteen_id: str, *, name: str | None = None, terminal_id: str | None = None,
+                 actor: str = "system") -> tuple[TerminalIdentity, str]:
+    """Register a terminal of a canteen; returns it and its token (shown once)."""
+    canteen_id = canteen_id.strip()
+    if not canteen_id or len(canteen_id) > 64:
+        raise ValidationError("食堂编号不能为空，且不超过64个字符", detail=f"bad canteen id {canteen_id!r}")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with app.db.session() as s:
+        if s.get(Canteen, canteen_id) is None:
+            s.add(Canteen(id=canteen_id, name=canteen_id))
+            s.flush()
+        if terminal_id is None:
+            n = len(s.scalars(select(Terminal.id).where(Terminal.canteen_id == canteen_id)).all())
+            terminal_id = f"{canteen_id}-T{n + 1}"
+            while s.get(Terminal, terminal_id) is not None:
+                n += 1
+                terminal_id = f"{canteen_id}-T{n + 1}"
+        elif s.get(Terminal, terminal_id) is not None:
+            raise ValidationError(f"终端 {terminal_id} 已存在", detail=f"terminal {terminal_id!r} exists")
+        s.add(Terminal(id=terminal_id, canteen_id=canteen_id, name=name, token_hash=hash_token(token)))
+        audit.record(s, actor, "terminal.add", terminal_id, canteen_id=canteen_id, name=name)
+    return TerminalIdentity(terminal_id, canteen_id, name), token
+
+
+def revoke_terminal(app: App, terminal_id: str, *, actor: str = "system") -> dict:
+    with app.db.session() as s:
+        t = s.get(Terminal, terminal_id)
+        if t is None:
+            raise NotFoundError(f"没有编号为 {terminal_id} 的终端", detail=f"terminal {terminal_id!r} not found")
+        already = t.revoked_at is not None
+        if not already:
+            t.revoked_at = utcnow()
+            audit.record(s, actor, "terminal.revoke", terminal_id, canteen_id=t.canteen_id)
+        return {"terminal_id": terminal_id, "canteen_id": t.canteen_id, "revoked": True,
+                "already_revoked": already}
+
+
+def list_terminals(app: App) -> list[dict]:
+    from ..timeutil import CST
+
+    def iso(d: datetime | None) -> str | None:
+        return d.astimezone(CST).isoformat(timespec="seconds") if d else None
+
+    with app.db.session() as s:
+        rows = s.scalars(select(Terminal).order_by(Terminal.canteen_id, Terminal.id)).all()
+        return [{"terminal_id": t.id, "canteen_id": t.canteen_id, "name": t.name,
+                 "revoked": t.revoked_at is not None, "created_at": iso(t.created_at),
+                 "last_seen_at": iso(t.last_seen_at), "last_push_at": iso(t.last_push_at),
+                 "last_pull_at": iso(t.last_pull_at), "pulled_version": t.pulled_version,
+                 "pending": t.pending, "software_version": t.software_version, "model": t.model}
+                for t in rows]
+
+
+def _bearer(request: Request) -> str | None:
+    h = request.headers.get("authorization", "")
+    if h[:7].lower() == "bearer ":
+        return h[7:].strip() or None
+    return None
+
+
+def current_terminal(request: Request, app: App = Depends(get_app)) -> TerminalIdentity:
+    """FastAPI dependency: the terminal whose valid, unrevoked token came with the request."""
+    token = _bearer(request)
+    if not token:
+        raise TerminalAuthError("请求没有终端令牌", detail="missing Authorization: Bearer <token>")
+    h = hash_token(token)
+    now = utcnow()
+    with app.db.session() as s:
+        t = s.scalars(select(Terminal).where(Terminal.token_hash == h)).first()
+        if t is None:
+            raise TerminalAuthError(detail="unknown terminal token")
+        if t.revoked_at is not None:
+            raise TerminalAuthError("此终端的令牌已被吊销，请联系区管理员", detail=f"terminal {t.id} revoked")
+        ident = TerminalIdentity(t.id, t.canteen_id, t.name)
+        pending = request.headers.get("x-kiosk-pending")
+        if t.last_seen_at is None or now - t.last_seen_at > SEEN_EVERY or pending is not None:
+            t.last_seen_at = now
+            if pending is not None and pending.isdigit():
+                t.pending = int(pending)
+            sv = request.headers.get("x-kiosk-software")
+            if sv:
+                t.software_version = sv[:40]
+            mv = request.headers.get("x-kiosk-model")
+            if mv:
+                t.model = mv[:200]
+    return ident

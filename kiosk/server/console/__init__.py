@@ -1,0 +1,21 @@
+"""The district office's web console (issue 13), served by ``kiosk server`` at /console.
+
+``console_router(get_app)`` builds the router over the server's App dependency;
+``mount(api)`` includes it at /console on the server's FastAPI app."""
+from __future__ import annotations
+
+from .routes import console_router
+
+PREFIX = "/console"
+
+
+def mount(api, get_app=None) -> None:
+    """Include the console on ``api`` at /console, over the server's App dependency."""
+    if get_app is None:
+        from ..app import get_app as server_get_app
+
+        get_app = server_get_app
+    api.include_router(console_router(get_app), prefix=PREFIX)
+
+
+__all__ = ["console_router", "mount", "PREFIX"]

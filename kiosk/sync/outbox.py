@@ -1,0 +1,35 @@
+"""The services' one hook into the district: ``record(app, session, kind, **meta)``.
+
+Called inside the unit of work that made a change (a sale, a void, a top-up, an
+enrolment, an erasure). On a terminal it names the outbox row that the commit writes
+in the same transaction (kiosk.sync.changes gathers the rows written); on the server it
+notes the district records changed by writes the ORM cannot see (bulk deletes). On a
+single machine it costs a dictionary update."""
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ..db.models import OutboxEntry
+from . import changes
+
+# which district record an operation changes, by the resident it names (for bulk writes)
+_TOUCHES = {"faces.erase": "faces", "faces.remove": "faces", "faces.enroll": "faces"}
+
+
+def record(app, session: Session, kind: str, **meta: object) -> None:
+    if session.info.get(changes.APPLY):
+        return
+    session.info.setdefault(changes.OPS, []).append((kind, {k: v for k, v in meta.items() if v is not None}))
+    if app.settings.is_terminal:
+        session.info[changes.TERMINAL] = True
+    else:
+        entity = _TOUCHES.get(kind)
+        rid = meta.get("resident_id")
+        if entity and rid:
+            changes.touch(session, entity, str(rid))
+
+
+def pending_count(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(OutboxEntry)
+                              .where(OutboxEntry.status == "pending")) or 0)

@@ -1,0 +1,61 @@
+"""Database rows to JSON and back, by the model's column types (dates as ISO text,
+bytes as base64). Unknown keys are dropped, so a newer peer's extra columns do no harm."""
+from __future__ import annotations
+
+import base64
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Date, DateTime, LargeBinary
+from sqlalchemy.types import TypeDecorator
+
+
+def _kind(col) -> str:
+    t = col.type
+    if isinstance(t, TypeDecorator):
+        t = t.impl if not isinstance(t.impl, type) else t.impl()
+    if isinstance(t, DateTime):
+        return "datetime"
+    if isinstance(t, Date):
+        return "date"
+    if isinstance(t, LargeBinary):
+        return "bytes"
+    return "plain"
+
+
+def _enc(v: Any) -> Any:
+    if isinstance(v, (datetime, date)):
+        return v.isoformat()
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(v)).decode()
+    return v
+
+
+def dump(obj: Any, exclude: tuple[str, ...] = ()) -> dict:
+    """An ORM object's columns as JSON-ready values."""
+    return {c.name: _enc(getattr(obj, c.name)) for c in obj.__table__.columns if c.name not in exclude}
+
+
+def dump_row(model: Any, row: Any, exclude: tuple[str, ...] = ()) -> dict:
+    """A Core row (mapping) of ``model``'s table as JSON-ready values."""
+    m = row._mapping if hasattr(row, "_mapping") else row
+    return {c.name: _enc(m[c.name]) for c in model.__table__.columns if c.name in m and c.name not in exclude}
+
+
+def load(model: Any, data: dict) -> dict:
+    """JSON values back to Python values for ``model``'s columns (unknown keys dropped)."""
+    out = {}
+    for c in model.__table__.columns:
+        if c.name not in data:
+            continue
+        v = data[c.name]
+        if v is not None:
+            k = _kind(c)
+            if k == "datetime":
+                v = datetime.fromisoformat(v)
+            elif k == "date":
+                v = date.fromisoformat(v)
+            elif k == "bytes":
+                v = base64.b64decode(v)
+        out[c.name] = v
+    return out
