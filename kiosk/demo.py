@@ -44,7 +44,7 @@ def seed_demo(app) -> dict:
     shutil.copy(samples / "face_recognition" / "obama.jpg", photos / "zhang_1.jpg")
     shutil.copy(samples / "face_recognition" / "obama3.jpg", photos / "zhang_2.jpg")
     shutil.copy(samples / "face_recognition" / "biden.jpg", photos / "wang_1.jpg")
-    shutil.copy(samples / "strangers" / "Female_45_3_1.jpg", photos / "liu_1.jpg")
+    shutil.copy(samples / "strangers" / "grace_hopper.jpg", photos / "liu_1.jpg")
     # today's menu for every meal, from the example dishes
     today = now_cst().date().isoformat()
     lines = (src / "menu.example.csv").read_text(encoding="utf-8-sig").splitlines()
@@ -102,7 +102,7 @@ class DemoCapture:
         self.model_dir = Path(model_dir)
         fr, st = self.model_dir / "samples" / "face_recognition", self.model_dir / "samples" / "strangers"
         self.scenes = [Scene(None, 2.5), Scene(fr / "obama2.jpg", 2.0, grow=True), Scene(fr / "obama2.jpg", 16.0),
-                       Scene(None, 4.0), Scene(st / "Male_40_4.jpg", 12.0), Scene(None, 14.0)]
+                       Scene(None, 4.0), Scene(st / "eileen_collins.png", 12.0), Scene(None, 14.0)]
         self.size, self.clock = size, clock
         self.t0 = clock()
         self._crops = {}

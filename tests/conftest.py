@@ -1,8 +1,24 @@
 """Shared fixtures. Vision tests use the real model packs and real photos that
-install.sh fetched from PyPI (KIOSK_MODEL_DIR); nothing here fakes an embedding."""
+install.sh fetched from PyPI and Debian (KIOSK_MODEL_DIR); nothing here fakes an embedding.
+
+Optional parts. A test that needs one is marked, and is skipped with the reason when
+that part is absent; nothing else is ever skipped here:
+
+* ``insightface``: the insightface package and its model pack (``install.sh --test``).
+  Tests parametrized with ``backend="insightface"`` and tests that use the
+  ``insightface_images`` fixture get the marker by themselves.
+* ``postgres``: psycopg and a PostgreSQL server that the test can start
+  (``install.sh --test`` installs both; tests/test_postgres.py starts a throwaway cluster).
+
+In CI (the environment variable ``CI`` set, as ``.ci/run`` has it) nothing is skipped:
+a missing optional part there is an install defect, so those tests run and fail."""
 from __future__ import annotations
 
+import glob
+import importlib.util
 import os
+import shutil
+from functools import lru_cache
 from pathlib import Path
 
 import pytest
@@ -41,10 +57,69 @@ def biden() -> Path:
 
 @pytest.fixture(scope="session")
 def strangers() -> list[Path]:
-    d = model_dir() / "samples" / "strangers"
-    files = sorted(d.glob("*.jpg"))
-    assert len(files) == 12, f"expected 12 stranger photos in {d}; run `kiosk models samples`"
-    return files
+    """Photos of people who are none of the enrolled ones, one face each, every one a
+    different person, all with a licence for this use (models/manifest.yaml, samples
+    ``strangers``: where each comes from and its licence)."""
+    from kiosk.vision.modelpacks import get_pack, verify_pack
+
+    files = verify_pack(model_dir(), "strangers", section="samples")
+    expected = len(get_pack("strangers", "samples").files)
+    assert len(files) == expected >= 3, f"expected {expected} stranger photos; run `kiosk models samples`"
+    return [files[role] for role in sorted(files)]
+
+
+# -- optional parts: markers and the reason a marked test is skipped -----------------------
+
+@lru_cache(maxsize=None)
+def insightface_missing() -> str | None:
+    """Why the insightface backend cannot run here, or None when it can."""
+    if importlib.util.find_spec("insightface") is None:
+        return "the insightface package is not installed (bash install.sh --test installs it)"
+    from kiosk.errors import ModelError
+    from kiosk.vision.modelpacks import verify_pack
+
+    try:
+        verify_pack(model_dir(), "insightface", full_hash=False)
+    except ModelError as exc:
+        return f"the insightface model pack is not installed: {exc.detail}"
+    return None
+
+
+@lru_cache(maxsize=None)
+def postgres_missing() -> str | None:
+    """Why tests/test_postgres.py cannot start a PostgreSQL server here, or None."""
+    if importlib.util.find_spec("psycopg") is None:
+        return "psycopg is not installed (pip install '.[postgres]'; bash install.sh --test does)"
+    if not glob.glob("/usr/lib/postgresql/*/bin/initdb") or not glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"):
+        return "the PostgreSQL server is not installed (bash install.sh --test installs it)"
+    if os.geteuid() == 0:        # the server refuses to run as root: the tests start it as postgres
+        import pwd
+
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            return "running as root and there is no postgres user to start the server as"
+        if shutil.which("runuser") is None:
+            return "running as root and runuser is missing (needed to start the server as postgres)"
+    return None
+
+
+OPTIONAL_PARTS = {"insightface": insightface_missing, "postgres": postgres_missing}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if ((callspec is not None and callspec.params.get("backend") == "insightface")
+                or "insightface_images" in getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.insightface)
+        if os.environ.get("CI"):
+            continue         # in CI every optional part must be there: run, and fail if it is not
+        for name, missing in OPTIONAL_PARTS.items():
+            if item.get_closest_marker(name) is not None:
+                reason = missing()
+                if reason is not None:
+                    item.add_marker(pytest.mark.skip(reason=f"{name}: {reason}"))
 
 
 @pytest.fixture(scope="session")

@@ -102,6 +102,7 @@ def test_index_file_is_encrypted_and_rebuilt_when_it_disagrees(env, obama, biden
     assert len(app3.faces.gallery()) == 2
 
 
+@pytest.mark.insightface
 def test_other_model_templates_are_not_mixed(env, obama):
     app = make_app("sface")
     _enrol(app, "R1", obama[0])
@@ -129,6 +130,7 @@ def test_missing_key_is_a_clear_error(env, monkeypatch, tmp_path, obama):
         App(load_settings()).cipher
 
 
+@pytest.mark.insightface
 def test_model_change_reembeds_from_kept_crops(env, obama, biden):
     """Templates of the old model with a kept crop are re-made; the others are listed."""
     from datetime import date

@@ -20,6 +20,8 @@ from kiosk.timeutil import CST
 from .billing_helpers import settle_at_once
 from .conftest import shared_engine
 
+pytestmark = pytest.mark.postgres
+
 
 def _free_port() -> int:
     with socket.socket() as s:

@@ -168,7 +168,7 @@ def _count(win, action):
 
 
 def test_unknown_face_goes_to_card_path(qtbot, win, strangers):
-    feed(win, face_frame(strangers[4]), 8)
+    feed(win, face_frame(strangers[0]), 8)
     wait_state(qtbot, win, NOFACE)
     assert "没有认出您" in win.noface.prompt.text()
 

@@ -89,6 +89,9 @@ def cmd_models_samples(args: argparse.Namespace) -> int:
     for n in names:
         files = install_pack(get_settings().model_dir, n, section="samples")
         print(f"samples {n}: {len(files)} photos in {next(iter(files.values())).parent}")
+        for f in load_manifest(MANIFEST_PATH, "samples")[n].files:
+            if f.subject:        # where each photo comes from and its licence
+                print(f"  {f.name}: {f.subject}; {f.licence}")
     return 0
 
 
