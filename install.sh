@@ -54,6 +54,9 @@ fi
 # -- 3. Models, sample photos and the template key ---------------------------------
 say "face models and sample photos"
 .venv/bin/kiosk models install sface
+# two sample photos come out of Debian packages (apt-get download: unpacked, never
+# installed); apt needs its package lists for that
+if ! apt-cache show tk8.6-doc python-matplotlib-data >/dev/null 2>&1; then $SUDO apt-get update -qq; fi
 .venv/bin/kiosk models samples
 if [ "$MODE" = "--test" ]; then .venv/bin/kiosk models install insightface; fi
 .venv/bin/kiosk keygen --if-missing
