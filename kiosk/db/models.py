@@ -175,6 +175,10 @@ class Order(Base):
     policy_row_id: Mapped[str | None] = mapped_column(String(36))
     identified_by: Mapped[str] = mapped_column(String(20), default="cli")  # face | card | phone | staff | cli
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # proof of life (高龄津贴, migration 0005): the face matched / the liveness check passed at
+    # this checkout (None: not recorded, e.g. orders from before 0005 or the command line)
+    face_verified: Mapped[bool | None] = mapped_column(Boolean)
+    liveness_passed: Mapped[bool | None] = mapped_column(Boolean)
 
     lines: Mapped[list["OrderLine"]] = relationship(back_populates="order")
 
@@ -359,6 +363,29 @@ class SyncState(Base):
     __tablename__ = "sync_state"
     key: Mapped[str] = mapped_column(String(40), primary_key=True)
     value: Mapped[dict | None] = mapped_column(JSON)
+
+
+
+# --------------------------------------------------------------------------- the console (0005)
+class WelfareVisit(Base):
+    """A staff member's visit to a resident on the welfare-alert list (关爱巡访)."""
+
+    __tablename__ = "welfare_visits"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    resident_id: Mapped[str] = mapped_column(ForeignKey("residents.id"), index=True)
+    staff_id: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str] = mapped_column(Text)
+    visited_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class DistrictSetting(Base):
+    """Per-district settings of the console (days without a meal before a welfare alert)."""
+
+    __tablename__ = "district_settings"
+    district: Mapped[str] = mapped_column(String(100), primary_key=True)
+    welfare_days: Mapped[int] = mapped_column(Integer, default=3)
+    updated_by: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 # the district's change tracking and terminal outbox listen on every session (kiosk/sync/changes.py)

@@ -266,9 +266,11 @@ class CheckoutService:
 
     def settle(self, resident_id: str, dish_ids: list[str], *, pay: str = "cash", at: datetime | None = None,
                meal: str | None = None, idempotency_key: str | None = None, identified_by: str = "cli",
-               terminal_id: str | None = None, staff_id: str | None = None) -> Receipt:
+               terminal_id: str | None = None, staff_id: str | None = None,
+               face_verified: bool | None = None, liveness_passed: bool | None = None) -> Receipt:
         """Price and record one meal in one transaction. The same idempotency key
-        settles once: a second call returns the first receipt."""
+        settles once: a second call returns the first receipt. ``face_verified`` /
+        ``liveness_passed``: what the terminal checked (recorded for 高龄津贴 proof of life)."""
         if pay not in PAY_METHODS:
             raise ValidationError(f"付款方式应为 余额/现金/银行卡（balance/cash/card），不是 {pay}",
                                   detail=f"pay must be one of {PAY_METHODS}")
@@ -291,7 +293,8 @@ class CheckoutService:
                           canteen_id=qr.canteen_id, terminal_id=terminal_id, meal_date=qr.meal_date,
                           meal=qr.meal, total_fen=q.total_fen, subsidy_fen=q.subsidy_fen,
                           to_pay_fen=q.to_pay_fen, pay_method=pay, tier=q.tier, reason=q.reason,
-                          policy_row_id=qr.policy_row_id, identified_by=identified_by)
+                          policy_row_id=qr.policy_row_id, identified_by=identified_by,
+                          face_verified=face_verified, liveness_passed=liveness_passed)
             s.add(order)
             s.flush()
             for ln, mid in zip(q.lines, qr.menu_item_ids):
