@@ -10,6 +10,7 @@ MB = 1024 * 1024
 TABLE_MAX_BYTES = 20 * MB            # the file on disk
 TABLE_MAX_ROWS = 100_000             # data rows (a larger roster: split it)
 TABLE_MAX_COLUMNS = 64               # columns that hold anything
+EXCEL_MAX_ROWS = 1_048_576           # a row number beyond Excel's own limit: a forged sheet
 CELL_MAX_CHARS = 1_000               # any one cell, before the column's own length
 XLSX_MAX_UNCOMPRESSED = 200 * MB     # all members of the .xlsx zip together
 XLSX_MAX_RATIO = 100                 # uncompressed / compressed, for members over 1 MB

@@ -136,10 +136,13 @@ def test_missing_required_column_is_named(app, tmp_path):
 
 
 def test_broken_files(app, tmp_path):
-    gbk = tmp_path / "gbk.csv"
-    gbk.write_bytes(HEADER.encode("gbk"))
-    with pytest.raises(ImportFileError, match="UTF-8"):
-        import_roster(app, gbk)
+    gbk = tmp_path / "gbk.csv"                       # GBK is read (with a warning) ...
+    gbk.write_bytes((HEADER + "\nR1,张三,510107194203150024,女,,武侯区,,,,,,,\n").encode("gbk"))
+    assert import_roster(app, gbk, dry_run=True).created == ["R1"]
+    latin = tmp_path / "latin.csv"                   # ... other encodings are refused, named
+    latin.write_bytes("name,hukou\nJosé,x\n".encode("latin-1"))
+    with pytest.raises(ImportFileError, match="既不是 UTF-8 也不是 GBK"):
+        import_roster(app, latin)
     fake = tmp_path / "fake.xlsx"
     fake.write_bytes(b"not a zip")
     with pytest.raises(ImportFileError, match="Excel"):

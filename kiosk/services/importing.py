@@ -17,11 +17,13 @@ from sqlalchemy import select
 
 from ..billing.policy import CATEGORIES, Policy, normalize_meal
 from ..db.models import MenuItem, Resident, SubsidyPolicy
-from ..errors import ImportFileError
+from ..errors import ImageError, ImportFileError
 from ..idcard import parse_id_number
-from ..money import yuan_to_fen
+from ..limits import (POLICY_MAX_BYTES, POLICY_MAX_DEPTH, POLICY_MAX_NODES, POLICY_MAX_STRING,
+                      describe_char, forbidden_char)
+from ..money import DISH_PRICE_MAX_FEN, PORTIONS_MAX, AmountError, fen_to_yuan, yuan_to_fen
 from . import audit
-from .tabular import Column, parse_date, read_table, split_list
+from .tabular import Column, Problem, cell_problem, check_file, decode_text, parse_date, read_table, split_list
 
 ROSTER_COLUMNS = [
     Column("编号", "resident_id"), Column("姓名", "name", True), Column("身份证号", "id_number", True),
@@ -40,22 +42,6 @@ MENU_GENERATION = 0   # bumped by every menu import, so cached menus are dropped
 POLICY_GENERATION = 0  # bumped by every policy import, so the cached policy in force is dropped
 YES = {"是", "yes", "y", "true", "1", "同意"}
 NO = {"否", "no", "n", "false", "0", "不同意", ""}
-
-
-@dataclass
-class Problem:
-    row: int | None
-    column: str | None
-    message_zh: str
-    message_en: str
-
-    def to_json(self) -> dict:
-        return {"row": self.row, "column": self.column, "message_zh": self.message_zh,
-                "message_en": self.message_en}
-
-    def text(self, file: str) -> str:
-        where = f"{file}" + (f" 第{self.row}行" if self.row else "") + (f"「{self.column}」" if self.column else "")
-        return f"{where}：{self.message_zh} / {self.message_en}"
 
 
 @dataclass
@@ -86,6 +72,43 @@ def _col(alias: str, headers: dict[str, str] = ROSTER_HEADERS) -> str:
     return headers.get(alias, alias)
 
 
+# lengths come from the database columns, so a value is refused here, never by the database
+TAG_MAX_CHARS = 20      # one diet tag, allergen, category or dish tag
+TAGS_MAX = 20           # tags in one cell
+PHOTOS_MAX = 10         # photo names in one roster row
+
+
+def max_chars(column) -> int:
+    """The length of a String column of kiosk.db.models (e.g. Resident.name -> 100)."""
+    return column.property.columns[0].type.length
+
+
+def length_problem(value: str | None, limit: int) -> tuple[str, str] | None:
+    if value is not None and len(value) > limit:
+        return f"太长（{len(value)} 个字符，最多 {limit} 个）", f"too long ({len(value)} characters, at most {limit})"
+    return None
+
+
+def tags_problem(tags: list[str]) -> tuple[str, str] | None:
+    if len(tags) > TAGS_MAX:
+        return f"项目太多（{len(tags)} 项，最多 {TAGS_MAX} 项）", f"{len(tags)} items, at most {TAGS_MAX}"
+    for t in tags:
+        if len(t) > TAG_MAX_CHARS:
+            return (f"「{t[:TAG_MAX_CHARS]}…」太长（最多 {TAG_MAX_CHARS} 个字符）",
+                    f"item of {len(t)} characters, at most {TAG_MAX_CHARS}")
+    return None
+
+
+def cell_problems(n: int, r: dict, headers: dict[str, str]) -> list[Problem]:
+    """Cells no column can take (NaN/Infinity, control characters such as NUL, overlong)."""
+    out = []
+    for alias, v in r.items():
+        why = cell_problem(v)
+        if why:
+            out.append(Problem(n, headers.get(alias, alias), *why))
+    return out
+
+
 # ---------------------------------------------------------------------- roster
 @dataclass
 class RosterRow:
@@ -97,7 +120,9 @@ class RosterRow:
 
 
 def validate_roster_row(n: int, r: dict) -> tuple[RosterRow | None, list[Problem]]:
-    probs: list[Problem] = []
+    probs = cell_problems(n, r, ROSTER_HEADERS)
+    if probs:
+        return None, probs
 
     def bad(alias: str, zh: str, en: str) -> None:
         probs.append(Problem(n, _col(alias), zh, en))
@@ -152,7 +177,23 @@ def validate_roster_row(n: int, r: dict) -> tuple[RosterRow | None, list[Problem
         bad("phone", f"联系电话「{phone}」含有非法字符", f"phone {phone!r} has invalid characters")
     consent_raw = str(r.get("face_consent", "")).strip().lower()
     if consent_raw not in YES | NO:
-        bad("face_consent", f"人脸授权只能填 是 或 否，不是「{consent_raw}」", "face_consent must be 是/否 (yes/no)")
+        bad("face_consent", f"人脸授权只能填 是 或 否，不是「{consent_raw[:20]}」", "face_consent must be 是/否 (yes/no)")
+    for alias, column in (("resident_id", Resident.id), ("name", Resident.name), ("hukou", Resident.hukou),
+                          ("phone", Resident.phone), ("card_no", Resident.card_no),
+                          ("emergency_contact", Resident.emergency_contact)):
+        why = length_problem(str(r.get(alias, "")).strip(), max_chars(column))
+        if why:
+            bad(alias, *why)
+    for alias, tags in (("categories", cats), ("diet", diet + allergies)):
+        why = tags_problem(tags)
+        if why:
+            bad(alias, *why)
+    photos = split_list(r.get("photos"))
+    if len(photos) > PHOTOS_MAX:
+        bad("photos", f"照片太多（{len(photos)} 张，最多 {PHOTOS_MAX} 张）", f"{len(photos)} photos, at most {PHOTOS_MAX}")
+    for ph in photos:
+        if Path(ph).is_absolute() or ".." in Path(ph).parts:
+            bad("photos", f"照片「{ph[:60]}」应是照片文件夹里的文件名，不能含路径", f"photo {ph[:60]!r} leaves the photo folder")
     if probs:
         return None, probs
     rid = str(r.get("resident_id", "")).strip() or None
@@ -160,7 +201,7 @@ def validate_roster_row(n: int, r: dict) -> tuple[RosterRow | None, list[Problem
               "hukou": hukou, "phone": phone or None, "categories": cats, "diet_tags": diet,
               "allergies": allergies, "card_no": str(r.get("card_no", "")).strip() or None,
               "emergency_contact": str(r.get("emergency_contact", "")).strip() or None}
-    return RosterRow(n, rid, fields, split_list(r.get("photos")), consent_raw in YES), []
+    return RosterRow(n, rid, fields, photos, consent_raw in YES), []
 
 
 def generated_resident_id(id_number: str) -> str:
@@ -169,6 +210,11 @@ def generated_resident_id(id_number: str) -> str:
 
 def import_roster(app, path: Path, *, dry_run: bool = False, skip_invalid: bool = False,
                   photos_dir: Path | None = None, staff_id: str | None = None) -> ImportReport:
+    """Every row and every photo is checked before anything is written: the cells,
+    the rows against each other and the store, each photo's header (size, format,
+    pixels) and, for a real import, each photo decoded and embedded."""
+    if photos_dir is not None and not Path(photos_dir).is_dir():
+        raise ImportFileError(f"照片文件夹不存在：{photos_dir}", detail=f"--photos {photos_dir}: not a folder")
     table = read_table(path, ROSTER_COLUMNS)
     rep = ImportReport(str(path), "roster", rows=len(table.rows), dry_run=dry_run, warnings=table.warnings)
     good: list[RosterRow] = []
@@ -187,9 +233,7 @@ def import_roster(app, path: Path, *, dry_run: bool = False, skip_invalid: bool 
                 elif key:
                     seen[key] = n
             if photos_dir is not None and row.face_consent:
-                for ph in row.photos:
-                    if not (Path(photos_dir) / ph).is_file():
-                        rep.warnings.append(f"{Path(path).name} 第{n}行：照片 {ph} 不在 {photos_dir} 中 / photo not found")
+                probs += _check_row_photos(row, Path(photos_dir), Path(path), rep)
         if probs:
             rep.problems += probs
             rep.skipped_rows.append(n)
@@ -211,9 +255,16 @@ def import_roster(app, path: Path, *, dry_run: bool = False, skip_invalid: bool 
             if clash:
                 rep.skipped_rows.append(row.row)
                 good.remove(row)
-        if rep.problems and not skip_invalid:
-            rep.skipped_rows = sorted(set(rep.skipped_rows))
-            return rep
+    rep.skipped_rows = sorted(set(rep.skipped_rows))
+    if rep.problems and not skip_invalid:
+        return rep
+    # every photo decoded, its face found and embedded before the first write
+    prepared = {} if dry_run else _prepare_roster_photos(app, good, photos_dir, rep)
+    rep.skipped_rows = sorted(set(rep.skipped_rows))
+    if rep.problems and not skip_invalid:
+        return rep
+    good = [row for row in good if row.row not in rep.skipped_rows]
+    with app.db.session() as s:
         for row in good:
             existing = s.get(Resident, row.resident_id)
             if existing is None:
@@ -238,9 +289,8 @@ def import_roster(app, path: Path, *, dry_run: bool = False, skip_invalid: bool 
                          updated=len(rep.updated), skipped=len(set(rep.skipped_rows)))
             if not rep.problems or skip_invalid:
                 rep.imported = True
-    rep.skipped_rows = sorted(set(rep.skipped_rows))
     if not dry_run and rep.imported:
-        _enrol_roster_photos(app, good, photos_dir, staff_id, rep)
+        _enrol_roster_photos(app, good, photos_dir, staff_id, rep, prepared)
     return rep
 
 
@@ -248,12 +298,65 @@ def _existing_id(s, id_number: str) -> str | None:
     return s.scalar(select(Resident.id).where(Resident.id_number == id_number))
 
 
+def _check_row_photos(row: RosterRow, photos_dir: Path, path: Path, rep: ImportReport) -> list[Problem]:
+    """Each photo of a consenting row: a missing one is a warning (the resident can
+    enrol later); one that is too large, not an image or of an unknown format is a
+    problem of the row. Only the header is read."""
+    from ..vision.image_io import check_image_file
+
+    probs = []
+    for ph in row.photos:
+        f = photos_dir / ph
+        if not f.is_file():
+            rep.warnings.append(f"{path.name} 第{row.row}行：照片 {ph} 不在 {photos_dir} 中 / photo not found")
+            continue
+        try:
+            check_image_file(f)
+        except ImageError as exc:
+            probs.append(Problem(row.row, _col("photos"), f"照片「{ph}」：{exc.user_message}",
+                                 f"photo {ph!r}: {exc.detail}"))
+    return probs
+
+
+def _prepare_roster_photos(app, rows: list[RosterRow], photos_dir: Path | None,
+                           rep: ImportReport) -> dict[int, tuple[list, object]]:
+    """Decode, detect and embed the photos of consenting rows (nothing written). A photo
+    that cannot be decoded is a problem of its row; no face or a poor photo is reported
+    with the enrolment, as at the desk."""
+    if photos_dir is None:
+        return {}
+    from enrollment.batch import EnrollReport, prepare_images
+
+    out: dict[int, tuple[list, object]] = {}
+    for row in rows:
+        if not (row.photos and row.face_consent):
+            continue
+        er = EnrollReport(row.resident_id)
+        paths = []
+        for ph in row.photos:
+            f = Path(photos_dir) / ph
+            if f.is_file():
+                paths.append(f)
+            else:
+                er.refused.append({"image": str(f), "reason": "error", "message": f"找不到图片文件：{f}"})
+        prepared = prepare_images(app, paths, er)
+        unreadable = [r for r in er.refused if r["reason"] == "error" and Path(r["image"]).is_file()]
+        for r in unreadable:
+            rep.problems.append(Problem(row.row, _col("photos"), f"照片「{Path(r['image']).name}」：{r['message']}",
+                                        f"photo {r['image']!r} cannot be decoded"))
+        if unreadable:
+            rep.skipped_rows.append(row.row)
+            continue
+        out[row.row] = (prepared, er)
+    return out
+
+
 def _enrol_roster_photos(app, rows: list[RosterRow], photos_dir: Path | None, staff_id: str | None,
-                         rep: ImportReport) -> None:
-    """Enrol the listed photos of rows whose paper form carries face consent."""
+                         rep: ImportReport, prepared: dict[int, tuple[list, object]]) -> None:
+    """Enrol the prepared photos of rows whose paper form carries face consent."""
     if photos_dir is None:
         return
-    from enrollment.batch import EnrollReport, enroll_prepared, prepare_images
+    from enrollment.batch import enroll_prepared
     from enrollment.consent import active_consent, record_consent
     from ..errors import KioskError
 
@@ -264,16 +367,16 @@ def _enrol_roster_photos(app, rows: list[RosterRow], photos_dir: Path | None, st
             rep.photos.append({"row": row.row, "resident_id": row.resident_id, "status": "no_consent",
                                "message": "未签署人脸授权，照片未登记（可用助老卡就餐）"})
             continue
-        paths = [Path(photos_dir) / p for p in row.photos]
-        er = EnrollReport(row.resident_id)
+        ready, er = prepared.get(row.row, ([], None))
+        if er is None:
+            continue
         try:
             with app.db.session() as s:
                 if active_consent(s, row.resident_id) is None:
                     record_consent(s, row.resident_id, "self", staff_id or "system", source="roster")
                     s.flush()
-                prepared = prepare_images(app, paths, er)
-                if prepared:
-                    enroll_prepared(app, s, row.resident_id, prepared, er, staff_id=staff_id or "system",
+                if ready:
+                    enroll_prepared(app, s, row.resident_id, ready, er, staff_id=staff_id or "system",
                                     source="import")
         except KioskError as exc:
             app.faces.rebuild_later()
@@ -288,7 +391,9 @@ def _enrol_roster_photos(app, rows: list[RosterRow], photos_dir: Path | None, st
 
 # ---------------------------------------------------------------------- menu
 def validate_menu_row(n: int, r: dict) -> tuple[dict | None, list[Problem]]:
-    probs: list[Problem] = []
+    probs = cell_problems(n, r, MENU_HEADERS)
+    if probs:
+        return None, probs
 
     def bad(alias: str, zh: str, en: str) -> None:
         probs.append(Problem(n, _col(alias, MENU_HEADERS), zh, en))
@@ -311,28 +416,52 @@ def validate_menu_row(n: int, r: dict) -> tuple[dict | None, list[Problem]]:
     price = r.get("price")
     try:
         if price in ("", None):
-            raise ValueError("empty")
-        out["price_fen"] = yuan_to_fen(price)
-    except ValueError:
-        bad("price", f"价格「{price}」无效：须为不小于0、最多两位小数的元金额", f"price {price!r}: not a non-negative amount with at most 2 decimals")
+            raise AmountError("empty", "不能为空")
+        out["price_fen"] = yuan_to_fen(price, max_fen=DISH_PRICE_MAX_FEN)
+    except AmountError as exc:
+        shown = str(price)[:20]
+        bad("price", f"价格「{shown}」无效：{exc.zh}（须为 0 到 {fen_to_yuan(DISH_PRICE_MAX_FEN)} 元、最多两位小数）",
+            f"price {shown!r}: {exc} (0 to {fen_to_yuan(DISH_PRICE_MAX_FEN)} yuan, at most 2 decimals)")
     cat = str(r.get("category", "")).strip() or None
     if cat and cat not in DISH_CATEGORIES:
         bad("category", f"未知的菜品类别「{cat}」（应为 {'/'.join(DISH_CATEGORIES)}）", f"unknown category {cat!r}")
     out["category"] = cat
     out["tags"] = split_list(r.get("tags"))
     out["allergens"] = split_list(r.get("allergens"))
+    for alias, column in (("dish_id", MenuItem.dish_id), ("name", MenuItem.name)):
+        why = length_problem(out[alias], max_chars(column))
+        if why:
+            bad(alias, *why)
+    for alias in ("tags", "allergens"):
+        why = tags_problem(out[alias])
+        if why:
+            bad(alias, *why)
     portions = r.get("portions")
     if portions in ("", None):
         out["portions"] = None
     else:
-        try:
-            p = float(portions) if not isinstance(portions, int) else portions
-            if p != int(p) or p < 0:
-                raise ValueError
-            out["portions"] = int(p)
-        except (ValueError, TypeError):
-            bad("portions", f"份数「{portions}」应为不小于0的整数，或留空表示不限", f"portions {portions!r} is not a whole number >= 0")
+        p = parse_portions(portions)
+        if p is None:
+            bad("portions", f"份数「{str(portions)[:20]}」应为 0 到 {PORTIONS_MAX} 的整数，或留空表示不限",
+                f"portions {str(portions)[:20]!r} is not a whole number from 0 to {PORTIONS_MAX}")
+        out["portions"] = p
     return (None if probs else out), probs
+
+
+def parse_portions(value: object) -> int | None:
+    """A whole number of portions within 0..PORTIONS_MAX, or None when it is not one
+    (12, 12.0 and '12' are; 2.5, NaN, Infinity, 1e20 and -1 are not)."""
+    from decimal import Decimal, InvalidOperation
+
+    if isinstance(value, bool):
+        return None
+    try:
+        d = Decimal(str(value).strip()) if not isinstance(value, int) else Decimal(value)
+    except (InvalidOperation, ValueError):
+        return None
+    if not d.is_finite() or d != d.to_integral_value() or not 0 <= d <= PORTIONS_MAX:
+        return None
+    return int(d)
 
 
 def import_menu(app, path: Path, *, dry_run: bool = False, skip_invalid: bool = False,
@@ -355,6 +484,7 @@ def import_menu(app, path: Path, *, dry_run: bool = False, skip_invalid: bool = 
             rep.skipped_rows.append(n)
         else:
             good.append(item)
+    rep.skipped_rows = sorted(set(rep.skipped_rows))
     if rep.problems and not skip_invalid:
         return rep
     canteen = app.settings.canteen_id
@@ -388,22 +518,86 @@ def import_menu(app, path: Path, *, dry_run: bool = False, skip_invalid: bool = 
 
 
 # ---------------------------------------------------------------------- policy
+class _NoAliasLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without anchors and aliases: a policy never needs them,
+    and an alias bomb (billion laughs) is refused before anything is expanded."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            ev = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, "别名（*alias）不允许出现在补贴政策里 / aliases are not allowed",
+                                              ev.start_mark)
+        ev = self.peek_event()
+        if getattr(ev, "anchor", None):
+            raise yaml.composer.ComposerError(None, None, "锚点（&anchor）不允许出现在补贴政策里 / anchors are not allowed",
+                                              ev.start_mark)
+        self._depth = getattr(self, "_depth", 0) + 1
+        self._nodes = getattr(self, "_nodes", 0) + 1
+        try:
+            if self._depth > POLICY_MAX_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"嵌套超过 {POLICY_MAX_DEPTH} 层 / nested deeper than "
+                                                  f"{POLICY_MAX_DEPTH}", ev.start_mark)
+            if self._nodes > POLICY_MAX_NODES:
+                raise yaml.composer.ComposerError(None, None, f"超过 {POLICY_MAX_NODES} 个元素 / more than "
+                                                  f"{POLICY_MAX_NODES} nodes", ev.start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _refuse_json_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number a policy can hold")
+
+
+def _check_policy_values(data: object, name: str, where: str = "", depth: int = 0) -> None:
+    """Every text of the document: no control characters, at most POLICY_MAX_STRING long;
+    nesting and size bounded (JSON has no loader hook for these)."""
+    if depth > POLICY_MAX_DEPTH:
+        raise ImportFileError(f"{name}：嵌套超过 {POLICY_MAX_DEPTH} 层", detail=f"{name}: nested deeper than {POLICY_MAX_DEPTH}")
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else None
+    if items is None:
+        if isinstance(data, (bytes, bytearray, set)):
+            raise ImportFileError(f"{name}「{where or '/'}」的值类型不允许（{type(data).__name__}）",
+                                  detail=f"{name}: {where}: {type(data).__name__} value")
+        if isinstance(data, str):
+            ch = forbidden_char(data)
+            if ch is not None:
+                raise ImportFileError(f"{name}「{where or '/'}」含有不允许的控制字符 {describe_char(ch)}",
+                                      detail=f"{name}: {where}: control character {describe_char(ch)}")
+            if len(data) > POLICY_MAX_STRING:
+                raise ImportFileError(f"{name}「{where or '/'}」太长（{len(data)} 个字符，最多 {POLICY_MAX_STRING} 个）",
+                                      detail=f"{name}: {where}: {len(data)} characters > {POLICY_MAX_STRING}")
+        return
+    for k, v in items:
+        key = str(k)
+        if isinstance(k, str):
+            _check_policy_values(k, name, f"{where}.{key[:20]}" if where else key[:20], depth + 1)
+        _check_policy_values(v, name, f"{where}.{key[:20]}" if where else key[:20], depth + 1)
+
+
 def load_policy_file(path: Path) -> tuple[Policy, dict]:
+    """A policy document (YAML or JSON), bounded: at most POLICY_MAX_BYTES, UTF-8 or GBK,
+    no YAML anchors or aliases, nesting and node counts capped, no NaN/Infinity."""
     path = Path(path)
-    if not path.is_file():
-        raise ImportFileError(f"找不到文件：{path}", detail=f"no such file: {path}")
-    text = path.read_text(encoding="utf-8-sig")
+    check_file(path, POLICY_MAX_BYTES, "补贴政策文件")
+    text, _enc = decode_text(path.read_bytes(), path)
     try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ImportFileError(f"{path.name} 格式有误，无法解析：{exc}", detail=f"{path}: {exc}") from None
+        if path.suffix.lower() == ".json":
+            data = json.loads(text, parse_constant=_refuse_json_constant)
+        else:
+            data = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+    except (json.JSONDecodeError, yaml.YAMLError, ValueError, RecursionError) as exc:
+        msg = str(exc)[:300]
+        raise ImportFileError(f"{path.name} 格式有误，无法解析：{msg}", detail=f"{path}: {type(exc).__name__}: {msg}") from None
     if not isinstance(data, dict):
         raise ImportFileError(f"{path.name} 不是补贴政策文件", detail=f"{path}: top level is not a mapping")
+    _check_policy_values(data, path.name)
     try:
         return Policy.model_validate(data), data
     except PydanticError as exc:
-        probs = [Problem(None, ".".join(str(p) for p in e["loc"]), f"{'.'.join(str(p) for p in e['loc'])}：{e['msg']}",
-                         e["msg"]) for e in exc.errors()]
+        probs = [Problem(None, ".".join(str(p) for p in e["loc"])[:80],
+                         f"{'.'.join(str(p) for p in e['loc'])[:80]}：{e['msg'][:300]}", e["msg"][:300])
+                 for e in exc.errors()[:20]]
         raise ImportFileError(f"{path.name} 有 {len(probs)} 处错误：" + "；".join(p.message_zh for p in probs),
                               detail=str(exc), problems=[p.to_json() for p in probs]) from None
 

@@ -6,6 +6,7 @@ import csv
 import io
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy import case, func, select
@@ -15,6 +16,7 @@ from ..errors import ValidationError
 from ..money import fen_to_yuan
 from . import audit
 from .checkout import month_bounds
+from .tabular import csv_cell, xlsx_append
 
 
 def mask_id(id_number: str | None) -> str:
@@ -77,13 +79,20 @@ def monthly_subsidy(app, month: str) -> MonthlyReport:
 HEAD = ["居民编号", "姓名", "身份证号", "户籍", "档次", "就餐次数", "补贴次数", "补贴金额(元)", "自付金额(元)"]
 
 
-def _rows(rep: MonthlyReport) -> list[list]:
+def _yuan(fen: int) -> Decimal:
+    """An amount as a number of yuan for a spreadsheet (exact: Decimal, two decimals)."""
+    return Decimal(fen) / 100
+
+
+def _rows(rep: MonthlyReport, money=fen_to_yuan) -> list[list]:
     return [[r["resident_id"], r["name"], r["id_number"], r["hukou"], r["tier"] or "", r["meals"],
-             r["subsidized_meals"], fen_to_yuan(r["subsidy_fen"]), fen_to_yuan(r["paid_fen"])] for r in rep.residents]
+             r["subsidized_meals"], money(r["subsidy_fen"]), money(r["paid_fen"])] for r in rep.residents]
 
 
 def write_report(app, rep: MonthlyReport, path: Path, staff_id: str = "system") -> Path:
-    """.xlsx (汇总 and 明细 sheets) or .csv; written to a temporary file, then moved."""
+    """.xlsx (汇总 and 明细 sheets) or .csv; written to a temporary file, then moved.
+    Text that a spreadsheet would run as a formula (a name starting with = + - @) is
+    written as text: a string cell in .xlsx, a leading ' in .csv. Numbers stay numbers."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     if path.suffix.lower() == ".xlsx":
@@ -92,27 +101,27 @@ def write_report(app, rep: MonthlyReport, path: Path, staff_id: str = "system") 
         wb = Workbook()
         ws = wb.active
         ws.title = "汇总"
-        ws.append([f"{rep.month} 助餐补贴结算表"])
-        ws.append(["就餐次数", rep.meals, "补贴次数", rep.subsidized_meals])
-        ws.append(["补贴合计(元)", fen_to_yuan(rep.subsidy_fen), "自付合计(元)", fen_to_yuan(rep.paid_fen)])
+        xlsx_append(ws, [f"{rep.month} 助餐补贴结算表"])
+        xlsx_append(ws, ["就餐次数", rep.meals, "补贴次数", rep.subsidized_meals])
+        xlsx_append(ws, ["补贴合计(元)", _yuan(rep.subsidy_fen), "自付合计(元)", _yuan(rep.paid_fen)])
         ws.append([])
-        ws.append(["档次", "补贴次数", "补贴金额(元)"])
+        xlsx_append(ws, ["档次", "补贴次数", "补贴金额(元)"])
         for t in rep.by_tier:
-            ws.append([t["tier"], t["meals"], fen_to_yuan(t["subsidy_fen"])])
+            xlsx_append(ws, [t["tier"], t["meals"], _yuan(t["subsidy_fen"])])
         ws.append([])
-        ws.append(["食堂", "就餐次数", "补贴金额(元)"])
+        xlsx_append(ws, ["食堂", "就餐次数", "补贴金额(元)"])
         for c in rep.by_canteen:
-            ws.append([c["canteen_id"], c["meals"], fen_to_yuan(c["subsidy_fen"])])
+            xlsx_append(ws, [c["canteen_id"], c["meals"], _yuan(c["subsidy_fen"])])
         detail = wb.create_sheet("明细")
-        detail.append(HEAD)
-        for row in _rows(rep):
-            detail.append(row)
+        xlsx_append(detail, HEAD)
+        for row in _rows(rep, _yuan):
+            xlsx_append(detail, row)
         wb.save(tmp)
     elif path.suffix.lower() == ".csv":
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(HEAD)
-        w.writerows(_rows(rep))
+        w.writerows([csv_cell(v) for v in row] for row in _rows(rep))
         w.writerow(["合计", "", "", "", "", rep.meals, rep.subsidized_meals, fen_to_yuan(rep.subsidy_fen),
                     fen_to_yuan(rep.paid_fen)])
         tmp.write_text(buf.getvalue(), encoding="utf-8-sig")
