@@ -152,16 +152,22 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 
 def cmd_identify(args: argparse.Namespace) -> int:
+    """One line per image; exit 2 when any image could not be read (its line says
+    status "error" and why), else 0."""
     app = _app()
+    unreadable = 0
     for img in args.images:
         r = app.faces.identify_file(img)
+        unreadable += r.status == "error"
         if args.json:
             out_json(r.to_json())
         else:
             who = f" {r.resident_id}" if r.resident_id else ""
             score = f" score={r.score:.3f}" if r.score is not None else ""
             print(f"{img}: {r.status}{who}{score} faces={r.faces}" + (f" ({r.message})" if r.message else ""))
-    return 0
+    if unreadable and not args.json:
+        print(f"错误：{unreadable} 张图片无法读取", file=sys.stderr)
+    return 2 if unreadable else 0
 
 
 def cmd_index_rebuild(args: argparse.Namespace) -> int:
