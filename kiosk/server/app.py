@@ -80,7 +80,7 @@ def create_app(settings: Settings | None = None, *, kiosk_app: App | None = None
 def _mount_console(api: FastAPI) -> None:
     """Mount the web console when its package is installed (issue 13)."""
     try:
-        from .. import console  # type: ignore[attr-defined]
+        from . import console  # kiosk/server/console (issue 13)
     except ImportError:
         return
     if hasattr(console, "mount"):

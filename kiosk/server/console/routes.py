@@ -48,6 +48,7 @@ def console_router(get_app: Callable, *, idle_minutes: float | None = None, cloc
     dependency giving the App context."""
     logins = Logins((idle_minutes or idle_minutes_from_env()) * 60, clock=clock)
     templates = Jinja2Templates(directory=str(TEMPLATES))
+    templates.env.policies["json.dumps_kwargs"] = {"ensure_ascii": False, "sort_keys": True}
     templates.env.filters["yuan"] = lambda fen: fen_to_yuan(int(fen or 0))
     router = APIRouter()
     router.logins = logins  # type: ignore[attr-defined]  (tests reach the clock through it)
@@ -59,12 +60,12 @@ def console_router(get_app: Callable, *, idle_minutes: float | None = None, cloc
         i = path.find("/console")
         return (path[:i] if i >= 0 else "") + "/console"
 
-    def render(request: Request, login: Login | None, name: str, status: int = 200, **ctx) -> HTMLResponse:
+    def render(request: Request, login: Login | None, template: str, status: int = 200, **ctx) -> HTMLResponse:
         flash, login_flash = [], []
         if login is not None:
             login_flash, login.flash = login.flash, []
         flash = login_flash + ctx.pop("flash", [])
-        resp = templates.TemplateResponse(request, name, {"login": login, "root": base(request), "flash": flash,
+        resp = templates.TemplateResponse(request, template, {"login": login, "root": base(request), "flash": flash,
                                                           "today": now_cst().date(), **ctx}, status_code=status)
         _headers(resp)
         return resp
@@ -281,7 +282,7 @@ def console_router(get_app: Callable, *, idle_minutes: float | None = None, cloc
             return import_plan.plan_menu(app, named, meta.get("canteen_id"))
         return import_plan.plan_policy(app, named, replace=replace, today=now_cst().date())
 
-    def _preview(request, app, login, token, meta, path, replace) -> HTMLResponse:
+    def _preview(request, app, login, token, meta, path, replace, status: int = 200) -> HTMLResponse:
         try:
             plan = _plan(app, meta, path, replace)
         except KioskError as exc:
@@ -289,7 +290,9 @@ def console_router(get_app: Callable, *, idle_minutes: float | None = None, cloc
             return render(request, login, "import_preview.html", status=422, plan=None, token=None,
                           kind=meta["kind"], kind_zh=KIND_ZH[meta["kind"]], name=meta["name"],
                           error=exc.user_message, problems=probs, replace=replace)
-        return render(request, login, "import_preview.html", plan=plan, token=token, kind=meta["kind"],
+        if plan.blocked and status == 200:
+            status = 422 if plan.problems else 409
+        return render(request, login, "import_preview.html", status=status, plan=plan, token=token, kind=meta["kind"],
                       kind_zh=KIND_ZH[meta["kind"]], name=meta["name"], action_zh=ACTION_ZH, replace=replace,
                       error=None, problems=[p.to_json() for p in plan.problems])
 
@@ -422,7 +425,7 @@ def console_router(get_app: Callable, *, idle_minutes: float | None = None, cloc
         except KioskError as exc:
             return render(request, login, "refused.html", status=400, message=exc.user_message)
         return render(request, login, "proof.html", month=m, rows=rows,
-                      none=[r for r in rows if r["none_this_month"]])
+                      missing=[r for r in rows if r["none_this_month"]])
 
     # ------------------------------------------------------------------ faces
     @router.get("/faces", response_class=HTMLResponse)

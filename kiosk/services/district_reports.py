@@ -1,0 +1,445 @@
+"""The lists a district office needs, from the data the kiosk already has: daily
+sales per canteen and dish, welfare alerts (关爱巡访), 高龄津贴 proof of life, the
+face data register, terminals and the audit log. Pure reads, except marking a
+welfare visit and the district's alert setting (both audited)."""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import func, select
+
+from ..db.models import (AuditEntry, Canteen, FaceConsent, FaceTemplate, Order, OrderLine, OrderVoid,
+                         Resident, Staff, Terminal)
+from ..errors import NotFoundError, ValidationError
+from ..timeutil import age_on, now_cst, to_cst
+from . import audit
+from .checkout import month_bounds
+from .report_files import Money, Sheet, TableReport
+from .reports import mask_id, monthly_subsidy, parse_month
+
+FILING_LINE = 100_000          # faces stored before the register must be filed (备案)
+FILING_WARN_SHARE = 0.8
+WELFARE_DEFAULT_DAYS = 3
+WELFARE_CATEGORIES = ("独居", "空巢", "失能", "孤寡")
+REGULAR_MEALS = 3              # meals in the 30 days up to the last one that make a "regular"
+PROOF_MIN_AGE = 80
+
+
+def _not_voided():
+    return ~select(OrderVoid.id).where(OrderVoid.order_id == Order.id).exists()
+
+
+def canteen_names(session) -> dict[str, str]:
+    return dict(session.execute(select(Canteen.id, Canteen.name)).all())
+
+
+def _has_category(cats: list | None, wanted: tuple[str, ...]) -> list[str]:
+    out = []
+    for c in cats or []:
+        base = str(c).replace("：", ":").split(":", 1)[0]
+        if base in wanted:
+            out.append(str(c))
+    return out
+
+
+# ---------------------------------------------------------------------- monthly
+def monthly_table(app, month: str) -> TableReport:
+    """The monthly subsidy reimbursement report (月度助餐补贴结算表) as a table report."""
+    rep = monthly_subsidy(app, month)
+    with app.db.session(read_only=True) as s:
+        names = canteen_names(s)
+        per_canteen = s.execute(
+            select(Order.resident_id, Order.canteen_id, func.count(), func.sum(Order.subsidy_fen))
+            .where(Order.meal_date >= parse_month(month), Order.meal_date <= month_bounds(parse_month(month))[1],
+                   _not_voided())
+            .group_by(Order.resident_id, Order.canteen_id)).all()
+    where: dict[str, list[str]] = defaultdict(list)
+    for rid, cid, _, _ in per_canteen:
+        where[rid].append(names.get(cid, cid))
+    residents = Sheet("明细（每位居民）", ["居民编号", "姓名", "身份证号", "户籍", "档次", "就餐食堂", "就餐次数",
+                                     "补贴次数", "补贴金额(元)", "自付金额(元)"],
+                      [[r["resident_id"], r["name"], r["id_number"], r["hukou"], r["tier"] or "",
+                        "、".join(sorted(where.get(r["resident_id"], []))), r["meals"], r["subsidized_meals"],
+                        Money(r["subsidy_fen"]), Money(r["paid_fen"])] for r in rep.residents])
+    tiers = Sheet("按补贴档次", ["档次", "补贴次数", "补贴金额(元)"],
+                  [[t["tier"] or "", t["meals"], Money(t["subsidy_fen"])] for t in rep.by_tier])
+    canteens = Sheet("按食堂", ["食堂编号", "食堂", "就餐次数", "补贴金额(元)"],
+                     [[c["canteen_id"], names.get(c["canteen_id"], ""), c["meals"], Money(c["subsidy_fen"])]
+                      for c in rep.by_canteen])
+    return TableReport(f"{rep.month} 助餐补贴结算表", "作废订单不计入；身份证号已部分隐藏",
+                       [("就餐次数", rep.meals), ("补贴次数", rep.subsidized_meals),
+                        ("补贴合计(元)", Money(rep.subsidy_fen)), ("自付合计(元)", Money(rep.paid_fen))],
+                       [residents, tiers, canteens])
+
+
+# ---------------------------------------------------------------------- daily sales
+def daily_sales(app, day: date) -> TableReport:
+    """Orders and money per canteen, portions per dish (for the kitchens' planning)."""
+    with app.db.session(read_only=True) as s:
+        names = canteen_names(s)
+        per_canteen = s.execute(
+            select(Order.canteen_id, Order.meal, func.count(), func.sum(Order.total_fen), func.sum(Order.subsidy_fen),
+                   func.sum(Order.to_pay_fen))
+            .where(Order.meal_date == day, _not_voided())
+            .group_by(Order.canteen_id, Order.meal).order_by(Order.canteen_id, Order.meal)).all()
+        per_dish = s.execute(
+            select(Order.canteen_id, Order.meal, OrderLine.dish_id, OrderLine.name, func.sum(OrderLine.quantity),
+                   func.sum(OrderLine.quantity * OrderLine.price_fen))
+            .join(Order, Order.id == OrderLine.order_id)
+            .where(Order.meal_date == day, _not_voided())
+            .group_by(Order.canteen_id, Order.meal, OrderLine.dish_id, OrderLine.name)
+            .order_by(Order.canteen_id, Order.meal, func.sum(OrderLine.quantity).desc(), OrderLine.dish_id)).all()
+    canteens = Sheet("按食堂", ["食堂", "餐次", "订单数", "营业额(元)", "补贴(元)", "自付(元)"],
+                     [[names.get(c, c), m, int(n), Money(int(t or 0)), Money(int(sb or 0)), Money(int(p or 0))]
+                      for c, m, n, t, sb, p in per_canteen])
+    dishes = Sheet("按菜品（份数）", ["食堂", "餐次", "菜品编号", "菜名", "份数", "金额(元)"],
+                   [[names.get(c, c), m, d, nm, int(q or 0), Money(int(a or 0))] for c, m, d, nm, q, a in per_dish])
+    total = sum(r[3].fen for r in canteens.rows)
+    return TableReport(f"{day} 每日销售", "作废订单不计入", [("订单数", sum(r[2] for r in canteens.rows)),
+                                                     ("营业额(元)", Money(total))], [canteens, dishes])
+
+
+# ---------------------------------------------------------------------- welfare
+def welfare_days(app, district: str | None) -> int:
+    from ..db.models import DistrictSetting
+
+    if not district:
+        return WELFARE_DEFAULT_DAYS
+    with app.db.session(read_only=True) as s:
+        row = s.get(DistrictSetting, district)
+        return row.welfare_days if row is not None and row.welfare_days else WELFARE_DEFAULT_DAYS
+
+
+def set_welfare_days(app, district: str, days: int, staff_id: str) -> None:
+    from ..db.models import DistrictSetting
+
+    if not district or not district.strip():
+        raise ValidationError("请填写区名", detail="empty district")
+    if not 1 <= int(days) <= 60:
+        raise ValidationError("未就餐天数应在 1 到 60 之间", detail=f"days {days}")
+    with app.db.session() as s:
+        row = s.get(DistrictSetting, district.strip())
+        old = row.welfare_days if row else None
+        if row is None:
+            s.add(DistrictSetting(district=district.strip(), welfare_days=int(days), updated_by=staff_id))
+        else:
+            row.welfare_days, row.updated_by, row.updated_at = int(days), staff_id, now_cst()
+        audit.record(s, staff_id, "welfare.set_days", district.strip(), old=old, new=int(days))
+
+
+def district_days(app) -> dict[str, int]:
+    from ..db.models import DistrictSetting
+
+    with app.db.session(read_only=True) as s:
+        return {r.district: r.welfare_days for r in s.scalars(select(DistrictSetting))}
+
+
+@dataclass
+class WelfareAlert:
+    resident_id: str
+    name: str
+    categories: list[str]
+    district: str | None
+    last_meal: date
+    last_canteen: str
+    days_without_meal: int
+    threshold_days: int
+    phone: str | None
+    emergency_contact: str | None
+    last_visit: dict | None
+
+    def to_json(self) -> dict:
+        d = self.__dict__.copy()
+        d["last_meal"] = self.last_meal.isoformat()
+        return d
+
+
+def welfare_alerts(app, today: date | None = None, days: int | None = None) -> list[WelfareAlert]:
+    """Regulars who live alone or are 空巢/失能/孤寡 and have not eaten at any canteen
+    for N days (N per district, set by the admin; ``days`` overrides it)."""
+    from ..db.models import WelfareVisit
+
+    today = today or now_cst().date()
+    per_district = {} if days is not None else district_days(app)
+    out: list[WelfareAlert] = []
+    with app.db.session(read_only=True) as s:
+        names = canteen_names(s)
+        residents = [r for r in s.scalars(select(Resident).where(Resident.status != "suspended"))
+                     if _has_category(r.categories, WELFARE_CATEGORIES)]
+        if not residents:
+            return []
+        ids = [r.id for r in residents]
+        last = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            for rid, d in s.execute(select(Order.resident_id, func.max(Order.meal_date))
+                                    .where(Order.resident_id.in_(chunk), Order.meal_date <= today, _not_voided())
+                                    .group_by(Order.resident_id)).all():
+                last[rid] = d
+        for r in residents:
+            d = last.get(r.id)
+            if d is None:
+                continue       # never ate at a canteen: not a regular
+            n = days if days is not None else per_district.get(r.hukou or "", WELFARE_DEFAULT_DAYS)
+            gap = (today - d).days
+            if gap < n:
+                continue
+            regular = s.scalar(select(func.count()).select_from(Order).where(
+                Order.resident_id == r.id, Order.meal_date > d - timedelta(days=30), Order.meal_date <= d,
+                _not_voided()))
+            if (regular or 0) < REGULAR_MEALS:
+                continue
+            lo = s.execute(select(Order.canteen_id).where(Order.resident_id == r.id, Order.meal_date == d,
+                                                          _not_voided())
+                           .order_by(Order.created_at.desc())).first()
+            v = s.scalars(select(WelfareVisit).where(WelfareVisit.resident_id == r.id)
+                          .order_by(WelfareVisit.visited_at.desc())).first()
+            visit = None
+            if v is not None:
+                st = s.get(Staff, v.staff_id)
+                visit = {"at": to_cst(v.visited_at).strftime("%Y-%m-%d %H:%M"), "staff_id": v.staff_id,
+                         "staff_name": st.name if st else "", "note": v.note,
+                         "after_last_meal": to_cst(v.visited_at).date() >= d}
+            out.append(WelfareAlert(r.id, r.name, _has_category(r.categories, WELFARE_CATEGORIES), r.hukou, d,
+                                    names.get(lo[0], lo[0]) if lo else "", gap, n, r.phone, r.emergency_contact,
+                                    visit))
+    out.sort(key=lambda a: (bool(a.last_visit and a.last_visit["after_last_meal"]), -a.days_without_meal,
+                            a.resident_id))
+    return out
+
+
+def mark_visited(app, resident_id: str, staff_id: str, note: str) -> dict:
+    from ..db.models import WelfareVisit
+
+    note = (note or "").strip()
+    if not note:
+        raise ValidationError("请写明巡访情况", detail="empty visit note")
+    if len(note) > 500:
+        raise ValidationError("巡访记录不能超过500字", detail="note too long")
+    with app.db.session() as s:
+        if s.get(Resident, resident_id) is None:
+            raise NotFoundError(f"没有编号为 {resident_id} 的居民", detail=f"resident {resident_id!r}")
+        v = WelfareVisit(resident_id=resident_id, staff_id=staff_id, note=note)
+        s.add(v)
+        audit.record(s, staff_id, "welfare.visited", resident_id, note=note)
+    return {"resident_id": resident_id, "staff_id": staff_id, "note": note}
+
+
+def welfare_table(alerts: list[WelfareAlert], today: date) -> TableReport:
+    rows = [[a.resident_id, a.name, "、".join(a.categories), a.district or "", str(a.last_meal), a.last_canteen,
+             a.days_without_meal, a.phone or "", a.emergency_contact or "",
+             (f"{a.last_visit['at']} {a.last_visit['staff_name'] or a.last_visit['staff_id']}：{a.last_visit['note']}"
+              if a.last_visit else "")] for a in alerts]
+    return TableReport(f"{today} 关爱巡访名单", "独居、空巢、失能、孤寡的常客，连续多日未在任何食堂就餐",
+                       [("人数", len(alerts))],
+                       [Sheet("巡访名单", ["居民编号", "姓名", "类别", "户籍", "最后就餐", "最后食堂", "未就餐天数",
+                                         "电话", "紧急联系人", "最近巡访"], rows, total_label=None)])
+
+
+# ---------------------------------------------------------------------- proof of life
+def proof_of_life(app, month: str) -> list[dict]:
+    """Residents aged 80+ (on the month's last day): the days with a checkout where the
+    face was matched and liveness passed, and at which terminals; none = no proof this month."""
+    first, last = month_bounds(parse_month(month))
+    with app.db.session(read_only=True) as s:
+        names = canteen_names(s)
+        cutoff = date(last.year - PROOF_MIN_AGE, last.month, last.day) if not (last.month == 2 and last.day == 29) \
+            else date(last.year - PROOF_MIN_AGE, 2, 28)
+        residents = s.scalars(select(Resident).where(Resident.birth_date.is_not(None), Resident.birth_date <= cutoff)
+                              .order_by(Resident.id)).all()
+        rows = s.execute(select(Order.resident_id, Order.meal_date, Order.terminal_id, Order.canteen_id)
+                         .where(Order.meal_date >= first, Order.meal_date <= last,
+                                Order.face_verified.is_(True), Order.liveness_passed.is_(True))).all()
+    days: dict[str, set] = defaultdict(set)
+    where: dict[str, set] = defaultdict(set)
+    for rid, d, term, cid in rows:
+        days[rid].add(d)
+        where[rid].add(f"{names.get(cid, cid)}/{term or '?'}")
+    out = []
+    for r in residents:
+        age = age_on(r.birth_date, last)
+        if age < PROOF_MIN_AGE:
+            continue
+        vd = sorted(days.get(r.id, ()))
+        out.append({"resident_id": r.id, "name": r.name, "id_number": mask_id(r.id_number), "age": age,
+                    "hukou": r.hukou, "verified_days": [d.isoformat() for d in vd], "days": len(vd),
+                    "terminals": sorted(where.get(r.id, ())), "none_this_month": not vd})
+    return out
+
+
+def proof_table(month: str, rows: list[dict]) -> TableReport:
+    none = [r for r in rows if r["none_this_month"]]
+    sheet = Sheet("高龄津贴活体核验", ["居民编号", "姓名", "身份证号", "年龄", "户籍", "核验天数", "核验日期", "终端"],
+                  [[r["resident_id"], r["name"], r["id_number"], r["age"], r["hukou"] or "", r["days"],
+                    "、".join(d[5:] for d in r["verified_days"]), "、".join(r["terminals"])] for r in rows],
+                  total_label=None)
+    missing = Sheet("本月无核验记录", ["居民编号", "姓名", "身份证号", "年龄", "户籍"],
+                    [[r["resident_id"], r["name"], r["id_number"], r["age"], r["hukou"] or ""] for r in none],
+                    total_label=None)
+    return TableReport(f"{month} 高龄津贴活体核验（80岁及以上）",
+                       "核验：结算时人脸比对通过且活体检测通过；供民政部门核对",
+                       [("80岁及以上人数", len(rows)), ("本月有核验", len(rows) - len(none)), ("本月无核验", len(none))],
+                       [sheet, missing])
+
+
+# ---------------------------------------------------------------------- face register
+def face_register(app, months: int = 12, today: date | None = None) -> dict:
+    """How many people's faces are stored against the filing line, and whose templates
+    were not used for ``months`` months (for the retention review)."""
+    today = today or now_cst().date()
+    if not 1 <= months <= 120:
+        raise ValidationError("月数应在 1 到 120 之间", detail=f"months {months}")
+    cutoff = today - timedelta(days=round(months * 30.44))
+    with app.db.session(read_only=True) as s:
+        people = s.scalar(select(func.count(func.distinct(FaceTemplate.resident_id)))) or 0
+        templates = s.scalar(select(func.count()).select_from(FaceTemplate)) or 0
+        made = dict(s.execute(select(FaceTemplate.resident_id, func.max(FaceTemplate.created_at))
+                              .group_by(FaceTemplate.resident_id)).all())
+        used = dict(s.execute(select(Order.resident_id, func.max(Order.meal_date))
+                              .where(Order.identified_by == "face").group_by(Order.resident_id)).all())
+        res = {r.id: r for r in s.scalars(select(Resident).where(Resident.id.in_(list(made)))).all()} if made else {}
+    unused = []
+    for rid, created in made.items():
+        last_use = used.get(rid)
+        latest = max(filter(None, [to_cst(created).date() if created else None, last_use]))
+        if latest < cutoff:
+            r = res.get(rid)
+            unused.append({"resident_id": rid, "name": r.name if r else "", "last_used": last_use.isoformat()
+                           if last_use else None, "enrolled": to_cst(created).date().isoformat() if created else None})
+    unused.sort(key=lambda u: (u["last_used"] or "", u["resident_id"]))
+    share = people / FILING_LINE
+    return {"people": people, "templates": templates, "filing_line": FILING_LINE, "share": share,
+            "warning": share >= FILING_WARN_SHARE, "months": months, "cutoff": cutoff.isoformat(), "unused": unused}
+
+
+def consents(app, resident_id: str | None = None, limit: int = 200) -> list[dict]:
+    with app.db.session(read_only=True) as s:
+        q = select(FaceConsent, Resident.name).join(Resident, Resident.id == FaceConsent.resident_id)
+        if resident_id:
+            q = q.where(FaceConsent.resident_id == resident_id)
+        rows = s.execute(q.order_by(FaceConsent.created_at.desc()).limit(limit)).all()
+    return [{"resident_id": c.resident_id, "name": n, "given_by": c.given_by, "guardian_name": c.guardian_name,
+             "staff_id": c.staff_id, "text_version": c.text_version, "allows_crop": c.allows_crop,
+             "source": c.source, "created_at": to_cst(c.created_at).strftime("%Y-%m-%d %H:%M"),
+             "withdrawn_at": to_cst(c.withdrawn_at).strftime("%Y-%m-%d %H:%M") if c.withdrawn_at else None}
+            for c, n in rows]
+
+
+def erase_faces_bulk(app, resident_ids: list[str], staff_id: str) -> list[dict]:
+    """Erase the face data of each listed resident (the resident service does the work
+    and audits each one); one audit entry records the batch."""
+    done = []
+    for rid in resident_ids:
+        done.append(app.residents.erase_faces(rid, staff_id))
+    with app.db.session() as s:
+        audit.record(s, staff_id, "faces.erase_bulk", None, residents=list(resident_ids), reason="retention review")
+    return done
+
+
+# ---------------------------------------------------------------------- terminals, audit
+TERMINAL_FIELDS = ("last_push_at", "last_pull_at", "last_seen_at", "pending", "model", "software_version",
+                   "revoked_at")
+
+
+def terminals(app) -> list[dict]:
+    """Each canteen's terminals with what the server knows of them (the district server
+    records the sync fields; absent fields are shown as unknown)."""
+    with app.db.session(read_only=True) as s:
+        names = canteen_names(s)
+        rows = s.scalars(select(Terminal).order_by(Terminal.canteen_id, Terminal.id)).all()
+        last_order = dict(s.execute(select(Order.terminal_id, func.max(Order.created_at))
+                                    .where(Order.terminal_id.is_not(None)).group_by(Order.terminal_id)).all())
+    out = []
+    for t in rows:
+        d = {"id": t.id, "canteen_id": t.canteen_id, "canteen": names.get(t.canteen_id, t.canteen_id),
+             "name": t.name or ""}
+        for f in TERMINAL_FIELDS:
+            v = getattr(t, f, None)
+            if isinstance(v, datetime):
+                v = to_cst(v).strftime("%Y-%m-%d %H:%M")
+            d[f] = v
+        syncs = [x for x in (getattr(t, "last_push_at", None), getattr(t, "last_pull_at", None)) if x]
+        d["last_sync_at"] = to_cst(max(syncs)).strftime("%Y-%m-%d %H:%M") if syncs else None
+        lo = last_order.get(t.id)
+        d["last_order_at"] = to_cst(lo).strftime("%Y-%m-%d %H:%M") if lo else None
+        out.append(d)
+    return out
+
+
+def audit_entries(app, *, actor: str | None = None, action: str | None = None, since: date | None = None,
+                  until: date | None = None, limit: int = 500) -> list[dict]:
+    from ..timeutil import CST
+
+    q = select(AuditEntry)
+    if actor:
+        q = q.where(AuditEntry.actor == actor)
+    if action:
+        q = q.where(AuditEntry.action.like(f"{action}%"))
+    if since:
+        q = q.where(AuditEntry.at >= datetime.combine(since, datetime.min.time(), CST))
+    if until:
+        q = q.where(AuditEntry.at < datetime.combine(until + timedelta(days=1), datetime.min.time(), CST))
+    with app.db.session(read_only=True) as s:
+        rows = s.scalars(q.order_by(AuditEntry.at.desc()).limit(limit)).all()
+    return [{"at": to_cst(e.at).strftime("%Y-%m-%d %H:%M:%S"), "actor": e.actor, "action": e.action,
+             "subject": e.subject or "", "detail": e.detail} for e in rows]
+
+
+def audit_table(entries: list[dict], title: str) -> TableReport:
+    import json
+
+    return TableReport(title, "", [("条数", len(entries))],
+                       [Sheet("审计日志", ["时间", "操作人", "操作", "对象", "详情"],
+                              [[e["at"], e["actor"], e["action"], e["subject"],
+                                json.dumps(e["detail"], ensure_ascii=False) if e["detail"] else ""] for e in entries],
+                              total_label=None)])
+
+
+# ---------------------------------------------------------------------- reconciliation
+KIND_ZH = {"daily_meals": "超过每日补贴次数", "monthly_amount": "超过每月补贴额度", "balance": "余额透支"}
+DECISION_ZH = {"accept": "认可", "charge_back": "追回"}
+
+
+def reconciliation_rows(app, month: str) -> list[dict]:
+    """The district server's flagged orders of the month (orders served offline that broke
+    a district-wide limit). Uses the server's own reconcile function when it has one."""
+    try:
+        from ..sync import reconcile as server_reconcile  # the district server's (issue 11)
+    except ImportError:
+        server_reconcile = None
+    fn = getattr(server_reconcile, "reconcile_month", None) if server_reconcile else None
+    if fn is not None:
+        return list(fn(app, month))
+    from ..db.models import DistrictFlag
+
+    first, last = month_bounds(parse_month(month))
+    with app.db.session(read_only=True) as s:
+        names = canteen_names(s)
+        flags = s.scalars(select(DistrictFlag).where(DistrictFlag.meal_date >= first, DistrictFlag.meal_date <= last)
+                          .order_by(DistrictFlag.meal_date, DistrictFlag.resident_id)).all()
+        out = []
+        for f in flags:
+            ids = list(f.order_ids or []) or [f.order_id]
+            orders = s.scalars(select(Order).where(Order.id.in_(ids))).all()
+            r = s.get(Resident, f.resident_id)
+            out.append({"resident_id": f.resident_id, "name": r.name if r else "", "meal_date": f.meal_date.isoformat(),
+                        "kind": f.kind, "over_fen": int(f.over_fen or 0), "order_ids": ids,
+                        "canteens": sorted({names.get(o.canteen_id, o.canteen_id) for o in orders}),
+                        "meals": sorted({f"{o.meal_date} {o.meal}" for o in orders}),
+                        "terminals": sorted({o.terminal_id or "" for o in orders} - {""}),
+                        "decision": f.decision, "decided_by": f.decided_by})
+    return out
+
+
+def reconciliation(app, month: str) -> TableReport:
+    rows = reconciliation_rows(app, month)
+    sheet = Sheet("待对账订单", ["居民编号", "姓名", "日期", "原因", "超出补贴(元)", "食堂", "餐次", "终端", "订单", "处理"],
+                  [[r["resident_id"], r.get("name", ""), r.get("meal_date", ""), KIND_ZH.get(r.get("kind"), r.get("kind") or ""),
+                    Money(int(r.get("over_fen") or 0)), "、".join(r.get("canteens", [])), "、".join(r.get("meals", [])),
+                    "、".join(r.get("terminals", [])), "、".join(o[:8] for o in r.get("order_ids", [])),
+                    (DECISION_ZH.get(r.get("decision"), r.get("decision") or "待处理")
+                     + (f"（{r['decided_by']}）" if r.get("decided_by") else ""))] for r in rows])
+    return TableReport(f"{month} 对账清单", "断网期间售出、超出全区限额的订单：由区办公室认可或追回", [("订单组数", len(rows)),
+                       ("超出补贴合计(元)", Money(sum(int(r.get("over_fen") or 0) for r in rows)))], [sheet])

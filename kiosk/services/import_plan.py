@@ -1,0 +1,447 @@
+"""Import plans for the district console: what a roster, menu or policy file would
+change, computed without writing anything (the dry run), and applying exactly that
+plan after the administrator confirms it.
+
+It reuses the importers' reading and row checks (kiosk.services.importing) and adds
+what an office needs on top of them:
+
+* roster updates keep what is stored where a cell is blank (or the column is
+  absent) and clear an optional value where the cell says ``清除``;
+* categories may carry a grade (残疾:二级);
+* a menu row may name its canteen (食堂 column; empty = every canteen);
+* a policy whose tier overlaps a tier in force (same category or age bracket,
+  overlapping dates) is refused with both tiers named, unless it replaces it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy import select
+
+from ..billing.policy import Policy, Tier, category_problem, split_category
+from ..db.models import Canteen, MenuItem, Resident, SubsidyPolicy
+from ..errors import ImportFileError, ValidationError
+from ..money import fen_to_yuan
+from . import audit, importing
+from .importing import (MENU_COLUMNS, ROSTER_COLUMNS, Problem, generated_resident_id,
+                        load_policy_file, validate_menu_row, validate_roster_row)
+from .tabular import Column, read_table, split_list
+
+CLEAR = "清除"
+# roster columns whose value may be cleared with 清除 (the others are required or derived)
+CLEARABLE = ("phone", "categories", "diet", "card_no", "emergency_contact")
+REQUIRED = ("name", "id_number", "hukou")
+ROSTER_HEAD = {c.alias: c.header for c in ROSTER_COLUMNS}
+FIELD_HEAD = {"name": "姓名", "id_number": "身份证号", "birth_date": "出生日期", "sex": "性别",
+              "hukou": "户籍", "phone": "联系电话", "categories": "人员类别", "diet_tags": "饮食禁忌",
+              "allergies": "过敏", "card_no": "卡号", "emergency_contact": "紧急联系人",
+              "menu_date": "日期", "meal": "餐次", "dish_id": "菜品编号", "price_fen": "价格",
+              "category": "类别", "tags": "标签", "allergens": "过敏原", "portions": "份数",
+              "canteen_id": "食堂"}
+CANTEEN_COLUMN = Column("食堂", "canteen_id")
+MENU_COLUMNS_WITH_CANTEEN = MENU_COLUMNS + ([CANTEEN_COLUMN] if not any(
+    c.alias == "canteen_id" for c in MENU_COLUMNS) else [])
+
+
+@dataclass
+class PlannedRow:
+    row: int | None
+    key: str                    # resident id, "canteen date meal dish", or "policy vN"
+    action: str                 # add | change | unchanged
+    label: str = ""             # a name to show beside the key
+    changes: dict = field(default_factory=dict)   # column (Chinese) -> [old, new] as text
+    record: dict = field(default_factory=dict)    # what apply writes
+
+    def to_json(self) -> dict:
+        return {"row": self.row, "key": self.key, "action": self.action, "label": self.label,
+                "changes": self.changes}
+
+
+@dataclass
+class Conflict:
+    """A tier of the new policy that overlaps a tier in force."""
+
+    new_tier: str
+    old_policy: str
+    old_tier: str
+    category: str
+    period: str
+
+    def text(self) -> str:
+        return (f"新档次「{self.new_tier}」与现行政策「{self.old_policy}」的档次「{self.old_tier}」重叠"
+                f"（{self.category}，{self.period}）")
+
+    def to_json(self) -> dict:
+        return {"new_tier": self.new_tier, "old_policy": self.old_policy, "old_tier": self.old_tier,
+                "category": self.category, "period": self.period, "message": self.text()}
+
+
+@dataclass
+class ImportPlan:
+    kind: str                   # roster | menu | policy
+    file: str
+    rows: int = 0
+    planned: list[PlannedRow] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
+    replace: bool = False
+    extra: dict = field(default_factory=dict)
+
+    def by_action(self, action: str) -> list[PlannedRow]:
+        return [p for p in self.planned if p.action == action]
+
+    @property
+    def add(self) -> list[PlannedRow]:
+        return self.by_action("add")
+
+    @property
+    def change(self) -> list[PlannedRow]:
+        return self.by_action("change")
+
+    @property
+    def unchanged(self) -> list[PlannedRow]:
+        return self.by_action("unchanged")
+
+    @property
+    def blocked(self) -> bool:
+        """True when confirming would be refused: bad rows, or overlaps not replaced."""
+        return bool(self.problems) or (bool(self.conflicts) and not self.replace)
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "file": self.file, "rows": self.rows,
+                "add": [p.to_json() for p in self.add], "change": [p.to_json() for p in self.change],
+                "unchanged": [p.to_json() for p in self.unchanged],
+                "problems": [p.to_json() for p in self.problems], "warnings": self.warnings,
+                "conflicts": [c.to_json() for c in self.conflicts], "blocked": self.blocked}
+
+
+def _text(v: object) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, (list, tuple)):
+        return "、".join(str(x) for x in v)
+    return str(v)
+
+
+def _blank(v: object) -> bool:
+    return v is None or (isinstance(v, str) and not v.strip())
+
+
+# ---------------------------------------------------------------------- roster
+def _stored_cells(r: Resident) -> dict[str, str]:
+    """A stored resident as the roster's cells (for columns left blank)."""
+    return {"resident_id": r.id, "name": r.name or "", "id_number": r.id_number or "",
+            "hukou": r.hukou or "", "phone": r.phone or "",
+            "diet": ";".join(list(r.diet_tags or []) + [f"过敏:{a}" for a in (r.allergies or [])]),
+            "card_no": r.card_no or "", "emergency_contact": r.emergency_contact or ""}
+
+
+def plan_roster(app, path: Path) -> ImportPlan:
+    """What a roster file would add and change; nothing is written."""
+    table = read_table(path, ROSTER_COLUMNS)
+    plan = ImportPlan("roster", Path(path).name, rows=len(table.rows), warnings=list(table.warnings))
+    present = set()
+    for _, r in table.rows[:1]:
+        present = set(r)
+    if "photos" in present:
+        plan.warnings.append("照片列在网页导入中不处理：照片请在终端或命令行 `kiosk residents import --photos` 登记")
+    seen: dict[str, dict[str, int]] = {"resident_id": {}, "id_number": {}, "card_no": {}}
+    with app.db.session(read_only=True) as s:
+        for n, raw in table.rows:
+            probs: list[Problem] = []
+            cells = dict(raw)
+            clears = set()
+            for alias, value in raw.items():
+                if isinstance(value, str) and value.strip() == CLEAR:
+                    if alias in CLEARABLE:
+                        clears.add(alias)
+                        cells[alias] = ""
+                    else:
+                        probs.append(Problem(n, ROSTER_HEAD.get(alias, alias),
+                                             f"「{ROSTER_HEAD.get(alias, alias)}」不能清除",
+                                             f"{alias} cannot be cleared"))
+            # the stored resident this row updates (by 编号, else by 身份证号)
+            rid_cell = str(cells.get("resident_id") or "").strip()
+            idn_cell = str(cells.get("id_number") or "").strip().upper()
+            stored = s.get(Resident, rid_cell) if rid_cell else None
+            if stored is None and idn_cell:
+                stored = s.scalars(select(Resident).where(Resident.id_number == idn_cell)).first()
+            if stored is not None:
+                for alias, value in _stored_cells(stored).items():
+                    if alias not in clears and _blank(cells.get(alias)):
+                        cells[alias] = value
+            # categories (with grades) are checked here; the row check sees none
+            cat_cell = cells.get("categories")
+            if "categories" in clears:
+                cats: list[str] | None = []
+            elif _blank(cat_cell):
+                cats = list(stored.categories or []) if stored is not None else []
+            else:
+                cats = [c.replace("：", ":") for c in split_list(cat_cell)]
+                for c in cats:
+                    why = category_problem(c)
+                    if why:
+                        probs.append(Problem(n, "人员类别", why, f"unknown category or grade {c!r}"))
+            cells["categories"] = ""
+            row, row_probs = validate_roster_row(n, cells)
+            probs += row_probs
+            if row is None or probs:
+                plan.problems += probs
+                continue
+            fields = dict(row.fields)
+            fields["categories"] = cats
+            for alias in clears:
+                if alias == "diet":
+                    fields["diet_tags"], fields["allergies"] = [], []
+                elif alias != "categories":
+                    fields[alias] = None
+            rid = stored.id if stored is not None else (row.resident_id or generated_resident_id(fields["id_number"]))
+            # the same person, ID number or card twice in the file
+            dup = False
+            for alias, value in (("resident_id", rid), ("id_number", fields["id_number"]),
+                                 ("card_no", fields["card_no"])):
+                if value and value in seen[alias]:
+                    dup = True
+                    plan.problems.append(Problem(n, ROSTER_HEAD[alias], f"{ROSTER_HEAD[alias]}「{value}」与第{seen[alias][value]}行重复",
+                                                 f"duplicate {alias} {value!r} (also row {seen[alias][value]})"))
+                elif value:
+                    seen[alias][value] = n
+            # held by another stored resident
+            for col, alias in ((Resident.id_number, "id_number"), (Resident.card_no, "card_no")):
+                value = fields[alias]
+                holder = value and s.scalars(select(Resident).where(col == value, Resident.id != rid)).first()
+                if holder:
+                    dup = True
+                    plan.problems.append(Problem(n, ROSTER_HEAD[alias], f"{ROSTER_HEAD[alias]}已属于居民 {holder.id}（{holder.name}）",
+                                                 f"{alias} already belongs to resident {holder.id}"))
+            if dup:
+                continue
+            if stored is None:
+                plan.planned.append(PlannedRow(n, rid, "add", fields["name"], record=fields))
+                continue
+            changes = {FIELD_HEAD[k]: [_text(getattr(stored, k)), _text(v)] for k, v in fields.items()
+                       if getattr(stored, k) != v and not (getattr(stored, k) in (None, []) and v in (None, []))}
+            plan.planned.append(PlannedRow(n, rid, "change" if changes else "unchanged", fields["name"],
+                                           changes, record=fields))
+    return plan
+
+
+def apply_roster(app, plan: ImportPlan, staff_id: str) -> dict:
+    """Write a roster plan in one transaction (all rows or none)."""
+    _refuse_blocked(plan)
+    created, updated = [], {}
+    with app.db.session(write_lock=True) as s:
+        for p in plan.planned:
+            if p.action == "add":
+                if s.get(Resident, p.key) is not None:
+                    raise ValidationError(f"居民 {p.key} 在预览之后已被添加，请重新上传预览",
+                                          detail=f"resident {p.key} appeared after the dry run")
+                s.add(Resident(id=p.key, **p.record))
+                created.append(p.key)
+            elif p.action == "change":
+                r = s.get(Resident, p.key)
+                if r is None:
+                    raise ValidationError(f"居民 {p.key} 在预览之后已被删除，请重新上传预览",
+                                          detail=f"resident {p.key} vanished after the dry run")
+                for k, v in p.record.items():
+                    setattr(r, k, v)
+                updated[p.key] = sorted(p.changes)
+        audit.record(s, staff_id, "import.roster", plan.file, via="console", created=created,
+                     updated=updated, unchanged=len(plan.unchanged))
+    return {"created": len(created), "updated": len(updated), "unchanged": len(plan.unchanged)}
+
+
+# ---------------------------------------------------------------------- menu
+def known_canteens(session) -> list[str]:
+    return list(session.scalars(select(Canteen.id).order_by(Canteen.id)))
+
+
+def plan_menu(app, path: Path, canteen_id: str | None = None) -> ImportPlan:
+    """A menu file: each row for its 食堂 (column), else ``canteen_id`` (a per-canteen
+    file), else every canteen of the district."""
+    table = read_table(path, MENU_COLUMNS_WITH_CANTEEN)
+    plan = ImportPlan("menu", Path(path).name, rows=len(table.rows), warnings=list(table.warnings))
+    seen: dict[tuple, int] = {}
+    with app.db.session(read_only=True) as s:
+        canteens = known_canteens(s) or [app.settings.canteen_id]
+        if canteen_id and canteen_id not in canteens:
+            raise ValidationError(f"没有编号为 {canteen_id} 的食堂", detail=f"unknown canteen {canteen_id!r}")
+        for n, r in table.rows:
+            item, probs = validate_menu_row(n, r)
+            cell = str(r.get("canteen_id") or "").strip()
+            if cell and cell not in canteens:
+                probs.append(Problem(n, "食堂", f"没有编号为「{cell}」的食堂（已有：{'、'.join(canteens)}）",
+                                     f"unknown canteen {cell!r}"))
+            if item is None or probs:
+                plan.problems += probs
+                continue
+            targets = [cell] if cell else ([canteen_id] if canteen_id else canteens)
+            for cid in targets:
+                key = (cid, item["menu_date"], item["meal"], item["dish_id"])
+                label = f"{cid} {item['menu_date']} {item['meal']} {item['dish_id']}"
+                if key in seen:
+                    plan.problems.append(Problem(n, "菜品编号", f"{label} 与第{seen[key]}行重复",
+                                                 f"duplicate dish for that canteen, date and meal (also row {seen[key]})"))
+                    continue
+                seen[key] = n
+                existing = s.scalars(select(MenuItem).where(
+                    MenuItem.canteen_id == cid, MenuItem.menu_date == item["menu_date"],
+                    MenuItem.meal == item["meal"], MenuItem.dish_id == item["dish_id"])).first()
+                record = dict(item, canteen_id=cid)
+                if existing is None:
+                    plan.planned.append(PlannedRow(n, label, "add", item["name"], record=record))
+                    continue
+                changes = {FIELD_HEAD.get(k, k): [_show(k, getattr(existing, k)), _show(k, v)]
+                           for k, v in item.items() if getattr(existing, k) != v}
+                plan.planned.append(PlannedRow(n, label, "change" if changes else "unchanged", item["name"],
+                                               changes, record=record))
+    return plan
+
+
+def _show(key: str, v: object) -> str:
+    return fen_to_yuan(v) if key == "price_fen" and isinstance(v, int) else _text(v)
+
+
+def apply_menu(app, plan: ImportPlan, staff_id: str) -> dict:
+    _refuse_blocked(plan)
+    with app.db.session(write_lock=True) as s:
+        for p in plan.planned:
+            rec = p.record
+            existing = s.scalars(select(MenuItem).where(
+                MenuItem.canteen_id == rec["canteen_id"], MenuItem.menu_date == rec["menu_date"],
+                MenuItem.meal == rec["meal"], MenuItem.dish_id == rec["dish_id"])).first()
+            if existing is None:
+                s.add(MenuItem(**rec))
+            elif p.action == "change":
+                for k, v in rec.items():
+                    setattr(existing, k, v)
+        audit.record(s, staff_id, "import.menu", plan.file, via="console", created=len(plan.add),
+                     updated=len(plan.change), canteens=sorted({p.record["canteen_id"] for p in plan.planned}))
+    importing.MENU_GENERATION += 1
+    return {"created": len(plan.add), "updated": len(plan.change), "unchanged": len(plan.unchanged)}
+
+
+# ---------------------------------------------------------------------- policy
+def _ages(t: Tier) -> tuple[int, int]:
+    return (t.match.min_age or 0, t.match.max_age if t.match.max_age is not None else 200)
+
+
+def tiers_overlap(a: Tier, b: Tier) -> str | None:
+    """What two tiers both cover (a category, or an age bracket), or None."""
+    ca, cb = a.match.categories, b.match.categories
+    (alo, ahi), (blo, bhi) = _ages(a), _ages(b)
+    if max(alo, blo) > min(ahi, bhi):
+        return None
+    if ca is None and cb is None:
+        lo, hi = max(alo, blo), min(ahi, bhi)
+        return f"{lo}岁及以上" if hi >= 150 else f"{lo}至{hi}岁"
+    if ca is None or cb is None:
+        return None
+    for x in ca:
+        xb, xg = split_category(x)
+        for y in cb:
+            yb, yg = split_category(y)
+            if xb == yb and (xg is None or yg is None or xg == yg):
+                return x if xg else y
+    return None
+
+
+def policy_conflicts(new: Policy, stored: list[tuple[str, int, Policy]]) -> list[Conflict]:
+    """Tiers of ``new`` that overlap tiers of stored policies in force on overlapping dates
+    (same district). A new version of the same policy conflicts only where a tier's amount
+    or name changes (the same tier again is the update itself)."""
+    out = []
+    for pid, version, old in stored:
+        if old.district != new.district:
+            continue
+        lo, hi = max(old.effective_from, new.effective_from), min(old.effective_to, new.effective_to)
+        if lo > hi:
+            continue
+        for nt in new.tiers:
+            for ot in old.tiers:
+                what = tiers_overlap(nt, ot)
+                if what is None:
+                    continue
+                if pid == new.id and nt.name == ot.name and nt.per_meal_fen == ot.per_meal_fen:
+                    continue
+                out.append(Conflict(f"{nt.name} 每餐{fen_to_yuan(nt.per_meal_fen)}元",
+                                    f"{old.name}（{pid} v{version}）",
+                                    f"{ot.name} 每餐{fen_to_yuan(ot.per_meal_fen)}元", what, f"{lo}至{hi}"))
+    return out
+
+
+def _newest_policies(session) -> list[tuple[str, int, Policy, str]]:
+    rows = session.scalars(select(SubsidyPolicy).order_by(SubsidyPolicy.version)).all()
+    newest = {}
+    for r in rows:
+        newest[r.policy_id] = r
+    return [(r.policy_id, r.version, Policy.model_validate(r.body), r.body_sha256) for r in newest.values()]
+
+
+def plan_policy(app, path: Path, *, replace: bool = False, today: date | None = None) -> ImportPlan:
+    policy, data = load_policy_file(path)
+    plan = ImportPlan("policy", Path(path).name, rows=1, replace=replace)
+    digest = hashlib.sha256(policy.model_dump_json().encode()).hexdigest()
+    body = json.loads(json.dumps(data, default=str, ensure_ascii=False))
+    with app.db.session(read_only=True) as s:
+        stored = _newest_policies(s)
+    same = [x for x in stored if x[0] == policy.id]
+    if same and same[0][3] == digest:
+        plan.planned.append(PlannedRow(None, f"{policy.id} v{same[0][1]}", "unchanged", policy.name))
+        return plan
+    version = same[0][1] + 1 if same else 1
+    if today is not None:
+        stored = [x for x in stored if x[2].effective_to >= today]
+    plan.conflicts = policy_conflicts(policy, [(pid, v, p) for pid, v, p, _ in stored])
+    tiers = {t.name: f"每餐{fen_to_yuan(t.per_meal_fen)}元" for t in policy.tiers}
+    if same:
+        old = same[0][2]
+        old_t = {t.name: f"每餐{fen_to_yuan(t.per_meal_fen)}元" for t in old.tiers}
+        changes = {f"档次 {k}": [old_t.get(k, ""), tiers.get(k, "")] for k in sorted(set(tiers) | set(old_t))
+                   if old_t.get(k) != tiers.get(k)}
+        changes["版本"] = [str(version - 1), str(version)]
+        plan.planned.append(PlannedRow(None, f"{policy.id} v{version}", "change", policy.name, changes))
+    else:
+        plan.planned.append(PlannedRow(None, f"{policy.id} v{version}", "add", policy.name,
+                                       {f"档次 {k}": ["", v] for k, v in tiers.items()}))
+    plan.planned[-1].record = {"policy_id": policy.id, "version": version, "district": policy.district,
+                               "effective_from": policy.effective_from, "effective_to": policy.effective_to,
+                               "body": body, "body_sha256": digest}
+    return plan
+
+
+def apply_policy(app, plan: ImportPlan, staff_id: str) -> dict:
+    _refuse_blocked(plan)
+    p = plan.planned[0]
+    if p.action == "unchanged":
+        return {"created": 0, "updated": 0, "unchanged": 1}
+    with app.db.session(write_lock=True) as s:
+        clash = s.scalars(select(SubsidyPolicy).where(SubsidyPolicy.policy_id == p.record["policy_id"],
+                                                      SubsidyPolicy.version == p.record["version"])).first()
+        if clash is not None:
+            raise ValidationError("预览之后政策已被他人导入，请重新上传预览",
+                                  detail=f"{p.key} was imported after the dry run")
+        s.add(SubsidyPolicy(**p.record))
+        audit.record(s, staff_id, "import.policy", p.record["policy_id"], via="console",
+                     version=p.record["version"], replaces=[c.text() for c in plan.conflicts] or None)
+    importing.POLICY_GENERATION += 1
+    return {"created": int(p.action == "add"), "updated": int(p.action == "change"), "unchanged": 0}
+
+
+def _refuse_blocked(plan: ImportPlan) -> None:
+    if plan.problems:
+        raise ImportFileError(f"{plan.file} 有 {len(plan.problems)} 处错误，未导入",
+                              detail="the plan has problems", problems=[p.to_json() for p in plan.problems])
+    if plan.conflicts and not plan.replace:
+        raise ValidationError("新政策的档次与现行政策重叠：" + "；".join(c.text() for c in plan.conflicts)
+                              + "。如确需取代现行档次，请勾选“取代现行档次”",
+                              detail="overlapping tiers; replace not confirmed")
+
+
+PLANNERS = {"roster": plan_roster, "menu": plan_menu, "policy": plan_policy}
+APPLIERS = {"roster": apply_roster, "menu": apply_menu, "policy": apply_policy}

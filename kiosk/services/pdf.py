@@ -1,0 +1,100 @@
+"""PDF files of the district's reports (reportlab), with the WenQuanYi Micro Hei
+font embedded so Chinese reads on any machine (install.sh installs fonts-wqy-microhei)."""
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+
+from ..errors import ConfigError
+from .report_files import Money, TableReport
+
+FONT_NAME = "WQYMicroHei"
+KNOWN_PATHS = ("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",)
+
+
+@lru_cache(maxsize=1)
+def cjk_font_path() -> Path:
+    """The WenQuanYi Micro Hei file, as fontconfig knows it (fc-match), else its Debian path."""
+    if shutil.which("fc-match"):
+        try:
+            out = subprocess.run(["fc-match", "-f", "%{file}", "WenQuanYi Micro Hei"], capture_output=True,
+                                 text=True, timeout=10).stdout.strip()
+            if out and "wqy-microhei" in out.lower() and Path(out).is_file():
+                return Path(out)
+        except (OSError, subprocess.SubprocessError):
+            pass
+    for p in KNOWN_PATHS:
+        if Path(p).is_file():
+            return Path(p)
+    raise ConfigError("找不到中文字体（文泉驿微米黑），无法生成 PDF：请运行 install.sh",
+                      detail="fonts-wqy-microhei is not installed (apt-get install fonts-wqy-microhei)")
+
+
+@lru_cache(maxsize=1)
+def register_font() -> str:
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+
+    pdfmetrics.registerFont(TTFont(FONT_NAME, str(cjk_font_path()), subfontIndex=0))
+    return FONT_NAME
+
+
+def _cell(v: object) -> str:
+    if v is None:
+        return ""
+    return str(v)
+
+
+def pdf_bytes(rep: TableReport) -> bytes:
+    from reportlab.lib import colors
+    from reportlab.lib.pagesizes import A4, landscape
+    from reportlab.lib.styles import ParagraphStyle
+    from reportlab.lib.units import mm
+    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+    font = register_font()
+    title = ParagraphStyle("t", fontName=font, fontSize=16, leading=22, spaceAfter=4)
+    sub = ParagraphStyle("s", fontName=font, fontSize=10, leading=14, textColor=colors.HexColor("#333333"))
+    h2 = ParagraphStyle("h", fontName=font, fontSize=12, leading=18, spaceBefore=8, spaceAfter=4)
+    cell = ParagraphStyle("c", fontName=font, fontSize=8.5, leading=11)
+    buf = io.BytesIO()
+    page = landscape(A4)
+    doc = SimpleDocTemplate(buf, pagesize=page, leftMargin=12 * mm, rightMargin=12 * mm, topMargin=12 * mm,
+                            bottomMargin=12 * mm, title=rep.title, author="长寿食堂 区级管理后台")
+    story = [Paragraph(_esc(rep.title), title)]
+    if rep.subtitle:
+        story.append(Paragraph(_esc(rep.subtitle), sub))
+    if rep.summary:
+        story.append(Paragraph("；".join(f"{_esc(k)}：{_esc(_cell(v))}" for k, v in rep.summary), sub))
+    width = page[0] - 24 * mm
+    for sh in rep.sheets:
+        story.append(Paragraph(_esc(sh.title), h2))
+        data = [[Paragraph(_esc(h), cell) for h in sh.head]]
+        for r in sh.rows:
+            data.append([Paragraph(_esc(_cell(c)), cell) if not isinstance(c, (int, Money)) else _cell(c) for c in r])
+        tot = sh.totals()
+        if tot:
+            data.append([Paragraph(_esc(_cell(c)), cell) if not isinstance(c, (int, Money)) else _cell(c) for c in tot])
+        if not sh.rows:
+            data.append([Paragraph("（无）", cell)] + [""] * (len(sh.head) - 1))
+        t = Table(data, colWidths=[width / len(sh.head)] * len(sh.head), repeatRows=1)
+        style = [("FONTNAME", (0, 0), (-1, -1), font), ("FONTSIZE", (0, 0), (-1, -1), 8.5),
+                 ("GRID", (0, 0), (-1, -1), 0.4, colors.HexColor("#888888")),
+                 ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8eef5")),
+                 ("VALIGN", (0, 0), (-1, -1), "MIDDLE")]
+        for i in range(len(sh.head)):
+            if any(isinstance(r[i], (int, Money)) for r in sh.rows if i < len(r)):
+                style.append(("ALIGN", (i, 1), (i, -1), "RIGHT"))
+        if tot:
+            style.append(("BACKGROUND", (0, -1), (-1, -1), colors.HexColor("#f3f3f3")))
+        t.setStyle(TableStyle(style))
+        story += [t, Spacer(1, 4 * mm)]
+    doc.build(story)
+    return buf.getvalue()
+
+
+def _esc(text: str) -> str:
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
