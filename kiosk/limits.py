@@ -44,3 +44,36 @@ def forbidden_char(text: str) -> str | None:
 
 def describe_char(ch: str) -> str:
     return "NUL" if ch == "\x00" else f"U+{ord(ch):04X}"
+IDEMPOTENCY_KEY_MAX_CHARS = 128      # orders.idempotency_key
+
+
+def check_checkout_request(resident_id: object, dish_ids: object, idempotency_key: object = None) -> None:
+    """The ids of a checkout request, checked before the database sees them: text,
+    not empty, at most ID_MAX_CHARS, no control characters (PostgreSQL refuses NUL);
+    at most CHECKOUT_MAX_DISHES dishes. Raises ValidationError saying which."""
+    from .errors import ValidationError
+
+    def bad_id(value: object, limit: int = ID_MAX_CHARS) -> str | None:
+        if not isinstance(value, str) or not value.strip():
+            return "为空" if isinstance(value, str) or value is None else "不是文字"
+        if len(value) > limit:
+            return f"太长（{len(value)} 个字符，最多 {limit} 个）"
+        ch = forbidden_char(value)
+        return f"含有不允许的控制字符 {describe_char(ch)}" if ch is not None else None
+
+    why = bad_id(resident_id)
+    if why:
+        raise ValidationError(f"居民编号{why}", detail=f"resident id {str(resident_id)[:80]!r}: {why}")
+    if not isinstance(dish_ids, (list, tuple)):
+        raise ValidationError("菜品应是一组菜品编号", detail=f"dish ids of type {type(dish_ids).__name__}")
+    if len(dish_ids) > CHECKOUT_MAX_DISHES:
+        raise ValidationError(f"一次最多点 {CHECKOUT_MAX_DISHES} 份菜（这次 {len(dish_ids)} 份）",
+                              detail=f"{len(dish_ids)} dishes > {CHECKOUT_MAX_DISHES}")
+    for d in dish_ids:
+        why = bad_id(d)
+        if why:
+            raise ValidationError(f"菜品编号{why}", detail=f"dish id {str(d)[:80]!r}: {why}")
+    if idempotency_key is not None:
+        why = bad_id(idempotency_key, IDEMPOTENCY_KEY_MAX_CHARS)
+        if why:
+            raise ValidationError(f"请求编号（idempotency key）{why}", detail=f"idempotency key: {why}")
