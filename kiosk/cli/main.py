@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     for mod in (commands_faces, commands_billing, commands_ops):
         mod.register(sub)
     from . import commands_district; commands_district.register(sub)  # noqa: E702 (the district, after `report`)
+    from . import commands_console; commands_console.register(sub)  # noqa: E702 (the console's reports)
     return p
 
 

@@ -327,12 +327,13 @@ def consents(app, resident_id: str | None = None, limit: int = 200) -> list[dict
             for c, n in rows]
 
 
-def erase_faces_bulk(app, resident_ids: list[str], staff_id: str) -> list[dict]:
-    """Erase the face data of each listed resident (the resident service does the work
-    and audits each one); one audit entry records the batch."""
+def erase_faces_bulk(app, resident_ids: list[str], actor, staff_id: str) -> list[dict]:
+    """Erase the face data of each listed resident. ``actor``: the admin proven by PIN
+    (kiosk.services.auth); the resident service does the work and audits each erasure,
+    and one more entry records the batch."""
     done = []
     for rid in resident_ids:
-        done.append(app.residents.erase_faces(rid, staff_id))
+        done.append(app.residents.erase_faces(rid, actor))
     with app.db.session() as s:
         audit.record(s, staff_id, "faces.erase_bulk", None, residents=list(resident_ids), reason="retention review")
     return done

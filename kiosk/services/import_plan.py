@@ -43,6 +43,7 @@ FIELD_HEAD = {"name": "姓名", "id_number": "身份证号", "birth_date": "出�
               "category": "类别", "tags": "标签", "allergens": "过敏原", "portions": "份数",
               "canteen_id": "食堂"}
 CANTEEN_COLUMN = Column("食堂", "canteen_id")
+MENU_FIELD_ALIAS = {"menu_date": "date", "price_fen": "price"}
 MENU_COLUMNS_WITH_CANTEEN = MENU_COLUMNS + ([CANTEEN_COLUMN] if not any(
     c.alias == "canteen_id" for c in MENU_COLUMNS) else [])
 
@@ -293,6 +294,10 @@ def plan_menu(app, path: Path, canteen_id: str | None = None) -> ImportPlan:
                     MenuItem.canteen_id == cid, MenuItem.menu_date == item["menu_date"],
                     MenuItem.meal == item["meal"], MenuItem.dish_id == item["dish_id"])).first()
                 record = dict(item, canteen_id=cid)
+                if existing is not None:   # a column the file does not have keeps what is stored
+                    for k in item:
+                        if MENU_FIELD_ALIAS.get(k, k) not in r:
+                            record[k] = item[k] = getattr(existing, k)
                 if existing is None:
                     plan.planned.append(PlannedRow(n, label, "add", item["name"], record=record))
                     continue

@@ -453,14 +453,14 @@ def console_router(get_app: Callable, *, idle_minutes: float | None = None, cloc
             return render(request, login, "faces_confirm.html", chosen=chosen, months=reg["months"])
         pin = str(form.get("pin") or "")
         try:
-            app.residents.authenticate(pin, min_role="admin", staff_id=login.staff_id)
+            admin = app.residents.authenticate(pin, min_role="admin", staff_id=login.staff_id)["actor"]
         except KioskError as exc:
             reg = dr.face_register(app, int(str(form.get("months") or 12)))
             chosen = [u for u in reg["unused"] if u["resident_id"] in set(ids)]
             return render(request, login, "faces_confirm.html", status=403, chosen=chosen, months=reg["months"],
                           error=exc.user_message)
         try:
-            done = dr.erase_faces_bulk(app, ids, login.staff_id)
+            done = dr.erase_faces_bulk(app, ids, admin, login.staff_id)
             login.flash.append(("ok", f"已删除 {len(done)} 位居民的人脸数据（模板共 "
                                       f"{sum(int(d.get('templates_removed', 0)) for d in done)} 个）"))
         except KioskError as exc:
