@@ -407,12 +407,24 @@ def reconciliation_rows(app, month: str) -> list[dict]:
     """The district server's flagged orders of the month (orders served offline that broke
     a district-wide limit). Uses the server's own reconcile function when it has one."""
     try:
-        from ..sync import reconcile as server_reconcile  # the district server's (issue 11)
+        from ..server.reconcile import reconcile as server_reconcile  # the district server's (issue 11)
     except ImportError:
         server_reconcile = None
-    fn = getattr(server_reconcile, "reconcile_month", None) if server_reconcile else None
-    if fn is not None:
-        return list(fn(app, month))
+    if server_reconcile is not None:
+        with app.db.session(read_only=True) as s:
+            names = canteen_names(s)
+        out = []
+        for f in server_reconcile(app, month).get("flagged", []):
+            meals = f.get("meals") or []
+            out.append({"resident_id": f["resident_id"], "name": f.get("name") or "",
+                        "meal_date": f.get("meal_date", ""), "kind": f.get("kind"), "over_fen": int(f.get("over_fen") or 0),
+                        "order_ids": list(f.get("order_ids") or []),
+                        "canteens": [names.get(c, c) for c in f.get("canteens") or []],
+                        "meals": sorted({f"{m.get('meal_date')} {m.get('meal')}" for m in meals}),
+                        "terminals": [f"{t.get('terminal_id')}（同步 {(t.get('last_push_at') or '从未')[:16]}）"
+                                      for t in f.get("terminals") or []],
+                        "decision": f.get("decision"), "decided_by": f.get("decided_by")})
+        return out
     from ..db.models import DistrictFlag
 
     first, last = month_bounds(parse_month(month))
