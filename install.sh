@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the kiosk on Debian (12 or newer): system libraries Qt needs, a CJK
-# font, espeak-ng for voice prompts, a virtual environment in .venv with the
+# font (also embedded in the PDF reports), espeak-ng for voice prompts, a virtual environment in .venv with the
 # package, the default face-model pack and the sample photos.
 #   bash install.sh          everything to run the kiosk and its demo
 #   bash install.sh --test   also the test tools, the insightface pack and PostgreSQL
@@ -18,7 +18,9 @@ APT_PKGS=(python3 python3-venv python3-pip
           libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0
           libxcb-randr0 libxcb-render-util0 libxcb-image0 libxrender1 libxi6
           fonts-wqy-microhei espeak-ng)
-if [ "$MODE" = "--test" ]; then APT_PKGS+=(postgresql); fi
+# --test: PostgreSQL; Debian's chromium (the console's browser tests drive it with Playwright,
+# which never downloads a browser of its own) and poppler-utils (pdftotext reads the PDF reports)
+if [ "$MODE" = "--test" ]; then APT_PKGS+=(postgresql chromium poppler-utils); fi
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
