@@ -303,6 +303,26 @@ def test_cli_topup_refuses_non_finite_amounts(canteen, capsys):
     assert count(shop, LedgerEntry) == before
 
 
+def test_checkout_ids_and_topup_bounds_checked_before_the_database(canteen):
+    from kiosk.errors import ValidationError
+    from kiosk.timeutil import parse_cst
+
+    at = parse_cst("2026-11-23T12:05")
+    before = counts(canteen)
+    for resident, dishes, key, needle in (("R\x00", ["D001"], None, "NUL"), ("R" * 65, ["D001"], None, "最多 64"),
+                                          ("R0001", ["D001"] * 51, None, "最多点 50 份"),
+                                          ("R0001", ["D\x00"], None, "菜品编号"), ("R0001", ["D001"], "k" * 129, "请求编号")):
+        with pytest.raises(ValidationError, match=needle):
+            canteen.billing.settle(resident, dishes, at=at, idempotency_key=key)
+        if key is None:
+            with pytest.raises(ValidationError, match=needle):
+                canteen.billing.quote(resident, dishes, at=at)
+    for fen in (TOPUP_MAX_FEN + 1, 10 ** 12):
+        with pytest.raises(ValidationError, match="5000.00"):
+            canteen.billing.topup("R0001", fen)
+    assert counts(canteen) == before
+
+
 # ------------------------------------------------------------------ images
 def test_png_headers_checked_before_decoding(tmp_path):
     huge = tmp_path / "huge.png"

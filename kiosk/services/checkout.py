@@ -18,7 +18,8 @@ from ..db.models import (Canteen, LedgerEntry, MenuItem, Order, OrderLine, Order
                          Staff, new_id)
 from ..errors import (BillingError, InsufficientBalanceError, NotFoundError, SoldOutError,
                       ValidationError)
-from ..money import fen_to_yuan
+from ..limits import check_checkout_request
+from ..money import TOPUP_MAX_FEN, fen_to_yuan
 from ..timeutil import now_cst, to_cst
 from . import audit
 from .importing import policy_in_force
@@ -252,6 +253,7 @@ class CheckoutService:
 
     def quote(self, resident_id: str, dish_ids: list[str], *, at: datetime | None = None,
               meal: str | None = None) -> QuoteResult:
+        check_checkout_request(resident_id, dish_ids)     # ids checked before the database sees them
         with self.app.db.session(read_only=True) as s:     # advisory: settle() prices again under the lock
             return self._quote(s, resident_id, dish_ids, at, meal)
 
@@ -274,6 +276,7 @@ class CheckoutService:
         if pay not in PAY_METHODS:
             raise ValidationError(f"付款方式应为 余额/现金/银行卡（balance/cash/card），不是 {pay}",
                                   detail=f"pay must be one of {PAY_METHODS}")
+        check_checkout_request(resident_id, dish_ids, idempotency_key)   # before the database sees them
         with self.app.db.session(write_lock=True) as s:
             if idempotency_key:
                 prev = s.scalars(select(Order).where(Order.idempotency_key == idempotency_key)).first()
@@ -352,8 +355,9 @@ class CheckoutService:
               staff_id: str | None = None, method: str = "cash") -> dict:
         if amount_fen <= 0:
             raise ValidationError("充值金额必须大于0", detail=f"amount {amount_fen}")
-        if amount_fen > 1_000_000:
-            raise ValidationError("单次充值不能超过1万元", detail=f"amount {amount_fen} > 1000000 fen")
+        if amount_fen > TOPUP_MAX_FEN:   # README "Limits"
+            raise ValidationError(f"单次充值不能超过 {fen_to_yuan(TOPUP_MAX_FEN)} 元",
+                                  detail=f"amount {amount_fen} > {TOPUP_MAX_FEN} fen")
         with self.app.db.session() as s:
             self.resident(s, resident_id)
             if staff_id:

@@ -253,12 +253,13 @@ def _read_xlsx(path: Path) -> Iterator[tuple[int, list[object]]]:
             ws.reset_dimensions()   # never trust the declared size: read the rows that are there
             # at most one column more than a header may have (to see that it has too many);
             # cells beyond are never materialised, and gaps between rows are skipped, not padded
+            blank = (None,) * (TABLE_MAX_COLUMNS + 1)
             for row in ws.iter_rows(max_col=TABLE_MAX_COLUMNS + 1, values_only=True):
                 n += 1
                 if n > EXCEL_MAX_ROWS:
                     raise ImportFileError(f"{path.name} 的行号超出 Excel 的范围（第 {n} 行），文件已损坏",
                                           detail=f"{path}: row {n} > {EXCEL_MAX_ROWS}")
-                if n > 1 and all(v is None or v == "" for v in row):
+                if n > 1 and (row == blank or all(v is None or v == "" for v in row)):
                     continue
                 yield n, list(row)
         except ImportFileError:
