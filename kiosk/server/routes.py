@@ -1,14 +1,20 @@
 """The terminals' API (prefix /api/v1). Every route but /ping needs a terminal token."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+import ipaddress
+import logging
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
 
 from .. import __version__
 from ..services.context import App
 from .app import get_app
+from ..db.models import Terminal, utcnow
 from .auth import TerminalIdentity, current_terminal
 
 router = APIRouter()
+log = logging.getLogger("kiosk.server")
 
 
 @router.get("/ping")
@@ -25,3 +31,65 @@ def whoami(term: TerminalIdentity = Depends(current_terminal), app: App = Depend
         v = current_version(s)
     return {"terminal_id": term.terminal_id, "canteen_id": term.canteen_id, "name": term.name,
             "server_version": v}
+
+
+def _templates_allowed(request: Request) -> bool:
+    """Templates travel only over TLS (served directly, or by a proxy on this machine that
+    says so) or to a terminal on this machine; --insecure-templates overrides, loudly."""
+    st = request.app.state
+    client = request.client.host if request.client else ""
+    local = _is_loopback(client)
+    if st.tls or request.url.scheme == "https":
+        return True
+    if local and request.headers.get("x-forwarded-proto", "").lower() == "https":
+        return True
+    if local and "x-forwarded-for" not in request.headers:
+        return True
+    if st.insecure_templates:
+        log.warning("!!! sending FACE TEMPLATES over plain HTTP to %s (--insecure-templates) !!!", client)
+        return True
+    log.warning("face templates withheld from %s: plain HTTP to another machine (put TLS in front; "
+                "docs/district.md)", client)
+    return False
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host in ("localhost", "testclient")
+
+
+@router.get("/changes")
+def changes_feed(request: Request, since: int = Query(0, ge=0), cursor: str | None = None,
+                 limit: int = Query(1000, ge=1, le=5000), term: TerminalIdentity = Depends(current_terminal),
+                 app: App = Depends(get_app)) -> dict:
+    """District records changed since ``since`` (0: a snapshot, paged with ``cursor``)."""
+    from .feed import page
+
+    allowed = _templates_allowed(request)
+    with app.db.session(read_only=True) as s:
+        out = page(app, s, term.canteen_id, since, cursor, limit, allowed)
+    if not out["more"]:
+        with app.db.session() as s:
+            t = s.get(Terminal, term.terminal_id)
+            if t is not None:
+                t.last_pull_at = utcnow()
+                t.pulled_version = out["since"]
+    return out
+
+
+class PushBody(BaseModel):
+    ops: list[dict] = Field(max_length=500)
+
+
+@router.post("/push")
+def push(body: PushBody, term: TerminalIdentity = Depends(current_terminal), app: App = Depends(get_app)) -> dict:
+    """Apply a terminal's outbox operations (each once, in order)."""
+    from ..sync.changes import current_version
+    from .push import apply_batch
+
+    results = apply_batch(app, term, body.ops)
+    with app.db.session(read_only=True) as s:
+        v = current_version(s)
+    return {"results": results, "server_version": v}

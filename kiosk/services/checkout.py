@@ -21,6 +21,7 @@ from ..errors import (BillingError, InsufficientBalanceError, NotFoundError, Sol
 from ..limits import check_checkout_request
 from ..money import TOPUP_MAX_FEN, fen_to_yuan
 from ..timeutil import now_cst, to_cst
+from ..sync import outbox
 from . import audit
 from .importing import policy_in_force
 
@@ -310,6 +311,7 @@ class CheckoutService:
             s.add(LedgerEntry(resident_id=resident_id, order_id=order.id, kind="payment", method=pay,
                               amount_fen=-q.to_pay_fen if pay == "balance" else q.to_pay_fen,
                               affects_balance=pay == "balance", staff_id=staff_id))
+            outbox.record(self.app, s, "order.settle", order_id=order.id, resident_id=resident_id)
             s.flush()
             return self._receipt(s, order)
 
@@ -347,6 +349,7 @@ class CheckoutService:
             audit.record(s, staff_id, "order.void", order_id, reason=reason.strip(),
                          resident_id=order.resident_id, to_pay_fen=order.to_pay_fen,
                          subsidy_fen=order.subsidy_fen)
+            outbox.record(self.app, s, "order.void", order_id=order_id, resident_id=order.resident_id)
             return {"order_id": order_id, "voided": True, "refund_fen": order.to_pay_fen,
                     "refund_to": order.pay_method, "subsidy_released_fen": order.subsidy_fen,
                     "balance_fen": balance_of(s, order.resident_id) if order.pay_method == "balance" else None}
@@ -365,6 +368,7 @@ class CheckoutService:
             s.add(LedgerEntry(resident_id=resident_id, kind="topup", method=method, amount_fen=amount_fen,
                               affects_balance=True, payer=payer, staff_id=staff_id))
             audit.record(s, staff_id or "system", "account.topup", resident_id, amount_fen=amount_fen, payer=payer)
+            outbox.record(self.app, s, "account.topup", resident_id=resident_id)
             s.flush()
             return {"resident_id": resident_id, "amount_fen": amount_fen, "payer": payer,
                     "balance_fen": balance_of(s, resident_id)}

@@ -24,6 +24,7 @@ from ..vision.gallery import FaissGallery, fingerprint
 from ..vision.image_io import read_image
 from ..vision.matching import decide
 from ..vision.types import MatchResult
+from ..sync import outbox
 from . import audit
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ class FaceService:
                          crop_enc=crop_enc, quality=quality, source=source)
         session.add(t)
         session.flush()
+        outbox.record(self.app, session, "faces.enroll", resident_id=resident_id)
         g = self.gallery()
         with self._lock:
             g.add([t.id], [resident_id], emb[None, :])
@@ -106,12 +108,14 @@ class FaceService:
             FaceTemplate.resident_id == resident_id, FaceTemplate.contract_id == self.contract_id)) or 0
 
     def remove_templates(self, session: Session, template_ids: list[str]) -> None:
+        outbox.record(self.app, session, "faces.remove", template_ids=list(template_ids))
         session.execute(delete(FaceTemplate).where(FaceTemplate.id.in_(template_ids)))
         with self._lock:
             self.gallery().remove(template_ids)
 
     def erase_resident_faces(self, session: Session, resident_id: str) -> int:
         """Remove every template and crop of a resident, and their index entries."""
+        outbox.record(self.app, session, "faces.erase", resident_id=resident_id)
         n = session.execute(delete(FaceTemplate).where(FaceTemplate.resident_id == resident_id)).rowcount
         with self._lock:
             self.gallery().remove_resident(resident_id)

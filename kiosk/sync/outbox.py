@@ -25,8 +25,12 @@ def record(app, session: Session, kind: str, **meta: object) -> None:
         session.info[changes.TERMINAL] = True
     else:
         entity = _TOUCHES.get(kind)
-        rid = meta.get("resident_id")
-        if entity and rid:
+        rids = [meta["resident_id"]] if meta.get("resident_id") else []
+        if entity and meta.get("template_ids"):     # called before the bulk delete: look the owners up
+            from ..db.models import FaceTemplate
+            rids += list(session.scalars(select(FaceTemplate.resident_id).distinct()
+                                         .where(FaceTemplate.id.in_(list(meta["template_ids"])))))
+        for rid in rids if entity else ():
             changes.touch(session, entity, str(rid))
 
 

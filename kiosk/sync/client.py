@@ -1,0 +1,267 @@
+"""A terminal's sync with the district server: push the outbox, then pull changes.
+
+``SyncClient(app).sync()`` does one round (``kiosk sync`` and the kiosk's background
+loop call it). Pushes go in outbox order, in batches; the server answers per op
+(applied, duplicate, rejected) and only then are ops removed here, so a crash or a lost
+reply means the same ops are pushed again and the server answers "duplicate".
+"""
+from __future__ import annotations
+
+import base64
+import ipaddress
+import logging
+import threading
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from urllib.parse import urlparse
+
+import httpx
+from sqlalchemy import delete, select
+
+from .. import __version__
+from ..db.models import OutboxEntry, SyncState, utcnow
+from . import changes
+from .errors import DistrictError, ServerUnreachableError, TerminalAuthError, TerminalOnlyError
+from .outbox import pending_count
+from .replica import apply_records
+
+log = logging.getLogger("kiosk.sync")
+PUSH_BATCH = 200
+PULL_LIMIT = 1000
+_ROUND_LOCK = threading.Lock()   # one sync round at a time per process
+
+
+@dataclass
+class SyncReport:
+    pushed: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    pulled: int = 0
+    pending: int = 0
+    server_version: int | None = None
+    flagged: list[dict] = field(default_factory=list)
+    erased: int = 0
+    faces_changed: int = 0
+    templates_withheld: int = 0
+    warning: str | None = None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def _loopback_url(url: str) -> bool:
+    host = urlparse(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def get_state(session, key: str):
+    row = session.get(SyncState, key)
+    return None if row is None else row.value
+
+
+def set_state(session, key: str, value) -> None:
+    row = session.get(SyncState, key)
+    if row is None:
+        session.add(SyncState(key=key, value=value))
+    else:
+        row.value = value
+
+
+class SyncClient:
+    def __init__(self, app, *, timeout: float = 20.0, transport: httpx.BaseTransport | None = None) -> None:
+        s = app.settings
+        if not s.is_terminal:
+            raise TerminalOnlyError(detail="set KIOSK_SERVER_URL and KIOSK_SERVER_TOKEN")
+        self.app = app
+        self.url = s.server_url
+        headers = {"Authorization": f"Bearer {s.server_token}", "X-Kiosk-Software": __version__}
+        self.http = httpx.Client(base_url=self.url + "/api/v1", headers=headers, transport=transport,
+                                 timeout=httpx.Timeout(timeout, connect=3.0))
+        self.insecure = self.url.startswith("http://") and not _loopback_url(self.url)
+        ensure_terminal(app)
+
+    def close(self) -> None:
+        self.http.close()
+
+    # -- HTTP -----------------------------------------------------------------------
+    def _call(self, method: str, path: str, **kw) -> dict:
+        try:
+            r = self.http.request(method, path, **kw)
+        except httpx.HTTPError as exc:
+            raise ServerUnreachableError(detail=f"{self.url}: {type(exc).__name__}: {exc}") from None
+        if r.status_code == 401:
+            try:
+                body = r.json()
+            except ValueError:
+                body = {}
+            raise TerminalAuthError(body.get("error") or None, detail=body.get("detail", "401"))
+        if r.status_code >= 500:
+            raise ServerUnreachableError(detail=f"{self.url}{path}: HTTP {r.status_code}")
+        if r.status_code >= 400:
+            try:
+                body = r.json()
+            except ValueError:
+                body = {"error": r.text[:200]}
+            raise DistrictError(body.get("error") or f"区服务器拒绝了请求（{r.status_code}）",
+                                detail=str(body.get("detail") or r.status_code))
+        return r.json()
+
+    # -- rounds ---------------------------------------------------------------------
+    def whoami(self) -> dict:
+        me = self._call("GET", "/whoami")
+        with self.app.db.session() as s:
+            set_state(s, "terminal", me)
+        _remember_canteen(self.app, me)
+        return me
+
+    def sync(self) -> SyncReport:
+        with _ROUND_LOCK:
+            rep = SyncReport()
+            try:
+                with self.app.db.session() as s:
+                    known = get_state(s, "terminal")
+                if known is None:
+                    known = self.whoami()
+                if known.get("canteen_id") != self.app.settings.canteen_id:
+                    raise DistrictError(
+                        f"终端令牌属于食堂 {known.get('canteen_id')}，本机设置的是 {self.app.settings.canteen_id}",
+                        detail=f"set KIOSK_CANTEEN_ID={known.get('canteen_id')} (or unset it)")
+                self.push(rep)
+                self.pull(rep)
+            except ServerUnreachableError:
+                _mark_offline(self.app)
+                raise
+            with self.app.db.session() as s:
+                rep.pending = pending_count(s)
+                set_state(s, "last_sync", utcnow().isoformat())
+                set_state(s, "offline_since", None)
+                set_state(s, "server_version", rep.server_version)
+                if rep.warning:
+                    set_state(s, "warning", rep.warning)
+            return rep
+
+    def push(self, rep: SyncReport) -> None:
+        while True:
+            with self.app.db.session(read_only=True) as s:
+                batch = s.scalars(select(OutboxEntry).where(OutboxEntry.status == "pending")
+                                  .order_by(OutboxEntry.seq).limit(PUSH_BATCH)).all()
+                waiting = pending_count(s)
+            if not batch:
+                return
+            ops = [{"op_id": e.id, "kind": e.kind, "created_at": e.created_at.isoformat(),
+                    "payload": self._wire(e.payload)} for e in batch]
+            res = self._call("POST", "/push", json={"ops": ops}, headers={"X-Kiosk-Pending": str(waiting)})
+            rep.server_version = res.get("server_version")
+            by_id = {r["op_id"]: r for r in res.get("results", [])}
+            done, rejected = [], []
+            for e in batch:
+                r = by_id.get(e.id)
+                if r is None:
+                    continue
+                if r["status"] in ("applied", "duplicate"):
+                    done.append(e.id)
+                    rep.pushed += r["status"] == "applied"
+                    rep.duplicates += r["status"] == "duplicate"
+                    rep.flagged += r.get("flags") or []
+                else:
+                    rejected.append((e.id, r.get("error")))
+            with self.app.db.session() as s:
+                s.info[changes.APPLY] = True
+                if done:
+                    s.execute(delete(OutboxEntry).where(OutboxEntry.id.in_(done)))
+                for oid, err in rejected:
+                    e = s.scalars(select(OutboxEntry).where(OutboxEntry.id == oid)).first()
+                    if e is not None:
+                        e.status, e.error = "rejected", str(err)[:2000]
+                        rep.rejected += 1
+                        log.error("the server refused outbox op %s (%s): %s", oid, e.kind, err)
+            if len(batch) < PUSH_BATCH or not (done or rejected):
+                return
+
+    def _wire(self, payload: dict) -> dict:
+        """Templates leave encrypted with this terminal's key only as far as the wire: the
+        server gets the embedding (over TLS) and encrypts it with its own key."""
+        rows = (payload or {}).get("rows") or {}
+        if "face_templates" not in rows:
+            return payload
+        cipher = self.app.cipher
+        out = []
+        for t in rows["face_templates"]:
+            t = dict(t)
+            enc = t.pop("embedding_enc", None)
+            crop = t.pop("crop_enc", None)
+            if enc:
+                t["embedding"] = base64.b64encode(cipher.decrypt(base64.b64decode(enc))).decode()
+            if crop:
+                t["crop"] = base64.b64encode(cipher.decrypt(base64.b64decode(crop))).decode()
+            out.append(t)
+        if self.insecure:
+            log.warning("!!! pushing FACE TEMPLATES over plain HTTP to %s: put TLS in front of the server !!!",
+                        self.url)
+        return {**payload, "rows": {**rows, "face_templates": out}}
+
+    def pull(self, rep: SyncReport) -> None:
+        with self.app.db.session(read_only=True) as s:
+            since = int(get_state(s, "version") or 0)
+            cursor = get_state(s, "cursor")
+        while True:
+            params = {"since": since, "limit": PULL_LIMIT}
+            if cursor:
+                params["cursor"] = cursor
+            page = self._call("GET", "/changes", params=params)
+            stats = apply_records(self.app, page["changes"])
+            rep.pulled += len(page["changes"])
+            rep.erased += stats["erased"]
+            rep.faces_changed += stats["faces_changed"]
+            rep.templates_withheld += stats["withheld"]
+            since, cursor = int(page["since"]), page.get("cursor")
+            rep.server_version = page.get("server_version")
+            with self.app.db.session() as s:
+                set_state(s, "version", since)
+                set_state(s, "cursor", cursor)
+            if page.get("templates_withheld") and rep.warning is None:
+                rep.warning = ("区服务器未下发人脸模板：连接不是 HTTPS。请为服务器配置 TLS（docs/district.md），"
+                               "本机暂时只能刷卡或手机号就餐")
+                log.error("face templates withheld by the server: plain HTTP to %s", self.url)
+            if not page.get("more"):
+                return
+
+
+def ensure_terminal(app) -> None:
+    """Mark this store as a terminal's replica (its writes go to the outbox)."""
+    changes.mark_terminal(app.db.engine)
+    with app.db.session() as s:
+        s.info[changes.APPLY] = True
+        if get_state(s, "role") != "terminal":
+            set_state(s, "role", "terminal")
+
+
+def _remember_canteen(app, me: dict) -> None:
+    import json
+    import os
+
+    f = app.settings.home / "terminal.json"
+    tmp = f.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"terminal_id": me["terminal_id"], "canteen_id": me["canteen_id"]}))
+    os.replace(tmp, f)
+    if "canteen_id" not in app.settings.model_fields_set:
+        app.settings.canteen_id = me["canteen_id"]
+
+
+def _mark_offline(app) -> None:
+    with app.db.session() as s:
+        s.info[changes.APPLY] = True
+        if not get_state(s, "offline_since"):
+            set_state(s, "offline_since", utcnow().isoformat())
+
+
+def parse_time(v) -> datetime | None:
+    try:
+        return datetime.fromisoformat(v) if v else None
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,187 @@
+"""Applying pulled records to a terminal's local replica (same schema as the server).
+
+Runs in one unit of work per page with ``session.info[APPLY]`` set, so nothing of it
+goes back into the outbox. Residents, staff, policies, menus and the canteen are
+upserted by id; a resident's templates are replaced by the server's set (an erasure is
+an empty set) except templates enrolled here and not yet pushed; the server's account
+record becomes a balance adjustment row (``kind = 'synced'``) such that the local
+balance is the server's balance plus what this terminal spent since (still in its
+outbox), and the resident's orders at other terminals this month are kept (without
+lines) so the local subsidy check counts them.
+"""
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import datetime
+
+import numpy as np
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from ..db.models import (Canteen, FaceConsent, FaceTemplate, LedgerEntry, MenuItem, Order, OrderLine,
+                         OrderVoid, OutboxEntry, Resident, Staff, SubsidyPolicy)
+from . import changes, rowcodec
+
+SYNC_NS = uuid.UUID("6f1c1f8e-52b1-4a44-9b4e-8e3c2a0d7a11")
+
+
+def _insert(session: Session):
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
+def upsert(session: Session, model, rows: list[dict]) -> None:
+    if not rows:
+        return
+    ins = _insert(session)
+    cols = [c.name for c in model.__table__.columns]
+    pk = [c.name for c in model.__table__.primary_key.columns]
+    for i in range(0, len(rows), 500):
+        part = rows[i:i + 500]
+        # every row carries every column (missing ones as None would overwrite; fill from defaults instead)
+        keys = sorted(set().union(*(r.keys() for r in part)))
+        part = [{k: r.get(k) for k in keys} for r in part]
+        stmt = ins(model.__table__).values(part)
+        upd = {k: stmt.excluded[k] for k in keys if k not in pk and k in cols}
+        stmt = stmt.on_conflict_do_update(index_elements=pk, set_=upd) if upd else stmt.on_conflict_do_nothing()
+        session.execute(stmt)
+
+
+def insert_missing(session: Session, model, rows: list[dict]) -> None:
+    if not rows:
+        return
+    ins = _insert(session)
+    for i in range(0, len(rows), 500):
+        session.execute(ins(model.__table__).values(rows[i:i + 500]).on_conflict_do_nothing())
+
+
+def pending_ledger(session: Session) -> tuple[dict[str, int], set[str]]:
+    """What the outbox still holds: balance changes per resident and template ids."""
+    bal: dict[str, int] = {}
+    tmpl: set[str] = set()
+    for (payload,) in session.execute(select(OutboxEntry.payload).where(OutboxEntry.status == "pending")):
+        rows = (payload or {}).get("rows") or {}
+        for e in rows.get("ledger_entries", []):
+            if e.get("affects_balance"):
+                bal[e["resident_id"]] = bal.get(e["resident_id"], 0) + int(e["amount_fen"])
+        for t in rows.get("face_templates", []):
+            tmpl.add(t["id"])
+    return bal, tmpl
+
+
+def apply_records(app, records: list[dict]) -> dict:
+    """Apply one page; returns counts and the residents whose templates changed."""
+    stats = {"records": len(records), "faces_changed": 0, "erased": 0, "withheld": 0}
+    if not records:
+        return stats
+    by: dict[str, list[dict]] = {}
+    for r in records:
+        by.setdefault(r["entity"], []).append(r)
+    with app.db.session(write_lock=True) as s:
+        s.info[changes.APPLY] = True
+        pend_bal, pend_tmpl = pending_ledger(s)
+        upsert(s, Canteen, [rowcodec.load(Canteen, r["data"]) for r in by.get("canteen", []) if r["data"]])
+        pol = [rowcodec.load(SubsidyPolicy, r["data"]) for r in by.get("policy", []) if r["data"]]
+        upsert(s, SubsidyPolicy, pol)
+        upsert(s, Staff, [rowcodec.load(Staff, r["data"]) for r in by.get("staff", []) if r["data"]])
+        menus = by.get("menu", [])
+        for r in menus:
+            _apply_menu(s, r)
+        res = [r for r in by.get("resident", []) if r["data"]]
+        upsert(s, Resident, [rowcodec.load(Resident, r["data"]["row"]) for r in res])
+        upsert(s, FaceConsent, [rowcodec.load(FaceConsent, c) for r in res for c in r["data"]["consents"]])
+        faces = by.get("faces", [])
+        changed = _apply_faces(app, s, faces, pend_tmpl, stats)
+        _apply_accounts(s, by.get("account", []), pend_bal)
+        if changed:
+            from ..services.faces import FaceService
+            bump = getattr(FaceService, "bump_generation", None)
+            if bump is not None:
+                bump(s)
+    if changed and "faces" in app.__dict__:
+        sync_gallery = getattr(app.faces, "sync", None)   # this process's gallery at once (others: generation check)
+        if sync_gallery is not None:
+            sync_gallery()
+    if menus or pol or by.get("canteen"):
+        from ..services import importing
+        importing.MENU_GENERATION += 1
+        importing.POLICY_GENERATION += 1
+        if "billing" in app.__dict__:
+            app.billing.forget_cached()
+    return stats
+
+
+def _apply_menu(s: Session, r: dict) -> None:
+    canteen, _, day = r["key"].partition("|")
+    items = [rowcodec.load(MenuItem, m) for m in (r["data"] or {}).get("items", [])]
+    upsert(s, MenuItem, items)
+    keep = {m["id"] for m in items}
+    from datetime import date as _date
+    local = s.scalars(select(MenuItem.id).where(MenuItem.canteen_id == canteen,
+                                                MenuItem.menu_date == _date.fromisoformat(day))).all()
+    gone = [i for i in local if i not in keep]
+    if gone:
+        used = set(s.scalars(select(OrderLine.menu_item_id).where(OrderLine.menu_item_id.in_(gone))))
+        drop = [i for i in gone if i not in used]
+        if drop:
+            s.execute(delete(MenuItem).where(MenuItem.id.in_(drop)))
+
+
+def _apply_faces(app, s: Session, faces: list[dict], pending: set[str], stats: dict) -> bool:
+    changed = False
+    cipher = app.cipher
+    new_rows = []
+    for r in faces:
+        rid, data = r["key"], r["data"] or {}
+        if data.get("withheld"):
+            stats["withheld"] += 1
+            continue
+        server = {t["id"]: t for t in data.get("templates", [])}
+        local = set(s.scalars(select(FaceTemplate.id).where(FaceTemplate.resident_id == rid)))
+        gone = [t for t in local if t not in server and t not in pending]
+        if gone:
+            s.execute(delete(FaceTemplate).where(FaceTemplate.id.in_(gone)))
+            changed = True
+            if not server:
+                stats["erased"] += 1
+        for tid, t in server.items():
+            if tid in local:
+                continue
+            emb = np.frombuffer(base64.b64decode(t["embedding"]), dtype=np.float32)
+            new_rows.append({"id": tid, "resident_id": rid, "contract_id": t["contract_id"],
+                             "backend": t["backend"], "embedding_enc": cipher.encrypt(emb.tobytes()),
+                             "crop_enc": None, "quality": t.get("quality"), "source": t.get("source") or "enroll",
+                             "created_at": datetime.fromisoformat(t["created_at"]) if t.get("created_at") else None})
+        if gone or any(tid not in local for tid in server):
+            stats["faces_changed"] += 1
+    if new_rows:
+        insert_missing(s, FaceTemplate, new_rows)
+        changed = True
+    return changed
+
+
+def _apply_accounts(s: Session, accounts: list[dict], pending: dict[str, int]) -> None:
+    orders, voids, adjust = [], [], []
+    for r in accounts:
+        rid, data = r["key"], r["data"] or {}
+        for o in data.get("orders", []):
+            voided = o.pop("voided", False)
+            orders.append(rowcodec.load(Order, o))
+            if voided:
+                voids.append({"id": str(uuid.uuid5(SYNC_NS, "void:" + o["id"])), "order_id": o["id"],
+                              "staff_id": "server", "reason": "（区服务器记录的作废）"})
+        sid = str(uuid.uuid5(SYNC_NS, "balance:" + rid))
+        local = int(s.scalar(select(func.coalesce(func.sum(LedgerEntry.amount_fen), 0))
+                             .where(LedgerEntry.resident_id == rid, LedgerEntry.affects_balance.is_(True),
+                                    LedgerEntry.id != sid)) or 0)
+        amount = int(data.get("balance_fen", 0)) + pending.get(rid, 0) - local
+        adjust.append({"id": sid, "resident_id": rid, "order_id": None, "kind": "synced", "method": None,
+                       "amount_fen": amount, "affects_balance": True, "payer": None, "staff_id": None,
+                       "note": "区服务器余额（同步）"})
+    insert_missing(s, Order, orders)
+    insert_missing(s, OrderVoid, voids)
+    upsert(s, LedgerEntry, adjust)
