@@ -263,6 +263,33 @@ def test_welfare_alert_is_marked_visited_with_a_note(admin, server):
     assert [(x.staff_id, x.note) for x in v] == [("A1", "电话联系上，住院三天，下周回来吃饭")]
 
 
+def test_reconciliation_decision_needs_the_pin_and_is_audited(browser, server):
+    from sqlalchemy import select
+
+    from kiosk.db.models import AuditEntry
+
+    page = _login(browser, server, "S1", SUPERVISOR_PIN)
+    try:
+        page.goto(server["base"] + f"/reconcile?month={MONTH}")
+        row = page.locator("#flag-F1")
+        assert "张桂兰" in row.inner_text() and "5.00" in row.inner_text()
+        row.locator("select[name=decision]").select_option("charge_back")
+        row.locator("input[name=note]").fill("同日两餐，追回一餐补贴")
+        row.locator("input[name=pin]").fill("00000")
+        row.locator("button[type=submit]").click()
+        assert "PIN 不正确" in page.inner_text(".flash.error")
+        row = page.locator("#flag-F1")
+        row.locator("select[name=decision]").select_option("charge_back")
+        row.locator("input[name=pin]").fill(SUPERVISOR_PIN)
+        row.locator("button[type=submit]").click()
+        assert "追回" in page.locator("#flag-F1 .decision").inner_text()
+    finally:
+        page.context.close()
+    with server["app"].db.session(read_only=True) as s:
+        e = s.scalars(select(AuditEntry).where(AuditEntry.action == "reconcile.charge_back")).first()
+    assert e is not None and e.actor == "S1" and e.subject == "F1"
+
+
 def test_supervisor_is_refused_an_admin_page(browser, server):
     page = _login(browser, server, "S1", SUPERVISOR_PIN)
     try:

@@ -75,6 +75,12 @@ def seed(home: Path) -> dict:
     # 王德福 (R0002, 低保): two lunches at C2
     lunch(c2, "R0002", 10)
     lunch(c2, "R0002", 11)
+    # a flag as the district server records it when an offline terminal's push breaks a limit
+    from kiosk.db.models import DistrictFlag
+
+    with app.db.session() as s:
+        s.add(DistrictFlag(id="F1", order_id=orders[5].order_id, resident_id="R0001", meal_date=date(2026, 11, 6),
+                           kind="daily_meals", over_fen=500, order_ids=[orders[4].order_id, orders[5].order_id]))
     return {"app": app, "orders": orders, "admin": admin}
 
 
@@ -333,6 +339,20 @@ def test_face_register_filing_line_and_terminals(store):
     assert [(x["id"], x["canteen"], x["pending"], x["software_version"]) for x in t] == \
         [("C1-T1", "东街长寿食堂", 2, "0.1.0")]
     assert t[0]["last_order_at"] is not None
+
+
+def test_reconciliation_lists_the_flag_and_records_the_decision(store):
+    from kiosk.errors import KioskError
+    from kiosk.services import district_reports as dr
+
+    app = store["app"]
+    rep = dr.reconciliation(app, MONTH)
+    row = rep.sheets[0].rows[0]
+    assert row[0] == "R0001" and row[4].fen == 500 and row[5] == "东街长寿食堂、西街长寿食堂"
+    assert rep.sheets[0].totals()[4].fen == 500
+    with pytest.raises(KioskError):
+        dr.decide_flag(app, "F1", "forgive", store["admin"])
+    assert dr.reconciliation_rows(app, MONTH)[0]["decision"] is None
 
 
 def test_console_logins_expire_when_idle():

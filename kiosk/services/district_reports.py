@@ -416,14 +416,14 @@ def reconciliation_rows(app, month: str) -> list[dict]:
         out = []
         for f in server_reconcile(app, month).get("flagged", []):
             meals = f.get("meals") or []
-            out.append({"resident_id": f["resident_id"], "name": f.get("name") or "",
+            out.append({"flag_id": f.get("flag_id"), "resident_id": f["resident_id"], "name": f.get("name") or "",
                         "meal_date": f.get("meal_date", ""), "kind": f.get("kind"), "over_fen": int(f.get("over_fen") or 0),
                         "order_ids": list(f.get("order_ids") or []),
                         "canteens": [names.get(c, c) for c in f.get("canteens") or []],
                         "meals": sorted({f"{m.get('meal_date')} {m.get('meal')}" for m in meals}),
                         "terminals": [f"{t.get('terminal_id')}（同步 {(t.get('last_push_at') or '从未')[:16]}）"
                                       for t in f.get("terminals") or []],
-                        "decision": f.get("decision"), "decided_by": f.get("decided_by")})
+                        "decision": f.get("decision"), "decided_by": f.get("decided_by"), "note": f.get("note")})
         return out
     from ..db.models import DistrictFlag
 
@@ -437,12 +437,13 @@ def reconciliation_rows(app, month: str) -> list[dict]:
             ids = list(f.order_ids or []) or [f.order_id]
             orders = s.scalars(select(Order).where(Order.id.in_(ids))).all()
             r = s.get(Resident, f.resident_id)
-            out.append({"resident_id": f.resident_id, "name": r.name if r else "", "meal_date": f.meal_date.isoformat(),
+            out.append({"flag_id": f.id, "resident_id": f.resident_id, "name": r.name if r else "",
+                        "meal_date": f.meal_date.isoformat(),
                         "kind": f.kind, "over_fen": int(f.over_fen or 0), "order_ids": ids,
                         "canteens": sorted({names.get(o.canteen_id, o.canteen_id) for o in orders}),
                         "meals": sorted({f"{o.meal_date} {o.meal}" for o in orders}),
                         "terminals": sorted({o.terminal_id or "" for o in orders} - {""}),
-                        "decision": f.decision, "decided_by": f.decided_by})
+                        "decision": f.decision, "decided_by": f.decided_by, "note": f.note})
     return out
 
 
@@ -456,3 +457,12 @@ def reconciliation(app, month: str) -> TableReport:
                      + (f"（{r['decided_by']}）" if r.get("decided_by") else ""))] for r in rows])
     return TableReport(f"{month} 对账清单", "断网期间售出、超出全区限额的订单：由区办公室认可或追回", [("订单组数", len(rows)),
                        ("超出补贴合计(元)", Money(sum(int(r.get("over_fen") or 0) for r in rows)))], [sheet])
+
+
+def decide_flag(app, flag_id: str, decision: str, actor, note: str | None = None) -> dict:
+    """The office's decision on a flagged order (the district server's ``decide``)."""
+    try:
+        from ..server.reconcile import decide
+    except ImportError:
+        raise ValidationError("本服务器没有对账处理功能（需要区服务器）", detail="kiosk.server.reconcile missing") from None
+    return decide(app, flag_id, decision, actor, note)

@@ -379,6 +379,35 @@ def console_router(get_app: Callable, *, idle_minutes: float | None = None, cloc
             return render(request, login, "refused.html", status=400, message=exc.user_message)
         return render(request, login, "refused.html", status=404, message="没有这个报表")
 
+    # ------------------------------------------------------------------ reconciliation
+    @router.get("/reconcile", response_class=HTMLResponse)
+    @guard
+    async def reconcile_page(request: Request, app=Depends(get_app), month: str | None = None):
+        login = need(request)
+        try:
+            m = month_arg(month)
+            rows = dr.reconciliation_rows(app, m)
+        except KioskError as exc:
+            return render(request, login, "refused.html", status=400, message=exc.user_message)
+        return render(request, login, "reconcile.html", month=m, rows=rows, kind_zh=dr.KIND_ZH,
+                      decision_zh=dr.DECISION_ZH)
+
+    @router.post("/reconcile/{flag_id}")
+    @guard
+    async def reconcile_decide(flag_id: str, request: Request, app=Depends(get_app)):
+        login, form = await posted(request)
+        month = str(form.get("month") or "")
+        back = base(request) + "/reconcile" + (f"?month={quote(month)}" if MONTH_RE.match(month) else "")
+        decision = str(form.get("decision") or "")
+        try:
+            who = app.residents.authenticate(str(form.get("pin") or ""), min_role="supervisor",
+                                             staff_id=login.staff_id)
+            res = dr.decide_flag(app, flag_id, decision, who["actor"], str(form.get("note") or "").strip()[:500] or None)
+            login.flash.append(("ok", f"已记录：{res['resident_id']} {dr.DECISION_ZH.get(decision, decision)}"))
+        except KioskError as exc:
+            login.flash.append(("error", exc.user_message))
+        return RedirectResponse(back, status_code=303)
+
     # ------------------------------------------------------------------ welfare
     @router.get("/welfare", response_class=HTMLResponse)
     @guard
