@@ -77,3 +77,22 @@ def check_checkout_request(resident_id: object, dish_ids: object, idempotency_ke
         why = bad_id(idempotency_key, IDEMPOTENCY_KEY_MAX_CHARS)
         if why:
             raise ValidationError(f"请求编号（idempotency key）{why}", detail=f"idempotency key: {why}")
+
+
+NOTE_MAX_CHARS = 500                 # free-text notes and reasons (void reason, consent notes)
+
+
+def check_text(value: str | None, limit: int, what_zh: str, what_en: str) -> None:
+    """A free text typed by staff (payer, reason, name): at most ``limit`` characters and
+    no control characters, checked before the database sees it. Raises ValidationError."""
+    from .errors import ValidationError
+
+    if value is None:
+        return
+    if len(value) > limit:
+        raise ValidationError(f"{what_zh}太长（{len(value)} 个字符，最多 {limit} 个）",
+                              detail=f"{what_en}: {len(value)} characters > {limit}")
+    ch = forbidden_char(value)
+    if ch is not None:
+        raise ValidationError(f"{what_zh}含有不允许的控制字符 {describe_char(ch)}",
+                              detail=f"{what_en}: control character {describe_char(ch)}")

@@ -320,6 +320,12 @@ def test_checkout_ids_and_topup_bounds_checked_before_the_database(canteen):
     for fen in (TOPUP_MAX_FEN + 1, 10 ** 12):
         with pytest.raises(ValidationError, match="5000.00"):
             canteen.billing.topup("R0001", fen)
+    with pytest.raises(ValidationError, match="付款人太长"):
+        canteen.billing.topup("R0001", 100, payer="子" * 101)
+    with pytest.raises(ValidationError, match="付款人含有不允许的控制字符 NUL"):
+        canteen.billing.topup("R0001", 100, payer="子女\x00")
+    with pytest.raises(ValidationError, match="作废原因太长"):
+        canteen.billing.void("no-such-order", "错" * 501, None)
     assert counts(canteen) == before
 
 

@@ -18,7 +18,7 @@ from ..db.models import (Canteen, LedgerEntry, MenuItem, Order, OrderLine, Order
                          Staff, new_id)
 from ..errors import (BillingError, InsufficientBalanceError, NotFoundError, SoldOutError,
                       ValidationError)
-from ..limits import check_checkout_request
+from ..limits import NOTE_MAX_CHARS, check_checkout_request, check_text
 from ..money import TOPUP_MAX_FEN, fen_to_yuan
 from ..timeutil import now_cst, to_cst
 from ..sync import outbox
@@ -333,6 +333,7 @@ class CheckoutService:
     def void(self, order_id: str, reason: str, staff_id: str) -> dict:
         if not reason or not reason.strip():
             raise ValidationError("作废订单必须写明原因", detail="empty void reason")
+        check_text(reason, NOTE_MAX_CHARS, "作废原因", "void reason")
         with self.app.db.session(write_lock=True) as s:
             self._staff(s, staff_id)
             order = s.get(Order, order_id)
@@ -361,6 +362,7 @@ class CheckoutService:
         if amount_fen > TOPUP_MAX_FEN:   # README "Limits"
             raise ValidationError(f"单次充值不能超过 {fen_to_yuan(TOPUP_MAX_FEN)} 元",
                                   detail=f"amount {amount_fen} > {TOPUP_MAX_FEN} fen")
+        check_text(payer, 100, "付款人", "payer")   # ledger_entries.payer
         with self.app.db.session() as s:
             self.resident(s, resident_id)
             if staff_id:
