@@ -290,6 +290,26 @@ def test_reconciliation_decision_needs_the_pin_and_is_audited(browser, server):
     assert e is not None and e.actor == "S1" and e.subject == "F1"
 
 
+def test_proof_of_life_terminals_and_audit_pages(admin, server, tmp_path):
+    from openpyxl import load_workbook
+
+    admin.goto(server["base"] + f"/proof?month={MONTH}")
+    proof = admin.inner_text("#proof")
+    assert "张桂兰" in proof and "2026-11-02、2026-11-03、2026-11-05" in proof and "C1-T1" in proof
+    admin.goto(server["base"] + "/terminals")
+    assert "东街1号机" in admin.inner_text("#terminals") and "0.1.0" in admin.inner_text("#terminals")
+    admin.goto(server["base"] + "/audit?actor=A1&action=import")
+    rows = admin.locator("#audit tbody tr").all_inner_texts()
+    assert rows and all("A1" in r and "import." in r for r in rows)
+    with admin.expect_download() as dl:
+        admin.click("a[href*='/reports/audit.xlsx']")
+    x = tmp_path / "audit.xlsx"
+    dl.value.save_as(x)
+    ws = load_workbook(x)["审计日志"]
+    actions = [r[2] for r in ws.iter_rows(min_row=2, values_only=True)]
+    assert actions and all(a.startswith("import.") for a in actions) and len(actions) == len(rows)
+
+
 def test_supervisor_is_refused_an_admin_page(browser, server):
     page = _login(browser, server, "S1", SUPERVISOR_PIN)
     try:

@@ -387,3 +387,35 @@ def test_report_commands_welfare_and_proof_of_life_json(store, capsys, tmp_path)
     assert main(["report", "monthly", "--month", MONTH, "--out", str(pdf)]) == 0
     assert pdf.read_bytes()[:5] == b"%PDF-"
     assert main(["report", "proof-of-life", "--month", "2026-13", "--json"]) == 2
+
+
+def test_face_register_lists_unused_templates_and_erases_them_in_bulk(store, obama):
+    from sqlalchemy import update
+
+    from enrollment.batch import enroll_files
+    from kiosk.db.models import AuditEntry, FaceTemplate
+    from kiosk.services import district_reports as dr
+    from kiosk.services.context import App
+
+    from .conftest import shared_engine
+
+    app = App(store["app"].settings, db=store["app"].db, engine=shared_engine("sface"))
+    admin = app.residents.authenticate(ADMIN_PIN, min_role="admin", staff_id="A1")["actor"]
+    assert enroll_files(app, "R0002", [obama[0]], consent="self", actor=admin).enrolled   # a real photo, real model
+    today = date(2026, 11, 26)
+    reg = dr.face_register(app, 12, today=today)
+    assert (reg["people"], reg["unused"]) == (1, [])
+    with app.db.session() as s:          # enrolled a year and a half ago, never used at a counter since
+        s.execute(update(FaceTemplate).where(FaceTemplate.resident_id == "R0002")
+                  .values(created_at=datetime(2025, 5, 1, tzinfo=CST)))
+    reg = dr.face_register(app, 12, today=today)
+    assert [(u["resident_id"], u["last_used"], u["enrolled"]) for u in reg["unused"]] == [("R0002", None, "2025-05-01")]
+    assert dr.face_register(app, 24, today=today)["unused"] == []
+    assert [c["given_by"] for c in dr.consents(app, "R0002")] == ["self"]
+    done = dr.erase_faces_bulk(app, ["R0002"], admin, "A1")
+    assert done[0]["templates_removed"] == 1
+    assert dr.face_register(app, 12, today=today)["people"] == 0
+    assert dr.consents(app, "R0002")[0]["withdrawn_at"] is not None
+    with app.db.session(read_only=True) as s:
+        e = s.scalars(select(AuditEntry).where(AuditEntry.action == "faces.erase_bulk")).one()
+    assert e.actor == "A1" and e.detail["residents"] == ["R0002"]

@@ -267,7 +267,9 @@ def console_router(get_app: Callable, *, idle_minutes: float | None = None, cloc
         canteen = str(form.get("canteen_id") or "").strip() or None
         replace = form.get("replace") == "1"
         meta = {"kind": kind, "name": name, "staff_id": login.staff_id, "canteen_id": canteen, "suffix": suffix}
-        (folder / f"{token}.json").write_text(json.dumps(meta, ensure_ascii=False))
+        fd = os.open(folder / f"{token}.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(meta, fh, ensure_ascii=False)
         return _preview(request, app, login, token, meta, path, replace)
 
     def _plan(app, meta: dict, path: Path, replace: bool):
