@@ -8,10 +8,10 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kiosk.db.models import FaceTemplate, Resident, Staff
-from kiosk.errors import (ConsentRequiredError, DuplicateFaceError, ImageError, NotFoundError,
-                          PermissionDeniedError)
+from kiosk.db.models import FaceTemplate, Resident
+from kiosk.errors import ConsentRequiredError, DuplicateFaceError, ImageError, NotFoundError
 from kiosk.services import audit
+from kiosk.services.auth import require
 
 from .consent import active_consent, record_consent
 from .dedupe import check_against_others, check_capture_consistency
@@ -124,38 +124,38 @@ def _raise_duplicate(session: Session, resident_id: str, other_id: str | None, s
         other_resident_id=other_id, other_name=name, score=score)
 
 
-def _check_people(session: Session, resident_id: str, staff_id: str | None,
-                  override_reason: str | None, override_staff: str | None) -> None:
+def check_people(session: Session, resident_id: str, actor, *, consent: bool,
+                 override_reason: str | None, override_by) -> tuple[str, str | None]:
+    """The resident exists; the acting staff (proven by PIN) may enrol and, with a
+    consent, record it; an override needs a supervisor or admin (``override_by``, or
+    the actor when that role is theirs). Returns (staff id, overriding staff id)."""
     resident = session.get(Resident, resident_id)
     if resident is None or resident.status == "erased":
         raise NotFoundError(f"没有编号为 {resident_id} 的居民，请先导入花名册",
                             detail=f"resident {resident_id!r} not found")
-    if staff_id is not None and session.get(Staff, staff_id) is None:
-        raise NotFoundError(f"没有工号为 {staff_id} 的工作人员", detail=f"staff {staff_id!r} not found")
+    staff_id = require(session, actor, "face.consent" if consent else "face.enroll").id
+    sup = None
     if override_reason:
-        sup = session.get(Staff, override_staff) if override_staff else None
-        if sup is None or sup.role not in ("supervisor", "admin"):
-            raise PermissionDeniedError("只有主管可以授权登记疑似重复的人脸",
-                                        detail=f"override needs a supervisor or admin, got {override_staff!r}")
+        sup = require(session, override_by if override_by is not None else actor, "face.override").id
+    return staff_id, sup
 
 
 def enroll_files(app, resident_id: str, paths: list[str | Path], *, consent: str | None = None,
-                 staff_id: str | None = None, guardian_name: str | None = None,
+                 actor=None, guardian_name: str | None = None,
                  allows_crop: bool = False, override_reason: str | None = None,
-                 override_staff: str | None = None, source: str = "enroll") -> EnrollReport:
+                 override_by=None, source: str = "enroll") -> EnrollReport:
     """Consent (when given), then the templates in one unit of work: no template is
-    stored when any photo is refused as a duplicate."""
+    stored when any photo is refused as a duplicate. ``actor`` / ``override_by``:
+    staff proven by PIN (kiosk.services.auth.StaffAuth.verify)."""
     report = EnrollReport(resident_id)
     with app.db.session() as session:
-        _check_people(session, resident_id, staff_id, override_reason, override_staff)
+        staff_id, sup = check_people(session, resident_id, actor, consent=bool(consent),
+                                     override_reason=override_reason, override_by=override_by)
         if consent:
-            if staff_id is None:
-                raise PermissionDeniedError("登记授权需要写明经办工作人员（--staff）",
-                                            detail="--consent needs --staff STAFF_ID")
             # the signed consent is a fact of its own: it stays even if the photos are refused
             record_consent(session, resident_id, consent, staff_id, guardian_name=guardian_name,
                            allows_crop=allows_crop)
-    actor = (override_staff if override_reason else staff_id) or "system"
+    actor = sup or staff_id
     try:
         with app.db.session() as session:
             if active_consent(session, resident_id) is None:

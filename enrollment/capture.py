@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from kiosk.errors import ConsentRequiredError, NotFoundError
 from kiosk.db.models import Resident
 
-from .batch import EnrollReport, Prepared, enroll_prepared
+from .batch import EnrollReport, Prepared, check_people, enroll_prepared
 from .consent import active_consent, record_consent
 
 # (name, yaw range, spoken request); yaw is the landmark proxy of kiosk.vision.quality
@@ -55,12 +55,15 @@ class CaptureSession:
         return nxt[2] if nxt else "采集完成"
 
 
-def enroll_captured(app, resident_id: str, session_: CaptureSession, staff_id: str, *,
+def enroll_captured(app, resident_id: str, session_: CaptureSession, actor, *,
                     consent: str | None = None, allows_crop: bool = False,
-                    override_reason: str | None = None, override_staff: str | None = None) -> EnrollReport:
+                    override_reason: str | None = None, override_by=None) -> EnrollReport:
+    """``actor`` / ``override_by``: staff proven by PIN (kiosk.services.auth)."""
     report = EnrollReport(resident_id)
     with app.db.session() as s:
         _require(s, resident_id)
+        staff_id, override_staff = check_people(s, resident_id, actor, consent=bool(consent),
+                                                override_reason=override_reason, override_by=override_by)
         if consent:
             record_consent(s, resident_id, consent, staff_id, allows_crop=allows_crop, source="kiosk")
     try:

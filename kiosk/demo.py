@@ -60,9 +60,10 @@ def seed_demo(app) -> dict:
     import_policy(app, src / "policy.example.yaml")
     import_menu(app, work / "menu.csv")
     rep = import_roster(app, src / "roster.example.csv", photos_dir=photos)
-    app.residents.add_staff("S01", "李姐", "staff", "1234")
-    app.residents.add_staff("A01", "王站长", "admin", "8888")
-    app.billing.topup("R0001", 5000, payer="子女 李明", staff_id="S01")
+    app.residents.add_staff("A01", "王站长", "admin", "888888")       # the first staff member: an admin
+    admin = app.auth.verify("A01", "888888")
+    app.residents.add_staff("S01", "李姐", "staff", "1234", actor=admin)
+    app.billing.topup("R0001", 5000, payer="子女 李明", actor=app.auth.verify("S01", "1234"))
     return {"roster": rep.to_json()}
 
 

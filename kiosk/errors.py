@@ -38,6 +38,18 @@ class StorageError(KioskError):
     default_user_message = "数据保存失败（存储空间不足或数据库不可用），本次操作未生效，请联系管理员"
 
 
+class StoreBusyError(StorageError):
+    """The store is busy (SQLite's write lock held too long, a PostgreSQL lock or
+    serialization conflict): nothing was kept, the same action may simply be tried again."""
+
+    default_user_message = "系统繁忙，请稍后再试（本次操作未生效）"
+    retryable = True
+
+
+class DiskFullError(StorageError):
+    default_user_message = "存储空间不足，本次操作未保存，请联系管理员清理磁盘"
+
+
 class CameraError(KioskError):
     default_user_message = "摄像头无法打开"
 
@@ -63,6 +75,12 @@ class ImportFileError(KioskError):
 
 class BillingError(KioskError):
     default_user_message = "结算失败"
+
+
+class IdempotencyConflictError(ValidationError):
+    """The idempotency key was used for a different request (resident, dishes or payment)."""
+
+    default_user_message = "这个请求编号已用于另一笔订单"
 
 
 class InsufficientBalanceError(BillingError):

@@ -175,12 +175,39 @@ def formats() -> Path:
 
 @pytest.fixture
 def shop(app, formats):
-    """The example roster, menu (2026-11-23 lunch) and policy, with a staff member and a supervisor."""
+    """The example roster, menu (2026-11-23 lunch) and policy, with an admin (ADM, PIN
+    246810), a staff member (S01, 1234) and a supervisor (SUP, 5678). Staff act through
+    ``staff_actor(app, "S01")`` (their PIN verified, kiosk.services.auth)."""
     from kiosk.services.importing import import_menu, import_policy, import_roster
 
     import_roster(app, formats / "roster.example.csv")
     import_menu(app, formats / "menu.example.csv")
     import_policy(app, formats / "policy.example.yaml")
-    app.residents.add_staff("S01", "李姐", "staff", "1234")
-    app.residents.add_staff("SUP", "王主管", "supervisor", "5678")
+    add_test_staff(app)
     return app
+
+
+STAFF_PINS = {"ADM": "246810", "S01": "1234", "SUP": "5678"}
+
+
+_STAFF_ROWS = (("ADM", "赵管理", "admin"), ("S01", "李姐", "staff"), ("SUP", "王主管", "supervisor"))
+_PIN_HASHES: dict[str, str] = {}
+
+
+def add_test_staff(app) -> None:
+    """The test staff as rows, their Argon2id hashes made once per test session (each
+    hash costs ~0.15 s on purpose; adding staff through the rules is tested in
+    tests/test_security.py)."""
+    from kiosk.db.models import Staff
+    from kiosk.services.security import hash_pin
+
+    with app.db.session() as s:
+        for sid, name, role in _STAFF_ROWS:
+            if sid not in _PIN_HASHES:
+                _PIN_HASHES[sid] = hash_pin(STAFF_PINS[sid])
+            s.add(Staff(id=sid, name=name, role=role, pin_hash=_PIN_HASHES[sid]))
+
+
+def staff_actor(app, staff_id: str = "S01"):
+    """A test staff member proven by PIN, to pass to the services as ``actor``."""
+    return app.auth.verify(staff_id, STAFF_PINS[staff_id])

@@ -8,12 +8,14 @@ from sqlalchemy import select
 from kiosk.cli.main import main
 from kiosk.config import load_settings
 from kiosk.db.models import AuditEntry, LedgerEntry, Order
-from kiosk.errors import BillingError, InsufficientBalanceError, NotFoundError, SoldOutError
+from kiosk.errors import (BillingError, InsufficientBalanceError, NotFoundError, PermissionDeniedError,
+                          SoldOutError)
 from kiosk.services.context import App
 from kiosk.services.importing import import_menu, import_policy, import_roster
 from kiosk.timeutil import CST
 
 from .billing_helpers import settle_at_once
+from .conftest import staff_actor
 
 LUNCH = datetime(2026, 11, 23, 12, 5, tzinfo=CST)
 DINNER = datetime(2026, 11, 23, 17, 30, tzinfo=CST)
@@ -51,6 +53,35 @@ def test_double_settle_records_once(shop):
         assert len(s.scalars(select(Order)).all()) == 1
 
 
+@pytest.mark.parametrize("change,what", [({"resident_id": "R0001"}, "居民"),
+                                         ({"dish_ids": ["D003", "D003"]}, "菜品"),
+                                         ({"dish_ids": ["D001"]}, "菜品"),
+                                         ({"pay": "card"}, "付款方式")])
+def test_idempotency_key_is_bound_to_its_request(shop, change, what):
+    """The same key with another resident, other dishes or another payment is refused;
+    nobody gets another elder's receipt, and nothing is recorded."""
+    from kiosk.errors import IdempotencyConflictError
+
+    first = shop.billing.settle("R0002", ["D003"], at=LUNCH, idempotency_key="k-2")
+    req = {"resident_id": "R0002", "dish_ids": ["D003"], "pay": "cash", **change}
+    with pytest.raises(IdempotencyConflictError, match=what) as ei:
+        shop.billing.settle(req["resident_id"], req["dish_ids"], pay=req["pay"], at=LUNCH, idempotency_key="k-2")
+    assert "王德福" not in ei.value.user_message and first.order_id not in ei.value.user_message
+    with shop.db.session() as s:
+        assert len(s.scalars(select(Order)).all()) == 1
+
+
+def test_cli_idempotency_key_reused_for_another_resident_exits_2(shop, capsys):
+    args = ["checkout", "--dish", "D003", "--at", "2026-11-23T12:05", "--idempotency-key", "k-3", "--json"]
+    assert main(args[:1] + ["--resident", "R0002"] + args[1:]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert main(args[:1] + ["--resident", "R0002"] + args[1:]) == 0            # a retry: the same receipt
+    assert json.loads(capsys.readouterr().out)["order_id"] == first["order_id"]
+    assert main(args[:1] + ["--resident", "R0001"] + args[1:]) == 2
+    out = json.loads(capsys.readouterr().out)
+    assert "请求编号" in out["error"] and "居民" in out["error"] and "order_id" not in out
+
+
 def test_two_terminals_settling_at_once_share_the_daily_limit(shop, monkeypatch):
     """Two terminals (two engines on one store, as two processes would be) settle a lunch
     for the same elder at the same moment; each reads today's usage before writing. One
@@ -65,31 +96,32 @@ def test_two_terminals_settling_at_once_share_the_daily_limit(shop, monkeypatch)
 
 
 def test_insufficient_balance_charges_nothing(shop):
-    shop.billing.topup("R0002", 300, payer="子女")
+    shop.billing.topup("R0002", 300, payer="子女", actor=staff_actor(shop))
     with pytest.raises(InsufficientBalanceError, match="余额不足"):
         shop.billing.settle("R0002", ["D001", "D003"], at=LUNCH, pay="balance")
     with shop.db.session() as s:
         assert s.scalars(select(Order)).all() == []
     assert shop.billing.balance("R0002") == 300
-    shop.billing.topup("R0002", 2000, payer="子女 王小明")
+    shop.billing.topup("R0002", 2000, payer="子女 王小明", actor=staff_actor(shop))
     r = shop.billing.settle("R0002", ["D001", "D003"], at=LUNCH, pay="balance")
     assert r.to_pay_fen == 2200 - 600 and r.balance_after_fen == 2300 - 1600
 
 
 def test_void_restores_balance_subsidy_and_stock(shop):
-    shop.billing.topup("R0001", 5000)
+    shop.billing.topup("R0001", 5000, actor=staff_actor(shop))
     r = shop.billing.settle("R0001", ["D001"], at=LUNCH, pay="balance")
     assert shop.billing.balance("R0001") == 5000 - 700
     again = shop.billing.quote("R0001", ["D001"], at=LUNCH)  # a second lunch the same day
     assert again.quote.subsidy_fen == 0 and again.quote.reason == "今日已享受补贴"
-    res = shop.billing.void(r.order_id, "打错了菜", "S01")
+    s01 = staff_actor(shop)
+    res = shop.billing.void(r.order_id, "打错了菜", s01)
     assert res["refund_fen"] == 700 and shop.billing.balance("R0001") == 5000
     q = shop.billing.quote("R0001", ["D001"], at=LUNCH)
     assert q.quote.subsidy_fen == 500   # the subsidy is available again
     with pytest.raises(BillingError, match="已经作废"):
-        shop.billing.void(r.order_id, "again", "S01")
-    with pytest.raises(NotFoundError):
-        shop.billing.void(r.order_id, "x", "NOBODY")
+        shop.billing.void(r.order_id, "again", s01)
+    with pytest.raises(PermissionDeniedError):          # a staff id alone is not a proven staff member
+        shop.billing.void(r.order_id, "x", "S01")
     with shop.db.session() as s:
         assert s.scalars(select(AuditEntry).where(AuditEntry.action == "order.void")).one().actor == "S01"
     kinds = [k for k, _, _ in ledger(shop, "R0001")]
@@ -224,7 +256,7 @@ def test_monthly_subsidy_report(shop, tmp_path, capsys):
     shop.billing.settle("R0002", ["D003"], at=LUNCH)
     shop.billing.settle("R0003", ["D004"], at=LUNCH)          # 户籍不符: no subsidy
     v = shop.billing.settle("R0001", ["D002"], at=LUNCH)       # second meal of the day, then voided
-    shop.billing.void(v.order_id, "重复", "S01")
+    shop.billing.void(v.order_id, "重复", staff_actor(shop))
     rep = monthly_subsidy(shop, "2026-11")
     assert (rep.meals, rep.subsidized_meals, rep.subsidy_fen) == (3, 2, 500 + 600)
     assert rep.paid_fen == (1300 - 500) + (1000 - 600) + 400

@@ -13,6 +13,8 @@ from kiosk.services.importing import import_roster
 from kiosk.timeutil import CST
 from kiosk.vision.image_io import read_image
 
+from .conftest import staff_actor
+
 
 def templates(app, rid=None):
     with app.db.session() as s:
@@ -23,44 +25,49 @@ def templates(app, rid=None):
 
 
 def test_no_consent_no_template(shop, obama):
+    s01 = staff_actor(shop, "S01")
     with pytest.raises(ConsentRequiredError, match="人脸授权"):
-        enroll_files(shop, "R0001", [obama[0]])
+        enroll_files(shop, "R0001", [obama[0]], actor=s01)
+    with pytest.raises(PermissionDeniedError, match="工号和 PIN"):     # a staff id alone is not enough
+        enroll_files(shop, "R0001", [obama[0]], consent="self", actor="S01")
     assert templates(shop) == []
-    rep = enroll_files(shop, "R0001", [obama[0]], consent="guardian", staff_id="S01", guardian_name="李明")
+    rep = enroll_files(shop, "R0001", [obama[0]], consent="guardian", actor=s01, guardian_name="李明")
     assert rep.enrolled
     with shop.db.session() as s:
         c = s.scalars(select(FaceConsent)).one()
         assert (c.resident_id, c.given_by, c.guardian_name, c.staff_id) == ("R0001", "guardian", "李明", "S01")
         assert c.text_version and c.created_at
     # with consent on record, later enrolments need no --consent
-    assert enroll_files(shop, "R0001", [obama[1]]).enrolled
+    assert enroll_files(shop, "R0001", [obama[1]], actor=s01).enrolled
 
 
 def test_crop_kept_only_when_consent_allows(shop, obama, biden):
-    enroll_files(shop, "R0001", [obama[0]], consent="self", staff_id="S01")
-    enroll_files(shop, "R0002", [biden], consent="self", staff_id="S01", allows_crop=True)
+    enroll_files(shop, "R0001", [obama[0]], consent="self", actor=staff_actor(shop))
+    enroll_files(shop, "R0002", [biden], consent="self", actor=staff_actor(shop), allows_crop=True)
     assert templates(shop, "R0001")[0].crop_enc is None
     crop = templates(shop, "R0002")[0].crop_enc
     assert crop is not None and not crop.startswith(b"\x89PNG")     # stored encrypted
 
 
 def test_duplicate_face_refused_then_supervisor_override_audited(shop, obama):
-    enroll_files(shop, "R0001", [obama[0]], consent="self", staff_id="S01")
+    enroll_files(shop, "R0001", [obama[0]], consent="self", actor=staff_actor(shop))
     with pytest.raises(DuplicateFaceError) as ei:
-        enroll_files(shop, "R0002", [obama[1]], consent="self", staff_id="S01")
+        enroll_files(shop, "R0002", [obama[1]], consent="self", actor=staff_actor(shop))
     assert ei.value.other_resident_id == "R0001" and "张桂兰" in ei.value.user_message
     assert templates(shop, "R0002") == []                           # nothing stored
-    with pytest.raises(PermissionDeniedError):
-        enroll_files(shop, "R0002", [obama[1]], staff_id="S01", override_reason="双胞胎", override_staff="S01")
-    rep = enroll_files(shop, "R0002", [obama[1]], staff_id="S01", override_reason="双胞胎，已核对身份证",
-                       override_staff="SUP")
+    s01 = staff_actor(shop, "S01")
+    with pytest.raises(PermissionDeniedError, match="主管"):
+        enroll_files(shop, "R0002", [obama[1]], actor=s01, override_reason="双胞胎", override_by=s01)
+    rep = enroll_files(shop, "R0002", [obama[1]], actor=s01, override_reason="双胞胎，已核对身份证",
+                       override_by=staff_actor(shop, "SUP"))
     assert rep.enrolled
     with shop.db.session() as s:
         a = s.scalars(select(AuditEntry).where(AuditEntry.action == "enroll.duplicate_override")).one()
         assert a.actor == "SUP" and a.detail["other_resident_id"] == "R0001" and "双胞胎" in a.detail["reason"]
 
 
-def test_cli_duplicate_exit_code_and_json(shop, obama, capsys):
+def test_cli_duplicate_exit_code_and_json(shop, obama, capsys, monkeypatch):
+    monkeypatch.setenv("KIOSK_STAFF_PIN", "1234")
     assert main(["enroll", "R0001", str(obama[0]), "--consent", "self", "--staff", "S01", "--json"]) == 0
     capsys.readouterr()
     assert main(["enroll", "R0002", str(obama[2]), "--consent", "self", "--staff", "S01", "--json"]) != 0
@@ -69,10 +76,12 @@ def test_cli_duplicate_exit_code_and_json(shop, obama, capsys):
 
 
 def test_erase_removes_face_and_keeps_ledger(shop, obama):
-    enroll_files(shop, "R0001", [obama[0]], consent="self", staff_id="S01", allows_crop=True)
+    enroll_files(shop, "R0001", [obama[0]], consent="self", actor=staff_actor(shop), allows_crop=True)
     order = shop.billing.settle("R0001", ["D001"], at=datetime(2026, 11, 23, 12, 0, tzinfo=CST))
     assert shop.faces.identify_file(obama[1]).resident_id == "R0001"
-    res = shop.residents.erase_faces("R0001", "S01")
+    with pytest.raises(PermissionDeniedError, match="没有「删除人脸数据」的权限"):
+        shop.residents.erase_faces("R0001", staff_actor(shop, "S01"))      # staff may not; a supervisor may
+    res = shop.residents.erase_faces("R0001", staff_actor(shop, "SUP"))
     assert res["templates_removed"] == 1
     assert shop.faces.identify_file(obama[1]).status == "unknown"
     assert templates(shop, "R0001") == []
@@ -83,7 +92,7 @@ def test_erase_removes_face_and_keeps_ledger(shop, obama):
         assert s.get(Order, order.order_id).resident_id == "R0001"
         assert len(s.scalars(select(LedgerEntry).where(LedgerEntry.order_id == order.order_id)).all()) == 3
         assert s.scalars(select(FaceConsent)).one().withdrawn_at is not None
-        assert s.scalars(select(AuditEntry).where(AuditEntry.action == "resident.erase_faces")).one().actor == "S01"
+        assert s.scalars(select(AuditEntry).where(AuditEntry.action == "resident.erase_faces")).one().actor == "SUP"
 
 
 def test_roster_photos_enrolled_only_with_consent(app, formats, obama, biden, tmp_path):
@@ -123,8 +132,8 @@ def test_guided_capture_takes_frontal_left_right_then_enrols(shop, obama):
     assert cap.offer(emb, crop, True, 0.9, 0.25, None) == "请稍微向右转头"
     assert cap.offer(emb, crop, True, 0.9, -0.25, None) == "采集完成" and cap.done
     with pytest.raises(ConsentRequiredError):
-        enroll_captured(shop, "R0001", cap, "S01")
-    rep = enroll_captured(shop, "R0001", cap, "S01", consent="self")
+        enroll_captured(shop, "R0001", cap, staff_actor(shop))
+    rep = enroll_captured(shop, "R0001", cap, staff_actor(shop), consent="self")
     assert len(rep.enrolled) == 3 and rep.templates_total == 3
     assert shop.faces.identify_file(obama[2]).resident_id == "R0001"
 
@@ -138,7 +147,7 @@ def test_template_refresh_rule_and_rotation(shop, obama):
     assert not should_refresh(t + 0.2, t, 0.8, "matched", live=False)        # never without liveness
     assert not should_refresh(t + 0.05, t, 0.8, "matched", live=True)        # not a weak match
     assert not should_refresh(t + 0.2, t, 0.3, "matched", live=True)         # not a poor frame
-    enroll_files(shop, "R0001", [obama[0]], consent="self", staff_id="S01")
+    enroll_files(shop, "R0001", [obama[0]], consent="self", actor=staff_actor(shop))
     shop.settings.max_templates_per_resident = 3
     obs = shop.engine.observe_still(read_image(obama[1]))
     for _ in range(4):
@@ -146,17 +155,3 @@ def test_template_refresh_rule_and_rotation(shop, obama):
     rows = templates(shop, "R0001")
     assert len(rows) == 3 and all(r.source == "refresh" for r in rows)      # bounded; the oldest went first
     assert not maybe_refresh(shop, "R0002", obs.embedding, obs.aligned, 0.9)   # no consent, no template
-
-
-def test_staff_pin_locks_after_repeated_failures(shop):
-    now = [1000.0]
-    clock = lambda: now[0]  # noqa: E731
-    for _ in range(5):
-        with pytest.raises(PermissionDeniedError, match="PIN 不正确"):
-            shop.residents.authenticate("0000", clock=clock)
-    with pytest.raises(PermissionDeniedError, match="错误次数过多"):
-        shop.residents.authenticate("1234", clock=clock)       # even the right PIN, for a while
-    now[0] += 301
-    assert shop.residents.authenticate("1234", clock=clock)["staff_id"] == "S01"
-    with pytest.raises(PermissionDeniedError, match="主管"):
-        shop.residents.authenticate("1234", min_role="supervisor", clock=clock)

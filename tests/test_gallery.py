@@ -74,13 +74,14 @@ def _enrol(app, rid, photo):
     from datetime import date
 
     from enrollment.batch import enroll_files
-    from kiosk.db.models import Resident, Staff
-    from kiosk.services.security import hash_pin
+    from kiosk.db.models import Resident
+
+    from .conftest import add_test_staff, staff_actor
+    if not app.auth.has_staff():
+        add_test_staff(app)
     with app.db.session() as s:
-        if s.get(Staff, "S01") is None:
-            s.add(Staff(id="S01", name="s", role="staff", pin_hash=hash_pin("1234")))
         s.add(Resident(id=rid, name=rid, birth_date=date(1940, 1, 1), sex="男", hukou="武侯区"))
-    return enroll_files(app, rid, [photo], consent="self", staff_id="S01")
+    return enroll_files(app, rid, [photo], consent="self", actor=staff_actor(app))
 
 
 def test_index_file_is_encrypted_and_rebuilt_when_it_disagrees(env, obama, biden):
@@ -136,19 +137,20 @@ def test_model_change_reembeds_from_kept_crops(env, obama, biden):
     from datetime import date
 
     from enrollment.batch import enroll_files
-    from kiosk.db.models import Resident, Staff
-    from kiosk.services.security import hash_pin
+    from kiosk.db.models import Resident
+
+    from .conftest import add_test_staff, staff_actor
 
     old = make_app("insightface")
+    add_test_staff(old)
     with old.db.session() as s:
-        s.add(Staff(id="S01", name="s", role="staff", pin_hash=hash_pin("1234")))
         s.add(Resident(id="R1", name="R1", birth_date=date(1940, 1, 1), sex="男", hukou="武侯区"))
         s.add(Resident(id="R2", name="R2", birth_date=date(1940, 1, 1), sex="男", hukou="武侯区"))
-    enroll_files(old, "R1", [obama[0]], consent="self", staff_id="S01", allows_crop=True)
-    enroll_files(old, "R2", [biden], consent="self", staff_id="S01")            # no crop kept
+    enroll_files(old, "R1", [obama[0]], consent="self", actor=staff_actor(old), allows_crop=True)
+    enroll_files(old, "R2", [biden], consent="self", actor=staff_actor(old))            # no crop kept
     new = make_app("sface")
     assert new.faces.identify_file(obama[1]).status == "unknown"
-    res = new.faces.reembed_from_crops("S01")
+    res = new.faces.reembed_from_crops(staff_actor(new, "ADM"))
     assert res == {"reembedded": 1, "need_reenrolment": ["R2"]}
     assert new.faces.identify_file(obama[1]).resident_id == "R1"
     assert [r["resident_id"] for r in new.faces.stale_residents()] == ["R2"]

@@ -18,7 +18,7 @@ from kiosk.services.importing import import_menu, import_policy, import_roster
 from kiosk.timeutil import CST
 
 from .billing_helpers import settle_at_once
-from .conftest import shared_engine
+from .conftest import add_test_staff, shared_engine, staff_actor
 
 pytestmark = pytest.mark.postgres
 
@@ -64,15 +64,15 @@ def test_store_and_checkout_on_postgresql(env, pg_url, formats, obama, biden):
     import_menu(app, formats / "menu.example.csv")
     assert import_roster(app, formats / "roster.example.csv").created == ["R0001", "R0002", "R0003"]
     assert import_roster(app, formats / "roster.example.csv").unchanged == ["R0001", "R0002", "R0003"]
-    app.residents.add_staff("S01", "李姐", "staff", "1234")
+    add_test_staff(app)
     at = datetime(2026, 11, 23, 12, 5, tzinfo=CST)
     r = app.billing.settle("R0001", ["D001", "D005"], at=at, idempotency_key="pg-1")
     assert (r.total_fen, r.subsidy_fen, r.to_pay_fen) == (1300, 500, 800)
     assert app.billing.settle("R0001", ["D001", "D005"], at=at, idempotency_key="pg-1").order_id == r.order_id
     assert app.billing.quote("R0001", ["D001"], at=at).quote.reason == "今日已享受补贴"
-    app.billing.void(r.order_id, "测试", "S01")
+    app.billing.void(r.order_id, "测试", staff_actor(app))
     assert app.billing.quote("R0001", ["D001"], at=at).quote.subsidy_fen == 500
-    enroll_files(app, "R0001", [obama[0]], consent="self", staff_id="S01")
+    enroll_files(app, "R0001", [obama[0]], consent="self", actor=staff_actor(app))
     assert app.faces.identify_file(obama[1]).resident_id == "R0001"
     assert app.faces.identify_file(biden).status == "unknown"
     from kiosk.db.models import Order

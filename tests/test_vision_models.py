@@ -12,11 +12,11 @@ from kiosk.errors import ModelError
 from kiosk.vision.engine import create_engine
 from kiosk.vision.modelpacks import get_pack, verify_pack
 
-from .conftest import make_app, model_dir
+from .conftest import add_test_staff, make_app, model_dir, staff_actor
 
 
 def seed(app):
-    app.residents.add_staff("S01", "李姐", "staff", "1234")
+    add_test_staff(app)
     from kiosk.db.models import Resident
     from datetime import date
     with app.db.session() as s:
@@ -30,9 +30,9 @@ def test_identify_real_photos(env, backend, obama, biden, strangers, tmp_path):
 
     app = make_app(backend)
     seed(app)
-    rep = enroll_files(app, "R1", [obama[0]], consent="self", staff_id="S01")
+    rep = enroll_files(app, "R1", [obama[0]], consent="self", actor=staff_actor(app))
     assert len(rep.enrolled) == 1
-    assert enroll_files(app, "R2", [biden], consent="self", staff_id="S01").enrolled
+    assert enroll_files(app, "R2", [biden], consent="self", actor=staff_actor(app)).enrolled
     for p in obama[1:]:
         r = app.faces.identify_file(p)
         assert (r.status, r.resident_id) == ("matched", "R1"), (p, r)
@@ -50,7 +50,8 @@ def test_identify_real_photos(env, backend, obama, biden, strangers, tmp_path):
     assert r.status == "error" and "无法读取" in r.message
 
 
-def test_cli_identify_json_lines(env, obama, biden, tmp_path, capsys):
+def test_cli_identify_json_lines(env, obama, biden, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("KIOSK_STAFF_PIN", "1234")
     app = make_app("sface")
     seed(app)
     assert main(["enroll", "R1", str(obama[0]), "--consent", "self", "--staff", "S01", "--json"]) == 0
@@ -64,7 +65,8 @@ def test_cli_identify_json_lines(env, obama, biden, tmp_path, capsys):
     assert lines[0]["resident_id"] == "R1" and lines[1]["message"]
 
 
-def test_enroll_refuses_image_without_face_and_exits_nonzero(env, tmp_path, capsys):
+def test_enroll_refuses_image_without_face_and_exits_nonzero(env, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("KIOSK_STAFF_PIN", "1234")
     import cv2
     app = make_app("sface")
     seed(app)

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 from .main import out_json
+from .staffpin import acting_staff
 
 
 def register(sub) -> None:
@@ -15,7 +16,7 @@ def register(sub) -> None:
     ri.add_argument("--photos", type=Path, help="folder with the photos the roster names")
     ri.add_argument("--dry-run", action="store_true")
     ri.add_argument("--skip-invalid", action="store_true")
-    ri.add_argument("--staff")
+    ri.add_argument("--staff", help="acting staff id; the PIN is asked (scripts: KIOSK_STAFF_PIN)")
     ri.add_argument("--json", action="store_true")
     ri.set_defaults(func=cmd_residents_import)
     rw = rs.add_parser("show")
@@ -25,7 +26,7 @@ def register(sub) -> None:
     rw.set_defaults(func=cmd_residents_show)
     re_ = rs.add_parser("erase", help="erase a resident's face data (templates, crops, index)")
     re_.add_argument("resident_id")
-    re_.add_argument("--staff", required=True)
+    re_.add_argument("--staff", help="acting staff id; the PIN is asked (scripts: KIOSK_STAFF_PIN)")
     re_.add_argument("--json", action="store_true")
     re_.set_defaults(func=cmd_residents_erase)
 
@@ -35,7 +36,7 @@ def register(sub) -> None:
     mi.add_argument("file", type=Path)
     mi.add_argument("--dry-run", action="store_true")
     mi.add_argument("--skip-invalid", action="store_true")
-    mi.add_argument("--staff")
+    mi.add_argument("--staff", help="acting staff id; the PIN is asked (scripts: KIOSK_STAFF_PIN)")
     mi.add_argument("--json", action="store_true")
     mi.set_defaults(func=cmd_menu_import)
 
@@ -44,7 +45,7 @@ def register(sub) -> None:
     pi = ps.add_parser("import")
     pi.add_argument("file", type=Path)
     pi.add_argument("--dry-run", action="store_true")
-    pi.add_argument("--staff")
+    pi.add_argument("--staff", help="acting staff id; the PIN is asked (scripts: KIOSK_STAFF_PIN)")
     pi.add_argument("--json", action="store_true")
     pi.set_defaults(func=cmd_policy_import)
 
@@ -59,21 +60,31 @@ def register(sub) -> None:
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_checkout)
 
-    st = sub.add_parser("staff")
+    st = sub.add_parser("staff", help="staff members, roles and PINs")
     sts = st.add_subparsers(dest="staff_cmd", required=True)
-    sa = sts.add_parser("add")
+    sa = sts.add_parser("add", help="add or change a staff member (the first one: an admin, no --staff)")
     sa.add_argument("staff_id")
     sa.add_argument("--name", required=True)
     sa.add_argument("--role", choices=["staff", "supervisor", "admin"], required=True)
-    sa.add_argument("--pin", required=True)
+    sa.add_argument("--pin", help="the new member's PIN (asked twice when left out)")
+    sa.add_argument("--staff", help="the acting admin; the PIN is asked (scripts: KIOSK_STAFF_PIN)")
+    sa.add_argument("--json", action="store_true")
     sa.set_defaults(func=cmd_staff_add)
+    sd = sts.add_parser("disable", help="deactivate a staff member")
+    sd.add_argument("staff_id")
+    sd.add_argument("--staff", help="acting staff id; the PIN is asked (scripts: KIOSK_STAFF_PIN)")
+    sd.add_argument("--json", action="store_true")
+    sd.set_defaults(func=cmd_staff_disable)
+    sl = sts.add_parser("list")
+    sl.add_argument("--json", action="store_true")
+    sl.set_defaults(func=cmd_staff_list)
 
     o = sub.add_parser("orders")
     os_ = o.add_subparsers(dest="orders_cmd", required=True)
     ov = os_.add_parser("void")
     ov.add_argument("order_id")
     ov.add_argument("--reason", required=True)
-    ov.add_argument("--staff", required=True)
+    ov.add_argument("--staff", help="acting staff id; the PIN is asked (scripts: KIOSK_STAFF_PIN)")
     ov.add_argument("--json", action="store_true")
     ov.set_defaults(func=cmd_orders_void)
 
@@ -83,7 +94,7 @@ def register(sub) -> None:
     at.add_argument("resident_id")
     at.add_argument("amount_yuan")
     at.add_argument("--payer", help="who paid, e.g. 子女 李明")
-    at.add_argument("--staff")
+    at.add_argument("--staff", help="acting staff id; the PIN is asked (scripts: KIOSK_STAFF_PIN)")
     at.add_argument("--json", action="store_true")
     at.set_defaults(func=cmd_topup)
     ab = as_.add_parser("balance")
@@ -107,7 +118,7 @@ def register(sub) -> None:
     cs.add_argument("--district")
     for meal, opt in (("早餐", "--breakfast"), ("午餐", "--lunch"), ("晚餐", "--dinner")):
         cs.add_argument(opt, metavar="HH:MM-HH:MM", help=f"{meal} window")
-    cs.add_argument("--staff", default="system")
+    cs.add_argument("--staff", help="acting admin (not needed while the store has no staff); PIN as for the others")
     cs.add_argument("--json", action="store_true")
     cs.set_defaults(func=cmd_canteen_set)
 
@@ -162,25 +173,37 @@ def _print_report(rep, as_json: bool) -> int:
     return 0
 
 
+def _importer(app, a) -> str | None:
+    """Who imports: an admin proven by PIN (a dry run changes nothing and needs nobody;
+    a store without any staff yet is being set up)."""
+    if a.dry_run:
+        return a.staff
+    actor = acting_staff(app, a.staff, "data.import", setup_ok=True)
+    return actor.staff_id if actor else None
+
+
 def cmd_residents_import(a) -> int:
     from ..services.importing import import_roster
 
-    rep = import_roster(_app(), a.file, dry_run=a.dry_run, skip_invalid=a.skip_invalid,
-                        photos_dir=a.photos, staff_id=a.staff)
+    app = _app()
+    rep = import_roster(app, a.file, dry_run=a.dry_run, skip_invalid=a.skip_invalid,
+                        photos_dir=a.photos, staff_id=_importer(app, a))
     return _print_report(rep, a.json)
 
 
 def cmd_menu_import(a) -> int:
     from ..services.importing import import_menu
 
-    return _print_report(import_menu(_app(), a.file, dry_run=a.dry_run, skip_invalid=a.skip_invalid,
-                                     staff_id=a.staff), a.json)
+    app = _app()
+    return _print_report(import_menu(app, a.file, dry_run=a.dry_run, skip_invalid=a.skip_invalid,
+                                     staff_id=_importer(app, a)), a.json)
 
 
 def cmd_policy_import(a) -> int:
     from ..services.importing import import_policy
 
-    return _print_report(import_policy(_app(), a.file, dry_run=a.dry_run, staff_id=a.staff), a.json)
+    app = _app()
+    return _print_report(import_policy(app, a.file, dry_run=a.dry_run, staff_id=_importer(app, a)), a.json)
 
 
 def cmd_residents_show(a) -> int:
@@ -194,7 +217,8 @@ def cmd_residents_show(a) -> int:
 
 
 def cmd_residents_erase(a) -> int:
-    res = _app().residents.erase_faces(a.resident_id, a.staff)
+    app = _app()
+    res = app.residents.erase_faces(a.resident_id, acting_staff(app, a.staff, "face.erase"))
     out_json(res) if a.json else print(f"{a.resident_id}: 已删除 {res['templates_removed']} 个人脸模板")
     return 0
 
@@ -221,13 +245,45 @@ def cmd_checkout(a) -> int:
 
 
 def cmd_staff_add(a) -> int:
-    res = _app().residents.add_staff(a.staff_id, a.name, a.role, a.pin)
-    print(f"staff {res['staff_id']} ({res['role']}) saved")
+    import getpass
+
+    from ..errors import ValidationError
+
+    app = _app()
+    # the first staff member (an admin) needs nobody; after that an admin acts
+    actor = acting_staff(app, a.staff, "staff.manage") if (a.staff or app.auth.has_staff()) else None
+    pin = a.pin
+    if pin is None:
+        if not sys.stdin.isatty():
+            raise ValidationError("请用 --pin 给出新工作人员的 PIN", detail="--pin missing and no terminal to ask")
+        pin = getpass.getpass(f"{a.staff_id} 的新 PIN：")
+        if getpass.getpass("再输入一次：") != pin:
+            raise ValidationError("两次输入的 PIN 不一致", detail="PIN confirmation differs")
+    res = app.residents.add_staff(a.staff_id, a.name, a.role, pin, actor=actor)
+    out_json(res) if a.json else print(f"工作人员 {res['staff_id']}（{res['role']}）已保存")
+    return 0
+
+
+def cmd_staff_disable(a) -> int:
+    app = _app()
+    res = app.auth.deactivate(a.staff_id, actor=acting_staff(app, a.staff, "staff.manage"))
+    out_json(res) if a.json else print(f"工作人员 {a.staff_id} 已停用")
+    return 0
+
+
+def cmd_staff_list(a) -> int:
+    rows = _app().auth.list_staff()
+    if a.json:
+        out_json(rows)
+    else:
+        for r in rows:
+            print(f"{r['staff_id']:10} {r['name']:8} {r['role']:10} {'在职' if r['active'] else '已停用'}")
     return 0
 
 
 def cmd_orders_void(a) -> int:
-    res = _app().billing.void(a.order_id, a.reason, a.staff)
+    app = _app()
+    res = app.billing.void(a.order_id, a.reason, acting_staff(app, a.staff, "order.void"))
     out_json(res) if a.json else print(f"订单 {a.order_id} 已作废，退款 {res['refund_fen']} 分（{res['refund_to']}）")
     return 0
 
@@ -240,7 +296,8 @@ def cmd_topup(a) -> int:
         fen = yuan_to_fen(a.amount_yuan)
     except ValueError as exc:
         raise ValidationError(f"金额「{a.amount_yuan}」无效（元，最多两位小数）", detail=str(exc)) from None
-    res = _app().billing.topup(a.resident_id, fen, payer=a.payer, staff_id=a.staff)
+    app = _app()
+    res = app.billing.topup(a.resident_id, fen, payer=a.payer, actor=acting_staff(app, a.staff, "account.topup"))
     out_json(res) if a.json else print(f"{a.resident_id} 充值 {fen_to_yuan(fen)} 元，余额 {fen_to_yuan(res['balance_fen'])} 元")
     return 0
 
@@ -276,7 +333,10 @@ def cmd_canteen_set(a) -> int:
     if windows:
         from ..billing.meals import DEFAULT_WINDOWS
         windows = {**{k: list(v) for k, v in DEFAULT_WINDOWS.items()}, **windows}
-    res = configure_canteen(_app(), name=a.name, district=a.district, windows=windows or None, actor=a.staff)
+    app = _app()
+    who = acting_staff(app, a.staff, "canteen.configure", setup_ok=True)
+    res = configure_canteen(app, name=a.name, district=a.district, windows=windows or None,
+                            actor=who.staff_id if who else "system")
     out_json(res) if a.json else print(res)
     return 0
 

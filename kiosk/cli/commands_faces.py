@@ -31,9 +31,10 @@ def register(sub) -> None:
     e.add_argument("--consent", choices=["self", "guardian"], help="record the consent signed at the desk")
     e.add_argument("--guardian-name")
     e.add_argument("--keep-crop", action="store_true", help="the consent allows keeping an aligned face crop")
-    e.add_argument("--staff", help="staff id of who enrols")
+    e.add_argument("--staff", help="who enrols (and records the consent); the PIN is asked (scripts: KIOSK_STAFF_PIN)")
     e.add_argument("--override-reason", help="supervisor override of a duplicate-face refusal")
-    e.add_argument("--supervisor", help="supervisor staff id for --override-reason")
+    e.add_argument("--supervisor", help="the supervisor who overrides, when not --staff; "
+                   "their PIN is asked (scripts: KIOSK_SUPERVISOR_PIN)")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_enroll)
 
@@ -53,7 +54,7 @@ def register(sub) -> None:
     xr = xs.add_parser("rebuild", help="rebuild the gallery index from the database")
     xr.set_defaults(func=cmd_index_rebuild)
     xe = xs.add_parser("reembed", help="re-make templates of another model from the kept face crops")
-    xe.add_argument("--staff", default="system")
+    xe.add_argument("--staff", help="acting admin; the PIN is asked (scripts: KIOSK_STAFF_PIN)")
     xe.add_argument("--json", action="store_true")
     xe.set_defaults(func=cmd_index_reembed)
     xt = xs.add_parser("stale", help="residents whose templates were made by another model")
@@ -136,10 +137,17 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 def cmd_enroll(args: argparse.Namespace) -> int:
     from enrollment.batch import enroll_files
 
+    from .staffpin import acting_staff
+
     app = _app()
-    rep = enroll_files(app, args.resident_id, args.images, consent=args.consent, staff_id=args.staff,
+    actor = acting_staff(app, args.staff, "face.consent" if args.consent else "face.enroll")
+    override_by = None
+    if args.override_reason and args.supervisor and args.supervisor != args.staff:
+        override_by = acting_staff(app, args.supervisor, "face.override", flag="--supervisor",
+                                   pin_env="KIOSK_SUPERVISOR_PIN")
+    rep = enroll_files(app, args.resident_id, args.images, consent=args.consent, actor=actor,
                        guardian_name=args.guardian_name, allows_crop=args.keep_crop,
-                       override_reason=args.override_reason, override_staff=args.supervisor)
+                       override_reason=args.override_reason, override_by=override_by)
     if args.json:
         out_json(rep.to_json())
     else:
@@ -204,7 +212,10 @@ def cmd_liveness(args: argparse.Namespace) -> int:
 
 
 def cmd_index_reembed(args: argparse.Namespace) -> int:
-    res = _app().faces.reembed_from_crops(args.staff)
+    from .staffpin import acting_staff
+
+    app = _app()
+    res = app.faces.reembed_from_crops(acting_staff(app, args.staff, "face.reembed"))
     if args.json:
         out_json(res)
     else:

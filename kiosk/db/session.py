@@ -1,17 +1,24 @@
 """Engine and sessions. SQLite runs in WAL mode; PostgreSQL through
-KIOSK_DATABASE_URL. The schema is brought to head by Alembic at open."""
+KIOSK_DATABASE_URL. The schema is brought to head by Alembic at open.
+
+Deleted data is overwritten on SQLite (``secure_delete`` on every connection), and
+``Database.scrub`` checkpoints and truncates the WAL so deleted bytes leave it too.
+Database errors become KioskErrors that say what happened (busy: try again; disk
+full; a value too long or with a NUL character, naming the field), and text values
+are checked against their column's length before the database sees them, so SQLite
+and PostgreSQL refuse the same things."""
 from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import String, create_engine, event, inspect
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..errors import ConfigError, StorageError
+from ..errors import ConfigError, DiskFullError, StorageError, StoreBusyError, ValidationError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -22,6 +29,7 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=5000")
+    cur.execute("PRAGMA secure_delete=ON")      # deleted rows (face templates) are overwritten
     cur.close()
     # SQLAlchemy, not the driver, begins transactions (see _sqlite_begin): the driver's own
     # handling starts them only at the first write, so reads before it saw no snapshot
@@ -74,6 +82,73 @@ def upgrade(engine: Engine) -> None:
         raise ConfigError("无法打开数据库", detail=f"{engine.url!r}: {exc}") from None
 
 
+# what the person at the counter calls a column (messages name the field)
+FIELD_ZH = {"name": "姓名", "id_number": "身份证号", "hukou": "户籍", "phone": "联系电话", "card_no": "卡号",
+            "emergency_contact": "紧急联系人", "dish_id": "菜品编号", "category": "类别", "meal": "餐次",
+            "reason": "原因", "note": "备注", "payer": "付款人", "idempotency_key": "请求编号（idempotency key）",
+            "staff_id": "工号", "guardian_name": "监护人姓名", "district": "区", "subject": "对象",
+            "actor": "操作人", "action": "操作", "tier": "补贴档次", "resident_id": "居民编号"}
+TABLE_ZH = {"residents": "居民", "menu_items": "菜单", "staff": "工作人员", "orders": "订单",
+            "canteens": "食堂", "face_consents": "人脸授权", "ledger_entries": "账目", "order_voids": "作废记录",
+            "subsidy_policies": "补贴政策", "audit_log": "审计记录"}
+
+
+def field_label(table: str, column: str) -> str:
+    return f"{TABLE_ZH.get(table, table)}的{FIELD_ZH.get(column, column)}（{table}.{column}）"
+
+
+def _check_values(session: Session, _ctx, _instances) -> None:
+    """Before a flush: every text value fits its column and holds no NUL character."""
+    for obj in list(session.new) + list(session.dirty):
+        mapper = inspect(obj).mapper
+        table = mapper.local_table.name
+        for col in mapper.columns:
+            if not isinstance(col.type, String):
+                continue
+            value = getattr(obj, mapper.get_property_by_column(col).key, None)
+            if not isinstance(value, str):
+                continue
+            if "\x00" in value:
+                raise ValidationError(f"{field_label(table, col.name)}含有不允许的空字符（NUL），请删掉后重试",
+                                      detail=f"{table}.{col.name}: NUL character in {value[:40]!r}")
+            if col.type.length is not None and len(value) > col.type.length:
+                raise ValidationError(f"{field_label(table, col.name)}太长：最多 {col.type.length} 个字符，"
+                                      f"这里有 {len(value)} 个",
+                                      detail=f"{table}.{col.name}: {len(value)} > {col.type.length} characters")
+
+
+event.listen(Session, "before_flush", _check_values)
+
+
+def map_db_error(exc: DBAPIError) -> Exception:
+    """A database error as a KioskError that says what happened."""
+    orig = exc.orig
+    msg = str(orig)
+    low = msg.lower()
+    code = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "diag", None), "sqlstate", None)
+    detail = f"{type(orig).__name__}: {msg}".strip()
+    if ("database is locked" in low or "database table is locked" in low or "database is busy" in low
+            or code in ("40001", "40P01", "55P03")):
+        return StoreBusyError(detail=detail)
+    if "disk is full" in low or "disk full" in low or code == "53100" or "no space left" in low:
+        return DiskFullError(detail=detail)
+    if "nul (0x00)" in low or "0x00" in low:
+        return ValidationError("文字中含有不允许的空字符（NUL），请删掉后重试", detail=detail)
+    if code == "22001" or "value too long" in low:
+        col = ""
+        m = getattr(getattr(orig, "diag", None), "column_name", None)
+        if m:
+            col = f"「{m}」"
+        return ValidationError(f"有一项内容{col}太长，超过了数据库允许的长度", detail=detail)
+    if isinstance(exc, IntegrityError) and "idempotency_key" in low:
+        return StoreBusyError("同一请求编号的订单正在另一处结算，请稍后再试", detail=detail)
+    if isinstance(exc, IntegrityError):
+        return ValidationError("与已保存的记录冲突（编号重复），本次操作未生效", detail=detail)
+    if isinstance(exc, DataError):
+        return ValidationError("数据格式不被数据库接受，本次操作未生效", detail=detail)
+    return StorageError("数据库不可用或保存失败，本次操作未生效，请联系管理员", detail=detail)
+
+
 class Database:
     def __init__(self, url: str, *, migrate: bool = True) -> None:
         self.url = url
@@ -95,14 +170,27 @@ class Database:
                 s.connection(execution_options={WRITE_LOCK: write_lock, READ_ONLY: read_only and not write_lock})
             yield s
             s.commit()
-        except OperationalError as exc:
+        except (OperationalError, DataError, IntegrityError) as exc:
             s.rollback()
-            raise StorageError(detail=f"{type(exc.orig).__name__}: {exc.orig}") from exc
+            raise map_db_error(exc) from exc
         except BaseException:
             s.rollback()
             raise
         finally:
             s.close()
+
+    def scrub(self, timeout_s: float = 5.0) -> dict:
+        """After an erasure: on SQLite checkpoint the WAL into the database file and
+        truncate it (with secure_delete the deleted bytes are zeros in both). Waits for
+        readers of other connections up to the busy timeout. On PostgreSQL the deleted
+        rows stay in the table files until VACUUM reuses the space (docs: README)."""
+        if self.engine.dialect.name != "sqlite":
+            return {"dialect": self.engine.dialect.name, "wal_truncated": None}
+        with self.engine.connect().execution_options(**{READ_ONLY: True}) as c:
+            c.exec_driver_sql(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
+            busy, log_frames, done = c.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").first()
+        return {"dialect": "sqlite", "wal_truncated": busy == 0, "wal_frames": log_frames,
+                "checkpointed": done}
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -15,14 +15,15 @@ from ..billing.pricing import Line, Quote, make_quote
 from ..billing.recommend import Dish, Profile, recommend
 from ..billing.subsidy import ResidentFacts, SubsidyDecision, Usage, decide_subsidy
 from ..db.models import (Canteen, LedgerEntry, MenuItem, Order, OrderLine, OrderVoid, Resident,
-                         Staff, new_id)
-from ..errors import (BillingError, InsufficientBalanceError, NotFoundError, SoldOutError,
-                      ValidationError)
+                         new_id)
+from ..errors import (BillingError, IdempotencyConflictError, InsufficientBalanceError, NotFoundError,
+                      SoldOutError, ValidationError)
 from ..limits import NOTE_MAX_CHARS, check_checkout_request, check_text
 from ..money import TOPUP_MAX_FEN, fen_to_yuan
 from ..timeutil import now_cst, to_cst
 from ..sync import outbox
 from . import audit
+from .auth import require
 from .importing import policy_in_force
 
 PAY_METHODS = ("balance", "cash", "card")
@@ -281,7 +282,8 @@ class CheckoutService:
         with self.app.db.session(write_lock=True) as s:
             if idempotency_key:
                 prev = s.scalars(select(Order).where(Order.idempotency_key == idempotency_key)).first()
-                if prev is not None:
+                if prev is not None:     # a retry: the same request only, never another's receipt
+                    self._check_same_request(s, prev, resident_id, dish_ids, pay)
                     return self._receipt(s, prev, replayed=True)
             # lock the resident row (PostgreSQL) so two canteens cannot both spend the same limit
             s.execute(select(Resident.id).where(Resident.id == resident_id).with_for_update()).first()
@@ -323,19 +325,31 @@ class CheckoutService:
                        order.total_fen, order.subsidy_fen, order.to_pay_fen, order.tier, order.reason,
                        order.pay_method, balance_of(s, order.resident_id), lines, replayed)
 
-    # -- staff actions -------------------------------------------------------------------------
-    def _staff(self, s: Session, staff_id: str) -> Staff:
-        st = s.get(Staff, staff_id)
-        if st is None or not st.active:
-            raise NotFoundError(f"没有工号为 {staff_id} 的工作人员", detail=f"staff {staff_id!r} not found or inactive")
-        return st
+    @staticmethod
+    def _check_same_request(s: Session, prev: Order, resident_id: str, dish_ids: list[str], pay: str) -> None:
+        """An idempotency key is bound to its request: resident, dishes (with counts), payment."""
+        from collections import Counter
 
-    def void(self, order_id: str, reason: str, staff_id: str) -> dict:
+        lines = Counter()
+        for dish, qty in s.execute(select(OrderLine.dish_id, OrderLine.quantity).where(OrderLine.order_id == prev.id)):
+            lines[dish] += qty
+        diffs = [zh for zh, same in (("居民", prev.resident_id == resident_id),
+                                     ("菜品", lines == Counter(dish_ids)),
+                                     ("付款方式", prev.pay_method == pay)) if not same]
+        if diffs:
+            raise IdempotencyConflictError(
+                f"这个请求编号（idempotency key）已用于另一笔订单，与本次请求的{'、'.join(diffs)}不同；"
+                f"未结算。请为新的订单使用新的请求编号",
+                detail=f"idempotency key {prev.idempotency_key!r} belongs to order {prev.id}; "
+                       f"differs in {', '.join(diffs)}")
+
+    # -- staff actions (an Actor proven by PIN: kiosk.services.auth) ---------------------------
+    def void(self, order_id: str, reason: str, actor) -> dict:
         if not reason or not reason.strip():
             raise ValidationError("作废订单必须写明原因", detail="empty void reason")
         check_text(reason, NOTE_MAX_CHARS, "作废原因", "void reason")
         with self.app.db.session(write_lock=True) as s:
-            self._staff(s, staff_id)
+            staff_id = require(s, actor, "order.void").id
             order = s.get(Order, order_id)
             if order is None:
                 raise NotFoundError(f"没有编号为 {order_id} 的订单", detail=f"order {order_id!r} not found")
@@ -356,7 +370,7 @@ class CheckoutService:
                     "balance_fen": balance_of(s, order.resident_id) if order.pay_method == "balance" else None}
 
     def topup(self, resident_id: str, amount_fen: int, *, payer: str | None = None,
-              staff_id: str | None = None, method: str = "cash") -> dict:
+              actor=None, method: str = "cash") -> dict:
         if amount_fen <= 0:
             raise ValidationError("充值金额必须大于0", detail=f"amount {amount_fen}")
         if amount_fen > TOPUP_MAX_FEN:   # README "Limits"
@@ -364,12 +378,11 @@ class CheckoutService:
                                   detail=f"amount {amount_fen} > {TOPUP_MAX_FEN} fen")
         check_text(payer, 100, "付款人", "payer")   # ledger_entries.payer
         with self.app.db.session() as s:
+            staff_id = require(s, actor, "account.topup").id
             self.resident(s, resident_id)
-            if staff_id:
-                self._staff(s, staff_id)
             s.add(LedgerEntry(resident_id=resident_id, kind="topup", method=method, amount_fen=amount_fen,
                               affects_balance=True, payer=payer, staff_id=staff_id))
-            audit.record(s, staff_id or "system", "account.topup", resident_id, amount_fen=amount_fen, payer=payer)
+            audit.record(s, staff_id, "account.topup", resident_id, amount_fen=amount_fen, payer=payer)
             outbox.record(self.app, s, "account.topup", resident_id=resident_id)
             s.flush()
             return {"resident_id": resident_id, "amount_fen": amount_fen, "payer": payer,

@@ -4,6 +4,7 @@ from __future__ import annotations
 from functools import cached_property
 
 from ..config import Settings, get_settings
+from ..datadir import ensure_private_home
 from ..db.session import Database
 
 
@@ -11,7 +12,7 @@ class App:
     def __init__(self, settings: Settings | None = None, *, db: Database | None = None,
                  engine=None) -> None:
         self.settings = settings or get_settings()
-        self.settings.home.mkdir(parents=True, exist_ok=True)
+        ensure_private_home(self.settings.home)     # 0700, and 0600 files from here on (umask 077)
         self.db = db or Database(self.settings.db_url)
         if engine is not None:  # share one loaded model between contexts (tests, bench)
             self.__dict__["engine"] = engine
@@ -34,6 +35,12 @@ class App:
         from .faces import FaceService
 
         return FaceService(self)
+
+    @cached_property
+    def auth(self):
+        from .auth import StaffAuth
+
+        return StaffAuth(self)
 
     @cached_property
     def residents(self):

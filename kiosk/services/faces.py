@@ -2,10 +2,19 @@
 
 The database is the source of truth. The FAISS index is kept encrypted in
 KIOSK_HOME and rebuilt whenever its fingerprint (model contract + template
-ids) differs from the database's."""
+ids) differs from the database's.
+
+Several processes may share one store (the kiosk, the command line, other
+terminals). Every change of templates bumps the store's ``gallery`` counter in
+the same transaction; each process compares it at most every GALLERY_CHECK_S
+before a search and brings its in-memory gallery up to the store (an erased
+resident stops matching everywhere within about a second). The index file is
+written under a file lock, always from the store as committed at that moment,
+so no process writes erased templates back."""
 from __future__ import annotations
 
 import logging
+import fcntl
 import os
 import threading
 import time
@@ -14,11 +23,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from ..db.models import FaceTemplate, Resident
-from ..errors import ImageError, KioskError, ModelMismatchError
+from ..db.models import FaceConsent, FaceTemplate, Resident, StoreCounter
+from ..errors import ConsentRequiredError, ImageError, KioskError, ModelMismatchError, NotFoundError
 from ..vision.engine import BACKEND_DEFAULTS, FaceObservation
 from ..vision.gallery import FaissGallery, fingerprint
 from ..vision.image_io import read_image
@@ -28,6 +37,8 @@ from ..sync import outbox
 from . import audit
 
 log = logging.getLogger(__name__)
+
+GALLERY_CHECK_S = 0.5      # how often a process asks the store whether templates changed
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,8 @@ class FaceService:
         self.settings = app.settings
         self._gallery: FaissGallery | None = None
         self._lock = threading.RLock()
+        self._known_gen: int | None = None   # the store's gallery counter the in-memory gallery reflects
+        self._checked_at = 0.0
         d = BACKEND_DEFAULTS[self.settings.backend]
         self.threshold = self.settings.match_threshold if self.settings.match_threshold is not None else d.match_threshold
         self.margin = self.settings.match_margin if self.settings.match_margin is not None else d.match_margin
@@ -87,6 +100,7 @@ class FaceService:
         emb = np.asarray(embedding, np.float32).ravel()
         if emb.shape[0] != self.engine.contract.dim:
             raise ModelMismatchError(detail=f"embedding dim {emb.shape[0]} != {self.contract_id}")
+        self._check_may_hold_faces(session, resident_id)
         crop_enc = None
         if crop is not None:
             ok, png = cv2.imencode(".png", crop)
@@ -97,6 +111,7 @@ class FaceService:
                          crop_enc=crop_enc, quality=quality, source=source)
         session.add(t)
         session.flush()
+        self.bump_generation(session)
         outbox.record(self.app, session, "faces.enroll", resident_id=resident_id)
         g = self.gallery()
         with self._lock:
@@ -110,16 +125,90 @@ class FaceService:
     def remove_templates(self, session: Session, template_ids: list[str]) -> None:
         outbox.record(self.app, session, "faces.remove", template_ids=list(template_ids))
         session.execute(delete(FaceTemplate).where(FaceTemplate.id.in_(template_ids)))
+        self.bump_generation(session)
         with self._lock:
             self.gallery().remove(template_ids)
 
     def erase_resident_faces(self, session: Session, resident_id: str) -> int:
-        """Remove every template and crop of a resident, and their index entries."""
+        """Remove every template and crop of a resident (the rows; with SQLite's
+        secure_delete their bytes are overwritten), and this process's index entries.
+        Other processes drop theirs at their next generation check."""
         outbox.record(self.app, session, "faces.erase", resident_id=resident_id)
         n = session.execute(delete(FaceTemplate).where(FaceTemplate.resident_id == resident_id)).rowcount
+        self.bump_generation(session)
         with self._lock:
-            self.gallery().remove_resident(resident_id)
+            if self._gallery is not None:
+                self._gallery.remove_resident(resident_id)
         return int(n or 0)
+
+    def _check_may_hold_faces(self, session: Session, resident_id: str) -> None:
+        """No template without a resident and a consent in force, checked where every
+        template is written; the resident row is locked (PostgreSQL) so an erasure
+        running at the same moment either comes first (and this refuses) or after
+        (and removes this template too)."""
+        r = session.execute(select(Resident.status).where(Resident.id == resident_id).with_for_update()).first()
+        if r is None or r[0] == "erased":
+            raise NotFoundError(f"没有编号为 {resident_id} 的居民", detail=f"resident {resident_id!r} not found")
+        consent = session.scalar(select(FaceConsent.id).where(FaceConsent.resident_id == resident_id,
+                                                              FaceConsent.withdrawn_at.is_(None)).limit(1))
+        if consent is None:
+            raise ConsentRequiredError(f"居民 {resident_id} 没有有效的人脸授权，不能保存人脸模板",
+                                       detail=f"no consent in force for {resident_id}")
+
+    # -- the store's gallery counter ---------------------------------------------------
+    @staticmethod
+    def bump_generation(session: Session) -> None:
+        """Called in the transaction that changes templates."""
+        n = session.execute(update(StoreCounter).where(StoreCounter.name == "gallery")
+                            .values(value=StoreCounter.value + 1)).rowcount
+        if not n:
+            session.add(StoreCounter(name="gallery", value=1))
+            session.flush()
+
+    def generation(self) -> int:
+        with self.app.db.session(read_only=True) as s:
+            return int(s.scalar(select(StoreCounter.value).where(StoreCounter.name == "gallery")) or 0)
+
+    def _maybe_sync(self) -> None:
+        now = time.monotonic()
+        if now - self._checked_at < GALLERY_CHECK_S:
+            return
+        self._checked_at = now
+        gen = self.generation()
+        if gen != self._known_gen:
+            self.sync(gen)
+
+    def sync(self, gen: int | None = None, *, write: bool = True) -> tuple[int, int]:
+        """Bring the in-memory gallery to the store as committed now: drop templates
+        that are gone (erased, rotated out, rolled back), add new ones. Returns
+        (removed, added); when anything was removed the index file is rewritten."""
+        with self._lock:
+            if self._gallery is None:
+                return 0, 0
+            gen = self.generation() if gen is None else gen
+            with self.app.db.session(read_only=True) as s:
+                db = dict(s.execute(select(FaceTemplate.id, FaceTemplate.resident_id)
+                                    .join(Resident, Resident.id == FaceTemplate.resident_id)
+                                    .where(FaceTemplate.contract_id == self.contract_id,
+                                           Resident.status != "erased")).all())
+                mem = self._gallery.members()
+                gone = [t for t, r in mem.items() if db.get(t) != r]
+                new = [t for t in db if t not in mem]
+                blobs: list = []
+                for i in range(0, len(new), 500):
+                    blobs += s.execute(select(FaceTemplate.id, FaceTemplate.resident_id, FaceTemplate.embedding_enc)
+                                       .where(FaceTemplate.id.in_(new[i:i + 500]))).all()
+            if gone:
+                self._gallery.remove(gone)
+            if blobs:
+                self._gallery.add([b[0] for b in blobs], [b[1] for b in blobs],
+                                  np.vstack([self.decode_embedding(b[2]) for b in blobs]))
+            self._known_gen = gen
+            if gone or blobs:
+                log.info("gallery synced with the store: %d removed, %d added", len(gone), len(blobs))
+            if gone and write:
+                self._write_index(self._gallery, fingerprint(self.contract_id, self._gallery.template_ids()))
+        return len(gone), len(blobs)
 
     def stale_residents(self) -> list[dict]:
         """Residents whose templates were made by another model (need re-enrolment)."""
@@ -130,11 +219,15 @@ class FaceService:
                              .group_by(FaceTemplate.resident_id, FaceTemplate.contract_id)).all()
         return [{"resident_id": r, "contract_id": c, "templates": n, "with_crop": k} for r, c, n, k in rows]
 
-    def reembed_from_crops(self, staff_id: str = "system") -> dict:
+    def reembed_from_crops(self, actor) -> dict:
         """After a model change: make templates with the current model from the kept
-        (encrypted) face crops. Residents without a crop must be re-enrolled."""
+        (encrypted) face crops. Residents without a crop must be re-enrolled.
+        ``actor``: an admin proven by PIN (kiosk.services.auth)."""
+        from .auth import require
+
         done, need = 0, set()
         with self.app.db.session() as s:
+            staff_id = require(s, actor, "face.reembed").id
             old = s.scalars(select(FaceTemplate).where(FaceTemplate.contract_id != self.contract_id)).all()
             for t in old:
                 if t.crop_enc is None:
@@ -169,6 +262,8 @@ class FaceService:
         return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
 
     def _load_or_rebuild(self) -> FaissGallery:
+        self._known_gen = self.generation()       # read first: a change after it is caught next check
+        self._checked_at = time.monotonic()
         tids, rids, blobs = self._db_templates()
         fp = fingerprint(self.contract_id, tids)
         path = self.settings.index_path
@@ -190,25 +285,45 @@ class FaceService:
         return g
 
     def _write_index(self, g: FaissGallery, fp: str) -> None:
+        """Write under the index file's lock. A gallery that no longer matches the store
+        (an erasure committed since it was read) is brought up to date first, so a
+        process never writes erased templates back."""
         path = self.settings.index_path
         tmp = path.with_suffix(".tmp")
         try:
-            tmp.write_bytes(self.app.cipher.encrypt(g.to_bytes(fp)))
-            os.replace(tmp, path)
+            with self._lock, open(path.with_name(path.name + ".lock"), "a") as lockf:
+                fcntl.flock(lockf, fcntl.LOCK_EX)
+                if g is self._gallery and self.generation() != self._known_gen:
+                    self.sync(write=False)
+                    fp = fingerprint(self.contract_id, g.template_ids())
+                tmp.write_bytes(self.app.cipher.encrypt(g.to_bytes(fp)))
+                os.replace(tmp, path)
         except OSError as exc:  # a full disk must not stop checkout: the index is rebuilt at start
             log.warning("could not write the index file %s: %s", path, exc)
             tmp.unlink(missing_ok=True)
 
     def save_index(self) -> None:
-        """Persist the in-memory gallery after changes (called at the end of a unit of work)."""
+        """Persist the in-memory gallery after changes (called at the end of a unit of
+        work), as the store holds it now."""
         with self._lock:
-            if self._gallery is not None:
-                self._write_index(self._gallery, fingerprint(self.contract_id, self._gallery.template_ids()))
+            if self._gallery is None:
+                return
+            self.sync(write=False)
+            self._write_index(self._gallery, fingerprint(self.contract_id, self._gallery.template_ids()))
+
+    def purge_index(self) -> None:
+        """After an erasure: this process's gallery and the index file hold only what
+        the store holds (the gallery is loaded when this process had none)."""
+        with self._lock:
+            if self._gallery is None:
+                self.gallery()          # rebuilt from the store when the file disagrees, and written
+            self.save_index()
 
     def rebuild_later(self) -> None:
         """Drop the in-memory gallery (after a rolled-back change); it reloads from the store."""
         with self._lock:
             self._gallery = None
+            self._known_gen = None
 
     def rebuild(self) -> int:
         with self._lock:
@@ -220,9 +335,10 @@ class FaceService:
     def search(self, embedding: np.ndarray, k_residents: int = 6) -> list:
         """Best template per resident, best first. Locked: the vision worker searches
         while staff enrol and checkouts add fresh templates."""
-        g = self.gallery()
+        self.gallery()
+        self._maybe_sync()
         with self._lock:
-            return g.search(embedding, k_residents=k_residents)
+            return self._gallery.search(embedding, k_residents=k_residents)
 
     def match(self, embedding: np.ndarray, *, exclude: str | None = None) -> MatchResult:
         cands = self.search(embedding)

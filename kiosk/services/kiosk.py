@@ -161,14 +161,32 @@ class KioskService:
         from enrollment.capture import enroll_captured
 
         rid = self.resolve_resident(who)
-        override_staff = None
+        actor = self.staff_actor(staff_id)
+        override_by = None
         if override_reason:
-            override_staff = self.login(supervisor_pin or "", min_role="supervisor")["staff_id"]
-        return enroll_captured(self.app, rid, capture, staff_id, consent="self" if consent_now else None,
-                               override_reason=override_reason, override_staff=override_staff)
+            override_by = self.app.auth.login(supervisor_pin or "", min_role="supervisor")
+        return enroll_captured(self.app, rid, capture, actor, consent="self" if consent_now else None,
+                               override_reason=override_reason, override_by=override_by)
 
     def login(self, pin: str, min_role: str = "staff") -> dict:
-        return self.app.residents.authenticate(pin, min_role=min_role)
+        """The staff screen's PIN. The proven staff member (kiosk.services.auth.Actor) is
+        kept here for this screen session; void, top-up and enrolment act as them."""
+        actor = self.app.auth.login(pin, min_role=min_role)
+        self.__dict__.setdefault("_staff_actors", {})[actor.staff_id] = actor
+        return actor.to_dict()
+
+    def staff_actor(self, staff_id: str):
+        """The staff member logged in on this screen (by PIN, within the last 30 minutes)."""
+        from ..errors import PermissionDeniedError
+
+        actor = self.__dict__.get("_staff_actors", {}).get(staff_id)
+        if actor is None or not self.app.auth.fresh(actor):
+            raise PermissionDeniedError("请先输入 PIN 登录", detail=f"staff {staff_id!r} has no fresh PIN login here")
+        return actor
+
+    def logout(self, staff_id: str | None = None) -> None:
+        actors = self.__dict__.get("_staff_actors", {})
+        actors.clear() if staff_id is None else actors.pop(staff_id, None)
 
     def last_order(self) -> dict | None:
         with self.app.db.session() as s:
@@ -182,10 +200,10 @@ class KioskService:
                     "to_pay_fen": o.to_pay_fen, "pay": o.pay_method, "at": o.created_at.astimezone(CST)}
 
     def void(self, order_id: str, reason: str, staff_id: str) -> dict:
-        return self.app.billing.void(order_id, reason, staff_id)
+        return self.app.billing.void(order_id, reason, self.staff_actor(staff_id))
 
     def topup(self, resident_id: str, amount_fen: int, payer: str | None, staff_id: str) -> dict:
-        return self.app.billing.topup(resident_id, amount_fen, payer=payer, staff_id=staff_id)
+        return self.app.billing.topup(resident_id, amount_fen, payer=payer, actor=self.staff_actor(staff_id))
 
     def today_orders(self, day: date | None = None) -> dict:
         day = day or self.clock().date()
@@ -228,6 +246,7 @@ class KioskService:
     def import_file(self, kind: str, path: Path, staff_id: str, skip_invalid: bool = False):
         from .importing import import_menu, import_policy, import_roster
 
+        self.app.auth.check(self.staff_actor(staff_id), "data.import")
         if kind == "roster":
             return import_roster(self.app, path, skip_invalid=skip_invalid, staff_id=staff_id)
         if kind == "menu":

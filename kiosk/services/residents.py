@@ -1,22 +1,16 @@
 """Residents, staff and the non-face ways to find a resident."""
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
 
-from ..db.models import FaceConsent, FaceTemplate, Resident, Staff
-from ..errors import NotFoundError, PermissionDeniedError, ValidationError
+from ..db.models import FaceConsent, FaceTemplate, Resident
+from ..errors import NotFoundError, ValidationError
 from ..timeutil import age_on, now_cst, to_cst
 from . import audit
-from .security import hash_pin, verify_pin
-
-ROLES = ("staff", "supervisor", "admin")
-MAX_PIN_FAILURES = 5       # wrong PINs in a row before staff login locks ...
-PIN_LOCK_S = 300.0         # ... for this long (the public can reach the staff button)
-ROLE_RANK = {r: i for i, r in enumerate(ROLES)}
+from .auth import MAX_PIN_FAILURES, ROLES, require  # noqa: F401  (ROLES, MAX_PIN_FAILURES re-exported)
 
 
 @dataclass(frozen=True)
@@ -45,8 +39,6 @@ def card_of(r: Resident, when: datetime | None = None) -> ResidentCard:
 class ResidentService:
     def __init__(self, app) -> None:
         self.app = app
-        self._pin_failures = 0
-        self._locked_until = 0.0
 
     def get(self, resident_id: str) -> ResidentCard:
         with self.app.db.session() as s:
@@ -92,63 +84,41 @@ class ResidentService:
                                                     Resident.status == "active").order_by(Resident.name)).all()
             return [card_of(r) for r in rows[:8]]
 
-    def erase_faces(self, resident_id: str, staff_id: str) -> dict:
-        """Erase face data at once: templates, crops, index entries; consent is withdrawn.
-        Orders and the ledger stay, with the resident id and no face data."""
-        with self.app.db.session() as s:
-            st = s.get(Staff, staff_id)
-            if st is None:
-                raise NotFoundError(f"没有工号为 {staff_id} 的工作人员", detail=f"staff {staff_id!r} not found")
-            r = s.get(Resident, resident_id)
+    def erase_faces(self, resident_id: str, actor) -> dict:
+        """Erase face data at once: templates, crops, index entries; consent is withdrawn
+        (enrolling again needs a new consent). ``actor``: a supervisor or admin proven by
+        PIN (kiosk.services.auth). Orders and the ledger stay, with the resident id.
+
+        Every running process of the store stops matching within GALLERY_CHECK_S (the
+        gallery counter), the index file is rewritten from the store, and on SQLite the
+        deleted bytes are overwritten (secure_delete) and the WAL truncated."""
+        with self.app.db.session(write_lock=True) as s:
+            st = require(s, actor, "face.erase")
+            r = s.execute(select(Resident).where(Resident.id == resident_id).with_for_update()).scalar_one_or_none()
             if r is None:
                 raise NotFoundError(f"没有编号为 {resident_id} 的居民", detail=f"resident {resident_id!r} not found")
             n = self.app.faces.erase_resident_faces(s, resident_id)
+            withdrawn = 0
             for c in s.scalars(select(FaceConsent).where(FaceConsent.resident_id == resident_id,
                                                          FaceConsent.withdrawn_at.is_(None))):
                 c.withdrawn_at = now_cst()
-            audit.record(s, staff_id, "resident.erase_faces", resident_id, templates=n)
-        self.app.faces.save_index()
-        return {"resident_id": resident_id, "templates_removed": n, "erased": True}
+                withdrawn += 1
+            audit.record(s, st.id, "resident.erase_faces", resident_id, templates=n, consents_withdrawn=withdrawn)
+        self.app.faces.purge_index()
+        scrub = self.app.db.scrub()
+        return {"resident_id": resident_id, "templates_removed": n, "erased": True,
+                "consents_withdrawn": withdrawn, "wal_truncated": scrub["wal_truncated"]}
 
-    # -- staff ---------------------------------------------------------------------------
-    def add_staff(self, staff_id: str, name: str, role: str, pin: str, *, actor: str = "system") -> dict:
-        if role not in ROLES:
-            raise ValidationError(f"角色应为 {'/'.join(ROLES)}", detail=f"role {role!r}")
-        if not (pin.isdigit() and 4 <= len(pin) <= 8):
-            raise ValidationError("PIN 应为4到8位数字", detail="pin must be 4-8 digits")
-        with self.app.db.session() as s:
-            existing = s.get(Staff, staff_id)
-            if existing:
-                existing.name, existing.role, existing.pin_hash, existing.active = name, role, hash_pin(pin), True
-                action = "staff.update"
-            else:
-                s.add(Staff(id=staff_id, name=name, role=role, pin_hash=hash_pin(pin)))
-                action = "staff.add"
-            audit.record(s, actor, action, staff_id, role=role)
-        return {"staff_id": staff_id, "name": name, "role": role}
+    # -- staff (kiosk.services.auth holds the rules) ---------------------------------------
+    def add_staff(self, staff_id: str, name: str, role: str, pin: str, *, actor=None) -> dict:
+        return self.app.auth.add_staff(staff_id, name, role, pin, actor=actor)
 
-    def authenticate(self, pin: str, *, min_role: str = "staff", staff_id: str | None = None,
-                     clock=time.monotonic) -> dict:
-        """Find the active staff member with this PIN (and at least ``min_role``).
-        After MAX_PIN_FAILURES wrong PINs, logins are refused for PIN_LOCK_S."""
-        now = clock()
-        if now < self._locked_until:
-            raise PermissionDeniedError(f"PIN 错误次数过多，请 {int(self._locked_until - now) // 60 + 1} 分钟后再试",
-                                        detail="staff login locked after repeated wrong PINs")
-        with self.app.db.session() as s:
-            q = select(Staff).where(Staff.active.is_(True))
-            if staff_id:
-                q = q.where(Staff.id == staff_id)
-            for st in s.scalars(q):
-                if verify_pin(pin, st.pin_hash):
-                    if ROLE_RANK[st.role] < ROLE_RANK[min_role]:
-                        raise PermissionDeniedError(f"需要{ {'supervisor': '主管', 'admin': '管理员'}.get(min_role, '工作人员') }权限",
-                                                    detail=f"{st.id} is {st.role}, needs {min_role}")
-                    audit.record(s, st.id, "staff.login", None, min_role=min_role)
-                    self._pin_failures = 0
-                    return {"staff_id": st.id, "name": st.name, "role": st.role}
-            self._pin_failures += 1
-            if self._pin_failures >= MAX_PIN_FAILURES:
-                self._locked_until, self._pin_failures = now + PIN_LOCK_S, 0
-                audit.record(s, "kiosk", "staff.login_locked", None, seconds=PIN_LOCK_S)
-        raise PermissionDeniedError("PIN 不正确", detail="no active staff with that PIN")
+    def authenticate(self, pin: str, *, min_role: str = "staff", staff_id: str | None = None) -> dict:
+        """The staff screen's PIN login (or, with ``staff_id``, that staff member's PIN),
+        at least ``min_role``. The dict's ``actor`` is the proven staff member to pass
+        to the services that change money, consent, faces or staff."""
+        if staff_id:
+            actor = self.app.auth.verify(staff_id, pin, min_role=min_role)
+        else:
+            actor = self.app.auth.login(pin, min_role=min_role)
+        return {**actor.to_dict(), "actor": actor}

@@ -55,6 +55,7 @@ class TemplateCipher:
             raise TemplateKeyError("找不到人脸数据密钥，人脸功能不可用，请联系管理员",
                                    detail=f"no KIOSK_TEMPLATE_KEY and no key file at {kf}; "
                                           f"create one with `kiosk keygen` or set KIOSK_TEMPLATE_KEY_FILE")
+        check_key_file_mode(kf)
         return cls(kf.read_text().strip())
 
     def encrypt(self, data: bytes) -> bytes:
@@ -68,6 +69,19 @@ class TemplateCipher:
                                    detail="InvalidToken: data was encrypted with another key or is corrupt") from None
 
 
+def check_key_file_mode(path: Path) -> None:
+    """Refuse a key file that the group or others may read or write (e.g. 0644, 0666)."""
+    try:
+        mode = os.stat(path).st_mode & 0o777
+    except OSError as exc:
+        raise TemplateKeyError("人脸数据密钥文件无法读取，请联系管理员", detail=f"{path}: {exc}") from None
+    if mode & 0o077:
+        raise TemplateKeyError(
+            f"人脸数据密钥文件 {path} 的权限是 {mode:04o}，其他用户也能读取，已拒绝使用。"
+            f"请运行：chmod 600 {path}",
+            detail=f"key file {path} has mode {mode:04o}; it must be readable by its owner only: chmod 600 {path}")
+
+
 def _inside(path: Path, folder: Path) -> bool:
     try:
         path.resolve().relative_to(folder.resolve())
@@ -76,17 +90,67 @@ def _inside(path: Path, folder: Path) -> bool:
         return False
 
 
+# Staff PINs: Argon2id (memory-hard), parameters recorded in each hash's PHC string
+# ($argon2id$v=19$m=65536,t=3,p=4$salt$hash), so they can be raised later while old hashes
+# still verify. RFC 9106's second recommended setting: 64 MiB, 3 passes, 4 lanes.
+PIN_HASH_MEMORY_KIB = 65536
+PIN_HASH_TIME_COST = 3
+PIN_HASH_LANES = 4
+_LEGACY_SCRYPT = dict(n=2 ** 14, r=8, p=1)     # hashes written before Argon2id ("scrypt$salt$digest")
+
+
+def _argon2(salt: bytes, memory_kib: int = PIN_HASH_MEMORY_KIB, time_cost: int = PIN_HASH_TIME_COST,
+            lanes: int = PIN_HASH_LANES):
+    from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+
+    return Argon2id(salt=salt, length=32, iterations=time_cost, lanes=lanes, memory_cost=memory_kib)
+
+
 def hash_pin(pin: str) -> str:
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(pin.encode(), salt=salt, n=2 ** 14, r=8, p=1)
-    return "scrypt$" + base64.b64encode(salt).decode() + "$" + base64.b64encode(digest).decode()
+    """A PHC string: algorithm, version, parameters, salt and hash."""
+    return _argon2(secrets.token_bytes(16)).derive_phc_encoded(pin.encode())
 
 
 def verify_pin(pin: str, stored: str) -> bool:
+    """Argon2id PHC strings with whatever parameters they record, and the old scrypt form."""
+    if not stored:
+        return False
+    if stored.startswith("$argon2id$"):
+        from cryptography.exceptions import InvalidKey
+        from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+
+        try:
+            Argon2id.verify_phc_encoded(pin.encode(), stored)
+            return True
+        except (InvalidKey, ValueError):
+            return False
     try:
         _, salt_b64, digest_b64 = stored.split("$")
+        salt, want = base64.b64decode(salt_b64), base64.b64decode(digest_b64)
     except ValueError:
         return False
-    salt = base64.b64decode(salt_b64)
-    digest = hashlib.scrypt(pin.encode(), salt=salt, n=2 ** 14, r=8, p=1)
-    return hmac.compare_digest(digest, base64.b64decode(digest_b64))
+    digest = hashlib.scrypt(pin.encode(), salt=salt, **_LEGACY_SCRYPT)
+    return hmac.compare_digest(digest, want)
+
+
+def pin_hash_params(stored: str) -> dict:
+    """The parameters a hash records, e.g. {"alg": "argon2id", "m": 65536, "t": 3, "p": 4}."""
+    if stored.startswith("$argon2id$"):
+        parts = stored.split("$")
+        params = dict(kv.split("=") for kv in parts[3].split(","))
+        return {"alg": "argon2id", **{k: int(v) for k, v in params.items()}}
+    return {"alg": "scrypt", "n": _LEGACY_SCRYPT["n"], "r": _LEGACY_SCRYPT["r"], "p": _LEGACY_SCRYPT["p"]}
+
+
+def pin_needs_rehash(stored: str) -> bool:
+    """True for the old scrypt form or Argon2id weaker than today's parameters."""
+    p = pin_hash_params(stored)
+    return p["alg"] != "argon2id" or (p.get("m", 0), p.get("t", 0), p.get("p", 0)) != (
+        PIN_HASH_MEMORY_KIB, PIN_HASH_TIME_COST, PIN_HASH_LANES)
+
+
+def legacy_scrypt_hash(pin: str) -> str:
+    """The form hashes had before Argon2id (tests of the upgrade path make one)."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(pin.encode(), salt=salt, **_LEGACY_SCRYPT)
+    return "scrypt$" + base64.b64encode(salt).decode() + "$" + base64.b64encode(digest).decode()

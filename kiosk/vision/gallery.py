@@ -171,6 +171,10 @@ class FaissGallery:
     def template_ids(self) -> list[str]:
         return [t for t, _ in self._owner.values()]
 
+    def members(self) -> dict[str, str]:
+        """template id -> resident id of everything in the index."""
+        return {t: r for t, r in self._owner.values()}
+
     def search(self, vector: np.ndarray, k_residents: int = 5) -> list[Candidate]:
         if not len(self):
             return []
