@@ -36,6 +36,16 @@ ACTION_ZH = {"add": "新增", "change": "修改", "unchanged": "不变"}
 MONTH_RE = re.compile(r"^\d{4}-\d{2}$")
 
 
+def _proven(who: dict):
+    """The staff member whose PIN was just verified, as the services take it: the auth
+    service's Actor (kiosk.services.auth) when it gives one."""
+    if who.get("actor") is not None:
+        return who["actor"]
+    from types import SimpleNamespace
+
+    return SimpleNamespace(staff_id=who["staff_id"], name=who.get("name"), role=who["role"])
+
+
 class _Refusal(Exception):
     """Stop a handler with a response (login page, 403, 400)."""
 
@@ -404,7 +414,7 @@ def console_router(get_app: Callable, *, idle_minutes: float | None = None, cloc
         try:
             who = app.residents.authenticate(str(form.get("pin") or ""), min_role="supervisor",
                                              staff_id=login.staff_id)
-            res = dr.decide_flag(app, flag_id, decision, who["actor"], str(form.get("note") or "").strip()[:500] or None)
+            res = dr.decide_flag(app, flag_id, decision, _proven(who), str(form.get("note") or "").strip()[:500] or None)
             login.flash.append(("ok", f"已记录：{res['resident_id']} {dr.DECISION_ZH.get(decision, decision)}"))
         except KioskError as exc:
             login.flash.append(("error", exc.user_message))
@@ -484,7 +494,7 @@ def console_router(get_app: Callable, *, idle_minutes: float | None = None, cloc
             return render(request, login, "faces_confirm.html", chosen=chosen, months=reg["months"])
         pin = str(form.get("pin") or "")
         try:
-            admin = app.residents.authenticate(pin, min_role="admin", staff_id=login.staff_id)["actor"]
+            admin = _proven(app.residents.authenticate(pin, min_role="admin", staff_id=login.staff_id))
         except KioskError as exc:
             reg = dr.face_register(app, int(str(form.get("months") or 12)))
             chosen = [u for u in reg["unused"] if u["resident_id"] in set(ids)]
