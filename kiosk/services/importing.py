@@ -15,7 +15,7 @@ import yaml
 from pydantic import ValidationError as PydanticError
 from sqlalchemy import select
 
-from ..billing.policy import CATEGORIES, Policy, normalize_meal
+from ..billing.policy import CATEGORIES, Policy, category_problem, normalize_meal
 from ..db.models import MenuItem, Resident, SubsidyPolicy
 from ..errors import ImageError, ImportFileError
 from ..idcard import parse_id_number
@@ -157,10 +157,11 @@ def validate_roster_row(n: int, r: dict) -> tuple[RosterRow | None, list[Problem
     hukou = str(r.get("hukou", "")).strip()
     if not hukou:
         bad("hukou", "户籍不能为空", "hukou is empty")
-    cats = split_list(r.get("categories"))
+    cats = [c.replace("：", ":") for c in split_list(r.get("categories"))]
     for c in cats:
-        if c not in CATEGORIES:
-            bad("categories", f"未知的人员类别「{c}」", f"unknown category {c!r}")
+        why = category_problem(c)       # a known category, with a known grade if it has one (残疾:二级)
+        if why:
+            bad("categories", why, f"unknown category or grade {c!r}")
     diet, allergies = [], []
     for t in split_list(r.get("diet")):
         t2 = t.replace("：", ":")
@@ -596,7 +597,8 @@ def load_policy_file(path: Path) -> tuple[Policy, dict]:
         return Policy.model_validate(data), data
     except PydanticError as exc:
         probs = [Problem(None, ".".join(str(p) for p in e["loc"])[:80],
-                         f"{'.'.join(str(p) for p in e['loc'])[:80]}：{e['msg'][:300]}", e["msg"][:300])
+                         f"{'.'.join(str(p) for p in e['loc'])[:80]}：{e['msg'].removeprefix('Value error, ')[:300]}",
+                         e["msg"].removeprefix("Value error, ")[:300])
                  for e in exc.errors()[:20]]
         raise ImportFileError(f"{path.name} 有 {len(probs)} 处错误：" + "；".join(p.message_zh for p in probs),
                               detail=str(exc), problems=[p.to_json() for p in probs]) from None
