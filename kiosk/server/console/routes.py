@@ -105,6 +105,13 @@ def console_router(get_app: Callable, *, idle_minutes: float | None = None, cloc
     async def posted(request: Request, role: str = "supervisor") -> tuple[Login, dict]:
         """The logged-in staff and the form of a POST whose CSRF token is right."""
         login = need(request, role)
+        try:
+            length = int(request.headers.get("content-length") or 0)
+        except ValueError:
+            length = 0
+        if length > UPLOAD_MAX_BYTES + 64 * 1024:     # refused before the body is read
+            raise _Refusal(render(request, login, "refused.html", status=413,
+                                  message=f"上传的文件超过 {UPLOAD_MAX_BYTES // 1024 // 1024} MB，未处理"))
         form = await request.form(max_files=1, max_fields=200)
         if not same(form.get("csrf_token"), login.csrf):
             raise _Refusal(render(request, login, "refused.html", status=403,
@@ -287,7 +294,12 @@ def console_router(get_app: Callable, *, idle_minutes: float | None = None, cloc
         named = path.with_name(f"{path.stem}.d") / meta["name"]
         named.parent.mkdir(mode=0o700, exist_ok=True)
         if not named.exists():
-            os.link(path, named)
+            try:
+                os.link(path, named)
+            except OSError:          # a file system without hard links
+                import shutil
+
+                shutil.copyfile(path, named)
         if meta["kind"] == "roster":
             return import_plan.plan_roster(app, named)
         if meta["kind"] == "menu":
