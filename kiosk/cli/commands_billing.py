@@ -251,7 +251,7 @@ def cmd_staff_add(a) -> int:
 
     app = _app()
     # the first staff member (an admin) needs nobody; after that an admin acts
-    actor = acting_staff(app, a.staff, "staff.manage") if (a.staff or app.auth.has_staff()) else None
+    actor = acting_staff(app, a.staff, "staff.manage") if a.staff else None
     pin = a.pin
     if pin is None:
         if not sys.stdin.isatty():

@@ -17,7 +17,8 @@ def register(sub) -> None:
                    help="smaller sizes: fewer frames and videos, 10^4 search, a 1,000-resident store")
     b.set_defaults(func=cmd_bench)
 
-    a = sub.add_parser("audit", help="the audit log")
+    a = sub.add_parser("audit", help="the audit log; `kiosk audit verify` checks its hash chain")
+    a.add_argument("what", nargs="?", choices=["verify"], help="verify: check the chain, name the first broken entry")
     a.add_argument("--since", help="YYYY-MM-DD (China Standard Time)")
     a.add_argument("--json", action="store_true")
     a.set_defaults(func=cmd_audit)
@@ -92,6 +93,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from ..services.context import App
     from ..timeutil import CST
 
+    if getattr(args, "what", None) == "verify":
+        from .audit_verify import cmd_audit_verify
+
+        return cmd_audit_verify(args)
     since = None
     if args.since:
         try:
