@@ -298,6 +298,8 @@ def test_proof_of_life_terminals_and_audit_pages(admin, server, tmp_path):
     assert "张桂兰" in proof and "2026-11-02、2026-11-03、2026-11-05" in proof and "C1-T1" in proof
     admin.goto(server["base"] + "/terminals")
     assert "东街1号机" in admin.inner_text("#terminals") and "0.1.0" in admin.inner_text("#terminals")
+    admin.goto(server["base"] + "/audit?verify=1")
+    assert "审计链完整" in admin.inner_text("#chain")
     admin.goto(server["base"] + "/audit?actor=A1&action=import")
     rows = admin.locator("#audit tbody tr").all_inner_texts()
     assert rows and all("A1" in r and "import." in r for r in rows)

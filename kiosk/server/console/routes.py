@@ -542,7 +542,14 @@ def console_router(get_app: Callable, *, idle_minutes: float | None = None, cloc
         except KioskError as exc:
             return render(request, login, "refused.html", status=400, message=exc.user_message)
         entries = dr.audit_entries(app, **f, limit=500)
+        chain = None
+        if request.query_params.get("verify") == "1":      # walks the whole log: on request only
+            from ...services import audit
+
+            if hasattr(audit, "verify"):
+                with app.db.session(read_only=True) as s:
+                    chain = audit.verify(s)
         return render(request, login, "audit.html", entries=entries, f={k: (v or "") for k, v in f.items()},
-                      query=str(request.url.query))
+                      query=str(request.url.query), chain=chain)
 
     return router
