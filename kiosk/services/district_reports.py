@@ -299,15 +299,19 @@ def face_register(app, months: int = 12, today: date | None = None) -> dict:
                               .group_by(FaceTemplate.resident_id)).all())
         used = dict(s.execute(select(Order.resident_id, func.max(Order.meal_date))
                               .where(Order.identified_by == "face").group_by(Order.resident_id)).all())
-        res = {r.id: r for r in s.scalars(select(Resident).where(Resident.id.in_(list(made)))).all()} if made else {}
-    unused = []
-    for rid, created in made.items():
-        last_use = used.get(rid)
-        latest = max(filter(None, [to_cst(created).date() if created else None, last_use]))
-        if latest < cutoff:
-            r = res.get(rid)
-            unused.append({"resident_id": rid, "name": r.name if r else "", "last_used": last_use.isoformat()
-                           if last_use else None, "enrolled": to_cst(created).date().isoformat() if created else None})
+        stale = []
+        for rid, created in made.items():
+            last_use = used.get(rid)
+            latest = max(filter(None, [to_cst(created).date() if created else None, last_use]))
+            if latest < cutoff:
+                stale.append((rid, created, last_use))
+        names: dict[str, str] = {}
+        ids = [x[0] for x in stale]
+        for i in range(0, len(ids), 500):
+            names.update(s.execute(select(Resident.id, Resident.name).where(Resident.id.in_(ids[i:i + 500]))).all())
+    unused = [{"resident_id": rid, "name": names.get(rid, ""), "last_used": last_use.isoformat() if last_use else None,
+               "enrolled": to_cst(created).date().isoformat() if created else None}
+              for rid, created, last_use in stale]
     unused.sort(key=lambda u: (u["last_used"] or "", u["resident_id"]))
     share = people / FILING_LINE
     return {"people": people, "templates": templates, "filing_line": FILING_LINE, "share": share,

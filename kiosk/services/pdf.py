@@ -72,15 +72,17 @@ def pdf_bytes(rep: TableReport) -> bytes:
     width = page[0] - 24 * mm
     for sh in rep.sheets:
         story.append(Paragraph(_esc(sh.title), h2))
-        data = [[Paragraph(_esc(h), cell) for h in sh.head]]
-        for r in sh.rows:
-            data.append([Paragraph(_esc(_cell(c)), cell) if not isinstance(c, (int, Money)) else _cell(c) for c in r])
         tot = sh.totals()
-        if tot:
-            data.append([Paragraph(_esc(_cell(c)), cell) if not isinstance(c, (int, Money)) else _cell(c) for c in tot])
+        body = [[_cell(c) for c in r] for r in sh.rows] + ([[_cell(c) for c in tot]] if tot else [])
+        widths = _col_widths(sh.head, body, width)
+        # a cell that fits its column stays a plain string (fast); a longer one wraps as a Paragraph
+        fits = [max(1, int(w / 9.0)) for w in widths]    # about 9 pt per CJK character at 8.5 pt
+        data = [[Paragraph(_esc(h), cell) for h in sh.head]]
+        for r in body:
+            data.append([c if _span(c) <= fits[i] else Paragraph(_esc(c), cell) for i, c in enumerate(r)])
         if not sh.rows:
-            data.append([Paragraph("（无）", cell)] + [""] * (len(sh.head) - 1))
-        t = Table(data, colWidths=[width / len(sh.head)] * len(sh.head), repeatRows=1)
+            data.append(["（无）"] + [""] * (len(sh.head) - 1))
+        t = Table(data, colWidths=widths, repeatRows=1)
         style = [("FONTNAME", (0, 0), (-1, -1), font), ("FONTSIZE", (0, 0), (-1, -1), 8.5),
                  ("GRID", (0, 0), (-1, -1), 0.4, colors.HexColor("#888888")),
                  ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8eef5")),
@@ -94,6 +96,22 @@ def pdf_bytes(rep: TableReport) -> bytes:
         story += [t, Spacer(1, 4 * mm)]
     doc.build(story)
     return buf.getvalue()
+
+
+def _span(text: str) -> float:
+    """Width of a text in CJK character widths (a Latin character or digit is about half)."""
+    return sum(1.0 if ord(ch) > 0x2E80 else 0.55 for ch in text)
+
+
+def _col_widths(head: list[str], body: list[list[str]], total: float) -> list[float]:
+    """Columns as wide as their content (sampled), scaled to the page width."""
+    sample = body[:300] + body[-20:]
+    want = []
+    for i, h in enumerate(head):
+        longest = max([_span(h)] + [_span(r[i]) for r in sample if i < len(r)])
+        want.append(min(max(longest, 3.0), 24.0))
+    scale = total / sum(want)
+    return [w * scale for w in want]
 
 
 def _esc(text: str) -> str:
