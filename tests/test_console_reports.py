@@ -16,6 +16,12 @@ from kiosk.config import get_settings
 from kiosk.timeutil import CST
 
 from .conftest import FORMATS
+try:
+    from .test_postgres import pg_url  # noqa: F401  (the throwaway PostgreSQL cluster fixture)
+except ImportError:                     # pragma: no cover
+    @pytest.fixture
+    def pg_url():
+        pytest.skip("tests/test_postgres.py no longer provides the pg_url fixture")
 
 MONTH = "2026-11"
 ADMIN_PIN = "86420135"
@@ -419,3 +425,34 @@ def test_face_register_lists_unused_templates_and_erases_them_in_bulk(store, oba
     with app.db.session(read_only=True) as s:
         e = s.scalars(select(AuditEntry).where(AuditEntry.action == "faces.erase_bulk")).one()
     assert e.actor == "A1" and e.detail["residents"] == ["R0002"]
+
+
+@pytest.mark.postgres
+def test_the_console_lists_on_postgresql(tmp_path, monkeypatch, pg_url):
+    """The same store and lists on PostgreSQL (the district server's production database)."""
+    from kiosk.services import district_reports as dr
+    from kiosk.services import import_plan
+    from kiosk.services.security import generate_key
+
+    monkeypatch.setenv("KIOSK_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("KIOSK_TEMPLATE_KEY", generate_key())
+    monkeypatch.setenv("KIOSK_DATABASE_URL", pg_url)
+    data = seed(tmp_path / "home")
+    app = data["app"]
+    try:
+        assert dr.monthly_table(app, MONTH).sheets[0].totals()[8].fen == 3700
+        assert {(r[2], r[4]) for r in dr.daily_sales(app, date(2026, 11, 6)).sheets[1].rows} == {("D001", 1), ("D005", 1)}
+        assert [a.resident_id for a in dr.welfare_alerts(app, date(2026, 11, 12))] == ["R0001"]
+        assert dr.proof_of_life(app, MONTH)[0]["verified_days"] == ["2026-11-02", "2026-11-03", "2026-11-05"]
+        assert dr.face_register(app, 12)["people"] == 0
+        assert dr.reconciliation(app, MONTH).sheets[0].totals()[4].fen == 500
+        assert dr.audit_entries(app, actor="A1", action="import.")
+        f = tmp_path / "r.csv"
+        f.write_text("编号,姓名,身份证号,户籍,联系电话\nR0002,,510107195011020035,,清除\n", encoding="utf-8")
+        plan = import_plan.plan_roster(app, f)
+        assert [p.changes for p in plan.change] == [{"联系电话": ["13800000002", ""]}]
+        import_plan.apply_roster(app, plan, "A1")
+        assert _resident(app, "R0002").phone is None
+    finally:
+        app.close()
+        get_settings.cache_clear()
