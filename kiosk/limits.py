@@ -12,7 +12,9 @@ TABLE_MAX_ROWS = 100_000             # data rows (a larger roster: split it)
 TABLE_MAX_COLUMNS = 64               # columns that hold anything
 EXCEL_MAX_ROWS = 1_048_576           # a row number beyond Excel's own limit: a forged sheet
 CELL_MAX_CHARS = 1_000               # any one cell, before the column's own length
-XLSX_MAX_UNCOMPRESSED = 200 * MB     # all members of the .xlsx zip together
+XLSX_MAX_UNCOMPRESSED = 100 * MB     # all members of the .xlsx zip together
+XLSX_MAX_SHARED_STRINGS = 32 * MB    # the shared-string table, which the reader holds in memory (~300 MB at most)
+XLSX_MAX_OTHER_PART = 4 * MB         # styles, workbook, relationships ...: parsed whole (sheets are streamed)
 XLSX_MAX_RATIO = 100                 # uncompressed / compressed, for members over 1 MB
 XLSX_RATIO_FLOOR = 1 * MB
 

@@ -471,3 +471,20 @@ def test_csv_cell_escaping_rules():
     assert csv_cell("=1+1") == "'=1+1" and csv_cell("@x") == "'@x" and csv_cell("\tx") == "'\tx"
     assert csv_cell("-3.50") == "-3.50" and csv_cell("+12") == "+12" and csv_cell(-3) == -3
     assert csv_cell("-x") == "'-x" and csv_cell("张三") == "张三" and csv_cell("-inf") == "'-inf"
+
+
+def test_xlsx_parts_read_whole_are_bounded(app, tmp_path):
+    """Shared strings and styles are parsed whole by openpyxl: a 40 MB table of shared
+    strings (~370 MB and 36 s to read) is refused from the zip directory."""
+    wb = Workbook()
+    wb.active.append(ROSTER_HEAD)
+    wb.save(tmp_path / "s.xlsx")
+    with zipfile.ZipFile(tmp_path / "s.xlsx") as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    with zipfile.ZipFile(tmp_path / "s.xlsx", "w", zipfile.ZIP_DEFLATED) as z:
+        for n, d in members.items():
+            z.writestr(n, d)
+        with z.open("xl/sharedStrings.xml", "w") as fh:   # not even linked: refused by size alone
+            fh.write(b"<sst>" + b"<si><t>x</t></si>" * (2 * 1024 * 1024 + 1) + b"</sst>")
+    with pytest.raises(ImportFileError, match="sharedStrings.xml 太大"):
+        import_roster(app, tmp_path / "s.xlsx")

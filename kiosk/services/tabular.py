@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import ImportFileError
-from ..limits import (CELL_MAX_CHARS, EXCEL_MAX_ROWS, TABLE_MAX_BYTES, TABLE_MAX_COLUMNS, TABLE_MAX_ROWS,
-                      XLSX_MAX_RATIO, XLSX_MAX_UNCOMPRESSED, XLSX_RATIO_FLOOR, describe_char,
-                      forbidden_char)
+from ..limits import (CELL_MAX_CHARS, EXCEL_MAX_ROWS, MB, TABLE_MAX_BYTES, TABLE_MAX_COLUMNS, TABLE_MAX_ROWS,
+                      XLSX_MAX_OTHER_PART, XLSX_MAX_RATIO, XLSX_MAX_SHARED_STRINGS, XLSX_MAX_UNCOMPRESSED,
+                      XLSX_RATIO_FLOOR, describe_char, forbidden_char)
 
 
 @dataclass(frozen=True)
@@ -225,6 +225,14 @@ def check_xlsx_archive(path: Path) -> None:
     total = 0
     for info in infos:
         total += info.file_size
+        name = info.filename.lower()
+        # parts other than the sheets are parsed whole by openpyxl: bounded each
+        part_limit = (None if name.startswith("xl/worksheets/") or not name.endswith((".xml", ".rels")) else
+                      XLSX_MAX_SHARED_STRINGS if name.endswith("sharedstrings.xml") else XLSX_MAX_OTHER_PART)
+        if part_limit is not None and info.file_size > part_limit:
+            raise ImportFileError(f"{path.name} 中的 {info.filename} 太大（{info.file_size / MB:.1f} MB，上限 {mb(part_limit)}），"
+                                  f"请删除多余的工作表、格式或拆成几个文件",
+                                  detail=f"{path}: {info.filename} {info.file_size} bytes > {part_limit}")
         if info.file_size > XLSX_RATIO_FLOOR and info.file_size > XLSX_MAX_RATIO * max(info.compress_size, 1):
             raise ImportFileError(
                 f"{path.name} 的压缩比异常（{info.filename} 解压后 {mb(info.file_size)}），不像正常的 Excel 文件，已拒绝",
