@@ -102,3 +102,151 @@ def test_full_disk_is_a_clear_error_and_nothing_is_half_written(shop, monkeypatc
     monkeypatch.setattr(Session, "commit", real_commit)
     with shop.db.session() as s:
         assert s.scalars(select(Order)).all() == [] and s.scalars(select(LedgerEntry)).all() == []
+
+
+# ---------------------------------------------------------------- issue 10: files and errors
+def _mode(p) -> int:
+    import os
+    import stat
+
+    return stat.S_IMODE(os.stat(p).st_mode)
+
+
+def test_data_folder_is_0700_and_its_files_0600_as_created(env, obama, monkeypatch):
+    """No umask from the caller is trusted: with 022 (the usual) the store is still private."""
+    import os
+
+    from enrollment.batch import enroll_files
+
+    from .conftest import add_test_staff, make_app, staff_actor
+    from .test_erasure import index_members
+
+    os.umask(0o022)
+    app = make_app()
+    add_test_staff(app)
+    from kiosk.demo import FORMATS
+    from kiosk.services.importing import import_roster
+    import_roster(app, FORMATS / "roster.example.csv")
+    enroll_files(app, "R0001", [obama[0]], consent="self", actor=staff_actor(app))
+    assert index_members(app) == {"R0001"}
+    home = app.settings.home
+    assert _mode(home) == 0o700
+    files = [home / n for n in ("kiosk.db", "kiosk.db-wal", "kiosk.db-shm", "gallery.faiss.enc")]
+    assert all(f.exists() for f in files)
+    assert {f.name: _mode(f) for f in files} == {f.name: 0o600 for f in files}
+    out = home.parent / "export.csv"                           # anything else the process writes
+    out.write_text("x")
+    assert _mode(out) == 0o600
+
+
+def test_a_store_left_open_by_an_older_version_is_closed_at_start(env):
+    import os
+
+    from kiosk.services.context import App
+
+    env.mkdir(parents=True)
+    os.chmod(env, 0o755)
+    (env / "kiosk.db").touch()
+    os.chmod(env / "kiosk.db", 0o644)
+    App()
+    assert _mode(env) == 0o700 and _mode(env / "kiosk.db") == 0o600
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o666, 0o640])
+def test_key_file_readable_by_others_is_refused_with_the_fix(env, tmp_path, monkeypatch, capsys, mode):
+    import os
+
+    from kiosk.cli.main import main
+    from kiosk.config import get_settings
+    from kiosk.errors import TemplateKeyError
+    from kiosk.services.context import App
+    from kiosk.services.security import generate_key
+
+    key = tmp_path / "cfg" / "template.key"
+    key.parent.mkdir()
+    key.write_text(generate_key())
+    os.chmod(key, mode)
+    monkeypatch.delenv("KIOSK_TEMPLATE_KEY")
+    monkeypatch.setenv("KIOSK_TEMPLATE_KEY_FILE", str(key))
+    get_settings.cache_clear()
+    with pytest.raises(TemplateKeyError) as ei:
+        App().cipher
+    assert f"chmod 600 {key}" in ei.value.user_message and f"{mode:04o}" in ei.value.user_message
+    assert main(["index", "rebuild"]) == 2              # the index is written encrypted: the key is needed
+    assert f"chmod 600 {key}" in capsys.readouterr().err
+    os.chmod(key, 0o600)
+    assert App().cipher.decrypt(App().cipher.encrypt(b"ok")) == b"ok"
+
+
+def test_database_errors_say_what_happened(tmp_path):
+    """Real SQLite errors, mapped: locked -> busy (try again), full disk, NUL, too long."""
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from kiosk.db.session import map_db_error
+    from kiosk.errors import DiskFullError, StoreBusyError, ValidationError
+
+    path = tmp_path / "locked.db"
+    a, b = sqlite3.connect(path, timeout=0), sqlite3.connect(path, timeout=0)
+    a.execute("CREATE TABLE t (x)")
+    a.commit()
+    a.execute("BEGIN IMMEDIATE")
+    with pytest.raises(sqlite3.OperationalError) as locked:
+        b.execute("BEGIN IMMEDIATE")
+    err = map_db_error(OperationalError("BEGIN IMMEDIATE", {}, locked.value))
+    assert isinstance(err, StoreBusyError) and err.retryable
+    assert "系统繁忙，请稍后再试" in err.user_message and "存储空间不足" not in err.user_message
+    a.rollback()
+    # a real full disk: a database whose page count is capped
+    a.execute("PRAGMA max_page_count = 2")
+    with pytest.raises(sqlite3.OperationalError) as full:
+        a.execute("INSERT INTO t VALUES (?)", (b"x" * 20000,))
+    err = map_db_error(OperationalError("INSERT", {}, full.value))
+    assert isinstance(err, DiskFullError) and "存储空间不足" in err.user_message
+    other = map_db_error(OperationalError("SELECT", {}, sqlite3.OperationalError("unable to open database file")))
+    assert not isinstance(other, (StoreBusyError, DiskFullError)) and "数据库不可用" in other.user_message
+    nul = map_db_error(OperationalError("INSERT", {}, Exception(
+        "PostgreSQL text fields cannot contain NUL (0x00) bytes")))
+    assert isinstance(nul, ValidationError) and "空字符" in nul.user_message
+
+
+def test_a_locked_store_at_checkout_says_busy_and_keeps_nothing(shop, monkeypatch, capsys):
+    import json
+    import sqlite3
+
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from kiosk.cli.main import main
+    from kiosk.db.models import Order
+
+    monkeypatch.setattr(Session, "commit", lambda self: (_ for _ in ()).throw(
+        OperationalError("COMMIT", {}, sqlite3.OperationalError("database is locked"))))
+    from sqlalchemy.exc import OperationalError  # noqa: F811  (used by the lambda at call time)
+    assert main(["checkout", "--resident", "R0001", "--dish", "D001", "--at", "2026-11-23T12:05", "--json"]) == 2
+    out = json.loads(capsys.readouterr().out)
+    assert out["error"].startswith("系统繁忙") and out["type"] == "StoreBusyError"
+    monkeypatch.undo()
+    with shop.db.session() as s:
+        assert s.scalars(select(Order)).all() == []
+
+
+def test_values_are_checked_against_their_column_before_the_database(shop):
+    from kiosk.db.models import Resident
+    from kiosk.errors import ValidationError
+
+    with pytest.raises(ValidationError, match=r"居民的姓名（residents.name）太长：最多 100 个字符"):
+        with shop.db.session() as s:
+            s.add(Resident(id="R9", name="张" * 101, hukou="武侯区"))
+    with pytest.raises(ValidationError, match=r"居民的户籍（residents.hukou）含有不允许的空字符"):
+        with shop.db.session() as s:
+            s.get(Resident, "R0001").hukou = "武侯\x00区"
+    with pytest.raises(ValidationError, match="请求编号"):
+        from datetime import datetime
+
+        from kiosk.timeutil import CST
+        shop.billing.settle("R0001", ["D001"], at=datetime(2026, 11, 23, 12, 5, tzinfo=CST),
+                            idempotency_key="k" * 129)
+    with shop.db.session() as s:
+        assert s.get(Resident, "R9") is None and "\x00" not in s.get(Resident, "R0001").hukou
