@@ -409,6 +409,8 @@ def test_roster_photo_names_stay_in_the_photo_folder(app, tmp_path, formats):
     row[ROSTER_HEAD.index("人脸授权")] = "是"
     rep = import_roster(app, write_csv(tmp_path / "r.csv", [ROSTER_HEAD, row]), photos_dir=photos)
     assert [(p.row, p.column) for p in rep.problems] == [(2, "照片")] and count(app, Resident) == 0
+    with pytest.raises(ImportFileError, match="照片文件夹不存在"):
+        import_roster(app, tmp_path / "r.csv", photos_dir=tmp_path / "nowhere")
 
 
 def test_identify_exits_2_for_an_unreadable_image(env, tmp_path, obama, capsys):
