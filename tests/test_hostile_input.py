@@ -467,6 +467,18 @@ def test_monthly_report_never_writes_a_formula(canteen, tmp_path):
     assert cells[1][7].replace(".", "").isdigit()          # amounts stay plain numbers
 
 
+def test_xlsx_rows_hold_text_as_text_and_survive_control_characters(tmp_path):
+    from decimal import Decimal
+
+    from kiosk.services.tabular import xlsx_append
+
+    wb = Workbook()
+    xlsx_append(wb.active, ["=1+1", "张\x00三", Decimal("12.50"), 3, "-5"])
+    wb.save(tmp_path / "x.xlsx")
+    row = [(c.value, c.data_type) for c in load_workbook(tmp_path / "x.xlsx").active[1]]
+    assert row == [("=1+1", "s"), ("张\ufffd三", "s"), (12.5, "n"), (3, "n"), ("-5", "s")]
+
+
 def test_csv_cell_escaping_rules():
     from kiosk.services.tabular import csv_cell
 

@@ -321,10 +321,14 @@ def csv_cell(value: object) -> object:
 
 def xlsx_append(ws, values: list) -> None:
     """Append a row where every text cell is stored as a string (never a formula, even
-    when it starts with =), numbers as numbers (Decimal amounts shown with two decimals)."""
+    when it starts with =), numbers as numbers (Decimal amounts shown with two decimals).
+    Control characters that .xlsx cannot hold (a name stored before they were refused)
+    are shown as U+FFFD instead of failing the whole export."""
     from decimal import Decimal
 
-    ws.append(values)
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    ws.append([ILLEGAL_CHARACTERS_RE.sub("\ufffd", v) if isinstance(v, str) else v for v in values])
     for cell in ws[ws.max_row]:
         v = cell.value
         if isinstance(v, str):
