@@ -279,6 +279,21 @@ def bench_frames(backend: str, engine, photo: Path, n: int = 60, sizes=("640x480
             status = m.status
         out[size] = {**_pct(total), "stages_p50_ms": {k: round(statistics.median(v), 3) for k, v in stages.items()},
                      "gallery_templates": len(g), "match_status": status, "dim": engine.contract.dim}
+        det = getattr(engine, "_det", None)
+        if det is not None and max(SIZES[size]) > 640 and getattr(det, "max_side", 0) > 640:
+            # profile: what detection costs when a frame is first scaled to 640 px (long side)
+            keep = det.max_side
+            try:
+                det.max_side = 640
+                engine.detect(frame)
+                t = []
+                for _ in range(max(5, n // 3)):
+                    t0 = time.perf_counter()
+                    engine.detect(frame)
+                    t.append((time.perf_counter() - t0) * 1000)
+            finally:
+                det.max_side = keep
+            out[size]["what_if_detect_at_640_p50_ms"] = round(statistics.median(t), 3)
     return out
 
 
