@@ -375,6 +375,10 @@ def bench_identity(backend: str, engine, samples: Path, strangers: list[Path], *
             "enrolled_identified": summary([x for x in results if x["expected"] != "unknown"]),
             "stranger_unknown": summary([x for x in results if x["expected"] == "unknown"]),
             "sample_videos": summary([x for x in results if x["source"] == "sample photo"]),
+            "sample_enrolled": summary([x for x in results if x["source"] == "sample photo" and x["expected"] != "unknown"]),
+            "sample_strangers": summary([x for x in results if x["source"] == "sample photo" and x["expected"] == "unknown"]),
+            "clips_enrolled": summary([x for x in results if x["source"] == "live clip" and x["expected"] != "unknown"]),
+            "clips_strangers": summary([x for x in results if x["source"] == "live clip" and x["expected"] == "unknown"]),
             "enrolled_identified_worker_at_camera_fps": summary(faster) if faster else None,
             "live_clips": (summary([x for x in results if x["source"] == "live clip"]) if clips and not quick
                            else {"skipped": "--quick" if quick else f"{LIVE_CLIPS} not present"}),
