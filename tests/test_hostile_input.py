@@ -502,3 +502,22 @@ def test_xlsx_parts_read_whole_are_bounded(app, tmp_path):
             fh.write(b"<sst>" + b"<si><t>x</t></si>" * (2 * 1024 * 1024 + 1) + b"</sst>")
     with pytest.raises(ImportFileError, match="sharedStrings.xml 太大"):
         import_roster(app, tmp_path / "s.xlsx")
+
+
+def test_video_frame_size_checked_from_the_header(tmp_path):
+    import cv2
+    import numpy as np
+
+    from kiosk.vision.camera import LoopingVideo
+    from kiosk.vision.image_io import check_video_capture
+
+    path = str(tmp_path / "v.avi")
+    w = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    for i in range(3):
+        w.write(np.full((240, 320, 3), i * 40, np.uint8))
+    w.release()
+    video = LoopingVideo(path)                      # 76,800 pixels: under the limit
+    assert video.read()[0]
+    with pytest.raises(ImageError, match="视频画面太大（320×240"):
+        check_video_capture(video.cap, path, max_pixels=320 * 240 - 1)
+    video.release()

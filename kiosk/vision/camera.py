@@ -13,7 +13,7 @@ from typing import Callable, Protocol
 import cv2
 import numpy as np
 
-from .image_io import read_image
+from .image_io import check_video_capture, read_image
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,11 @@ class LoopingVideo:
         self.cap = cv2.VideoCapture(path)
         if not self.cap.isOpened():
             raise FileNotFoundError(f"cannot open video {path}")
+        try:
+            check_video_capture(self.cap, path)     # frame size from the header, before decoding
+        except Exception:
+            self.cap.release()
+            raise
 
     def read(self) -> tuple[bool, np.ndarray | None]:
         ok, img = self.cap.read()
@@ -87,6 +92,11 @@ def _video_opener(target: int | str, what: str) -> Callable[[], Capture]:
         if not cap.isOpened():
             cap.release()
             raise OSError(f"{what} cannot be opened")
+        try:
+            check_video_capture(cap, what)
+        except Exception:
+            cap.release()
+            raise
         return cap
     return open_capture
 

@@ -82,3 +82,13 @@ def read_image(path: str | Path) -> np.ndarray:
     if img.shape[0] * img.shape[1] > IMAGE_MAX_PIXELS:   # a header that lied to Pillow
         raise ImageError(f"图片太大（{img.shape[1]}×{img.shape[0]} 像素）：{p}", detail=f"{p}: decoded {img.shape}")
     return img
+
+
+def check_video_capture(cap, what: str, *, max_pixels: int = IMAGE_MAX_PIXELS) -> None:
+    """A video (file, camera or stream) whose frames would exceed the pixel limit is
+    refused from the size its container declares, before a frame is decoded."""
+    w = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
+    h = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+    if w * h > max_pixels:
+        raise ImageError(f"视频画面太大（{w}×{h} 像素，上限 {max_pixels // 1_000_000} 百万像素）：{what}",
+                         detail=f"{what}: frames of {w}x{h} = {w * h} pixels > limit {max_pixels}")
