@@ -157,21 +157,32 @@ class StaffAuth:
                 left = 0
         return left
 
-    def _succeeded(self, s: Session, key: str, st: Staff, pin: str) -> None:
-        row = s.get(PinLockout, key)
-        if row is not None and (row.failures or row.locked_until):
-            row.failures, row.locked_until = 0, None
-        if pin_needs_rehash(st.pin_hash):          # old scrypt or weaker parameters
-            st.pin_hash = hash_pin(pin)
-            audit.record(s, st.id, "staff.pin_rehash", st.id)
+    def _succeeded(self, key: str, staff_id: str, pin: str, stored_hash: str, *, login: str | None = None) -> Actor:
+        """After a right PIN (verified outside any transaction: hashing is slow on purpose):
+        clear the wrong-PIN count, re-hash an old hash, and make the Actor from the row
+        as it is now (still active, same hash)."""
+        new_hash = hash_pin(pin) if pin_needs_rehash(stored_hash) else None
+        with self.app.db.session(write_lock=True) as s:
+            st = s.get(Staff, staff_id)
+            if st is None or not st.active or st.pin_hash != stored_hash:
+                raise PermissionDeniedError("工作人员信息刚被修改，请重新输入 PIN",
+                                            detail=f"staff {staff_id} changed while the PIN was checked")
+            row = s.get(PinLockout, key)
+            if row is not None and (row.failures or row.locked_until):
+                row.failures, row.locked_until = 0, None
+            if new_hash:            # old scrypt or weaker parameters
+                st.pin_hash = new_hash
+                audit.record(s, st.id, "staff.pin_rehash", st.id)
+            if login:
+                audit.record(s, st.id, "staff.login", None, min_role=login)
+            return _make_actor(st, self.clock())
 
     # -- proving who acts --------------------------------------------------------------
     def verify(self, staff_id: str, pin: str, permission: str | None = None, *,
                min_role: str | None = None) -> Actor:
         """The command line's check: this staff id, this PIN, this permission (or role)."""
         key = f"staff:{staff_id}"
-        wrong = False
-        with self.app.db.session() as s:
+        with self.app.db.session(read_only=True) as s:
             self._check_lock(s, key, f"工号 {staff_id} 的")
             st = s.get(Staff, staff_id)
             if st is None:
@@ -179,45 +190,35 @@ class StaffAuth:
             if not st.active:
                 raise PermissionDeniedError(f"工作人员 {st.id}（{st.name}）已停用，不能操作",
                                             detail=f"staff {st.id} is inactive")
-            if not verify_pin(pin or "", st.pin_hash):
-                wrong = True
-            else:
-                if permission is not None:
-                    _check_role(st, permission)
-                if min_role is not None and ROLES.index(st.role) < ROLES.index(min_role):
-                    raise PermissionDeniedError(f"需要{ROLE_ZH.get(min_role, '工作人员')}权限",
-                                                detail=f"{st.id} is {st.role}, needs {min_role}")
-                self._succeeded(s, key, st, pin)
-                actor = _make_actor(st, self.clock())
-        if wrong:
+            stored = st.pin_hash
+        if not verify_pin(pin or "", stored):
             left = self._failed(key, staff_id)
             raise PermissionDeniedError(
                 f"工号 {staff_id} 的 PIN 不正确" + (f"（还可再试 {left} 次）" if left > 0 else "，已锁定 5 分钟"),
                 detail=f"wrong PIN for {staff_id}")
-        return actor
+        if permission is not None:
+            _check_role(st, permission)
+        if min_role is not None and ROLES.index(st.role) < ROLES.index(min_role):
+            raise PermissionDeniedError(f"需要{ROLE_ZH.get(min_role, '工作人员')}权限",
+                                        detail=f"{st.id} is {st.role}, needs {min_role}")
+        return self._succeeded(key, staff_id, pin, stored)
 
     def login(self, pin: str, min_role: str = "staff", *, terminal: str | None = None) -> Actor:
         """The staff screen's check: the PIN alone finds the active staff member."""
         key = f"terminal:{terminal or self.app.settings.canteen_id}"
-        found = None
-        with self.app.db.session() as s:
+        with self.app.db.session(read_only=True) as s:
             self._check_lock(s, key, "")
-            for st in s.scalars(select(Staff).where(Staff.active.is_(True)).order_by(Staff.id)):
-                if verify_pin(pin or "", st.pin_hash):
-                    found = st
-                    break
-            if found is not None:
-                if ROLES.index(found.role) < ROLES.index(min_role):
-                    raise PermissionDeniedError(f"需要{ROLE_ZH.get(min_role, '工作人员')}权限",
-                                                detail=f"{found.id} is {found.role}, needs {min_role}")
-                self._succeeded(s, key, found, pin)
-                audit.record(s, found.id, "staff.login", None, min_role=min_role)
-                actor = _make_actor(found, self.clock())
+            rows = s.execute(select(Staff.id, Staff.role, Staff.pin_hash).where(Staff.active.is_(True))
+                             .order_by(Staff.id)).all()
+        found = next((r for r in rows if verify_pin(pin or "", r.pin_hash)), None)
         if found is None:
             left = self._failed(key, None)
             raise PermissionDeniedError("PIN 不正确" + (f"（还可再试 {left} 次）" if left > 0 else "，已锁定 5 分钟"),
                                         detail="no active staff with that PIN")
-        return actor
+        if ROLES.index(found.role) < ROLES.index(min_role):
+            raise PermissionDeniedError(f"需要{ROLE_ZH.get(min_role, '工作人员')}权限",
+                                        detail=f"{found.id} is {found.role}, needs {min_role}")
+        return self._succeeded(key, found.id, pin, found.pin_hash, login=min_role)
 
     def check(self, actor: Actor, permission: str) -> Actor:
         """``require`` in a unit of its own (for actions whose service takes a staff id)."""
