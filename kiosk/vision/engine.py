@@ -11,8 +11,8 @@ import numpy as np
 from .detection import ScrfdDetector, YuNetDetector
 from .embedding import ArcFaceEmbedder, SFaceEmbedder
 from .modelpacks import get_pack, verify_pack
-from .quality import (STILL_THRESHOLDS, QualityReport, QualityThresholds, assess, measure,
-                      primary_face)
+from .quality import (IDENTIFY_THRESHOLDS, STILL_THRESHOLDS, QualityReport, QualityThresholds,
+                      assess, measure, primary_face)
 from .types import Face, ModelContract
 
 
@@ -29,7 +29,7 @@ class BackendDefaults:
 # behind these numbers are in docs/calibration.md.
 BACKEND_DEFAULTS: dict[str, BackendDefaults] = {
     "sface": BackendDefaults(match_threshold=0.50, match_margin=0.06, duplicate_threshold=0.45),
-    "insightface": BackendDefaults(match_threshold=0.40, match_margin=0.06, duplicate_threshold=0.33),
+    "insightface": BackendDefaults(match_threshold=0.45, match_margin=0.06, duplicate_threshold=0.33),
 }
 
 
@@ -93,8 +93,14 @@ class OnnxFaceEngine:
         return obs
 
     def observe_still(self, img: np.ndarray) -> FaceObservation:
-        """For photo files (enrollment, identify): lenient thresholds for stills."""
+        """For photo files given for enrolment: lenient thresholds for stills, but a
+        template must be worth keeping."""
         return self.observe(img, STILL_THRESHOLDS)
+
+    def observe_probe(self, img: np.ndarray) -> FaceObservation:
+        """For photo files given for identification: only a face too small to
+        identify is refused (``IDENTIFY_THRESHOLDS``)."""
+        return self.observe(img, IDENTIFY_THRESHOLDS)
 
 
 def create_engine(backend: str, model_dir: Path) -> OnnxFaceEngine:
