@@ -351,8 +351,8 @@ class FaceService:
 
     def identify_file(self, path: str | Path) -> IdentifyResult:
         p = str(path)
-        try:
-            obs = self.observe_file(path)
+        try:   # a probe, not a template: only a face too small to identify is refused
+            obs = self.engine.observe_probe(read_image(path))
         except ImageError as exc:
             return IdentifyResult(p, "error", None, None, 0, message=exc.user_message)
         n = len(obs.faces)
