@@ -337,6 +337,40 @@ def test_checkout_request_ids_checked_at_the_edge(resident, dishes, key):
         assert expect
 
 
+@FUZZ
+@given(amount=st.one_of(st.sampled_from(["12.50", "5000", "5000.00", "0.01", "1"]), st.sampled_from(HOSTILE),
+                        st.text(max_size=12), st.integers(-10 ** 12, 10 ** 12).map(str),
+                        st.floats(allow_nan=True, allow_infinity=True).map(repr)),
+       payer=st.one_of(st.none(), st.sampled_from(["子女 李明", "李" * 101, "a\x00"]), st.text(max_size=20)))
+def test_topup_amounts_from_text(shop_store, amount, payer):
+    """A top-up typed as text (CLI, staff screen): yuan parsed, the bound (5000 元) and
+    the payer checked; refused means no ledger row, accepted means exactly one."""
+    from kiosk.errors import ValidationError
+
+    from .conftest import add_test_staff, staff_actor
+
+    app = shop_store
+    if not hasattr(app, "_fuzz_actor"):
+        add_test_staff(app)
+        app._fuzz_actor = staff_actor(app, "S01")
+    before = counts(app)
+    try:
+        fen = yuan_to_fen(amount)
+    except AmountError:
+        event("not an amount")
+        return
+    try:
+        res = app.billing.topup("R0001", fen, payer=payer, actor=app._fuzz_actor)
+    except ValidationError:
+        event("refused")
+        assert counts(app) == before
+        assert fen <= 0 or fen > TOPUP_MAX_FEN or payer is not None
+        return
+    event("topped up")
+    assert 0 < fen <= TOPUP_MAX_FEN and res["amount_fen"] == fen
+    assert counts(app)["LedgerEntry"] == before["LedgerEntry"] + 1
+
+
 # ------------------------------------------------------------------ amounts
 @settings(max_examples=200, deadline=None)
 @given(value=st.one_of(st.text(max_size=30), st.sampled_from(HOSTILE), st.integers(-10 ** 40, 10 ** 40),
