@@ -250,7 +250,8 @@ def _matcher(gallery, backend: str):
     return lambda emb: decide(gallery.search(emb, 6), t.match_threshold, t.match_margin)
 
 
-def bench_frames(backend: str, engine, photo: Path, n: int = 60, sizes=("640x480", "1280x720")) -> dict:
+def bench_frames(backend: str, engine, photo: Path, n: int = 60, sizes=("640x480", "1280x720"),
+                 profile: bool = True) -> dict:
     import faiss
 
     faiss.omp_set_num_threads(1)     # as the kiosk runs it (kiosk.services.faces)
@@ -280,7 +281,7 @@ def bench_frames(backend: str, engine, photo: Path, n: int = 60, sizes=("640x480
         out[size] = {**_pct(total), "stages_p50_ms": {k: round(statistics.median(v), 3) for k, v in stages.items()},
                      "gallery_templates": len(g), "match_status": status, "dim": engine.contract.dim}
         det = getattr(engine, "_det", None)
-        if det is not None and max(SIZES[size]) > 640 and getattr(det, "max_side", 0) > 640:
+        if profile and det is not None and max(SIZES[size]) > 640 and getattr(det, "max_side", 0) > 640:
             # profile: what detection costs when a frame is first scaled to 640 px (long side)
             keep = det.max_side
             try:

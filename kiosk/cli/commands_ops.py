@@ -14,7 +14,7 @@ def register(sub) -> None:
     b.add_argument("--sections", default="frames,identity,search,billing,rebuild",
                    help="comma list of frames,identity,search,billing,rebuild")
     b.add_argument("--quick", action="store_true",
-                   help="smaller sizes: fewer frames and videos, 10^4 search, a 1,000-resident store")
+                   help="smaller sizes: 10 frames per size, 640x480 videos only, 10^4 search, a 1,000-resident store")
     b.set_defaults(func=cmd_bench)
 
     a = sub.add_parser("audit", help="the audit log; `kiosk audit verify` checks its hash chain")
@@ -56,7 +56,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
             result["frame_ms"] = {}
             for backend, eng in engines.items():
                 say(f"frames: {backend} ...")
-                result["frame_ms"][backend] = bench.bench_frames(backend, eng, photo, n=20 if args.quick else 60)
+                result["frame_ms"][backend] = bench.bench_frames(backend, eng, photo, n=10 if args.quick else 60,
+                                                                   profile=not args.quick)
         if "identity" in sections:
             from ..vision.modelpacks import verify_pack
 
