@@ -13,6 +13,7 @@ from kiosk.vision.engine import create_engine
 from kiosk.vision.modelpacks import get_pack, verify_pack
 
 from .conftest import add_test_staff, make_app, model_dir, staff_actor
+from .vision_helpers import tight_photo, two_face_photo
 
 
 def seed(app):
@@ -40,8 +41,18 @@ def test_identify_real_photos(env, backend, obama, biden, strangers, tmp_path):
     for p in strangers:
         r = app.faces.identify_file(p)
         assert r.status == "unknown" and r.resident_id is None, (p, r)
-    blank = tmp_path / "wall.png"
     import cv2
+    # issue 9: R1 the larger face at the edge of a wide photo, R2 smaller in its centre;
+    # and a 90×115 crop that the face fills (insightface found no face in these)
+    pair, tight = tmp_path / "pair.png", tmp_path / "tight.png"
+    cv2.imwrite(str(pair), two_face_photo(backend, obama[1], biden, size=(1280, 480), big_x=0.07,
+                                          big_h=160, small_h=140))
+    cv2.imwrite(str(tight), tight_photo(backend, obama[2]))
+    r = app.faces.identify_file(pair)
+    assert (r.status, r.resident_id, r.faces) == ("matched", "R1", 2), r
+    r = app.faces.identify_file(tight)
+    assert (r.status, r.resident_id, r.faces) == ("matched", "R1", 1), r
+    blank = tmp_path / "wall.png"
     cv2.imwrite(str(blank), np.full((480, 640, 3), 128, np.uint8))
     assert app.faces.identify_file(blank).status == "no_face"
     corrupt = tmp_path / "corrupt.jpg"
