@@ -281,6 +281,7 @@ class FaceService:
                 else np.zeros((0, dim), np.float32))
         g = FaissGallery.build(dim, self.contract_id, tids, rids, vecs)
         log.info("gallery rebuilt: %d templates in %.1f ms", len(tids), (time.perf_counter() - t0) * 1000)
+        self._gallery = g        # so that the write below first catches up with a change made meanwhile
         self._write_index(g, fp)
         return g
 
