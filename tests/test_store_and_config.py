@@ -226,7 +226,7 @@ def test_a_locked_store_at_checkout_says_busy_and_keeps_nothing(shop, monkeypatc
     from sqlalchemy.exc import OperationalError  # noqa: F811  (used by the lambda at call time)
     assert main(["checkout", "--resident", "R0001", "--dish", "D001", "--at", "2026-11-23T12:05", "--json"]) == 2
     out = json.loads(capsys.readouterr().out)
-    assert out["error"].startswith("系统繁忙") and out["type"] == "StoreBusyError"
+    assert out["error"].startswith("系统繁忙") and out["type"] == "StoreBusyError" and out["retryable"] is True
     monkeypatch.undo()
     with shop.db.session() as s:
         assert s.scalars(select(Order)).all() == []

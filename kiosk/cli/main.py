@@ -19,7 +19,7 @@ def out_json(obj: object) -> None:
 def fail(err: KioskError, as_json: bool) -> int:
     if as_json:
         d = {"error": err.user_message, "detail": err.detail, "type": type(err).__name__}
-        for k in ("other_resident_id", "other_name", "score", "problems"):
+        for k in ("other_resident_id", "other_name", "score", "problems", "retryable"):
             v = getattr(err, k, None)
             if v is not None:
                 d[k] = v
