@@ -167,6 +167,7 @@ class StaffAuth:
             if st is None or not st.active or st.pin_hash != stored_hash:
                 raise PermissionDeniedError("工作人员信息刚被修改，请重新输入 PIN",
                                             detail=f"staff {staff_id} changed while the PIN was checked")
+            self._check_lock(s, key, "")       # locked meanwhile by wrong PINs tried at the same time
             row = s.get(PinLockout, key)
             if row is not None and (row.failures or row.locked_until):
                 row.failures, row.locked_until = 0, None
