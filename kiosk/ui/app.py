@@ -63,7 +63,7 @@ def run(source: str | None, windowed: bool, *, demo: bool = False, seconds: floa
         settings, base = make_demo_home()
         ctx = App(settings)
         print(f"demo canteen in {base} ({'kept' if keep_demo else 'removed'} on exit); "
-              "staff PIN 1234, admin PIN 8888", flush=True)
+              "staff PIN 1234, admin PIN 888888", flush=True)
         seed_demo(ctx)
         capture = DemoCapture(settings.model_dir)
         win, worker = build_window(ctx, capture=capture)
