@@ -205,12 +205,16 @@ def simulate_kiosk(pipeline, frames: list, stamps: list[float], entered: float,
     face entered (ms) and how many frames were processed."""
     pipeline.reset()
     period = 1.0 / worker_fps
-    t, n, i = stamps[0], 0, 0
+    t, n, i, last = stamps[0], 0, 0, -1
     while True:
-        while i + 1 < len(stamps) and stamps[i + 1] <= t:
+        while i + 1 < len(stamps) and stamps[i + 1] <= t + 1e-9:
             i += 1
-        if stamps[i] > t:
-            t = stamps[i]
+        if i == last:              # nothing new yet: a camera read waits for the next frame
+            if i + 1 >= len(stamps):
+                return {"state": "pending", "resident_id": None, "ms": None, "frames": n}
+            i += 1
+        t = max(t, stamps[i])
+        last = i
         start = t
         frame = frames[i]          # (making a frame of a generated video is not the kiosk's time)
         t0 = time.perf_counter()
