@@ -29,17 +29,39 @@ def register(sub) -> None:
     ta.add_argument("canteen_id")
     ta.add_argument("--name")
     ta.add_argument("--id", dest="terminal_id", help="terminal id (default CANTEEN-Tn)")
-    ta.add_argument("--staff", default="system")
+    ta.add_argument("--staff", help="acting admin; the PIN is asked (scripts: KIOSK_STAFF_PIN)")
     ta.add_argument("--json", action="store_true")
     ta.set_defaults(func=cmd_terminal_add)
     tr = ts.add_parser("revoke", help="revoke a terminal's token (refused at its next request)")
     tr.add_argument("terminal_id")
-    tr.add_argument("--staff", default="system")
+    tr.add_argument("--staff", help="acting admin; the PIN is asked (scripts: KIOSK_STAFF_PIN)")
     tr.add_argument("--json", action="store_true")
     tr.set_defaults(func=cmd_terminal_revoke)
     tl = ts.add_parser("list")
     tl.add_argument("--json", action="store_true")
     tl.set_defaults(func=cmd_terminal_list)
+
+
+    sy = sub.add_parser("sync", help="a terminal: push the outbox to the district server and pull changes")
+    sy.add_argument("--json", action="store_true")
+    sy.set_defaults(func=cmd_sync)
+    st = sub.add_parser("sync-status", help="a terminal: online or offline, orders waiting")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=cmd_sync_status)
+
+    report = sub.choices.get("report")
+    if report is not None:
+        rsub = next(x for x in report._actions if isinstance(x, argparse._SubParsersAction))
+        rc = rsub.add_parser("reconcile", help="the district server: orders that broke a district-wide limit")
+        rc.add_argument("--month", required=True, help="YYYY-MM")
+        rc.add_argument("--decide", metavar="FLAG_ID", help="record the office's decision on one flag")
+        g = rc.add_mutually_exclusive_group()
+        g.add_argument("--accept", action="store_true", help="with --decide: accept (reimburse as served)")
+        g.add_argument("--charge-back", action="store_true", help="with --decide: charge the excess back")
+        rc.add_argument("--note")
+        rc.add_argument("--staff", help="supervisor or admin deciding; the PIN is asked (scripts: KIOSK_STAFF_PIN)")
+        rc.add_argument("--json", action="store_true")
+        rc.set_defaults(func=cmd_reconcile)
 
 
 def _loopback(host: str) -> bool:
@@ -104,11 +126,21 @@ def _server_app():
     return app
 
 
+def _admin(app, staff_id: str | None) -> str:
+    """Terminal tokens are issued by an admin proven by PIN (while the store has no staff
+    at all, during setup, by "system")."""
+    from .staffpin import acting_staff
+
+    actor = acting_staff(app, staff_id, "staff.manage", setup_ok=True)
+    return actor.staff_id if actor is not None else "system"
+
+
 def cmd_terminal_add(a: argparse.Namespace) -> int:
     from ..server.auth import add_terminal
 
-    ident, token = add_terminal(_server_app(), a.canteen_id, name=a.name, terminal_id=a.terminal_id,
-                                actor=a.staff)
+    app = _server_app()
+    ident, token = add_terminal(app, a.canteen_id, name=a.name, terminal_id=a.terminal_id,
+                                actor=_admin(app, a.staff))
     if a.json:
         out_json({"token": token, "terminal_id": ident.terminal_id, "canteen_id": ident.canteen_id})
     else:
@@ -121,7 +153,8 @@ def cmd_terminal_add(a: argparse.Namespace) -> int:
 def cmd_terminal_revoke(a: argparse.Namespace) -> int:
     from ..server.auth import revoke_terminal
 
-    res = revoke_terminal(_server_app(), a.terminal_id, actor=a.staff)
+    app = _server_app()
+    res = revoke_terminal(app, a.terminal_id, actor=_admin(app, a.staff))
     out_json(res) if a.json else print(f"终端 {a.terminal_id} 的令牌已吊销")
     return 0
 
@@ -137,4 +170,97 @@ def cmd_terminal_list(a: argparse.Namespace) -> int:
             state = "已吊销" if r["revoked"] else "有效"
             print(f"{r['terminal_id']:16} {r['canteen_id']:12} {state}  最近同步 {r['last_pull_at'] or '-'}  "
                   f"待上传 {r['pending'] if r['pending'] is not None else '-'}")
+    return 0
+
+
+def _terminal_app():
+    from ..services.context import App
+    from ..sync.errors import TerminalOnlyError
+
+    app = App()
+    if not app.settings.is_terminal:
+        raise TerminalOnlyError(detail="set KIOSK_SERVER_URL and KIOSK_SERVER_TOKEN (from `kiosk server terminal add`)")
+    return app
+
+
+def cmd_sync(a: argparse.Namespace) -> int:
+    from ..sync.client import SyncClient
+    from ..sync.errors import ServerUnreachableError
+    from ..sync.outbox import pending_count
+
+    app = _terminal_app()
+    client = SyncClient(app)
+    try:
+        rep = client.sync()
+    except ServerUnreachableError as exc:
+        with app.db.session(read_only=True) as s:
+            waiting = pending_count(s)
+        if a.json:
+            out_json({"error": exc.user_message, "detail": exc.detail, "type": type(exc).__name__,
+                      "offline": True, "pending": waiting})
+        else:
+            print(f"错误：{exc.user_message}（待上传 {waiting} 笔）", file=sys.stderr)
+            print(f"  detail: {exc.detail}", file=sys.stderr)
+        return 2
+    finally:
+        client.close()
+    if a.json:
+        out_json(rep.to_json())
+    else:
+        print(f"上传 {rep.pushed} 笔（重复 {rep.duplicates}，被拒 {rep.rejected}），下载 {rep.pulled} 条变更，"
+              f"待上传 {rep.pending}，服务器版本 {rep.server_version}")
+        for f in rep.flagged:
+            print(f"  已标记待对账：订单 {f['order_id']} {f['kind']} 超出 {f['over_fen']} 分")
+        if rep.warning:
+            print(f"警告：{rep.warning}", file=sys.stderr)
+    return 0
+
+
+def cmd_sync_status(a: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from ..sync.status import sync_status
+
+    st = sync_status(_terminal_app())
+    d = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in asdict(st).items()}
+    if a.json:
+        out_json(d)
+    else:
+        state = "在线" if st.online else (f"离线（自 {st.offline_since:%H:%M}）" if st.offline_since else "尚未同步")
+        print(f"{state}，待上传 {st.pending} 笔，最近同步 {d['last_sync'] or '-'}，服务器版本 {st.server_version}")
+    return 0
+
+
+def cmd_reconcile(a: argparse.Namespace) -> int:
+    from ..money import fen_to_yuan
+    from ..server.reconcile import DECISION_ZH, decide, reconcile
+    from ..sync.errors import ServerOnlyError
+
+    app = _server_app()
+    if app.settings.is_terminal:
+        raise ServerOnlyError(detail="reconciliation runs on the district server")
+    if a.decide:
+        from ..errors import ValidationError
+        from .staffpin import read_pin
+
+        if not (a.accept or a.charge_back):
+            raise ValidationError("请用 --accept 或 --charge-back 写明处理结果", detail="--decide needs a decision")
+        if not a.staff:
+            from ..errors import PermissionDeniedError
+            raise PermissionDeniedError("对账处理需要写明经办人：--staff 工号（主管或管理员），并输入其 PIN",
+                                        detail="--decide needs --staff and the PIN (KIOSK_STAFF_PIN for scripts)")
+        actor = app.auth.verify(a.staff, read_pin(a.staff), min_role="supervisor")
+        res = decide(app, a.decide, "accept" if a.accept else "charge_back", actor, a.note)
+        out_json(res) if a.json else print(f"{a.decide}: {DECISION_ZH[res['decision']]}，经办 {res['decided_by']}")
+        return 0
+    rep = reconcile(app, a.month)
+    if a.json:
+        out_json(rep)
+        return 0
+    print(f"{rep['month']}：待对账 {len(rep['flagged'])} 条（未处理 {rep['undecided']}），超出合计 {fen_to_yuan(rep['over_fen'])} 元")
+    for f in rep["flagged"]:
+        meals = "；".join(f"{m['canteen_id']} {m['meal']} 补贴{fen_to_yuan(m['subsidy_fen'])}元 售于{m['sold_at']} "
+                         f"同步于{m['synced_at'] or '-'}" for m in f["meals"])
+        print(f"  {f['flag_id']}  {f['resident_id']} {f['name'] or ''}  {f['meal_date']}  {f['reason']}  "
+              f"超出 {fen_to_yuan(f['over_fen'])} 元  [{meals}]  {f['decision'] or '未处理'}")
     return 0

@@ -67,7 +67,8 @@ def create_app(settings: Settings | None = None, *, kiosk_app: App | None = None
 
     @api.exception_handler(KioskError)
     async def _kiosk_error(_request: Request, exc: KioskError):
-        status = getattr(exc, "http_status", 400)
+        from ..errors import StorageError
+        status = 503 if isinstance(exc, StorageError) else getattr(exc, "http_status", 400)
         return JSONResponse({"error": exc.user_message, "detail": exc.detail, "type": type(exc).__name__},
                             status_code=status)
 

@@ -56,10 +56,11 @@ class Feed:
         rows = {}
         cons: dict[str, list] = defaultdict(list)
         for part in _chunks(ids):
-            for r in self.s.scalars(select(Resident).where(Resident.id.in_(part))):
-                rows[r.id] = rowcodec.dump(r, RESIDENT_EXCLUDE)
-            for c in self.s.scalars(select(FaceConsent).where(FaceConsent.resident_id.in_(part))):
-                cons[c.resident_id].append(rowcodec.dump(c))
+            rt, ct = Resident.__table__, FaceConsent.__table__
+            for r in self.s.execute(select(rt).where(rt.c.id.in_(part))):
+                rows[r.id] = rowcodec.dump_row(Resident, r, RESIDENT_EXCLUDE)
+            for c in self.s.execute(select(ct).where(ct.c.resident_id.in_(part))):
+                cons[c.resident_id].append(rowcodec.dump_row(FaceConsent, c))
         out = []
         for rid in ids:
             d = rows.get(rid)
@@ -175,8 +176,9 @@ class Feed:
         if after:
             q = q.where(Resident.id > after)
         ids = list(self.s.scalars(q))
-        if ids:
-            out += self.residents(ids) + self.faces(ids) + self.accounts(ids)
+        if ids:   # an account with nothing on it tells a new terminal nothing: left out of the snapshot
+            out += self.residents(ids) + self.faces(ids) + [
+                a for a in self.accounts(ids) if a["data"]["balance_fen"] or a["data"]["orders"]]
         return out, (ids[-1] if len(ids) == limit else None)
 
 

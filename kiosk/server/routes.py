@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from .. import __version__
@@ -63,7 +64,7 @@ def _is_loopback(host: str) -> bool:
 @router.get("/changes")
 def changes_feed(request: Request, since: int = Query(0, ge=0), cursor: str | None = None,
                  limit: int = Query(1000, ge=1, le=5000), term: TerminalIdentity = Depends(current_terminal),
-                 app: App = Depends(get_app)) -> dict:
+                 app: App = Depends(get_app)) -> Response:
     """District records changed since ``since`` (0: a snapshot, paged with ``cursor``)."""
     from .feed import page
 
@@ -76,7 +77,8 @@ def changes_feed(request: Request, since: int = Query(0, ge=0), cursor: str | No
             if t is not None:
                 t.last_pull_at = utcnow()
                 t.pulled_version = out["since"]
-    return out
+    # plain json.dumps: FastAPI's encoder walks every value and is several times slower on a 10^5 pull
+    return Response(json.dumps(out, ensure_ascii=False, separators=(",", ":")), media_type="application/json")
 
 
 class PushBody(BaseModel):

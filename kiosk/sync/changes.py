@@ -136,6 +136,8 @@ def _track(session: Session, _ctx) -> None:
 
 @event.listens_for(Session, "before_commit")
 def _on_commit(session: Session) -> None:
+    if session.in_nested_transaction():      # a SAVEPOINT: the outermost commit writes for the whole unit
+        return
     info = session.info
     if info.get(APPLY):
         if info.get(TOUCHED):
@@ -194,9 +196,11 @@ def _clear(session: Session) -> None:
 
 @event.listens_for(Session, "after_rollback")
 def _on_rollback(session: Session) -> None:
-    _clear(session)
+    if not session.in_nested_transaction():    # a SAVEPOINT's end is not the unit's end
+        _clear(session)
 
 
 @event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
-    _clear(session)
+    if not session.in_nested_transaction():
+        _clear(session)

@@ -27,7 +27,7 @@ from .replica import apply_records
 
 log = logging.getLogger("kiosk.sync")
 PUSH_BATCH = 200
-PULL_LIMIT = 1000
+PULL_LIMIT = 2000
 _ROUND_LOCK = threading.Lock()   # one sync round at a time per process
 
 
@@ -206,30 +206,60 @@ class SyncClient:
         return {**payload, "rows": {**rows, "face_templates": out}}
 
     def pull(self, rep: SyncReport) -> None:
+        """Pages in order; the next page is fetched while this one is applied (the server
+        and this terminal work at the same time). The version and snapshot cursor are
+        saved after each applied page, so an interrupted pull resumes where it stopped."""
+        import queue
+
         with self.app.db.session(read_only=True) as s:
             since = int(get_state(s, "version") or 0)
             cursor = get_state(s, "cursor")
-        while True:
-            params = {"since": since, "limit": PULL_LIMIT}
-            if cursor:
-                params["cursor"] = cursor
-            page = self._call("GET", "/changes", params=params)
-            stats = apply_records(self.app, page["changes"])
-            rep.pulled += len(page["changes"])
-            rep.erased += stats["erased"]
-            rep.faces_changed += stats["faces_changed"]
-            rep.templates_withheld += stats["withheld"]
-            since, cursor = int(page["since"]), page.get("cursor")
-            rep.server_version = page.get("server_version")
-            with self.app.db.session() as s:
-                set_state(s, "version", since)
-                set_state(s, "cursor", cursor)
-            if page.get("templates_withheld") and rep.warning is None:
-                rep.warning = ("区服务器未下发人脸模板：连接不是 HTTPS。请为服务器配置 TLS（docs/district.md），"
-                               "本机暂时只能刷卡或手机号就餐")
-                log.error("face templates withheld by the server: plain HTTP to %s", self.url)
-            if not page.get("more"):
-                return
+        pages: queue.Queue = queue.Queue(maxsize=2)
+        stop = threading.Event()
+
+        def fetch(since: int, cursor: str | None) -> None:
+            try:
+                while not stop.is_set():
+                    params = {"since": since, "limit": PULL_LIMIT}
+                    if cursor:
+                        params["cursor"] = cursor
+                    page = self._call("GET", "/changes", params=params)
+                    pages.put(page)
+                    if not page.get("more"):
+                        return
+                    since, cursor = int(page["since"]), page.get("cursor")
+            except BaseException as exc:  # noqa: BLE001 - handed to the applying thread
+                pages.put(exc)
+
+        t = threading.Thread(target=fetch, args=(since, cursor), name="kiosk-pull", daemon=True)
+        t.start()
+        try:
+            while True:
+                page = pages.get()
+                if isinstance(page, BaseException):
+                    raise page
+                stats = apply_records(self.app, page["changes"])
+                rep.pulled += len(page["changes"])
+                rep.erased += stats["erased"]
+                rep.faces_changed += stats["faces_changed"]
+                rep.templates_withheld += stats["withheld"]
+                rep.server_version = page.get("server_version")
+                with self.app.db.session() as s:
+                    set_state(s, "version", int(page["since"]))
+                    set_state(s, "cursor", page.get("cursor"))
+                if page.get("templates_withheld") and rep.warning is None:
+                    rep.warning = ("区服务器未下发人脸模板：连接不是 HTTPS。请为服务器配置 TLS（docs/district.md），"
+                                   "本机暂时只能刷卡或手机号就餐")
+                    log.error("face templates withheld by the server: plain HTTP to %s", self.url)
+                if not page.get("more"):
+                    return
+        finally:
+            stop.set()
+            while t.is_alive():       # let the fetcher finish its request, drop what it got
+                try:
+                    pages.get(timeout=0.1)
+                except queue.Empty:
+                    pass
 
 
 def ensure_terminal(app) -> None:

@@ -35,28 +35,30 @@ def _insert(session: Session):
 
 
 def upsert(session: Session, model, rows: list[dict]) -> None:
+    """Insert or update by primary key (one statement, executemany; only the columns given)."""
     if not rows:
         return
     ins = _insert(session)
-    cols = [c.name for c in model.__table__.columns]
     pk = [c.name for c in model.__table__.primary_key.columns]
-    for i in range(0, len(rows), 500):
-        part = rows[i:i + 500]
-        # every row carries every column (missing ones as None would overwrite; fill from defaults instead)
-        keys = sorted(set().union(*(r.keys() for r in part)))
-        part = [{k: r.get(k) for k in keys} for r in part]
-        stmt = ins(model.__table__).values(part)
-        upd = {k: stmt.excluded[k] for k in keys if k not in pk and k in cols}
+    by_keys: dict[tuple, list[dict]] = {}
+    for r in rows:
+        by_keys.setdefault(tuple(sorted(r)), []).append(r)
+    for keys, part in by_keys.items():
+        stmt = ins(model.__table__)
+        upd = {k: stmt.excluded[k] for k in keys if k not in pk}
         stmt = stmt.on_conflict_do_update(index_elements=pk, set_=upd) if upd else stmt.on_conflict_do_nothing()
-        session.execute(stmt)
+        session.execute(stmt, part)
 
 
 def insert_missing(session: Session, model, rows: list[dict]) -> None:
     if not rows:
         return
     ins = _insert(session)
-    for i in range(0, len(rows), 500):
-        session.execute(ins(model.__table__).values(rows[i:i + 500]).on_conflict_do_nothing())
+    by_keys: dict[tuple, list[dict]] = {}
+    for r in rows:
+        by_keys.setdefault(tuple(sorted(r)), []).append(r)
+    for part in by_keys.values():
+        session.execute(ins(model.__table__).on_conflict_do_nothing(), part)
 
 
 def pending_ledger(session: Session) -> tuple[dict[str, int], set[str]]:
@@ -131,41 +133,68 @@ def _apply_menu(s: Session, r: dict) -> None:
             s.execute(delete(MenuItem).where(MenuItem.id.in_(drop)))
 
 
+def _local_templates(s: Session, rids: list[str]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for i in range(0, len(rids), 900):
+        for tid, rid in s.execute(select(FaceTemplate.id, FaceTemplate.resident_id)
+                                  .where(FaceTemplate.resident_id.in_(rids[i:i + 900]))):
+            out.setdefault(rid, set()).add(tid)
+    return out
+
+
 def _apply_faces(app, s: Session, faces: list[dict], pending: set[str], stats: dict) -> bool:
     changed = False
     cipher = app.cipher
-    new_rows = []
+    new_rows, gone_all = [], []
+    local_by = _local_templates(s, [r["key"] for r in faces])
     for r in faces:
         rid, data = r["key"], r["data"] or {}
         if data.get("withheld"):
             stats["withheld"] += 1
             continue
         server = {t["id"]: t for t in data.get("templates", [])}
-        local = set(s.scalars(select(FaceTemplate.id).where(FaceTemplate.resident_id == rid)))
+        local = local_by.get(rid, set())
         gone = [t for t in local if t not in server and t not in pending]
         if gone:
-            s.execute(delete(FaceTemplate).where(FaceTemplate.id.in_(gone)))
-            changed = True
+            gone_all += gone
             if not server:
                 stats["erased"] += 1
+        added = False
         for tid, t in server.items():
             if tid in local:
                 continue
+            added = True
             emb = np.frombuffer(base64.b64decode(t["embedding"]), dtype=np.float32)
             new_rows.append({"id": tid, "resident_id": rid, "contract_id": t["contract_id"],
                              "backend": t["backend"], "embedding_enc": cipher.encrypt(emb.tobytes()),
                              "crop_enc": None, "quality": t.get("quality"), "source": t.get("source") or "enroll",
                              "created_at": datetime.fromisoformat(t["created_at"]) if t.get("created_at") else None})
-        if gone or any(tid not in local for tid in server):
+        if gone or added:
             stats["faces_changed"] += 1
+    for i in range(0, len(gone_all), 900):
+        s.execute(delete(FaceTemplate).where(FaceTemplate.id.in_(gone_all[i:i + 900])))
     if new_rows:
         insert_missing(s, FaceTemplate, new_rows)
-        changed = True
-    return changed
+    return bool(new_rows or gone_all)
 
 
 def _apply_accounts(s: Session, accounts: list[dict], pending: dict[str, int]) -> None:
+    if not accounts:
+        return
     orders, voids, adjust = [], [], []
+    rids = [r["key"] for r in accounts]
+    sids = {rid: str(uuid.uuid5(SYNC_NS, "balance:" + rid)) for rid in rids}
+    local: dict[str, int] = {}
+    have_sync: set[str] = set()
+    for i in range(0, len(rids), 900):
+        part = rids[i:i + 900]
+        for rid, total in s.execute(select(LedgerEntry.resident_id, func.coalesce(func.sum(LedgerEntry.amount_fen), 0))
+                                    .where(LedgerEntry.resident_id.in_(part), LedgerEntry.affects_balance.is_(True),
+                                           LedgerEntry.kind != "synced")
+                                    .group_by(LedgerEntry.resident_id)):
+            local[rid] = int(total)
+        have_sync.update(s.scalars(select(LedgerEntry.resident_id).where(
+            LedgerEntry.id.in_([sids[r] for r in part]))))
     for r in accounts:
         rid, data = r["key"], r["data"] or {}
         for o in data.get("orders", []):
@@ -174,12 +203,10 @@ def _apply_accounts(s: Session, accounts: list[dict], pending: dict[str, int]) -
             if voided:
                 voids.append({"id": str(uuid.uuid5(SYNC_NS, "void:" + o["id"])), "order_id": o["id"],
                               "staff_id": "server", "reason": "（区服务器记录的作废）"})
-        sid = str(uuid.uuid5(SYNC_NS, "balance:" + rid))
-        local = int(s.scalar(select(func.coalesce(func.sum(LedgerEntry.amount_fen), 0))
-                             .where(LedgerEntry.resident_id == rid, LedgerEntry.affects_balance.is_(True),
-                                    LedgerEntry.id != sid)) or 0)
-        amount = int(data.get("balance_fen", 0)) + pending.get(rid, 0) - local
-        adjust.append({"id": sid, "resident_id": rid, "order_id": None, "kind": "synced", "method": None,
+        amount = int(data.get("balance_fen", 0)) + pending.get(rid, 0) - local.get(rid, 0)
+        if amount == 0 and rid not in have_sync:
+            continue
+        adjust.append({"id": sids[rid], "resident_id": rid, "order_id": None, "kind": "synced", "method": None,
                        "amount_fen": amount, "affects_balance": True, "payer": None, "staff_id": None,
                        "note": "区服务器余额（同步）"})
     insert_missing(s, Order, orders)

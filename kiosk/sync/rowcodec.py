@@ -39,23 +39,40 @@ def dump(obj: Any, exclude: tuple[str, ...] = ()) -> dict:
 def dump_row(model: Any, row: Any, exclude: tuple[str, ...] = ()) -> dict:
     """A Core row (mapping) of ``model``'s table as JSON-ready values."""
     m = row._mapping if hasattr(row, "_mapping") else row
-    return {c.name: _enc(m[c.name]) for c in model.__table__.columns if c.name in m and c.name not in exclude}
+    out = {}
+    for name, k in _kinds(model):
+        if name in exclude or name not in m:
+            continue
+        v = m[name]
+        if v is not None and k != "plain":
+            v = v.isoformat() if k in ("date", "datetime") else base64.b64encode(bytes(v)).decode()
+        out[name] = v
+    return out
+
+
+_KINDS: dict = {}
+
+
+def _kinds(model: Any) -> list[tuple[str, str]]:
+    k = _KINDS.get(model)
+    if k is None:
+        k = _KINDS[model] = [(c.name, _kind(c)) for c in model.__table__.columns]
+    return k
 
 
 def load(model: Any, data: dict) -> dict:
     """JSON values back to Python values for ``model``'s columns (unknown keys dropped)."""
     out = {}
-    for c in model.__table__.columns:
-        if c.name not in data:
+    for name, k in _kinds(model):
+        if name not in data:
             continue
-        v = data[c.name]
+        v = data[name]
         if v is not None:
-            k = _kind(c)
             if k == "datetime":
                 v = datetime.fromisoformat(v)
             elif k == "date":
                 v = date.fromisoformat(v)
             elif k == "bytes":
                 v = base64.b64decode(v)
-        out[c.name] = v
+        out[name] = v
     return out
