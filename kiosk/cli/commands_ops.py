@@ -11,8 +11,8 @@ from .main import out_json
 def register(sub) -> None:
     b = sub.add_parser("bench", help="print performance figures (not a test)")
     b.add_argument("--json", action="store_true")
-    b.add_argument("--sections", default="frames,identity,search,billing,rebuild",
-                   help="comma list of frames,identity,search,billing,rebuild")
+    b.add_argument("--sections", default="frames,identity,search,billing,rebuild,district",
+                   help="comma list of frames,identity,search,billing,rebuild,district")
     b.add_argument("--quick", action="store_true",
                    help="smaller sizes: 10 frames per size, 640x480 videos only, 10^4 search, a 1,000-resident store")
     b.set_defaults(func=cmd_bench)
@@ -35,7 +35,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     s = get_settings()
     sections = [x.strip() for x in args.sections.split(",") if x.strip()]
-    known = ("frames", "identity", "search", "billing", "rebuild")
+    known = ("frames", "identity", "search", "billing", "rebuild", "district")
     unknown = [x for x in sections if x not in known]
     if unknown:
         raise ValidationError(f"没有这个测试项：{', '.join(unknown)}", detail=f"--sections takes {', '.join(known)}")
@@ -79,6 +79,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         say("rebuild ...")
         result["gallery_rebuild_ms"] = bench.bench_rebuild(
             s.model_dir, [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000])
+    if "district" in sections:   # the district server on PostgreSQL (kiosk/bench_district.py)
+        from ..bench_district import bench_district
+        result["district"] = bench_district(10_000 if args.quick else 100_000,
+                                            orders_per_terminal=100 if args.quick else 500, say=say)
     if args.json:
         out_json(result)
     else:
