@@ -171,6 +171,22 @@ def test_roster_plan_names_every_bad_row_and_column(store, tmp_path):
     assert _resident(store["app"], "R0101") is None
 
 
+def test_roster_plan_reads_xlsx_and_warns_that_photos_are_not_taken(store, tmp_path):
+    from openpyxl import Workbook
+
+    from kiosk.services import import_plan
+
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["编号", "姓名", "身份证号", "户籍", "联系电话", "照片", "人脸授权"])
+    ws.append(["R0003", None, "510107196305200044", None, 13912345678, "liu_1.jpg", "是"])
+    f = tmp_path / "roster.xlsx"
+    wb.save(f)
+    plan = import_plan.plan_roster(store["app"], f)
+    assert plan.problems == [] and [p.changes for p in plan.change] == [{"联系电话": ["", "13912345678"]}]
+    assert any("照片" in w and "人脸授权" in w for w in plan.warnings)
+
+
 def test_menu_plan_rows_per_canteen_and_unknown_canteen(store, tmp_path):
     from kiosk.services import import_plan
 

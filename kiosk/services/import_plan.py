@@ -149,8 +149,9 @@ def plan_roster(app, path: Path) -> ImportPlan:
     present = set()
     for _, r in table.rows[:1]:
         present = set(r)
-    if "photos" in present:
-        plan.warnings.append("照片列在网页导入中不处理：照片请在终端或命令行 `kiosk residents import --photos` 登记")
+    if "photos" in present or "face_consent" in present:
+        plan.warnings.append("「照片」和「人脸授权」列在网页导入中不处理：人脸授权和照片请在终端登记，"
+                             "或用命令行 `kiosk residents import --photos 照片目录`")
     seen: dict[str, dict[str, int]] = {"resident_id": {}, "id_number": {}, "card_no": {}}
     with app.db.session(read_only=True) as s:
         for n, raw in table.rows:
