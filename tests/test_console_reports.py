@@ -230,6 +230,7 @@ def test_policy_overlapping_tier_is_refused_naming_both_unless_replacing(store, 
         import_plan.apply_policy(app, plan, "A1")
     replacing = import_plan.plan_policy(app, f, replace=True)
     assert not replacing.blocked
+    assert any("2026-12-01至2026-12-31" in w and "wuhou-2026" in w for w in replacing.warnings)
     import_plan.apply_policy(app, replacing, "A1")
     from kiosk.db.models import AuditEntry, SubsidyPolicy
 

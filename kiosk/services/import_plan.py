@@ -404,6 +404,11 @@ def plan_policy(app, path: Path, *, replace: bool = False, today: date | None = 
     if today is not None:
         stored = [x for x in stored if x[2].effective_to >= today]
     plan.conflicts = policy_conflicts(policy, [(pid, v, p) for pid, v, p, _ in stored])
+    for pid, v, old, _ in stored:     # the policy in force is one per day: the newest import decides
+        lo, hi = max(old.effective_from, policy.effective_from), min(old.effective_to, policy.effective_to)
+        if pid != policy.id and old.district == policy.district and lo <= hi:
+            plan.warnings.append(f"导入后，{lo}至{hi} 期间按新政策「{policy.name}」计算补贴，"
+                                 f"现行政策「{old.name}」（{pid} v{v}）的全部档次在这段时间不再适用")
     tiers = {t.name: f"每餐{fen_to_yuan(t.per_meal_fen)}元" for t in policy.tiers}
     if same:
         old = same[0][2]
