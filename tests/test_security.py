@@ -175,3 +175,19 @@ def _lunch():
 
     from kiosk.timeutil import CST
     return datetime(2026, 11, 23, 12, 0, tzinfo=CST)
+
+
+def test_no_memory_for_the_hash_is_busy_not_a_wrong_pin(shop, monkeypatch):
+    from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+
+    from kiosk.db.models import PinLockout
+    from kiosk.errors import StoreBusyError
+
+    def no_memory(*a, **k):
+        raise MemoryError("Not enough memory to derive key")
+
+    monkeypatch.setattr(Argon2id, "verify_phc_encoded", no_memory)
+    with pytest.raises(StoreBusyError, match="内存不足"):
+        shop.auth.verify("S01", "1234")
+    with shop.db.session() as s:
+        assert s.scalars(select(PinLockout)).all() == []          # not counted as a wrong PIN

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from ..errors import TemplateKeyError
+from ..errors import StoreBusyError, TemplateKeyError
 
 
 def generate_key() -> str:
@@ -106,9 +106,17 @@ def _argon2(salt: bytes, memory_kib: int = PIN_HASH_MEMORY_KIB, time_cost: int =
     return Argon2id(salt=salt, length=32, iterations=time_cost, lanes=lanes, memory_cost=memory_kib)
 
 
+def _no_memory() -> StoreBusyError:
+    return StoreBusyError("系统繁忙（内存不足），请稍后再试", detail=f"not enough memory for the PIN hash "
+                          f"({PIN_HASH_MEMORY_KIB} KiB): nothing was done")
+
+
 def hash_pin(pin: str) -> str:
     """A PHC string: algorithm, version, parameters, salt and hash."""
-    return _argon2(secrets.token_bytes(16)).derive_phc_encoded(pin.encode())
+    try:
+        return _argon2(secrets.token_bytes(16)).derive_phc_encoded(pin.encode())
+    except MemoryError:
+        raise _no_memory() from None
 
 
 def verify_pin(pin: str, stored: str) -> bool:
@@ -124,6 +132,8 @@ def verify_pin(pin: str, stored: str) -> bool:
             return True
         except (InvalidKey, ValueError):
             return False
+        except MemoryError:     # a busy machine: say so, never count it as a wrong PIN
+            raise _no_memory() from None
     try:
         _, salt_b64, digest_b64 = stored.split("$")
         salt, want = base64.b64decode(salt_b64), base64.b64decode(digest_b64)
