@@ -40,16 +40,23 @@ def _rule_before_issue_9(faces, shape):
     return max(faces, key=key)
 
 
-def test_primary_face_is_the_largest_centre_breaks_near_ties_only():
+def test_primary_face_is_the_largest_and_a_near_tie_is_refused_for_a_photo():
     shape = (480, 1280)
     edge_big = _face(20, 150, 140, 160)              # larger, at the left edge
     centre_small = _face(580, 170, 120, 140)         # smaller, in the middle
     assert Q.primary_face([centre_small, edge_big], shape) is edge_big
-    # nearly the same size (within SAME_SIZE_AREA): the one nearer the centre
-    edge_same = _face(20, 150, 121, 141)
-    assert edge_same.area >= Q.SAME_SIZE_AREA * centre_small.area
-    assert Q.primary_face([edge_same, centre_small], shape) is centre_small
+    exact = _face(20, 170, 120, 140)                 # exactly as large: the one nearer the centre
+    assert Q.primary_face([exact, centre_small], shape) is centre_small
     assert Q.primary_face([], shape) is None
+    # a second face within SAME_SIZE of the largest: a photo for identification is
+    # refused (nobody can tell who the customer is); a smaller one is ignored
+    near = _face(20, 170, 123, 140)
+    assert near.area < centre_small.area * (1 + Q.SAME_SIZE)
+    m = Q.FaceMeasurements(face_px=120, sharpness=100, brightness=120, backlight_ratio=1.0, yaw=0.0,
+                           pitch=0.0, det_score=0.9, rival_area_ratio=centre_small.area / near.area)
+    assert Q.assess(m, Q.IDENTIFY_THRESHOLDS).reasons == (Q.MULTIPLE_FACES,)
+    far = Q.FaceMeasurements(**{**m.__dict__, "rival_area_ratio": centre_small.area / edge_big.area})
+    assert Q.assess(far, Q.IDENTIFY_THRESHOLDS).ok
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

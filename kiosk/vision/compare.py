@@ -38,6 +38,11 @@ from .image_io import read_image
 from .matching import decide
 
 
+# The two-face probe: a wide photo, the labelled person's face larger (about 1.3× the
+# area as detected) at the left edge, a pool face in the middle.
+PAIR = dict(size=(1280, 480), big_x=0.07, big_h=160, small_h=140)
+
+
 class PlainSFace:
     """YuNet at the image's own size → largest face → alignCrop → SFace feature."""
 
@@ -162,7 +167,7 @@ def run(backend: str, model_dir: Path, labelled: Path, pools: list[Path],
                 if others:
                     oimg, of = others[k % len(others)]
                     k += 1
-                    embed((p, "pair"), two_face_composite(img, f, oimg, of))
+                    embed((p, "pair"), two_face_composite(img, f, oimg, of, **PAIR))
                     variants[p].append("pair")
     probes: list[Probe] = []
     judge = dict(k_t=kiosk_threshold, k_m=kiosk_margin, p_t=plain_threshold)

@@ -1,5 +1,13 @@
 """Per-frame recognition: detect -> quality gate -> embed -> match -> vote.
-Qt-free; the UI runs it on a worker thread."""
+Qt-free; the UI runs it on a worker thread.
+
+Several faces in a frame: only the customer's is used, the largest
+(``quality.primary_face``). The others are never embedded or matched; a second
+face at least ``QualityThresholds.rival_area_ratio`` (60 %) of the customer's
+area makes the frame fail the gate with ``multiple_faces`` (请一位一位来), so
+nobody is decided while two people stand side by side. The tracker follows the
+customer's face; when the largest face becomes someone else's (no overlap), a
+new track starts and earlier votes do not count for it."""
 from __future__ import annotations
 
 import time

@@ -1,6 +1,7 @@
-"""Decide on a person, not a frame: the primary face is tracked across frames
-and identified only when enough recent good-quality frames agree
-(quality-weighted voting, as Frigate does per track)."""
+"""Decide on a person, not a frame: the primary face (the largest, the
+customer's; see ``quality.primary_face``) is tracked across frames and
+identified only when enough recent good-quality frames agree (quality-weighted
+voting, as Frigate does per track). Other faces in the frame are not tracked."""
 from __future__ import annotations
 
 import itertools
