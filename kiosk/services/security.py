@@ -111,12 +111,25 @@ def _no_memory() -> StoreBusyError:
                           f"({PIN_HASH_MEMORY_KIB} KiB): nothing was done")
 
 
+def _with_memory(fn):
+    """The hash needs 64 MiB at once: when that fails, free what Python can and try once
+    more; then it is a busy system (try again), never a traceback."""
+    try:
+        return fn()
+    except MemoryError:
+        import gc
+
+        gc.collect()
+        try:
+            return fn()
+        except MemoryError:
+            raise _no_memory() from None
+
+
 def hash_pin(pin: str) -> str:
     """A PHC string: algorithm, version, parameters, salt and hash."""
-    try:
-        return _argon2(secrets.token_bytes(16)).derive_phc_encoded(pin.encode())
-    except MemoryError:
-        raise _no_memory() from None
+    salt = secrets.token_bytes(16)
+    return _with_memory(lambda: _argon2(salt).derive_phc_encoded(pin.encode()))
 
 
 def verify_pin(pin: str, stored: str) -> bool:
@@ -128,12 +141,10 @@ def verify_pin(pin: str, stored: str) -> bool:
         from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
         try:
-            Argon2id.verify_phc_encoded(pin.encode(), stored)
+            _with_memory(lambda: Argon2id.verify_phc_encoded(pin.encode(), stored))
             return True
         except (InvalidKey, ValueError):
             return False
-        except MemoryError:     # a busy machine: say so, never count it as a wrong PIN
-            raise _no_memory() from None
     try:
         _, salt_b64, digest_b64 = stored.split("$")
         salt, want = base64.b64decode(salt_b64), base64.b64decode(digest_b64)
