@@ -23,7 +23,8 @@ from ..limits import (POLICY_MAX_BYTES, POLICY_MAX_DEPTH, POLICY_MAX_NODES, POLI
                       describe_char, forbidden_char)
 from ..money import DISH_PRICE_MAX_FEN, PORTIONS_MAX, AmountError, fen_to_yuan, yuan_to_fen
 from . import audit
-from .tabular import Column, Problem, cell_problem, check_file, decode_text, parse_date, read_table, split_list
+from .tabular import (Column, Problem, cell_problem, check_file, decode_text, parse_date, read_bytes, read_table,
+                      split_list)
 
 ROSTER_COLUMNS = [
     Column("编号", "resident_id"), Column("姓名", "name", True), Column("身份证号", "id_number", True),
@@ -581,7 +582,7 @@ def load_policy_file(path: Path) -> tuple[Policy, dict]:
     no YAML anchors or aliases, nesting and node counts capped, no NaN/Infinity."""
     path = Path(path)
     check_file(path, POLICY_MAX_BYTES, "补贴政策文件")
-    text, _enc = decode_text(path.read_bytes(), path)
+    text, _enc = decode_text(read_bytes(path), path)
     try:
         if path.suffix.lower() == ".json":
             data = json.loads(text, parse_constant=_refuse_json_constant)

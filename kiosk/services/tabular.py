@@ -70,6 +70,15 @@ def check_file(path: Path, max_bytes: int, what: str = "文件") -> int:
     return size
 
 
+def read_bytes(path: Path) -> bytes:
+    """The file's bytes (after check_file), an unreadable file refused with its name."""
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ImportFileError(f"无法读取文件：{Path(path).name}（{exc.strerror or exc}）",
+                              detail=f"{path}: {exc}") from None
+
+
 def decode_text(data: bytes, path: Path) -> tuple[str, str]:
     """(text, encoding): UTF-8 (with or without BOM), else GBK/GB18030, decoded strictly.
     Anything else is refused, naming the encoding it looks like."""
@@ -193,7 +202,7 @@ def read_table(path: Path, columns: list[Column]) -> Table:
 
 
 def _read_csv(path: Path) -> tuple[Iterator[tuple[int, list[object]]], str]:
-    data = path.read_bytes()
+    data = read_bytes(path)
     text, encoding = decode_text(data, path)
     if "\x00" in text[:4096] and text[:4096].count("\x00") > 16:
         raise ImportFileError(f"{path.name} 含有大量 NUL 字符，不是文本格式的 CSV（可能是 UTF-16 或二进制文件）",

@@ -71,7 +71,10 @@ def read_image(path: str | Path) -> np.ndarray:
     """BGR uint8 image. Raises ImageError (missing, empty, too large, not an image)."""
     p = Path(path)
     head = check_image_file(p)
-    data = np.fromfile(str(p), dtype=np.uint8)
+    try:
+        data = np.fromfile(str(p), dtype=np.uint8)
+    except OSError as exc:
+        raise ImageError(f"无法读取图片文件：{p}", detail=f"{p}: {exc}") from None
     try:
         img = cv2.imdecode(data, cv2.IMREAD_COLOR)
     except cv2.error as exc:
