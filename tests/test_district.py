@@ -275,3 +275,35 @@ def test_enrolment_and_erasure_reach_every_terminal_within_one_sync(env, tmp_pat
         assert r.returncode == 2 and "区服务器" in r.stderr
     finally:
         d.close()
+
+
+def test_templates_travel_only_over_tls_or_loopback(shop, obama):
+    """The feed withholds face templates from a terminal on another machine over plain
+    HTTP (here: a request relayed by a proxy that does not say https), and says so."""
+    from fastapi.testclient import TestClient
+
+    from enrollment.batch import enroll_files
+    from kiosk.server.app import create_app
+    from kiosk.server.auth import add_terminal
+
+    enroll_files(shop, "R0001", [obama[0]], consent="self", actor=staff_actor(shop, "S01"))
+    _, token = add_terminal(shop, "C1")
+    h = {"Authorization": f"Bearer {token}"}
+
+    def faces(api, **headers):
+        with TestClient(api) as c:
+            page = c.get("/api/v1/changes", params={"since": 0}, headers={**h, **headers}).json()
+        rec = next(r for r in page["changes"] if r["entity"] == "faces" and r["key"] == "R0001")
+        return page["templates_withheld"], rec["data"]
+
+    api = create_app(shop.settings, kiosk_app=shop)
+    withheld, data = faces(api)                                            # this machine
+    assert not withheld and len(data["templates"]) == 1 and data["templates"][0]["embedding"]
+    withheld, data = faces(api, **{"X-Forwarded-For": "10.1.2.3"})          # another machine, plain http
+    assert withheld and data == {"withheld": True}
+    withheld, data = faces(api, **{"X-Forwarded-For": "10.1.2.3", "X-Forwarded-Proto": "https"})
+    assert not withheld and len(data["templates"]) == 1                     # TLS ends at the local proxy
+    loud = create_app(shop.settings, kiosk_app=shop, insecure_templates=True)
+    assert not faces(loud, **{"X-Forwarded-For": "10.1.2.3"})[0]
+    with TestClient(api) as c:                                            # no token, no data
+        assert c.get("/api/v1/changes", params={"since": 0}).status_code == 401

@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None, *, kiosk_app: App | None = None
         raise DistrictError("这台机器配置为终端（KIOSK_SERVER_URL），不能作为区服务器运行",
                             detail="unset KIOSK_SERVER_URL / KIOSK_SERVER_TOKEN to run `kiosk server`")
     app_ctx = kiosk_app or App(settings)
+    _no_generic_plans(app_ctx)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -76,6 +77,24 @@ def create_app(settings: Settings | None = None, *, kiosk_app: App | None = None
     api.include_router(router, prefix=API_PREFIX)
     _mount_console(api)
     return api
+
+
+def _no_generic_plans(app_ctx: App) -> None:
+    """PostgreSQL: no server-side prepared statements on the server's connections. psycopg
+    prepares a query after 5 runs, and PostgreSQL may then keep a generic plan; for the
+    feed's long IN lists that plan was a sequential scan per page (17 s instead of 0.1 s)."""
+    from sqlalchemy import event
+
+    eng = app_ctx.db.engine
+    if eng.dialect.name != "postgresql":
+        return
+
+    @event.listens_for(eng, "connect")
+    def _connect(dbapi_conn, _rec) -> None:
+        if hasattr(dbapi_conn, "prepare_threshold"):
+            dbapi_conn.prepare_threshold = None
+
+    eng.dispose()     # connections made before (the migration check) are replaced
 
 
 def _mount_console(api: FastAPI) -> None:

@@ -108,10 +108,11 @@ def current_terminal(request: Request, app: App = Depends(get_app)) -> TerminalI
             raise TerminalAuthError("此终端的令牌已被吊销，请联系区管理员", detail=f"terminal {t.id} revoked")
         ident = TerminalIdentity(t.id, t.canteen_id, t.name)
         pending = request.headers.get("x-kiosk-pending")
-        if t.last_seen_at is None or now - t.last_seen_at > SEEN_EVERY or pending is not None:
+        pending = int(pending) if pending is not None and pending.isdigit() else None
+        if t.last_seen_at is None or now - t.last_seen_at > SEEN_EVERY or (pending is not None and pending != t.pending):
             t.last_seen_at = now
-            if pending is not None and pending.isdigit():
-                t.pending = int(pending)
+            if pending is not None:
+                t.pending = pending
             sv = request.headers.get("x-kiosk-software")
             if sv:
                 t.software_version = sv[:40]

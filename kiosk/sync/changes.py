@@ -56,7 +56,7 @@ CAPTURED_TABLES = {m.__tablename__ for m in CAPTURED}
 # what only the server may create or change (a terminal gets them by pulling)
 SERVER_OWNED_NEW = (Resident, MenuItem, SubsidyPolicy, Staff, Canteen)
 SERVER_OWNED_DIRTY = (MenuItem, SubsidyPolicy, Canteen)
-STAFF_FIELDS = ("name", "role", "pin_hash")
+STAFF_FIELDS = ("name", "role", "active")   # a PIN re-hash at login stays local (the next pull replaces it)
 
 _ROLE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 

@@ -79,7 +79,8 @@ class SyncClient:
             raise TerminalOnlyError(detail="set KIOSK_SERVER_URL and KIOSK_SERVER_TOKEN")
         self.app = app
         self.url = s.server_url
-        headers = {"Authorization": f"Bearer {s.server_token}", "X-Kiosk-Software": __version__}
+        headers = {"Authorization": f"Bearer {s.server_token}", "X-Kiosk-Software": __version__,
+                   "X-Kiosk-Model": s.backend}
         self.http = httpx.Client(base_url=self.url + "/api/v1", headers=headers, transport=transport,
                                  timeout=httpx.Timeout(timeout, connect=3.0))
         self.insecure = self.url.startswith("http://") and not _loopback_url(self.url)
@@ -131,7 +132,11 @@ class SyncClient:
                     raise DistrictError(
                         f"终端令牌属于食堂 {known.get('canteen_id')}，本机设置的是 {self.app.settings.canteen_id}",
                         detail=f"set KIOSK_CANTEEN_ID={known.get('canteen_id')} (or unset it)")
+                with self.app.db.session(read_only=True) as s:
+                    self.http.headers["X-Kiosk-Pending"] = str(pending_count(s))   # the console shows it
                 self.push(rep)
+                with self.app.db.session(read_only=True) as s:
+                    self.http.headers["X-Kiosk-Pending"] = str(pending_count(s))
                 self.pull(rep)
             except ServerUnreachableError:
                 _mark_offline(self.app)
