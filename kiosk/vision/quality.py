@@ -50,10 +50,12 @@ class QualityThresholds:
 
 
 # Photo files given for enrolment: a template is kept for years, so a soft, dark or
-# small face is refused and the staff asked for a better photo.
+# small face is refused and the staff asked for a better photo. The template is made
+# of the largest face; a photo with a second face as large is refused (a template of
+# the wrong person would let that person eat on the resident's account).
 STILL_THRESHOLDS = QualityThresholds(min_face_px=40.0, min_sharpness=8.0, min_brightness=25.0,
                                      max_backlight_ratio=4.0, max_yaw=0.6, max_pitch=0.7,
-                                     min_det_score=0.6, rival_area_ratio=2.0)
+                                     min_det_score=0.6, rival_area_ratio=1.0 - SAME_SIZE)
 
 # Photo files given for identification (`kiosk identify`): refuse only a face too
 # small to identify. Measured on real photos (docs/calibration.md): faces 28 px tall,
