@@ -98,8 +98,8 @@ class OnnxFaceEngine:
         return self.observe(img, STILL_THRESHOLDS)
 
     def observe_probe(self, img: np.ndarray) -> FaceObservation:
-        """For photo files given for identification: only a face too small to
-        identify is refused (``IDENTIFY_THRESHOLDS``)."""
+        """For photo files given for identification: refused only a face too small
+        to identify, a profile, or a second face as large (``IDENTIFY_THRESHOLDS``)."""
         return self.observe(img, IDENTIFY_THRESHOLDS)
 
 

@@ -120,8 +120,9 @@ def primary_face(faces: list[Face], image_shape: tuple[int, ...]) -> Face | None
     face is ignored: it is never embedded or matched. When another face is nearly
     as large, ``assess`` refuses the frame or photo with ``multiple_faces``
     (请一位一位来) rather than guess: live frames at 60 % of the area
-    (``QualityThresholds.rival_area_ratio``), photos given to ``kiosk identify`` at
-    ``1 - SAME_SIZE`` (``IDENTIFY_THRESHOLDS``)."""
+    (``QualityThresholds.rival_area_ratio``), photos given to ``kiosk identify``
+    or for enrolment at ``1 - SAME_SIZE`` (``IDENTIFY_THRESHOLDS``,
+    ``STILL_THRESHOLDS``). README: "Several faces in front of the camera"."""
     if not faces:
         return None
     h, w = image_shape[:2]
