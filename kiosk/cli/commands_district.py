@@ -20,6 +20,7 @@ def register(sub) -> None:
     sv.add_argument("--ssl-keyfile", help="... and this private key (PEM)")
     sv.add_argument("--insecure-templates", action="store_true",
                     help="send face templates over plain http to terminals on other machines (NOT for production)")
+    sv.add_argument("--workers", type=int, default=1, help="server processes (default 1; e.g. the CPU count)")
     sv.add_argument("--log-level", default="warning")
     sv.set_defaults(func=cmd_server)
     svs = sv.add_subparsers(dest="server_cmd")
@@ -108,6 +109,19 @@ def cmd_server(a: argparse.Namespace) -> int:
         log.warning(msg)
     print(f"kiosk server: listening on {scheme}://{a.host}:{port} (store {settings.db_url.split('@')[-1]})",
           flush=True)
+    if a.workers > 1:    # each worker process builds the app from the environment (kiosk.server.app.app_from_env)
+        import os
+
+        from uvicorn.supervisors import Multiprocess
+
+        api.state.kiosk_app.close()
+        os.environ["KIOSK_SERVE_TLS"] = "1" if tls else ""
+        os.environ["KIOSK_SERVE_INSECURE_TEMPLATES"] = "1" if a.insecure_templates else ""
+        config = uvicorn.Config("kiosk.server.app:app_from_env", factory=True, workers=a.workers,
+                                log_level=a.log_level, ssl_certfile=a.ssl_certfile, ssl_keyfile=a.ssl_keyfile,
+                                access_log=False, timeout_keep_alive=30)
+        Multiprocess(config, sockets=[sock]).run()
+        return 0
     config = uvicorn.Config(api, log_level=a.log_level, ssl_certfile=a.ssl_certfile, ssl_keyfile=a.ssl_keyfile,
                             access_log=False, timeout_keep_alive=30)
     server = uvicorn.Server(config)

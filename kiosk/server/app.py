@@ -79,6 +79,14 @@ def create_app(settings: Settings | None = None, *, kiosk_app: App | None = None
     return api
 
 
+def app_from_env() -> FastAPI:
+    """The app of one worker process of `kiosk server --workers N` (settings from KIOSK_*)."""
+    import os
+
+    return create_app(get_settings(), tls=bool(os.environ.get("KIOSK_SERVE_TLS")),
+                      insecure_templates=bool(os.environ.get("KIOSK_SERVE_INSECURE_TEMPLATES")))
+
+
 def _no_generic_plans(app_ctx: App) -> None:
     """PostgreSQL: no server-side prepared statements on the server's connections. psycopg
     prepares a query after 5 runs, and PostgreSQL may then keep a generic plan; for the

@@ -211,20 +211,20 @@ def _apply_run(app, s: Session, term: TerminalIdentity, run: list[dict]) -> dict
 
     new_orders = [o for _, os_, _, _ in good for o in os_]
     if new_orders:
-        s.execute(insert(Order), new_orders)
+        s.execute(insert(Order.__table__), new_orders)
     lines = [x for _, _, ls, _ in good for x in ls]
     if lines:
-        s.execute(insert(OrderLine), lines)
+        s.execute(insert(OrderLine.__table__), lines)
     entries = [e for _, _, _, es in good for e in es]
     if entries:
-        s.execute(insert(LedgerEntry), entries)
+        s.execute(insert(LedgerEntry.__table__), entries)
     now = utcnow()
     if new_orders:
         op_of = {o["id"]: str(op["op_id"]) for op, os_, _, _ in good for o in os_}
-        s.execute(insert(PushedOrder), [{"order_id": o["id"], "terminal_id": term.terminal_id,
+        s.execute(insert(PushedOrder.__table__), [{"order_id": o["id"], "terminal_id": term.terminal_id,
                                          "op_id": op_of[o["id"]], "received_at": now} for o in new_orders])
     if good:
-        s.execute(insert(AppliedOp), [{"op_id": str(op["op_id"]), "terminal_id": term.terminal_id,
+        s.execute(insert(AppliedOp.__table__), [{"op_id": str(op["op_id"]), "terminal_id": term.terminal_id,
                                        "kind": str(op.get("kind", ""))[:40], "status": "applied", "error": None,
                                        "payload": None, "created_at": _dt(op.get("created_at")), "received_at": now}
                                       for op, _, _, _ in good])
