@@ -263,6 +263,17 @@ def test_enrolment_and_erasure_reach_every_terminal_within_one_sync(env, tmp_pat
         sync(t1)
         assert t1.faces.identify_file(obama[1]).resident_id is None
 
+        # an erasure at a terminal before its enrolment was pushed: the templates never leave it
+        enroll_files(t1, "R0002", [obama[2]], consent="self", actor=staff_actor(t1, "S01"))
+        t1.residents.erase_faces("R0002", staff_actor(t1, "SUP"))
+        with t1.db.session() as s:
+            assert all(not (e.payload.get("rows") or {}).get("face_templates") for e in s.scalars(select(OutboxEntry)))
+        sync(t1)
+        app = d.server_app()
+        with app.db.session() as s:
+            assert s.scalar(select(func.count()).select_from(FaceTemplate)) == 0
+        app.close()
+
         # district imports are refused on a terminal, with the reason
         from kiosk.services.importing import import_menu
         menu = d.root / "menu_new.csv"

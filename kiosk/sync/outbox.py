@@ -23,6 +23,8 @@ def record(app, session: Session, kind: str, **meta: object) -> None:
     session.info.setdefault(changes.OPS, []).append((kind, {k: v for k, v in meta.items() if v is not None}))
     if app.settings.is_terminal:
         session.info[changes.TERMINAL] = True
+        if kind == "faces.erase" and meta.get("resident_id"):
+            _scrub_pending_templates(session, str(meta["resident_id"]))
     else:
         entity = _TOUCHES.get(kind)
         rids = [meta["resident_id"]] if meta.get("resident_id") else []
@@ -37,3 +39,14 @@ def record(app, session: Session, kind: str, **meta: object) -> None:
 def pending_count(session: Session) -> int:
     return int(session.scalar(select(func.count()).select_from(OutboxEntry)
                               .where(OutboxEntry.status == "pending")) or 0)
+
+
+def _scrub_pending_templates(session: Session, resident_id: str) -> None:
+    """An erasure on a terminal also takes the resident's templates out of outbox rows
+    not yet pushed (the enrolment still goes, without them): erased means erased here too."""
+    for e in session.scalars(select(OutboxEntry).where(OutboxEntry.status.in_(("pending", "rejected")))):
+        rows = (e.payload or {}).get("rows") or {}
+        tpl = rows.get("face_templates") or []
+        keep = [t for t in tpl if t.get("resident_id") != resident_id]
+        if len(keep) != len(tpl):
+            e.payload = {**e.payload, "rows": {**rows, "face_templates": keep}}
