@@ -62,6 +62,8 @@ class KioskService:
     def __init__(self, app, clock: Callable[[], datetime] = now_cst) -> None:
         self.app = app
         self.clock = clock          # the terminal's time (CST); tests set it to a chosen moment
+        from ..sync.status import start_background_sync
+        self._sync = start_background_sync(app)   # a district terminal syncs by itself (None otherwise)
 
     @property
     def settings(self):
