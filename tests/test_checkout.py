@@ -185,7 +185,7 @@ def test_a_new_policy_version_prices_the_next_quote(shop, formats, tmp_path):
     uses the new version (the 80+ tier raised from 5.00 to 5.50)."""
     assert shop.billing.quote("R0001", ["D001"], at=LUNCH).quote.subsidy_fen == 500
     p = policy_with_80_plus_at(formats, tmp_path, 5.50)
-    assert import_policy(shop, p).imported
+    assert import_policy(shop, p, replace=True).imported   # a changed tier amount: replaces it
     assert shop.billing.quote("R0001", ["D001"], at=LUNCH).quote.subsidy_fen == 550
 
 
@@ -197,7 +197,7 @@ def test_settle_prices_on_the_newest_policy_even_when_quotes_are_cached(shop, fo
     assert shop.billing.quote("R0001", ["D001"], at=LUNCH).quote.subsidy_fen == 500
     p = policy_with_80_plus_at(formats, tmp_path, 5.50)
     generation = importing.POLICY_GENERATION
-    assert import_policy(shop, p).imported
+    assert import_policy(shop, p, replace=True).imported   # a changed tier amount: replaces it
     monkeypatch.setattr(importing, "POLICY_GENERATION", generation)   # as if imported by another process
     assert shop.billing.quote("R0001", ["D001"], at=LUNCH).quote.subsidy_fen == 500   # cached, briefly
     assert shop.billing.settle("R0001", ["D001"], at=LUNCH).subsidy_fen == 550

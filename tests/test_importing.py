@@ -1,6 +1,7 @@
 """Importers: the district's example files as they are (CSV and .xlsx), and bad rows."""
 import csv
 import json
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -8,7 +9,7 @@ from openpyxl import Workbook
 
 from kiosk.cli.main import main
 from kiosk.db.models import MenuItem, Resident, SubsidyPolicy
-from kiosk.errors import ImportFileError
+from kiosk.errors import ImportFileError, ValidationError
 from kiosk.services.importing import import_menu, import_policy, import_roster
 from sqlalchemy import func, select
 
@@ -162,7 +163,12 @@ def test_policy_as_json_and_versioning(app, formats, tmp_path):
     p = tmp_path / "policy.json"
     p.write_text(json.dumps(data, default=str, ensure_ascii=False), encoding="utf-8")
     assert import_policy(app, formats / "policy.example.yaml").created == ["wuhou-2026 v1"]
-    rep = import_policy(app, p)
+    with pytest.raises(ValidationError) as ei:           # 特困供养 8.00 -> 9.00: only with replace
+        import_policy(app, p, today=date(2026, 11, 1))
+    assert "特困供养 每餐9.00元" in ei.value.user_message and "特困供养 每餐8.00元" in ei.value.user_message
+    assert "七十至七十九岁" not in ei.value.user_message      # tiers carried over unchanged are no conflict
+    assert count(app, SubsidyPolicy) == 1
+    rep = import_policy(app, p, replace=True, today=date(2026, 11, 1))
     assert rep.updated and rep.updated[0]["policy"] == "wuhou-2026 v2"
 
 

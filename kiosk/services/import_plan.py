@@ -1,16 +1,24 @@
-"""Import plans for the district console: what a roster, menu or policy file would
-change, computed without writing anything (the dry run), and applying exactly that
-plan after the administrator confirms it.
+"""The one import path: what a roster, menu or policy file would change, computed
+without writing anything (the plan, shown as the dry run), and applying exactly that
+plan. The district console (kiosk.server.console), the command line (`kiosk residents
+import`, `kiosk menu import`, `kiosk policy import`), the kiosk's staff pages and the
+``import_*`` helpers of kiosk.services.importing all go through ``plan_*`` and
+``apply_*`` here.
 
-It reuses the importers' reading and row checks (kiosk.services.importing) and adds
-what an office needs on top of them:
+Reading and checking the files (bounded against hostile input) and the row checks
+are kiosk.services.importing's and kiosk.services.tabular's; on top of them:
 
 * roster updates keep what is stored where a cell is blank (or the column is
   absent) and clear an optional value where the cell says ``清除``;
 * categories may carry a grade (残疾:二级);
 * a menu row may name its canteen (食堂 column; empty = every canteen);
 * a policy whose tier overlaps a tier in force (same category or age bracket,
-  overlapping dates) is refused with both tiers named, unless it replaces it.
+  overlapping dates) is refused with both tiers named, unless it replaces it;
+* a roster's photos (``photos_dir``) of rows that carry face consent: headers are
+  checked in the plan, each photo is decoded and embedded (``prepare_photos``) before
+  the first row is written, and enrolled after the rows are stored;
+* on a terminal of a district server nothing is planned or imported (imports run on
+  the server; the terminal receives them).
 """
 from __future__ import annotations
 
@@ -22,14 +30,14 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from ..billing.policy import Policy, Tier, category_problem, split_category
+from ..billing.policy import Policy, Tier, split_category
 from ..db.models import Canteen, MenuItem, Resident, SubsidyPolicy
 from ..errors import ImportFileError, ValidationError
 from ..money import fen_to_yuan
 from . import audit, importing
-from .importing import (MENU_COLUMNS, ROSTER_COLUMNS, Problem, generated_resident_id,
-                        load_policy_file, validate_menu_row, validate_roster_row)
-from .tabular import Column, read_table, split_list
+from .importing import (MENU_COLUMNS, ROSTER_COLUMNS, ImportReport, Problem, check_row_photos,
+                        generated_resident_id, load_policy_file, validate_menu_row, validate_roster_row)
+from .tabular import Column, read_table
 
 CLEAR = "清除"
 # roster columns whose value may be cleared with 清除 (the others are required or derived)
@@ -48,6 +56,18 @@ MENU_COLUMNS_WITH_CANTEEN = MENU_COLUMNS + ([CANTEEN_COLUMN] if not any(
     c.alias == "canteen_id" for c in MENU_COLUMNS) else [])
 
 
+def refuse_on_terminal(app) -> None:
+    """Imports run on the district server (or a single machine); a terminal of a
+    district server receives what was imported there at its next sync."""
+    if app.settings.is_terminal:
+        from ..sync.errors import ServerOnlyError
+
+        raise ServerOnlyError("这是区服务器的终端：花名册、菜单和补贴政策只能在区服务器上导入"
+                              "（网页管理台或服务器上的 kiosk 命令），终端会在下次同步时收到",
+                              detail="imports are refused on a terminal (KIOSK_SERVER_URL is set): "
+                                     "run them on the district server")
+
+
 @dataclass
 class PlannedRow:
     row: int | None
@@ -56,10 +76,16 @@ class PlannedRow:
     label: str = ""             # a name to show beside the key
     changes: dict = field(default_factory=dict)   # column (Chinese) -> [old, new] as text
     record: dict = field(default_factory=dict)    # what apply writes
+    fields: dict = field(default_factory=dict)    # field name -> [old, new] as text (the same changes)
+    photos: list[str] = field(default_factory=list)   # roster: photos to enrol (rows with face consent)
+    face_consent: bool | None = None              # roster: 人脸授权 said 是 (True) / 否 (False) / blank
 
     def to_json(self) -> dict:
-        return {"row": self.row, "key": self.key, "action": self.action, "label": self.label,
-                "changes": self.changes}
+        d = {"row": self.row, "key": self.key, "action": self.action, "label": self.label,
+             "changes": self.changes}
+        if self.photos:
+            d["photos"] = self.photos
+        return d
 
 
 @dataclass
@@ -92,6 +118,8 @@ class ImportPlan:
     conflicts: list[Conflict] = field(default_factory=list)
     replace: bool = False
     extra: dict = field(default_factory=dict)
+    photos_dir: Path | None = None   # roster: the photo folder given on import
+    path: Path | None = None         # the file as read (its name is ``file``)
 
     def by_action(self, action: str) -> list[PlannedRow]:
         return [p for p in self.planned if p.action == action]
@@ -113,12 +141,21 @@ class ImportPlan:
         """True when confirming would be refused: bad rows, or overlaps not replaced."""
         return bool(self.problems) or (bool(self.conflicts) and not self.replace)
 
+    @property
+    def bad_rows(self) -> list[int]:
+        return sorted({p.row for p in self.problems if p.row is not None})
+
+    def counts(self) -> dict:
+        return {"add": len(self.add), "change": len(self.change), "unchanged": len(self.unchanged),
+                "bad_rows": len(self.bad_rows), "problems": len(self.problems), "conflicts": len(self.conflicts)}
+
     def to_json(self) -> dict:
         return {"kind": self.kind, "file": self.file, "rows": self.rows,
                 "add": [p.to_json() for p in self.add], "change": [p.to_json() for p in self.change],
                 "unchanged": [p.to_json() for p in self.unchanged],
                 "problems": [p.to_json() for p in self.problems], "warnings": self.warnings,
-                "conflicts": [c.to_json() for c in self.conflicts], "blocked": self.blocked}
+                "conflicts": [c.to_json() for c in self.conflicts], "replace": self.replace,
+                "blocked": self.blocked, "counts": self.counts()}
 
 
 def _text(v: object) -> str:
@@ -142,14 +179,22 @@ def _stored_cells(r: Resident) -> dict[str, str]:
             "card_no": r.card_no or "", "emergency_contact": r.emergency_contact or ""}
 
 
-def plan_roster(app, path: Path) -> ImportPlan:
-    """What a roster file would add and change; nothing is written."""
+def plan_roster(app, path: Path, *, photos_dir: Path | None = None) -> ImportPlan:
+    """What a roster file would add and change; nothing is written. A row whose 编号 or
+    身份证号 matches a stored resident updates that resident: a blank cell (or an absent
+    column) keeps the stored value, ``清除`` clears an optional one. ``photos_dir``: the
+    photos of rows with face consent (人脸授权 是) are checked (header only: size,
+    format, pixels); without it the 照片 and 人脸授权 columns are not used."""
+    refuse_on_terminal(app)
+    if photos_dir is not None and not Path(photos_dir).is_dir():
+        raise ImportFileError(f"照片文件夹不存在：{photos_dir}", detail=f"--photos {photos_dir}: not a folder")
     table = read_table(path, ROSTER_COLUMNS)
-    plan = ImportPlan("roster", Path(path).name, rows=len(table.rows), warnings=list(table.warnings))
+    plan = ImportPlan("roster", Path(path).name, rows=len(table.rows), warnings=list(table.warnings),
+                      photos_dir=Path(photos_dir) if photos_dir is not None else None, path=Path(path))
     present = set()
     for _, r in table.rows[:1]:
         present = set(r)
-    if "photos" in present or "face_consent" in present:
+    if photos_dir is None and ("photos" in present or "face_consent" in present):
         plan.warnings.append("「照片」和「人脸授权」列在网页导入中不处理：人脸授权和照片请在终端登记，"
                              "或用命令行 `kiosk residents import --photos 照片目录`")
     seen: dict[str, dict[str, int]] = {"resident_id": {}, "id_number": {}, "card_no": {}}
@@ -177,26 +222,21 @@ def plan_roster(app, path: Path) -> ImportPlan:
                 for alias, value in _stored_cells(stored).items():
                     if alias not in clears and _blank(cells.get(alias)):
                         cells[alias] = value
-            # categories (with grades) are checked here; the row check sees none
-            cat_cell = cells.get("categories")
-            if "categories" in clears:
-                cats: list[str] | None = []
-            elif _blank(cat_cell):
-                cats = list(stored.categories or []) if stored is not None else []
-            else:
-                cats = [c.replace("：", ":") for c in split_list(cat_cell)]
-                for c in cats:
-                    why = category_problem(c)
-                    if why:
-                        probs.append(Problem(n, "人员类别", why, f"unknown category or grade {c!r}"))
-            cells["categories"] = ""
+            # categories (with grades, 残疾:二级) are checked by the row check when given;
+            # kept (blank) or cleared (清除) they are not read from the cell
+            keep_cats = "categories" not in clears and _blank(cells.get("categories"))
+            if keep_cats or "categories" in clears:
+                cells["categories"] = ""
             row, row_probs = validate_roster_row(n, cells)
             probs += row_probs
+            if row is not None and not probs and plan.photos_dir is not None and row.face_consent:
+                probs += check_row_photos(row.row, row.photos, plan.photos_dir, Path(path).name, plan.warnings)
             if row is None or probs:
                 plan.problems += probs
                 continue
             fields = dict(row.fields)
-            fields["categories"] = cats
+            if keep_cats and stored is not None:
+                fields["categories"] = list(stored.categories or [])
             for alias in clears:
                 if alias == "diet":
                     fields["diet_tags"], fields["allergies"] = [], []
@@ -223,19 +263,66 @@ def plan_roster(app, path: Path) -> ImportPlan:
                                                  f"{alias} already belongs to resident {holder.id}"))
             if dup:
                 continue
+            consent = None if _blank(raw.get("face_consent")) else row.face_consent
+            photos = list(row.photos) if (plan.photos_dir is not None and row.face_consent) else []
+            if plan.photos_dir is not None and row.photos and not row.face_consent:
+                plan.extra.setdefault("no_consent", []).append((n, rid))
             if stored is None:
-                plan.planned.append(PlannedRow(n, rid, "add", fields["name"], record=fields))
+                plan.planned.append(PlannedRow(n, rid, "add", fields["name"], record=fields,
+                                               photos=photos, face_consent=consent))
                 continue
-            changes = {FIELD_HEAD[k]: [_text(getattr(stored, k)), _text(v)] for k, v in fields.items()
-                       if getattr(stored, k) != v and not (getattr(stored, k) in (None, []) and v in (None, []))}
+            same = {k: v for k, v in fields.items()
+                    if getattr(stored, k) != v and not (getattr(stored, k) in (None, []) and v in (None, []))}
+            changes = {FIELD_HEAD[k]: [_text(getattr(stored, k)), _text(v)] for k, v in same.items()}
+            by_field = {k: [_text(getattr(stored, k)), _text(v)] for k, v in same.items()}
             plan.planned.append(PlannedRow(n, rid, "change" if changes else "unchanged", fields["name"],
-                                           changes, record=fields))
+                                           changes, record=fields, fields=by_field, photos=photos,
+                                           face_consent=consent))
     return plan
 
 
-def apply_roster(app, plan: ImportPlan, staff_id: str) -> dict:
-    """Write a roster plan in one transaction (all rows or none)."""
-    _refuse_blocked(plan)
+def prepare_photos(app, plan: ImportPlan) -> None:
+    """Decode, detect and embed the photos each planned roster row will enrol (nothing is
+    written). A photo that cannot be decoded is a problem of its row (the row is then
+    left out of the plan); no face or a poor photo is reported with the enrolment, as at
+    the desk. Kept in ``plan.extra['prepared']`` for ``apply_roster``."""
+    if plan.kind != "roster" or plan.photos_dir is None:
+        return
+    from enrollment.batch import EnrollReport, prepare_images
+
+    prepared = plan.extra.setdefault("prepared", {})
+    for p in list(plan.planned):
+        if not p.photos or p.row in prepared:
+            continue
+        er = EnrollReport(p.key)
+        paths = []
+        for ph in p.photos:
+            f = plan.photos_dir / ph
+            if f.is_file():
+                paths.append(f)
+            else:
+                er.refused.append({"image": str(f), "reason": "error", "message": f"找不到图片文件：{f}"})
+        ready = prepare_images(app, paths, er)
+        unreadable = [r for r in er.refused if r["reason"] == "error" and Path(r["image"]).is_file()]
+        for r in unreadable:
+            plan.problems.append(Problem(p.row, ROSTER_HEAD["photos"], f"照片「{Path(r['image']).name}」：{r['message']}",
+                                         f"photo {Path(r['image']).name!r} cannot be decoded"))
+        if unreadable:
+            plan.planned.remove(p)
+            continue
+        prepared[p.row] = (ready, er)
+
+
+def apply_roster(app, plan: ImportPlan, staff_id: str, *, skip_invalid: bool = False, via: str = "console") -> dict:
+    """Write a roster plan in one transaction (all rows or none); then, with a photo
+    folder, record each consenting row's consent and enrol its prepared photos (one
+    resident at a time: a refused face does not undo the roster). ``skip_invalid``: the
+    rows without problems are written, the bad ones left out."""
+    refuse_on_terminal(app)
+    _refuse_blocked(plan, skip_invalid)
+    if plan.photos_dir is not None:
+        prepare_photos(app, plan)       # before the first write (a no-op when done already)
+        _refuse_blocked(plan, skip_invalid)
     created, updated = [], {}
     with app.db.session(write_lock=True) as s:
         for p in plan.planned:
@@ -253,9 +340,45 @@ def apply_roster(app, plan: ImportPlan, staff_id: str) -> dict:
                 for k, v in p.record.items():
                     setattr(r, k, v)
                 updated[p.key] = sorted(p.changes)
-        audit.record(s, staff_id, "import.roster", plan.file, via="console", created=created,
-                     updated=updated, unchanged=len(plan.unchanged))
-    return {"created": len(created), "updated": len(updated), "unchanged": len(plan.unchanged)}
+        audit.record(s, staff_id, "import.roster", plan.file, via=via, created=created,
+                     updated=updated, unchanged=len(plan.unchanged), skipped_rows=plan.bad_rows or None)
+    photos = _enrol_photos(app, plan, staff_id) if plan.photos_dir is not None else []
+    return {"created": len(created), "updated": len(updated), "unchanged": len(plan.unchanged), "photos": photos}
+
+
+def _enrol_photos(app, plan: ImportPlan, staff_id: str) -> list[dict]:
+    """Record the roster's face consent (the paper form) and enrol the prepared photos.
+    A resident who withdrew consent before (face data erased) is not enrolled again
+    from the roster: only a consent given anew, at the desk, brings face data back."""
+    from enrollment.batch import enroll_prepared
+    from enrollment.consent import active_consent, record_consent
+
+    from ..errors import KioskError
+
+    out = [{"row": n, "resident_id": rid, "status": "no_consent",
+            "message": "未签署人脸授权，照片未登记（可用助老卡就餐）"} for n, rid in plan.extra.get("no_consent", [])]
+    prepared = plan.extra.get("prepared", {})
+    for p in plan.planned:
+        if not p.photos:
+            continue
+        ready, er = prepared.get(p.row, ([], None))
+        if er is None:
+            continue
+        try:
+            with app.db.session() as s:
+                if active_consent(s, p.key) is None:
+                    record_consent(s, p.key, "self", staff_id, source="roster")
+                    s.flush()
+                if ready:
+                    enroll_prepared(app, s, p.key, ready, er, staff_id=staff_id, source="import")
+        except KioskError as exc:
+            app.faces.rebuild_later()
+            out.append({"row": p.row, "resident_id": p.key, "status": "refused", "message": exc.user_message})
+            continue
+        app.faces.save_index()
+        out.append({"row": p.row, "resident_id": p.key, "status": "enrolled" if er.enrolled else "refused",
+                    "enrolled": len(er.enrolled), "refused": er.refused})
+    return sorted(out, key=lambda d: d["row"])
 
 
 # ---------------------------------------------------------------------- menu
@@ -265,9 +388,12 @@ def known_canteens(session) -> list[str]:
 
 def plan_menu(app, path: Path, canteen_id: str | None = None) -> ImportPlan:
     """A menu file: each row for its 食堂 (column), else ``canteen_id`` (a per-canteen
-    file), else every canteen of the district."""
+    file), else every canteen of the district (on a single machine: this canteen).
+    A column the file does not have keeps what is stored."""
+    refuse_on_terminal(app)
     table = read_table(path, MENU_COLUMNS_WITH_CANTEEN)
-    plan = ImportPlan("menu", Path(path).name, rows=len(table.rows), warnings=list(table.warnings))
+    plan = ImportPlan("menu", Path(path).name, rows=len(table.rows), warnings=list(table.warnings),
+                      path=Path(path))
     seen: dict[tuple, int] = {}
     with app.db.session(read_only=True) as s:
         canteens = known_canteens(s) or [app.settings.canteen_id]
@@ -313,8 +439,9 @@ def _show(key: str, v: object) -> str:
     return fen_to_yuan(v) if key == "price_fen" and isinstance(v, int) else _text(v)
 
 
-def apply_menu(app, plan: ImportPlan, staff_id: str) -> dict:
-    _refuse_blocked(plan)
+def apply_menu(app, plan: ImportPlan, staff_id: str, *, skip_invalid: bool = False, via: str = "console") -> dict:
+    refuse_on_terminal(app)
+    _refuse_blocked(plan, skip_invalid)
     with app.db.session(write_lock=True) as s:
         for p in plan.planned:
             rec = p.record
@@ -326,8 +453,9 @@ def apply_menu(app, plan: ImportPlan, staff_id: str) -> dict:
             elif p.action == "change":
                 for k, v in rec.items():
                     setattr(existing, k, v)
-        audit.record(s, staff_id, "import.menu", plan.file, via="console", created=len(plan.add),
-                     updated=len(plan.change), canteens=sorted({p.record["canteen_id"] for p in plan.planned}))
+        audit.record(s, staff_id, "import.menu", plan.file, via=via, created=len(plan.add),
+                     updated=len(plan.change), canteens=sorted({p.record["canteen_id"] for p in plan.planned}),
+                     skipped_rows=plan.bad_rows or None)
     importing.MENU_GENERATION += 1
     return {"created": len(plan.add), "updated": len(plan.change), "unchanged": len(plan.unchanged)}
 
@@ -359,8 +487,9 @@ def tiers_overlap(a: Tier, b: Tier) -> str | None:
 
 def policy_conflicts(new: Policy, stored: list[tuple[str, int, Policy]]) -> list[Conflict]:
     """Tiers of ``new`` that overlap tiers of stored policies in force on overlapping dates
-    (same district). A new version of the same policy conflicts only where a tier's amount
-    or name changes (the same tier again is the update itself)."""
+    (same district). A new version of the same policy conflicts only where one of the
+    stored version's tiers does not carry over unchanged (same name, match and amount):
+    then each new tier covering what it covered is named with it (e.g. 低保 6.00 -> 1.00)."""
     out = []
     for pid, version, old in stored:
         if old.district != new.district:
@@ -368,8 +497,14 @@ def policy_conflicts(new: Policy, stored: list[tuple[str, int, Policy]]) -> list
         lo, hi = max(old.effective_from, new.effective_from), min(old.effective_to, new.effective_to)
         if lo > hi:
             continue
+        kept = set()
+        if pid == new.id:
+            mine = {(t.name, t.match.model_dump_json(), t.per_meal_fen) for t in new.tiers}
+            kept = {i for i, t in enumerate(old.tiers) if (t.name, t.match.model_dump_json(), t.per_meal_fen) in mine}
         for nt in new.tiers:
-            for ot in old.tiers:
+            for i, ot in enumerate(old.tiers):
+                if i in kept:
+                    continue
                 what = tiers_overlap(nt, ot)
                 if what is None:
                     continue
@@ -390,8 +525,13 @@ def _newest_policies(session) -> list[tuple[str, int, Policy, str]]:
 
 
 def plan_policy(app, path: Path, *, replace: bool = False, today: date | None = None) -> ImportPlan:
+    """A policy document: a new policy or a new version of a stored one. Its tiers that
+    overlap tiers of a policy in force (same district and category or age bracket,
+    overlapping dates; ``today``: policies that ended before it are not in force) are
+    ``conflicts``: applying is refused unless ``replace``."""
+    refuse_on_terminal(app)
     policy, data = load_policy_file(path)
-    plan = ImportPlan("policy", Path(path).name, rows=1, replace=replace)
+    plan = ImportPlan("policy", Path(path).name, rows=1, replace=replace, path=Path(path))
     digest = hashlib.sha256(policy.model_dump_json().encode()).hexdigest()
     body = json.loads(json.dumps(data, default=str, ensure_ascii=False))
     with app.db.session(read_only=True) as s:
@@ -426,7 +566,8 @@ def plan_policy(app, path: Path, *, replace: bool = False, today: date | None = 
     return plan
 
 
-def apply_policy(app, plan: ImportPlan, staff_id: str) -> dict:
+def apply_policy(app, plan: ImportPlan, staff_id: str, *, skip_invalid: bool = False, via: str = "console") -> dict:
+    refuse_on_terminal(app)
     _refuse_blocked(plan)
     p = plan.planned[0]
     if p.action == "unchanged":
@@ -438,21 +579,62 @@ def apply_policy(app, plan: ImportPlan, staff_id: str) -> dict:
             raise ValidationError("预览之后政策已被他人导入，请重新上传预览",
                                   detail=f"{p.key} was imported after the dry run")
         s.add(SubsidyPolicy(**p.record))
-        audit.record(s, staff_id, "import.policy", p.record["policy_id"], via="console",
+        audit.record(s, staff_id, "import.policy", p.record["policy_id"], via=via,
                      version=p.record["version"], replaces=[c.text() for c in plan.conflicts] or None)
     importing.POLICY_GENERATION += 1
     return {"created": int(p.action == "add"), "updated": int(p.action == "change"), "unchanged": 0}
 
 
-def _refuse_blocked(plan: ImportPlan) -> None:
-    if plan.problems:
+def conflict_error(plan: ImportPlan) -> ValidationError:
+    """The refusal of a policy whose tiers overlap tiers in force, naming both."""
+    return ValidationError("新政策的档次与现行政策重叠：" + "；".join(c.text() for c in plan.conflicts)
+                           + "。如确需取代现行档次，请勾选“取代现行档次”（命令行：--replace）",
+                           detail="overlapping tiers; replace not confirmed: "
+                                  + "; ".join(f"{c.new_tier} / {c.old_policy} {c.old_tier}" for c in plan.conflicts))
+
+
+def _refuse_blocked(plan: ImportPlan, skip_invalid: bool = False) -> None:
+    if plan.problems and not skip_invalid:
         raise ImportFileError(f"{plan.file} 有 {len(plan.problems)} 处错误，未导入",
                               detail="the plan has problems", problems=[p.to_json() for p in plan.problems])
     if plan.conflicts and not plan.replace:
-        raise ValidationError("新政策的档次与现行政策重叠：" + "；".join(c.text() for c in plan.conflicts)
-                              + "。如确需取代现行档次，请勾选“取代现行档次”",
-                              detail="overlapping tiers; replace not confirmed")
+        raise conflict_error(plan)
 
 
 PLANNERS = {"roster": plan_roster, "menu": plan_menu, "policy": plan_policy}
 APPLIERS = {"roster": apply_roster, "menu": apply_menu, "policy": apply_policy}
+
+
+def report_of(plan: ImportPlan, *, dry_run: bool, result: dict | None = None) -> ImportReport:
+    """The plan (and, once applied, its result) as an ImportReport: the lists scripts and
+    the kiosk's staff pages read (``created``, ``updated``, ``unchanged``, ``problems`` ...)."""
+    key = {"roster": "resident_id", "menu": "dish", "policy": "policy"}[plan.kind]
+    rep = ImportReport(str(plan.path or plan.file), plan.kind, rows=plan.rows, dry_run=dry_run,
+                       warnings=list(plan.warnings), problems=list(plan.problems))
+    rep.created = [p.key for p in plan.add]
+    rep.updated = [{key: p.key, "changed": p.fields or p.changes} for p in plan.change]
+    rep.unchanged = [p.key for p in plan.unchanged]
+    rep.skipped_rows = plan.bad_rows
+    rep.plan = plan
+    if result is not None:     # a policy file that is stored already imports nothing
+        rep.imported = plan.kind != "policy" or bool(plan.add or plan.change)
+        rep.photos = list(result.get("photos") or [])
+    return rep
+
+
+def run_import(app, plan: ImportPlan, *, dry_run: bool = False, skip_invalid: bool = False,
+               staff_id: str | None = None, via: str = "local") -> ImportReport:
+    """Apply ``plan`` (unless ``dry_run``) and report. Bad rows: nothing is written and
+    the report lists them (``skip_invalid``: the good rows are written); tiers that
+    overlap a policy in force without ``replace``: refused (ValidationError)."""
+    if plan.conflicts and not plan.replace:
+        if dry_run:
+            return report_of(plan, dry_run=True)
+        raise conflict_error(plan)
+    if dry_run or (plan.problems and not skip_invalid):
+        return report_of(plan, dry_run=dry_run)
+    prepare_photos(app, plan)            # every photo decoded and embedded before the first write
+    if plan.problems and not skip_invalid:
+        return report_of(plan, dry_run=False)
+    result = APPLIERS[plan.kind](app, plan, staff_id or "system", skip_invalid=skip_invalid, via=via)
+    return report_of(plan, dry_run=False, result=result)

@@ -1,8 +1,15 @@
-"""Importers for the district's roster, menu and subsidy policy files.
+"""Reading and checking the district's roster, menu and subsidy policy files, and the
+``import_*`` helpers.
 
-Every row is validated first. A file with any bad row imports nothing unless
-``skip_invalid`` is set; ``dry_run`` only validates. Importing the same file
-again changes nothing; a changed row updates the record and says so."""
+This module holds what every import shares: the columns, the checks of one row
+(bounded, every value validated before the database sees it), the photo checks and
+the bounded policy loader. What a file would change and writing it is
+kiosk.services.import_plan's (the one import path of the console, the command line
+and the kiosk): ``import_roster``/``import_menu``/``import_policy`` here plan the file
+and apply the plan. Every row is validated first; a file with any bad row imports
+nothing unless ``skip_invalid`` is set; ``dry_run`` only plans. Importing the same
+file again changes nothing; a changed row updates the record and says so; a blank
+roster cell keeps what is stored and ``清除`` clears it."""
 from __future__ import annotations
 
 import hashlib
@@ -22,7 +29,6 @@ from ..idcard import parse_id_number
 from ..limits import (POLICY_MAX_BYTES, POLICY_MAX_DEPTH, POLICY_MAX_NODES, POLICY_MAX_STRING,
                       describe_char, forbidden_char)
 from ..money import DISH_PRICE_MAX_FEN, PORTIONS_MAX, AmountError, fen_to_yuan, yuan_to_fen
-from . import audit
 from .tabular import (Column, Problem, cell_problem, check_file, decode_text, parse_date, read_bytes, read_table,
                       split_list)
 
@@ -35,7 +41,8 @@ ROSTER_COLUMNS = [
 MENU_COLUMNS = [
     Column("日期", "date", True), Column("餐次", "meal", True), Column("菜品编号", "dish_id", True),
     Column("菜名", "name", True), Column("价格", "price", True), Column("类别", "category"),
-    Column("标签", "tags"), Column("过敏原", "allergens"), Column("份数", "portions")]
+    Column("标签", "tags"), Column("过敏原", "allergens"), Column("份数", "portions"),
+    Column("食堂", "canteen_id")]
 ROSTER_HEADERS = {c.alias: c.header for c in ROSTER_COLUMNS}
 MENU_HEADERS = {c.alias: c.header for c in MENU_COLUMNS}
 DISH_CATEGORIES = ("荤菜", "素菜", "主食", "汤", "套餐")
@@ -59,6 +66,7 @@ class ImportReport:
     photos: list[dict] = field(default_factory=list)
     dry_run: bool = False
     imported: bool = False
+    plan: object = field(default=None, repr=False)   # the import_plan.ImportPlan it reports
 
     def to_json(self) -> dict:
         return {"file": self.file, "kind": self.kind, "rows": self.rows, "dry_run": self.dry_run,
@@ -210,185 +218,37 @@ def generated_resident_id(id_number: str) -> str:
     return "R" + hashlib.sha256(id_number.encode()).hexdigest()[:10].upper()
 
 
-def import_roster(app, path: Path, *, dry_run: bool = False, skip_invalid: bool = False,
-                  photos_dir: Path | None = None, staff_id: str | None = None) -> ImportReport:
-    """Every row and every photo is checked before anything is written: the cells,
-    the rows against each other and the store, each photo's header (size, format,
-    pixels) and, for a real import, each photo decoded and embedded."""
-    if photos_dir is not None and not Path(photos_dir).is_dir():
-        raise ImportFileError(f"照片文件夹不存在：{photos_dir}", detail=f"--photos {photos_dir}: not a folder")
-    table = read_table(path, ROSTER_COLUMNS)
-    rep = ImportReport(str(path), "roster", rows=len(table.rows), dry_run=dry_run, warnings=table.warnings)
-    good: list[RosterRow] = []
-    seen_ids: dict[str, int] = {}
-    seen_idn: dict[str, int] = {}
-    seen_card: dict[str, int] = {}
-    for n, r in table.rows:
-        row, probs = validate_roster_row(n, r)
-        if row is not None:
-            for key, seen, alias, zh in ((row.resident_id, seen_ids, "resident_id", "编号"),
-                                         (row.fields["id_number"], seen_idn, "id_number", "身份证号"),
-                                         (row.fields["card_no"], seen_card, "card_no", "卡号")):
-                if key and key in seen:
-                    probs.append(Problem(n, _col(alias), f"{zh}「{key}」与第{seen[key]}行重复",
-                                         f"duplicate {alias} {key!r} (also row {seen[key]})"))
-                elif key:
-                    seen[key] = n
-            if photos_dir is not None and row.face_consent:
-                probs += _check_row_photos(row, Path(photos_dir), Path(path), rep)
-        if probs:
-            rep.problems += probs
-            rep.skipped_rows.append(n)
-        else:
-            good.append(row)
-    with app.db.session() as s:
-        # conflicts with residents already stored (card number or ID number held by someone else)
-        for row in list(good):
-            rid = row.resident_id or _existing_id(s, row.fields["id_number"]) or generated_resident_id(row.fields["id_number"])
-            row.resident_id = rid
-            clash = False
-            for col, zh in ((Resident.id_number, "身份证号"), (Resident.card_no, "卡号")):
-                value = row.fields[col.key]
-                holder = value and s.scalars(select(Resident).where(col == value, Resident.id != rid)).first()
-                if holder:
-                    clash = True
-                    rep.problems.append(Problem(row.row, _col(col.key), f"{zh}已属于居民 {holder.id}（{holder.name}）",
-                                                f"{col.key} already belongs to resident {holder.id}"))
-            if clash:
-                rep.skipped_rows.append(row.row)
-                good.remove(row)
-    rep.skipped_rows = sorted(set(rep.skipped_rows))
-    if rep.problems and not skip_invalid:
-        return rep
-    # every photo decoded, its face found and embedded before the first write
-    prepared = {} if dry_run else _prepare_roster_photos(app, good, photos_dir, rep)
-    rep.skipped_rows = sorted(set(rep.skipped_rows))
-    if rep.problems and not skip_invalid:
-        return rep
-    good = [row for row in good if row.row not in rep.skipped_rows]
-    with app.db.session() as s:
-        for row in good:
-            existing = s.get(Resident, row.resident_id)
-            if existing is None:
-                rep.created.append(row.resident_id)
-                if not dry_run:
-                    s.add(Resident(id=row.resident_id, **row.fields))
-            else:
-                changed = {k: [str(getattr(existing, k)), str(v)] for k, v in row.fields.items()
-                           if getattr(existing, k) != v}
-                if existing.status == "erased":
-                    changed["status"] = ["erased", "active"]
-                if changed:
-                    rep.updated.append({"resident_id": row.resident_id, "changed": changed})
-                    if not dry_run:
-                        for k, v in row.fields.items():
-                            setattr(existing, k, v)
-                        existing.status = "active"
-                else:
-                    rep.unchanged.append(row.resident_id)
-        if not dry_run:
-            audit.record(s, staff_id or "system", "import.roster", str(path), created=len(rep.created),
-                         updated=len(rep.updated), skipped=len(set(rep.skipped_rows)))
-            if not rep.problems or skip_invalid:
-                rep.imported = True
-    if not dry_run and rep.imported:
-        _enrol_roster_photos(app, good, photos_dir, staff_id, rep, prepared)
-    return rep
-
-
-def _existing_id(s, id_number: str) -> str | None:
-    return s.scalar(select(Resident.id).where(Resident.id_number == id_number))
-
-
-def _check_row_photos(row: RosterRow, photos_dir: Path, path: Path, rep: ImportReport) -> list[Problem]:
+def check_row_photos(row: int, photos: list[str], photos_dir: Path, file: str,
+                     warnings: list[str]) -> list[Problem]:
     """Each photo of a consenting row: a missing one is a warning (the resident can
     enrol later); one that is too large, not an image or of an unknown format is a
     problem of the row. Only the header is read."""
     from ..vision.image_io import check_image_file
 
     probs = []
-    for ph in row.photos:
-        f = photos_dir / ph
+    for ph in photos:
+        f = Path(photos_dir) / ph
         if not f.is_file():
-            rep.warnings.append(f"{path.name} 第{row.row}行：照片 {ph} 不在 {photos_dir} 中 / photo not found")
+            warnings.append(f"{file} 第{row}行：照片 {ph} 不在 {photos_dir} 中 / photo not found")
             continue
         try:
             check_image_file(f)
         except ImageError as exc:
-            probs.append(Problem(row.row, _col("photos"), f"照片「{ph}」：{exc.user_message}",
+            probs.append(Problem(row, _col("photos"), f"照片「{ph}」：{exc.user_message}",
                                  f"photo {ph!r}: {exc.detail}"))
     return probs
 
 
-def _prepare_roster_photos(app, rows: list[RosterRow], photos_dir: Path | None,
-                           rep: ImportReport) -> dict[int, tuple[list, object]]:
-    """Decode, detect and embed the photos of consenting rows (nothing written). A photo
-    that cannot be decoded is a problem of its row; no face or a poor photo is reported
-    with the enrolment, as at the desk."""
-    if photos_dir is None:
-        return {}
-    from enrollment.batch import EnrollReport, prepare_images
+def import_roster(app, path: Path, *, dry_run: bool = False, skip_invalid: bool = False,
+                  photos_dir: Path | None = None, staff_id: str | None = None) -> ImportReport:
+    """Plan the roster and apply the plan (kiosk.services.import_plan). Every row and
+    every photo is checked before anything is written: the cells, the rows against each
+    other and the store, each photo's header (size, format, pixels) and, for a real
+    import, each photo decoded and embedded."""
+    from . import import_plan
 
-    out: dict[int, tuple[list, object]] = {}
-    for row in rows:
-        if not (row.photos and row.face_consent):
-            continue
-        er = EnrollReport(row.resident_id)
-        paths = []
-        for ph in row.photos:
-            f = Path(photos_dir) / ph
-            if f.is_file():
-                paths.append(f)
-            else:
-                er.refused.append({"image": str(f), "reason": "error", "message": f"找不到图片文件：{f}"})
-        prepared = prepare_images(app, paths, er)
-        unreadable = [r for r in er.refused if r["reason"] == "error" and Path(r["image"]).is_file()]
-        for r in unreadable:
-            rep.problems.append(Problem(row.row, _col("photos"), f"照片「{Path(r['image']).name}」：{r['message']}",
-                                        f"photo {r['image']!r} cannot be decoded"))
-        if unreadable:
-            rep.skipped_rows.append(row.row)
-            continue
-        out[row.row] = (prepared, er)
-    return out
-
-
-def _enrol_roster_photos(app, rows: list[RosterRow], photos_dir: Path | None, staff_id: str | None,
-                         rep: ImportReport, prepared: dict[int, tuple[list, object]]) -> None:
-    """Enrol the prepared photos of rows whose paper form carries face consent."""
-    if photos_dir is None:
-        return
-    from enrollment.batch import enroll_prepared
-    from enrollment.consent import active_consent, record_consent
-    from ..errors import KioskError
-
-    for row in rows:
-        if not row.photos:
-            continue
-        if not row.face_consent:
-            rep.photos.append({"row": row.row, "resident_id": row.resident_id, "status": "no_consent",
-                               "message": "未签署人脸授权，照片未登记（可用助老卡就餐）"})
-            continue
-        ready, er = prepared.get(row.row, ([], None))
-        if er is None:
-            continue
-        try:
-            with app.db.session() as s:
-                if active_consent(s, row.resident_id) is None:
-                    record_consent(s, row.resident_id, "self", staff_id or "system", source="roster")
-                    s.flush()
-                if ready:
-                    enroll_prepared(app, s, row.resident_id, ready, er, staff_id=staff_id or "system",
-                                    source="import")
-        except KioskError as exc:
-            app.faces.rebuild_later()
-            rep.photos.append({"row": row.row, "resident_id": row.resident_id, "status": "refused",
-                               "message": exc.user_message})
-            continue
-        app.faces.save_index()
-        rep.photos.append({"row": row.row, "resident_id": row.resident_id,
-                           "status": "enrolled" if er.enrolled else "refused",
-                           "enrolled": len(er.enrolled), "refused": er.refused})
+    plan = import_plan.plan_roster(app, path, photos_dir=photos_dir)
+    return import_plan.run_import(app, plan, dry_run=dry_run, skip_invalid=skip_invalid, staff_id=staff_id)
 
 
 # ---------------------------------------------------------------------- menu
@@ -467,56 +327,13 @@ def parse_portions(value: object) -> int | None:
 
 
 def import_menu(app, path: Path, *, dry_run: bool = False, skip_invalid: bool = False,
-                staff_id: str | None = None) -> ImportReport:
-    table = read_table(path, MENU_COLUMNS)
-    rep = ImportReport(str(path), "menu", rows=len(table.rows), dry_run=dry_run, warnings=table.warnings)
-    good = []
-    seen: dict[tuple, int] = {}
-    for n, r in table.rows:
-        item, probs = validate_menu_row(n, r)
-        if item is not None:
-            key = (item["menu_date"], item["meal"], item["dish_id"])
-            if key in seen:
-                probs.append(Problem(n, _col("dish_id", MENU_HEADERS), f"菜品编号「{item['dish_id']}」在同一天同一餐与第{seen[key]}行重复",
-                                     f"duplicate dish_id for that date and meal (also row {seen[key]})"))
-            else:
-                seen[key] = n
-        if probs:
-            rep.problems += probs
-            rep.skipped_rows.append(n)
-        else:
-            good.append(item)
-    rep.skipped_rows = sorted(set(rep.skipped_rows))
-    if rep.problems and not skip_invalid:
-        return rep
-    canteen = app.settings.canteen_id
-    with app.db.session() as s:
-        for item in good:
-            label = f"{item['menu_date']} {item['meal']} {item['dish_id']}"
-            existing = s.scalars(select(MenuItem).where(
-                MenuItem.canteen_id == canteen, MenuItem.menu_date == item["menu_date"],
-                MenuItem.meal == item["meal"], MenuItem.dish_id == item["dish_id"])).first()
-            if existing is None:
-                rep.created.append(label)
-                if not dry_run:
-                    s.add(MenuItem(canteen_id=canteen, **item))
-            else:
-                changed = {k: [str(getattr(existing, k)), str(v)] for k, v in item.items() if getattr(existing, k) != v}
-                if changed:
-                    rep.updated.append({"dish": label, "changed": changed})
-                    if not dry_run:
-                        for k, v in item.items():
-                            setattr(existing, k, v)
-                else:
-                    rep.unchanged.append(label)
-        if not dry_run:
-            audit.record(s, staff_id or "system", "import.menu", str(path), created=len(rep.created),
-                         updated=len(rep.updated))
-            rep.imported = True
-    if rep.imported:
-        global MENU_GENERATION
-        MENU_GENERATION += 1
-    return rep
+                staff_id: str | None = None, canteen_id: str | None = None) -> ImportReport:
+    """Plan the menu (each row for its 食堂, else ``canteen_id``, else every canteen) and
+    apply the plan."""
+    from . import import_plan
+
+    plan = import_plan.plan_menu(app, path, canteen_id)
+    return import_plan.run_import(app, plan, dry_run=dry_run, skip_invalid=skip_invalid, staff_id=staff_id)
 
 
 # ---------------------------------------------------------------------- policy
@@ -605,33 +422,17 @@ def load_policy_file(path: Path) -> tuple[Policy, dict]:
                               detail=str(exc), problems=[p.to_json() for p in probs]) from None
 
 
-def import_policy(app, path: Path, *, dry_run: bool = False, staff_id: str | None = None) -> ImportReport:
-    policy, data = load_policy_file(path)
-    rep = ImportReport(str(path), "policy", rows=1, dry_run=dry_run)
-    # store the document as received (amounts in yuan, as the format has them) ...
-    body = json.loads(json.dumps(data, default=str, ensure_ascii=False))
-    # ... and compare versions by what the policy means, not by its spelling
-    digest = hashlib.sha256(policy.model_dump_json().encode()).hexdigest()
-    with app.db.session() as s:
-        latest = s.scalars(select(SubsidyPolicy).where(SubsidyPolicy.policy_id == policy.id)
-                           .order_by(SubsidyPolicy.version.desc())).first()
-        if latest is not None and latest.body_sha256 == digest:
-            rep.unchanged.append(f"{policy.id} v{latest.version}")
-            return rep
-        version = (latest.version + 1) if latest else 1
-        label = f"{policy.id} v{version}"
-        (rep.updated.append({"policy": label, "changed": {"version": [str(version - 1), str(version)]}})
-         if latest else rep.created.append(label))
-        if not dry_run:
-            s.add(SubsidyPolicy(policy_id=policy.id, version=version, district=policy.district,
-                                effective_from=policy.effective_from, effective_to=policy.effective_to,
-                                body=body, body_sha256=digest))
-            audit.record(s, staff_id or "system", "import.policy", policy.id, version=version)
-            rep.imported = True
-    if rep.imported:
-        global POLICY_GENERATION
-        POLICY_GENERATION += 1
-    return rep
+def import_policy(app, path: Path, *, dry_run: bool = False, staff_id: str | None = None,
+                  replace: bool = False, today: date | None = None) -> ImportReport:
+    """Plan the policy and apply the plan. A tier overlapping a tier of a policy in force
+    (same category or age bracket, overlapping dates) is refused (ValidationError naming
+    both) unless ``replace``. ``today`` (default: today, China Standard Time): policies
+    that ended before it are not in force."""
+    from ..timeutil import now_cst
+    from . import import_plan
+
+    plan = import_plan.plan_policy(app, path, replace=replace, today=today or now_cst().date())
+    return import_plan.run_import(app, plan, dry_run=dry_run, staff_id=staff_id)
 
 
 _PARSED: dict[str, Policy] = {}   # policy rows never change: parse each once
