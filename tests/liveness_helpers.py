@@ -55,3 +55,129 @@ def live_frames(engine, images: list[np.ndarray], fps: float = 12.0) -> list[Liv
         out.append(LiveFrame(i / fps, f.bbox if f else None, f.landmarks if f else None,
                              cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)))
     return out
+
+
+# --------------------------------------------------------------------------- harder attacks
+# Each returns the frames a camera would see; the face is the photo's face, centred as
+# tests.vision_helpers.face_frame puts it (face about 200 px tall in 640x480).
+
+def face_box(frame: np.ndarray) -> tuple[float, float, float, float]:
+    """The face box of a face_frame (found once with YuNet)."""
+    from tests.conftest import shared_engine
+
+    f = primary_face(shared_engine("sface").detect(frame), frame.shape)
+    assert f is not None, "no face in the attack source"
+    return f.bbox
+
+
+def bent_print_frames(frame: np.ndarray, radius_fw: float, yaw_deg: float, n: int = 10,
+                      f: float = 700.0) -> list[np.ndarray]:
+    """A printed photo bent around a vertical cylinder (its middle toward the camera, radius
+    ``radius_fw`` face widths) and turned about a vertical axis by up to ``yaw_deg`` while held
+    at the same place. Unlike a flat print it has some depth: the nose is in front of the eyes
+    by r - sqrt(r^2 - (IOD/2)^2)."""
+    h, w = frame.shape[:2]
+    x, y, fw, fh = face_box(frame)
+    fcx, fcy = x + fw / 2, y + fh / 2
+    cx, cy = w / 2, h / 2
+    r = radius_fw * fw
+    d = f
+    ox, oy = fcx - cx, fcy - cy
+    U, V = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
+    Dx, Dy = (U - cx) / f, (V - cy) / f
+    out = []
+    for i in range(n + 1):
+        phi = np.radians(yaw_deg * i / n)
+        c, s = np.cos(phi), np.sin(phi)
+        # ray t*(Dx, Dy, 1) - (ox, oy, d), rotated by -phi into the print's frame
+        a1, b1 = Dx * c - s, -ox * c + d * s
+        a2, b2 = Dx * s + c, -ox * s - d * c
+        # (a1 t + b1)^2 + (a2 t + b2 - r)^2 = r^2
+        A = a1 ** 2 + a2 ** 2
+        B = 2 * (a1 * b1 + a2 * (b2 - r))
+        C = b1 ** 2 + (b2 - r) ** 2 - r * r
+        disc = B * B - 4 * A * C
+        t = (-B - np.sqrt(np.maximum(disc, 0))) / (2 * A)
+        lx, lz = a1 * t + b1, a2 * t + b2
+        arc = r * np.arctan2(lx, r - lz)
+        ly = Dy * t - oy
+        valid = (disc >= 0) & (np.abs(arc) < 2.5 * fw) & (lz < r)
+        mapx = np.where(valid, fcx + arc, -1).astype(np.float32)
+        mapy = np.where(valid, fcy + ly, -1).astype(np.float32)
+        out.append(cv2.remap(frame, mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                             borderValue=(110, 110, 110)))
+    return out
+
+
+def textured_background(h: int, w: int, seed: int = 3) -> np.ndarray:
+    """A still, textured scene behind a cut-out photo (shelves, posters: edges to track)."""
+    rng = np.random.default_rng(seed)
+    bg = np.full((h, w, 3), 150, np.uint8)
+    for _ in range(120):
+        x0, y0 = int(rng.integers(0, w)), int(rng.integers(0, h))
+        col = tuple(int(c) for c in rng.integers(30, 230, 3))
+        cv2.rectangle(bg, (x0, y0), (x0 + int(rng.integers(8, 60)), y0 + int(rng.integers(8, 60))), col, -1)
+    return cv2.GaussianBlur(bg, (3, 3), 0)
+
+
+def cutout_frames(frame: np.ndarray, kind: str, n: int = 10) -> list[np.ndarray]:
+    """A photo cut out along the head (an ellipse around the face) and moved (``ATTACKS[kind]``)
+    in front of a still, textured scene: the scene shows through around the face, so points
+    near the face edge do not follow the photo's plane."""
+    h, w = frame.shape[:2]
+    x, y, fw, fh = face_box(frame)
+    mask = np.zeros((h, w), np.uint8)
+    cv2.ellipse(mask, (int(x + fw / 2), int(y + fh / 2)), (int(fw * 0.62), int(fh * 0.68)), 0, 0, 360, 255, -1)
+    bg = textured_background(h, w)
+    out = []
+    for i in range(n + 1):
+        H = plane_homography(w, h, **ATTACKS[kind](i, n))
+        img = cv2.warpPerspective(frame, H, (w, h))
+        m = cv2.warpPerspective(mask, H, (w, h)).astype(np.float32)[..., None] / 255
+        out.append((img * m + bg * (1 - m)).astype(np.uint8))
+    return out
+
+
+def screen_frames(frame: np.ndarray, kind: str, n: int = 10) -> list[np.ndarray]:
+    """The photo on a phone screen (black bezel, the screen's pixel grid beating with the
+    camera's: moire) moved as ``ATTACKS[kind]``, with a glare: a reflection of a lamp that
+    stays where it is in the camera image while the screen turns under it."""
+    h, w = frame.shape[:2]
+    x, y, fw, fh = face_box(frame)
+    X, Y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    grid = (0.88 + 0.12 * np.cos(2 * np.pi * X / 2.6) * np.cos(2 * np.pi * Y / 2.6))[..., None]
+    phone = np.zeros_like(frame)
+    px0, py0, px1, py1 = int(x - 0.5 * fw), int(y - 0.6 * fh), int(x + 1.5 * fw), int(y + 1.6 * fh)
+    phone[max(0, py0):py1, max(0, px0):px1] = frame[max(0, py0):py1, max(0, px0):px1]
+    phone = (phone * grid).astype(np.uint8)
+    screen = np.zeros((h, w), np.uint8)
+    screen[max(0, py0):py1, max(0, px0):px1] = 255
+    gx, gy = x + 0.75 * fw, y + 0.35 * fh
+    glare = (150 * np.exp(-(((X - gx) / (0.28 * fw)) ** 2 + ((Y - gy) / (0.18 * fh)) ** 2)))[..., None]
+    out = []
+    for i in range(n + 1):
+        H = plane_homography(w, h, **ATTACKS[kind](i, n))
+        img = cv2.warpPerspective(phone, H, (w, h), borderValue=(40, 40, 40)).astype(np.float32)
+        on = cv2.warpPerspective(screen, H, (w, h)).astype(np.float32)[..., None] / 255
+        out.append(np.clip(img + glare * on, 0, 255).astype(np.uint8))
+    return out
+
+
+def swap_frames(first: np.ndarray, then: list[np.ndarray], n_each: int = 4) -> list[np.ndarray]:
+    """Photos of one person in different poses shown one after another, each held still for
+    ``n_each`` frames with its face moved onto the first photo's face box (a flip-book)."""
+    x0, y0, w0, h0 = face_box(first)
+    out = [first] * n_each
+    for img in then:
+        x, y, w, h = face_box(img)
+        s = h0 / h
+        M = np.array([[s, 0, x0 + w0 / 2 - s * (x + w / 2)], [0, s, y0 + h0 / 2 - s * (y + h / 2)]])
+        out += [cv2.warpAffine(img, M, (first.shape[1], first.shape[0]), borderValue=(110, 110, 110))] * n_each
+    return out
+
+
+def approach_frames(frame: np.ndarray, yaw_deg: float, n: int = 10) -> list[np.ndarray]:
+    """A photo brought toward the camera (1.8 times larger) while turned by ``yaw_deg``."""
+    h, w = frame.shape[:2]
+    return [cv2.warpPerspective(frame, plane_homography(w, h, yaw_deg=yaw_deg * i / n, scale=1 + 0.8 * i / n),
+                                (w, h), borderValue=(110, 110, 110)) for i in range(n + 1)]

@@ -1,7 +1,10 @@
-"""Liveness: photo and screen attacks made from real photos are refused; the
-geometry that lets a real head pass is checked on real photos of one person in
-different poses; the passive ONNX path runs on tiny graphs built here."""
+"""Liveness: photo and screen attacks made from real photos are refused (flat, bent,
+cut out, on a screen with glare and moire, swapped mid-track); real recordings of
+real heads turning pass the way they turn and fail the other way (when
+../shared/liveness/live is there); the head pose is checked on a projected 3-D face;
+the passive ONNX path runs on tiny graphs built here."""
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -11,11 +14,14 @@ from onnx import TensorProto, helper
 
 from kiosk.cli.main import main
 from kiosk.errors import ModelError
-from kiosk.vision.liveness import LiveFrame, PassiveLiveness, check_active, nose_parallax
-from kiosk.vision.quality import primary_face
+from kiosk.vision.headpose import FACE_5, HeadPose, _rotation, head_pose
+from kiosk.vision.liveness import (REFUSED_CUT, REFUSED_ROLL, LiveFrame, PassiveLiveness, check_active,
+                                   frames_from_path, nose_parallax)
+from kiosk.vision.quality import pose_from_landmarks, primary_face
 
 from .conftest import shared_engine
-from .liveness_helpers import ATTACKS, attack_frames, live_frames
+from .liveness_helpers import (ATTACKS, approach_frames, attack_frames, cutout_frames, live_frames,
+                               screen_frames, swap_frames)
 from .vision_helpers import face_frame
 
 
@@ -48,14 +54,17 @@ def test_real_pose_change_shows_parallax_a_flat_photo_does_not(obama):
     assert nose_parallax(f0.landmarks, fk.landmarks) < 0.07
 
 
-def synthetic_turn(n=10, turn=0.3, nose_out=0.5):
-    """Landmarks of a 3-D head (nose out of the eye-mouth plane) turning in front of a
-    pinhole camera: the geometric rule on its own, without a detector."""
+def synthetic_turn(n=10, turn=0.3, nose_out=0.5, roll=0.0):
+    """Landmarks of a 3-D head (nose out of the eye-mouth plane) turning (``turn`` radians
+    of yaw) and tilting (``roll`` radians) in front of a pinhole camera: the geometric rules
+    on their own, without a detector."""
     pts3 = np.array([[-30, -30, 0], [30, -30, 0], [0, 0, -nose_out * 60], [-22, 30, 0], [22, 30, 0]], float)
     out = []
     for i in range(n + 1):
         th = -turn * i / n   # positive turn = the yaw proxy grows = a "left" turn
+        c = roll * i / n
         R = np.array([[np.cos(th), 0, np.sin(th)], [0, 1, 0], [-np.sin(th), 0, np.cos(th)]])
+        R = np.array([[np.cos(c), -np.sin(c), 0], [np.sin(c), np.cos(c), 0], [0, 0, 1]]) @ R
         p = pts3 @ R.T + [0, 0, 600]
         uv = p[:, :2] / p[:, 2:] * 700 + [320, 240]
         x0, y0 = uv.min(0) - 30
@@ -76,7 +85,7 @@ def test_cut_and_jump_are_refused():
     seq = synthetic_turn(turn=0.35)
     cut = seq[:5] + [LiveFrame(seq[5].ts, (500, 300, 80, 100), seq[5].landmarks)] + seq[6:]
     assert check_active(cut, "left").reason.startswith("画面不连续")
-    jump = seq[:2] + [LiveFrame(f.ts, seq[-1].bbox, seq[-1].landmarks) for f in seq[2:8]]
+    jump = seq[:1] + [LiveFrame(f.ts, seq[-1].bbox, seq[-1].landmarks) for f in seq[1:8]]
     assert "太突然" in check_active(jump, "left").reason
     gone = seq[:3] + [LiveFrame(s.ts, None, None) for s in seq[3:8]] + seq[8:]
     assert check_active(gone, "left").reason == "画面中断，请再试一次"
@@ -174,8 +183,9 @@ def test_synthetic_head_turns_of_real_photos_pass(backend, obama, biden):
 
 def test_dense_test_is_not_skipped_by_a_gap_and_a_lost_track_is_refused(obama):
     """A frame without a face between the start and the turn (a hand over the camera)
-    does not switch off the planarity test; a track the dense test cannot follow (a
-    picture swapped in) is refused, not taken as live."""
+    does not switch off the flatness test; a picture swapped in (here: noise from the
+    fourth frame on, with the real landmarks kept) breaks the track: the turn would only
+    exist across the break, so it is refused as 画面不连续, not taken as live."""
     from kiosk.demo import turn_head
 
     eng = shared_engine("sface")
@@ -184,17 +194,15 @@ def test_dense_test_is_not_skipped_by_a_gap_and_a_lost_track_is_refused(obama):
     imgs = [turn_head(frame, f.bbox, f.landmarks[2], np.radians(28) * i / 12) for i in range(13)]
     seq = live_frames(eng, imgs)
     whole = check_active(seq, "left")
-    assert whole.live and whole.details["tracked"] >= 20
+    assert whole.live and whole.details["segments"] >= 3 and whole.details["planar_share"] < 0.8
     gap = seq[:4] + [LiveFrame(seq[4].ts, None, None, seq[4].gray)] + seq[5:]
     r = check_active(gap, "left")
     assert r.live and "planar_share" in r.details
-    no_grey = seq[:4] + [LiveFrame(seq[4].ts, None, None, None)] + seq[5:]
-    assert "planar_share" in check_active(no_grey, "left").details
     rng = np.random.default_rng(7)
-    swapped = [LiveFrame(s.ts, s.bbox, s.landmarks, rng.integers(0, 255, s.gray.shape, np.uint8) if i >= 6 else s.gray)
+    swapped = [LiveFrame(s.ts, s.bbox, s.landmarks, rng.integers(0, 255, s.gray.shape, np.uint8) if i >= 3 else s.gray)
                for i, s in enumerate(seq)]
     lost = check_active(swapped, "left")
-    assert not lost.live and lost.reason == "画面不连续，请再试一次" and lost.details["tracked"] < 20
+    assert not lost.live and lost.reason == REFUSED_CUT and lost.details["pieces"] >= 2
 
 
 def test_demo_head_turns_no_faster_per_frame_on_a_slow_machine(tmp_path):
@@ -217,3 +225,128 @@ def test_demo_head_turns_no_faster_per_frame_on_a_slow_machine(tmp_path):
     cap.turn("right")
     now[0] += 0.05                                     # a fast machine: the wall clock rules
     assert cap._theta() == pytest.approx(-np.radians(28) * 0.05 / 1.2)
+
+
+# --------------------------------------------------------------------------- head pose
+
+@pytest.mark.parametrize("yaw,pitch,roll", [(0, 0, 0), (20, 0, 0), (-35, 10, 0), (15, -10, 20), (50, 5, -12)])
+def test_head_pose_recovers_a_projected_generic_face(yaw, pitch, roll):
+    R = _rotation(HeadPose(yaw, pitch, roll, 0.0))
+    pts = (FACE_5 - FACE_5.mean(0)) @ R.T + [0, 0, 10]
+    uv = pts[:, :2] / pts[:, 2:] * 400 + [320, 240]
+    p = head_pose(uv)
+    assert p.yaw == pytest.approx(yaw, abs=1.0)
+    assert p.pitch == pytest.approx(pitch, abs=1.0)
+    assert p.roll == pytest.approx(roll, abs=1.0)
+    assert p.error < 0.01
+    if yaw:   # the same sign as the landmark yaw proxy: a turn to the person's left is positive
+        assert np.sign(pose_from_landmarks(uv)[0]) == np.sign(yaw)
+
+
+def test_roll_with_a_turn_passes_a_roll_alone_is_not_a_turn():
+    tilted = synthetic_turn(turn=0.35, roll=np.radians(25))
+    assert check_active(tilted, "left").live                 # an elder tilts while turning
+    r = check_active(synthetic_turn(turn=0.0, roll=np.radians(25)), "left")
+    assert not r.live and r.reason == REFUSED_ROLL
+    assert not check_active(synthetic_turn(turn=0.0, roll=np.radians(25)), "right").live
+    # a fast turn: most of it between two frames, the rest on either side
+    seq = synthetic_turn(turn=0.35)
+    fast = seq[:3] + seq[9:]
+    assert check_active(fast, "left").live
+
+
+# --------------------------------------------------------------------------- harder attacks
+
+def _refused_both_ways(eng, imgs):
+    seq = live_frames(eng, imgs)
+    return [(c, r.reason) for c in ("left", "right") if (r := check_active(seq, c)).live]
+
+
+@pytest.mark.parametrize("backend", ["sface", "insightface"])
+def test_cut_out_photo_before_a_real_scene_and_a_photo_brought_closer_are_refused(backend, obama, biden, strangers):
+    """A photo cut out along the head, in front of a still textured scene (the scene shows
+    around the face), turned or moved; a photo brought toward the camera while turned."""
+    eng = shared_engine(backend)
+    accepted, n = [], 0
+    for p in obama[:2] + [biden] + strangers[:2]:
+        frame = face_frame(p)
+        for kind in ("turn_left", "turn_right", "turn_and_move"):
+            accepted += [(p.name, "cutout", kind, a) for a in _refused_both_ways(eng, cutout_frames(frame, kind))]
+            n += 2
+        for yaw in (30, -30):
+            accepted += [(p.name, "approach", yaw, a) for a in _refused_both_ways(eng, approach_frames(frame, yaw))]
+            n += 2
+    assert n == 50 and accepted == [], accepted
+
+
+@pytest.mark.parametrize("backend", ["sface", "insightface"])
+def test_phone_screen_with_glare_and_moire_turned_is_refused(backend, obama, biden, strangers):
+    """The photo on a phone (bezel, the screen's pixel grid beating with the camera's) with a
+    lamp's reflection that stays put while the screen is turned left or right."""
+    eng = shared_engine(backend)
+    accepted, n = [], 0
+    for p in obama[:2] + [biden] + strangers[:2]:
+        frame = face_frame(p)
+        for kind in ("turn_left", "turn_right"):
+            accepted += [(p.name, kind, a) for a in _refused_both_ways(eng, screen_frames(frame, kind))]
+            n += 2
+    assert n == 20 and accepted == [], accepted
+
+
+@pytest.mark.parametrize("backend", ["sface", "insightface"])
+def test_photos_of_one_person_swapped_mid_track_are_refused(backend, obama):
+    """Real photos of one man in different poses (yaw proxy obama2 -0.13, obama +0.03,
+    obama3 +0.10), shown one after the other at the same place: the landmarks turn and
+    show real parallax (two poses of a real head), but the face cannot be followed from
+    one photo into the next, so the turn exists only across the breaks."""
+    eng = shared_engine(backend)
+    o1, o2, o3 = (face_frame(p) for p in obama)
+    seqs = {"obama->obama2": swap_frames(o1, [o2]), "obama2->obama": swap_frames(o2, [o1]),
+            "obama2->obama->obama3": swap_frames(o2, [o1, o3]), "obama3->obama->obama2": swap_frames(o3, [o1, o2]),
+            "fast flip-book": swap_frames(o2, [o1, o3], n_each=2)}
+    turned = 0
+    for name, imgs in seqs.items():
+        seq = live_frames(eng, imgs)
+        for c in ("left", "right"):
+            r = check_active(seq, c)
+            assert not r.live, (name, c, r.details)
+            turned += r.reason == REFUSED_CUT
+    assert turned >= 4      # the way the photos turn is refused for the cut, not for a missing turn
+
+
+# --------------------------------------------------------------------------- real heads
+
+LIVE = Path(__file__).resolve().parents[1].parent / "shared" / "liveness" / "live"
+
+
+def _live_clips() -> list[tuple[Path, str]]:
+    import csv
+
+    with open(LIVE / "MANIFEST.tsv", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    return [(LIVE / r["folder"], r["direction"]) for r in rows]
+
+
+@pytest.mark.skipif(not (LIVE / "MANIFEST.tsv").is_file(),
+                    reason=f"real head-turn clips not present ({LIVE}: ../shared/liveness/live "
+                           "is not part of the repository)")
+@pytest.mark.parametrize("backend", ["sface", "insightface"])
+def test_real_head_turns_pass_their_way_and_fail_the_other(backend):
+    """18 recordings of real people turning their heads (their MANIFEST says which way):
+    each is accepted when asked for the way it turns and refused when asked the other way.
+    sface passes all 18; insightface at least 17 (the issue's bound: see docs/liveness.md
+    for the clip that is under the 10-degree turn with SCRFD's landmarks)."""
+    eng = shared_engine(backend)
+    clips = _live_clips()
+    assert len(clips) == 18
+    own, wrong = [], []
+    for folder, direction in clips:
+        seq = frames_from_path(eng, folder)
+        assert len(seq) >= 10 and abs((seq[1].ts - seq[0].ts) - 1 / float((folder / "fps.txt").read_text())) < 1e-6
+        other = "right" if direction == "left" else "left"
+        r = check_active(seq, direction)
+        own.append((folder.name, r.live, r.reason, r.details))
+        wrong.append((folder.name, check_active(seq, other).live))
+    failed = [o for o in own if not o[1]]
+    assert [w for w in wrong if w[1]] == []                    # never accepted the other way
+    assert len(failed) <= (0 if backend == "sface" else 1), failed

@@ -1,13 +1,29 @@
 """Liveness.
 
 Active (the default, no model needed): during a spoken challenge (请慢慢向左转头 /
-向右) the face must turn the asked way, progressively, in one continuous track,
-and its landmarks must show *parallax*: a flat picture (a held photo or a phone
-screen), however it is moved, tilted or warped, maps the eyes and mouth corners
-of one frame onto another by a single homography, and the nose tip follows the
-same homography because it lies in the same plane. A real nose stands out of
-the plane of the eyes and mouth, so when a real head turns, the nose lands away
-from where that homography puts it.
+向右) the head must rotate the asked way, and what the camera sees must be a
+solid head, not a picture:
+
+* the rotation is the head pose solved from the five landmarks of every frame
+  against a generic 3-D face (``headpose.track_pose``, ``cv2.solvePnP``),
+  smoothed over the track; the yaw must change by ``min_turn_deg`` the asked
+  way from the pose at the start. Roll and pitch that come with the turn are
+  allowed; a roll alone is not a turn.
+* parallax of the landmarks: a flat picture, however it is moved, maps the eyes
+  and mouth corners of one frame onto another by one homography, and the nose
+  follows it; a real nose stands out of that plane.
+* the face's surface is not flat: points of the middle of the face (eyes, nose,
+  mouth) are followed by optical flow over short stretches of the turn, each
+  seeded afresh (``segment_deg`` of yaw), and a single homography must not
+  explain most of them. A detector's landmarks on a tilted photo can look like
+  a turned head; the flow of the photo's texture cannot.
+* one continuous face: a frame whose face points cannot be followed into the next
+  frame, a jump of the face box or a long gap splits the track, and the turn must
+  happen within one piece (a photo swapped for another is two pieces).
+
+Not refused reliably (docs/liveness.md has the figures): a print bent around a
+cylinder (a real 3-D surface) and a screen whose moire and reflections move
+differently from its picture.
 
 Passive (when an ONNX anti-spoofing model is configured): an 80x80 aligned crop
 scored by the model (insightface's liveness add-on and MiniFASNet-style models
@@ -21,10 +37,17 @@ import cv2
 import numpy as np
 
 from ..errors import ModelError
-from .quality import pose_from_landmarks
+from .headpose import track_pose
 from .tracker import iou
 
 CHALLENGES = {"left": ("请慢慢向左转头", +1), "right": ("请慢慢向右转头", -1)}
+
+REFUSED_FLAT = "检测到照片或屏幕，请本人到场"
+REFUSED_CUT = "画面不连续，请再试一次"
+REFUSED_GAP = "画面中断，请再试一次"
+REFUSED_UNSEEN = "没有看清您的脸，请再试一次"
+REFUSED_ROLL = "请不要歪头，慢慢向一边转头"
+REFUSED_BLUR = "画面太模糊，请在亮一点的地方慢慢转头"
 
 
 @dataclass(frozen=True)
@@ -34,22 +57,33 @@ class LiveFrame:
     ts: float
     bbox: tuple[float, float, float, float] | None
     landmarks: np.ndarray | None
-    gray: np.ndarray | None = None   # the frame in grey levels, for the dense planarity test
+    gray: np.ndarray | None = None   # the frame in grey levels, for the optical-flow tests
 
 
 @dataclass(frozen=True)
 class LivenessConfig:
-    min_turn: float = 0.12          # yaw proxy change the challenge needs
+    # the turn (head-pose yaw, degrees). At 10 degrees a real nose (0.5 eye distances in front
+    # of the eyes) moves 0.09 eye distances against the eyes: the least a detector's landmarks
+    # (noise 0.02-0.04) show reliably. The old yaw-proxy threshold 0.12 was about 13 degrees.
+    min_turn_deg: float = 10.0
     min_parallax: float = 0.07      # nose off the eyes/mouth homography, in eye distances
-    max_jump_share: float = 0.7     # one frame may carry at most this share of the turn
+    max_jump_share: float = 0.9     # one frame may carry at most this share of the turn
     min_frames: int = 5
     max_gap_frames: int = 3
-    min_iou: float = 0.3
     max_gap_s: float = 0.6
-    plane_tolerance: float = 0.04   # a tracked point within this many eye distances fits the plane
-    max_planar_share: float = 0.85  # this share of face points on one homography = a flat picture
-    max_roll_deg: float = 15.0      # a head turning left or right keeps its eye line about level
-    min_tracked: int = 20           # face points the dense test must follow from the first frame to the turn
+    min_iou: float = 0.2            # face boxes of consecutive frames overlap at least this much
+    min_flow: float = 0.1           # share of face points followed into the next frame (else a cut)
+    segment_deg: float = 12.0       # each flatness test spans this much yaw ...
+    segment_share: float = 0.8      # ... or this share of a smaller turn
+    plane_tolerance: float = 0.025  # a point within this many eye distances fits the plane
+    max_planar_share: float = 0.8   # median share of mid-face points on one homography = flat
+    min_points: int = 12            # a flatness test needs this many points followed
+    max_segments: int = 10          # flatness tests per check (time)
+
+    # names kept for callers of the earlier version
+    @property
+    def min_turn(self) -> float:
+        return self.min_turn_deg
 
 
 @dataclass(frozen=True)
@@ -79,38 +113,213 @@ def nose_parallax(ref: np.ndarray, cur: np.ndarray) -> float:
     return float(np.linalg.norm(cur[2] - pred) / iod)
 
 
-_LK = dict(winSize=(15, 15), maxLevel=3,
+_LK = dict(winSize=(21, 21), maxLevel=4,
            criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01))
+_FB_PX = 1.0    # forward-backward error a followed point may have
 
 
-def planar_share(grays: list[np.ndarray], bbox, iod: float, tolerance: float) -> tuple[float, int]:
-    """Track corners of the face from the first frame to the last (a chain of small
-    steps, then one direct refinement, forward-backward checked) and return the share
-    of them that one homography explains, and how many were tracked."""
-    g0 = grays[0]
-    x, y, w, h = (int(v) for v in bbox)
-    mask = np.zeros_like(g0)
-    mask[max(0, y):y + h, max(0, x):x + w] = 255
-    p0 = cv2.goodFeaturesToTrack(g0, 300, 0.005, 3, mask=mask)
-    if p0 is None or len(p0) < 12:
-        return 0.0, 0 if p0 is None else len(p0)
+def _iod(lm: np.ndarray) -> float:
+    return float(np.linalg.norm(np.asarray(lm[1], np.float64) - np.asarray(lm[0], np.float64))) or 1.0
+
+
+def _corners(gray: np.ndarray, lm: np.ndarray, middle: bool, n: int = 150) -> np.ndarray | None:
+    """Corners to follow: of the middle of the face (between and just around the eyes, nose
+    and mouth: where a real face is most unlike a plane or a gently bent sheet) or of the
+    whole face (cheeks and brow too, for the continuity test)."""
+    lm = np.asarray(lm, np.float64)
+    iod = _iod(lm)
+    if middle:
+        x0, x1 = min(lm[0, 0], lm[3, 0]) - 0.1 * iod, max(lm[1, 0], lm[4, 0]) + 0.1 * iod
+        y0, y1 = min(lm[0, 1], lm[1, 1]) - 0.15 * iod, max(lm[3, 1], lm[4, 1]) + 0.1 * iod
+    else:
+        x0, x1 = lm[:, 0].min() - 0.3 * iod, lm[:, 0].max() + 0.3 * iod
+        y0, y1 = lm[:2, 1].min() - 0.45 * iod, lm[3:, 1].max() + 0.3 * iod
+    mask = np.zeros_like(gray)
+    cv2.rectangle(mask, (int(x0), int(y0)), (int(x1), int(y1)), 255, -1)
+    return cv2.goodFeaturesToTrack(gray, n, 0.001, max(2.0, iod / 20), mask=mask, blockSize=5)
+
+
+def _follow(grays: list[np.ndarray], p0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Points followed frame to frame (pyramidal Lucas-Kanade), each step checked
+    forward-backward. Returns the end points and which survived."""
     pts = p0.copy()
     ok = np.ones(len(p0), bool)
     for a, b in zip(grays, grays[1:]):
         nxt, st, _ = cv2.calcOpticalFlowPyrLK(a, b, pts, None, **_LK)
-        ok &= st.ravel() == 1
+        back, st2, _ = cv2.calcOpticalFlowPyrLK(b, a, nxt, pts.copy(), **_LK)
+        ok &= (st.ravel() == 1) & (st2.ravel() == 1) & (
+            np.linalg.norm((back - pts).reshape(-1, 2), axis=1) < _FB_PX)
         pts = nxt
-    ref, st, _ = cv2.calcOpticalFlowPyrLK(g0, grays[-1], p0, pts.copy(), flags=cv2.OPTFLOW_USE_INITIAL_FLOW, **_LK)
-    back, st2, _ = cv2.calcOpticalFlowPyrLK(grays[-1], g0, ref, p0.copy(), flags=cv2.OPTFLOW_USE_INITIAL_FLOW, **_LK)
-    ok &= (st.ravel() == 1) & (st2.ravel() == 1) & (np.linalg.norm((back - p0).reshape(-1, 2), axis=1) < 0.7)
-    a, b = p0[ok].reshape(-1, 2), ref[ok].reshape(-1, 2)
-    if len(a) < 12:
-        return 0.0, len(a)
+    return pts, ok
+
+
+def flow_continuity(a: LiveFrame, b: LiveFrame) -> float | None:
+    """Share of the face points of frame ``a`` followed into frame ``b`` (None: no grey
+    frames or nothing to follow). A real head, even turning fast, keeps most of them from
+    one frame to the next; a photo swapped for another keeps few."""
+    if a.gray is None or b.gray is None or a.landmarks is None:
+        return None
+    p0 = _corners(a.gray, a.landmarks, middle=False)
+    if p0 is None or len(p0) < 8:
+        return None
+    _, ok = _follow([a.gray, b.gray], p0)
+    return float(ok.mean())
+
+
+def _similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray | None:
+    S, _ = cv2.estimateAffinePartial2D(np.asarray(src, np.float32), np.asarray(dst, np.float32))
+    return S
+
+
+def stabilised(seq: list[LiveFrame], rolls: list[float] | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The grey frames of ``seq``, each turned about the face centre by the head's roll
+    since the first frame (``rolls``, degrees) so that optical flow, which follows small
+    shifts but not rotations, is left with the turn; and the warps. Frames that rolled
+    less than ``ROLL_WARP_DEG`` are left as they are (resampling blurs). A rotation is a
+    homography: a flat picture stays exactly flat."""
+    ident = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    grays, warps = [seq[0].gray], [ident]
+    h, w = seq[0].gray.shape[:2]
+    for i, f in enumerate(seq[1:], 1):
+        d = 0.0 if rolls is None else rolls[i] - rolls[0]
+        if abs(d) < ROLL_WARP_DEG:
+            grays.append(f.gray)
+            warps.append(ident)
+            continue
+        c = np.asarray(f.landmarks, np.float64).mean(0)
+        S = cv2.getRotationMatrix2D((float(c[0]), float(c[1])), d, 1.0)
+        grays.append(cv2.warpAffine(f.gray, S, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
+        warps.append(S)
+    return grays, warps
+
+
+ROLL_WARP_DEG = 3.0
+
+
+def planar_share(seq: list[LiveFrame], tolerance: float, min_points: int = 12,
+                 rolls: list[float] | None = None) -> tuple[float | None, int]:
+    """Follow the middle of the face from the first frame of ``seq`` to the last (frames with
+    a face, stabilised) and return the share of the points that one homography explains
+    (None: fewer than ``min_points`` followed). When the face moved, points that stayed where
+    they were in the camera image are not on the face (a reflection on a screen, a mark on
+    the lens) and are left out."""
+    ref = seq[0]
+    p0 = _corners(ref.gray, ref.landmarks, middle=True)
+    if p0 is None:
+        return None, 0
+    grays, warps = stabilised(seq, rolls)
+    pts, ok = _follow(grays, p0)
+    a, b = p0[ok].reshape(-1, 2), pts[ok].reshape(-1, 2)
+    iod = _iod(ref.landmarks)
+    face = _similarity(ref.landmarks, seq[-1].landmarks)     # how the face moved in the image
+    if face is not None and len(a):
+        back = cv2.invertAffineTransform(warps[-1])
+        b_cam = b @ back[:, :2].T + back[:, 2]                # where the points are in the camera image
+        moved = np.linalg.norm(a @ face[:, :2].T + face[:, 2] - a, axis=1)
+        keep = ~((moved > 0.1 * iod) & (np.linalg.norm(b_cam - a, axis=1) < 0.3 * moved))
+        a, b = a[keep], b[keep]
+    n = len(a)
+    if n < min_points:
+        return None, n
     H, _ = cv2.findHomography(a, b, cv2.RANSAC, tolerance * iod)
     if H is None:
-        return 0.0, len(a)
+        return 0.0, n
     res = np.linalg.norm(cv2.perspectiveTransform(a[None].astype(np.float64), H)[0] - b, axis=1) / iod
-    return float((res < tolerance).mean()), len(a)
+    return float((res < tolerance).mean()), n
+
+
+def _smooth(v: np.ndarray) -> np.ndarray:
+    """Median of three along the track (one frame's landmark glitch does not make a turn)."""
+    if len(v) < 3:
+        return v.copy()
+    p = np.concatenate([v[:1], v, v[-1:]])
+    return np.median(np.stack([p[:-2], p[1:-1], p[2:]]), axis=0)
+
+
+def _pieces(frames: list[LiveFrame], cfg: LivenessConfig) -> tuple[list[list[int]], str | None]:
+    """Split the frames (indices of frames with a face) into continuous pieces of one face.
+    Returns the pieces and the kind of the first break (``gap`` or ``cut``)."""
+    pieces: list[list[int]] = [[]]
+    gap, prev, first_break = 0, None, None
+    for i, f in enumerate(frames):
+        if f.bbox is None or f.landmarks is None:
+            gap += 1
+            continue
+        if prev is not None:
+            p = frames[prev]
+            broken = None
+            if gap > cfg.max_gap_frames or f.ts - p.ts > cfg.max_gap_s * (1 + gap):
+                broken = "gap"
+            elif iou(p.bbox, f.bbox) < cfg.min_iou:
+                broken = "cut"
+            else:
+                share = flow_continuity(p, f)
+                if share is not None and share < cfg.min_flow:
+                    broken = "cut"
+            if broken:
+                first_break = first_break or broken
+                pieces.append([])
+        pieces[-1].append(i)
+        prev, gap = i, 0
+    return [p for p in pieces if p], first_break
+
+
+def _check_piece(frames: list[LiveFrame], idx: list[int], sign: int,
+                 cfg: LivenessConfig) -> LivenessResult:
+    seen = [frames[i] for i in idx]
+    poses = track_pose([f.landmarks for f in seen])
+    yaw = _smooth(np.array([p.yaw for p in poses]))
+    roll_raw = [p.roll for p in poses]
+    roll = _smooth(np.array(roll_raw))
+    turn = (yaw - yaw[0]) * sign
+    k = int(np.argmax(turn))
+    best_turn = float(turn[k])
+    d_roll = float(np.abs(roll - roll[0]).max())
+    details = {"turn_deg": round(best_turn, 1), "roll_deg": round(d_roll, 1), "frames": len(seen)}
+    if best_turn < cfg.min_turn_deg:
+        if d_roll >= cfg.min_turn_deg and d_roll > abs(float(np.ptp(yaw))):
+            return LivenessResult(False, 0.0, REFUSED_ROLL, details)
+        return LivenessResult(False, max(0.0, best_turn) / cfg.min_turn_deg,
+                              f"没有看到{'向左' if sign > 0 else '向右'}转头，请慢慢转头", details)
+    steps = np.diff(turn[: k + 1]) if k > 0 else np.array([best_turn])
+    details["jump"] = round(float(steps.max()) / best_turn, 2)
+    if steps.max() > cfg.max_jump_share * best_turn:
+        return LivenessResult(False, 0.0, "转头太突然，请慢慢转头", details)
+    par = [nose_parallax(seen[0].landmarks, f.landmarks) for f in seen]
+    best_par = max(par[j] for j in range(len(seen)) if turn[j] >= 0.6 * best_turn)
+    details["parallax"] = round(best_par, 3)
+    score = min(best_par / cfg.min_parallax, best_turn / cfg.min_turn_deg)
+    if best_par < cfg.min_parallax:
+        return LivenessResult(False, best_par / cfg.min_parallax, REFUSED_FLAT, details)
+    # the surface test runs whenever the caller gave grey frames (the kiosk and the CLI always
+    # do); callers with landmarks only (geometry tests) get the landmark tests alone
+    if seen[0].gray is None:
+        return LivenessResult(True, score, "活体检测通过", details)
+    shares, points = [], []
+    seg = min(cfg.segment_deg, cfg.segment_share * best_turn)
+    starts = [j for j in range(k) if any(abs(yaw[m] - yaw[j]) >= seg for m in range(j + 1, k + 1))]
+    if len(starts) > cfg.max_segments:
+        starts = [starts[int(round(t))] for t in np.linspace(0, len(starts) - 1, cfg.max_segments)]
+    for j in starts:
+        m = next(m for m in range(j + 1, k + 1) if abs(yaw[m] - yaw[j]) >= seg)
+        span = [(f, r) for f, r in zip(seen[j:m + 1], roll_raw[j:m + 1]) if f.gray is not None]
+        if len(span) < 2 or span[0][0] is not seen[j]:
+            continue
+        share, n = planar_share([f for f, _ in span], cfg.plane_tolerance, cfg.min_points, [r for _, r in span])
+        points.append(n)
+        if share is not None:
+            shares.append(share)
+    details.update(segments=len(shares), points=int(np.median(points)) if points else 0)
+    if not shares:
+        # nothing on the face could be followed over a turn: too blurred or too dark to tell a
+        # head from a picture (with segments of 12 degrees every real clip measured had some)
+        return LivenessResult(False, 0.0, REFUSED_BLUR, details)
+    planar = float(np.median(shares))
+    details["planar_share"] = round(planar, 3)
+    score = min(score, (1 - planar) / (1 - cfg.max_planar_share))
+    if planar >= cfg.max_planar_share:
+        return LivenessResult(False, score, REFUSED_FLAT, details)
+    return LivenessResult(True, score, "活体检测通过", details)
 
 
 def check_active(frames: list[LiveFrame], challenge: str,
@@ -120,61 +329,22 @@ def check_active(frames: list[LiveFrame], challenge: str,
     sign = CHALLENGES[challenge][1]
     seen = [f for f in frames if f.bbox is not None and f.landmarks is not None]
     if len(seen) < cfg.min_frames:
-        return LivenessResult(False, None, "没有看清您的脸，请再试一次", {"frames": len(seen)})
-    # one continuous track: no cut, no jump, no long gap
-    gap = 0
-    prev = None
-    for f in frames:
-        if f.bbox is None:
-            gap += 1
-            if gap > cfg.max_gap_frames:
-                return LivenessResult(False, None, "画面中断，请再试一次", {"gap_frames": gap})
-            continue
-        if prev is not None:
-            if iou(prev.bbox, f.bbox) < cfg.min_iou or f.ts - prev.ts > cfg.max_gap_s + gap * cfg.max_gap_s:
-                return LivenessResult(False, None, "画面不连续，请再试一次", {"cut_at": f.ts})
-        prev, gap = f, 0
-    ref = seen[0]
-    yaw0 = pose_from_landmarks(ref.landmarks)[0]
-    yaws = np.array([pose_from_landmarks(f.landmarks)[0] for f in seen])
-    turn = (yaws - yaw0) * sign
-    k = int(np.argmax(turn))
-    best_turn = float(turn[k])
-    if best_turn < cfg.min_turn:
-        return LivenessResult(False, 0.0, f"没有看到{'向左' if sign > 0 else '向右'}转头，请慢慢转头",
-                              {"turn": best_turn})
-    rolls = np.array([np.degrees(np.arctan2(*(f.landmarks[1] - f.landmarks[0])[::-1])) for f in seen])
-    if np.abs(rolls - rolls[0]).max() > cfg.max_roll_deg:
-        return LivenessResult(False, 0.0, "请不要歪头，慢慢向一边转头", {"roll": float(np.abs(rolls - rolls[0]).max())})
-    steps = np.abs(np.diff(turn[: k + 1])) if k > 0 else np.array([best_turn])
-    if steps.max() > cfg.max_jump_share * best_turn:
-        return LivenessResult(False, 0.0, "转头太突然，请慢慢转头", {"turn": best_turn, "jump": float(steps.max())})
-    par = [nose_parallax(ref.landmarks, f.landmarks) for f in seen]
-    best_par = max(par[j] for j in range(len(seen)) if turn[j] >= 0.6 * best_turn)
-    score = best_par / cfg.min_parallax
-    details = {"turn": round(best_turn, 4), "parallax": round(best_par, 4), "frames": len(seen)}
-    if best_par < cfg.min_parallax:
-        return LivenessResult(False, score, "检测到照片或屏幕，请本人到场", details)
-    # dense test over the face, from the first frame to the frame of the largest turn. It runs
-    # whenever the caller gave grey frames (the kiosk and the CLI always do): a frame without a
-    # face in between does not skip it, and a track that cannot be followed is not taken as live.
-    # Callers with landmarks only (geometry tests) get the landmark tests alone.
-    if any(f.gray is not None for f in frames):
-        i0, ik = frames.index(ref), frames.index(seen[k])
-        span = frames[i0:ik + 1]
-        grays = [f.gray for f in span if f.gray is not None]
-        if span[0].gray is None or span[-1].gray is None or len(grays) < 2:
-            return LivenessResult(False, 0.0, "画面不连续，请再试一次", {**details, "grey_frames": len(grays)})
-        iod = float(np.linalg.norm(ref.landmarks[1] - ref.landmarks[0])) or 1.0
-        share, tracked = planar_share(grays, ref.bbox, iod, cfg.plane_tolerance)
-        details.update(planar_share=round(share, 3), tracked=tracked)
-        if tracked < cfg.min_tracked:
-            return LivenessResult(False, 0.0, "画面不连续，请再试一次", details)
-        if share >= cfg.max_planar_share:
-            return LivenessResult(False, min(score, (1 - share) / (1 - cfg.max_planar_share)),
-                                  "检测到照片或屏幕，请本人到场", details)
-        score = min(score, (1 - share) / (1 - cfg.max_planar_share))
-    return LivenessResult(True, score, "活体检测通过", details)
+        return LivenessResult(False, None, REFUSED_UNSEEN, {"frames": len(seen)})
+    pieces, broken = _pieces(frames, cfg)
+    results = [_check_piece(frames, p, sign, cfg) for p in pieces if len(p) >= cfg.min_frames]
+    for r in results:
+        if r.live:
+            if len(pieces) == 1:
+                return r
+            return LivenessResult(True, r.score, r.reason, {**r.details, "pieces": len(pieces)})
+    if broken:
+        # a turn that only appears across a break (a cut, a swap, a long gap) does not count
+        yaw = _smooth(np.array([p.yaw for p in track_pose([f.landmarks for f in seen])]))
+        whole = float(((yaw - yaw[0]) * sign).max())
+        if whole >= cfg.min_turn_deg or not results:
+            return LivenessResult(False, 0.0, REFUSED_GAP if broken == "gap" else REFUSED_CUT,
+                                  {"turn_deg": round(whole, 1), "frames": len(seen), "pieces": len(pieces)})
+    return max(results, key=lambda r: r.details.get("turn_deg", 0.0))
 
 
 # --------------------------------------------------------------------------- passive
@@ -235,14 +405,31 @@ class PassiveLiveness:
         return LivenessResult(ok, s, "活体检测通过" if ok else "检测到照片或屏幕，请本人到场")
 
 
-def frames_from_path(engine, path: Path, max_frames: int = 120, fps: float = 12.0) -> list[LiveFrame]:
-    """A recorded sequence (video file or folder of images) as LiveFrames."""
+def folder_fps(folder: Path, default: float = 12.0) -> float:
+    """The frame rate of a folder of frames: its ``fps.txt`` (one number) when there is one."""
+    f = Path(folder) / "fps.txt"
+    if not f.is_file():
+        return default
+    try:
+        rate = float(f.read_text(encoding="utf-8").split()[0])
+    except (ValueError, IndexError, UnicodeDecodeError):
+        raise ModelError(f"帧率文件无法读取：{f}",
+                         detail=f"{f} should hold one number (frames per second)") from None
+    if not 0.5 <= rate <= 240:
+        raise ModelError(f"帧率不合理：{f}", detail=f"{f}: {rate} frames per second")
+    return rate
+
+
+def frames_from_path(engine, path: Path, max_frames: int = 120, fps: float | None = None) -> list[LiveFrame]:
+    """A recorded sequence (video file or folder of images) as LiveFrames. A folder's
+    frame rate is ``fps``, else its ``fps.txt``, else 12 (the kiosk's)."""
     from .camera import IMAGE_EXT, FolderCapture
     from .quality import primary_face
 
     p = Path(path)
     if p.is_dir():
         files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXT)
+        fps = fps or folder_fps(p)
         cap = FolderCapture(p, loop=False)
         count = min(len(files), max_frames)
         ts_of = lambda i: i / fps  # noqa: E731
@@ -250,7 +437,7 @@ def frames_from_path(engine, path: Path, max_frames: int = 120, fps: float = 12.
         cap = cv2.VideoCapture(str(p))
         if not cap.isOpened():
             raise ModelError(f"无法打开视频：{p}", detail=f"cv2.VideoCapture failed for {p}")
-        rate = cap.get(cv2.CAP_PROP_FPS) or fps
+        rate = cap.get(cv2.CAP_PROP_FPS) or fps or 12.0
         count = min(int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or max_frames), max_frames)
         ts_of = lambda i: i / rate  # noqa: E731
     else:
