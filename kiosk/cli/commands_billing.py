@@ -11,12 +11,13 @@ from .staffpin import acting_staff
 def register(sub) -> None:
     r = sub.add_parser("residents", help="the roster")
     rs = r.add_subparsers(dest="residents_cmd", required=True)
-    ri = rs.add_parser("import", help="import a roster (CSV or .xlsx)")
+    ri = rs.add_parser("import", help="import a roster (CSV or .xlsx): blank cells keep, 清除 clears")
     ri.add_argument("file", type=Path)
-    ri.add_argument("--photos", type=Path, help="folder with the photos the roster names")
-    ri.add_argument("--dry-run", action="store_true")
-    ri.add_argument("--skip-invalid", action="store_true")
-    ri.add_argument("--staff", help="acting staff id; the PIN is asked (scripts: KIOSK_STAFF_PIN)")
+    ri.add_argument("--photos", type=Path, help="folder with the photos the roster names (rows with 人脸授权 是 "
+                    "are enrolled; needs --staff even while the store has no staff)")
+    ri.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
+    ri.add_argument("--skip-invalid", action="store_true", help="import the good rows, leave the bad ones out")
+    ri.add_argument("--staff", help="acting admin; the PIN is asked (scripts: KIOSK_STAFF_PIN)")
     ri.add_argument("--json", action="store_true")
     ri.set_defaults(func=cmd_residents_import)
     rw = rs.add_parser("show")
@@ -32,20 +33,23 @@ def register(sub) -> None:
 
     m = sub.add_parser("menu")
     ms = m.add_subparsers(dest="menu_cmd", required=True)
-    mi = ms.add_parser("import")
+    mi = ms.add_parser("import", help="import a menu (CSV or .xlsx); rows go to their 食堂 column's canteen")
     mi.add_argument("file", type=Path)
-    mi.add_argument("--dry-run", action="store_true")
-    mi.add_argument("--skip-invalid", action="store_true")
-    mi.add_argument("--staff", help="acting staff id; the PIN is asked (scripts: KIOSK_STAFF_PIN)")
+    mi.add_argument("--canteen", help="the canteen of rows with an empty 食堂 (default: every canteen)")
+    mi.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
+    mi.add_argument("--skip-invalid", action="store_true", help="import the good rows, leave the bad ones out")
+    mi.add_argument("--staff", help="acting admin; the PIN is asked (scripts: KIOSK_STAFF_PIN)")
     mi.add_argument("--json", action="store_true")
     mi.set_defaults(func=cmd_menu_import)
 
     p = sub.add_parser("policy")
     ps = p.add_subparsers(dest="policy_cmd", required=True)
-    pi = ps.add_parser("import")
+    pi = ps.add_parser("import", help="import a subsidy policy (YAML or JSON)")
     pi.add_argument("file", type=Path)
-    pi.add_argument("--dry-run", action="store_true")
-    pi.add_argument("--staff", help="acting staff id; the PIN is asked (scripts: KIOSK_STAFF_PIN)")
+    pi.add_argument("--replace", action="store_true",
+                    help="the new tiers replace the overlapping tiers of the policy in force (refused otherwise)")
+    pi.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
+    pi.add_argument("--staff", help="acting admin; the PIN is asked (scripts: KIOSK_STAFF_PIN)")
     pi.add_argument("--json", action="store_true")
     pi.set_defaults(func=cmd_policy_import)
 
@@ -148,62 +152,119 @@ def _at(text: str | None):
         raise ValidationError(f"时间格式不对：{text}（例：2026-11-23T12:05）", detail=f"bad --at {text!r}") from None
 
 
-def _print_report(rep, as_json: bool) -> int:
-    if as_json:
-        out_json(rep.to_json())
+ACTION_ZH = {"add": "新增", "change": "修改", "unchanged": "不变"}
+SHOWN_ROWS = 200      # rows listed one by one in the text output (all of them in --json)
+
+
+def _plan_json(plan, rep=None, **extra) -> dict:
+    """The import's JSON: the report's lists (``created``, ``updated``, ``unchanged``,
+    ``problems`` ...) and the structured plan (``plan``: ``add``, ``change``,
+    ``unchanged``, ``problems``, ``conflicts``, ``counts``)."""
+    from ..services.import_plan import report_of
+
+    rep = rep or report_of(plan, dry_run=True)
+    d = rep.to_json()
+    d.update({"plan": plan.to_json(), "counts": plan.counts(), "conflicts": [c.to_json() for c in plan.conflicts],
+              "replace": plan.replace})
+    d.update(extra)
+    return d
+
+
+def _print_plan(plan, rep, *, dry_run: bool) -> None:
+    """The plan as text: counts, each row to add or change, bad rows (file, row, column,
+    reason) and overlapping tiers on stderr."""
+    for w in plan.warnings:
+        print(f"提示：{w}", file=sys.stderr)
+    name = plan.file
+    for p in plan.problems:
+        print(p.text(name), file=sys.stderr)
+    for c in plan.conflicts:
+        print(f"{name}：{c.text()}", file=sys.stderr)
+    state = "（预览，未写入）" if dry_run else ""
+    print(f"{name}：新增 {len(plan.add)}，修改 {len(plan.change)}，不变 {len(plan.unchanged)}，"
+          f"有错误的行 {len(plan.bad_rows)}{state}")
+    for action in ("add", "change"):
+        rows = plan.by_action(action)
+        for p in rows[:SHOWN_ROWS]:
+            where = f"第{p.row}行 " if p.row else ""
+            what = "；".join(f"{k} {old or '（空）'} → {new or '（空）'}" for k, (old, new) in p.changes.items())
+            photos = f"（照片 {len(p.photos)} 张）" if p.photos else ""
+            print(f"  {ACTION_ZH[action]} {where}{p.key} {p.label}{'：' + what if what and action == 'change' else ''}"
+                  f"{photos}")
+        if len(rows) > SHOWN_ROWS:
+            print(f"  …… 另有 {len(rows) - SHOWN_ROWS} 行{ACTION_ZH[action]}（--json 列出全部）")
+    for ph in rep.photos if rep is not None else []:
+        print(f"  照片 第{ph['row']}行 {ph['resident_id']}: {ph['status']} {ph.get('message', '')}")
+
+
+def _run_import(a, kind: str) -> int:
+    """Plan the file (kiosk.services.import_plan, as the console does), show the plan and
+    stop there for ``--dry-run``; else refuse overlapping tiers without ``--replace``
+    (exit 2) and bad rows without ``--skip-invalid`` (exit 1, nothing written), then ask
+    the acting admin's PIN and apply exactly the plan."""
+    from ..services import import_plan as ip
+    from ..timeutil import now_cst
+
+    app = _app()
+    ip.refuse_on_terminal(app)
+    if kind == "roster":
+        plan = ip.plan_roster(app, a.file, photos_dir=a.photos)
+    elif kind == "menu":
+        plan = ip.plan_menu(app, a.file, a.canteen)
     else:
-        for w in rep.warnings:
-            print(f"提示：{w}", file=sys.stderr)
-        name = Path(rep.file).name
-        for p in rep.problems:
-            print(p.text(name), file=sys.stderr)
-        state = "（仅校验，未写入）" if rep.dry_run else ""
-        print(f"{name}: 新增 {len(rep.created)}，更新 {len(rep.updated)}，未变 {len(rep.unchanged)}，"
-              f"跳过 {len(rep.skipped_rows)} 行{state}")
-        for u in rep.updated:
-            print(f"  更新 {u}")
-        for ph in rep.photos:
-            print(f"  照片 第{ph['row']}行 {ph['resident_id']}: {ph['status']} {ph.get('message', '')}")
-    if rep.problems and not rep.imported and not rep.dry_run:
-        if not as_json:
+        plan = ip.plan_policy(app, a.file, replace=a.replace, today=now_cst().date())
+    skip = bool(getattr(a, "skip_invalid", False))
+    refused = bool(plan.conflicts and not plan.replace)
+    if a.dry_run:
+        out_json(_plan_json(plan)) if a.json else _print_plan(plan, None, dry_run=True)
+        if refused and not a.json:
+            print("政策档次与现行政策重叠：导入会被拒绝；确需取代，请加 --replace", file=sys.stderr)
+        return 2 if refused else 1 if plan.problems else 0
+    if refused:
+        err = ip.conflict_error(plan)
+        if a.json:
+            out_json(_plan_json(plan, error=err.user_message, detail=err.detail, type=type(err).__name__))
+        else:
+            _print_plan(plan, None, dry_run=False)
+            print(f"错误：{err.user_message}", file=sys.stderr)
+        return 2
+
+    def not_imported() -> int:
+        out_json(_plan_json(plan)) if a.json else _print_plan(plan, None, dry_run=False)
+        if not a.json:
             print("文件有错误，未导入任何数据。改正后重新导入，或加 --skip-invalid 只导入正确的行。", file=sys.stderr)
         return 1
-    if rep.problems and rep.dry_run:
-        return 1
+
+    if plan.problems and not skip:
+        return not_imported()
+    staff_id = _importer(app, a, faces=bool(kind == "roster" and a.photos is not None))
+    ip.prepare_photos(app, plan)       # every photo decoded and embedded before the first write
+    if plan.problems and not skip:
+        return not_imported()
+    result = ip.APPLIERS[kind](app, plan, staff_id or "system", skip_invalid=skip, via="cli")
+    rep = ip.report_of(plan, dry_run=False, result=result)
+    out_json(_plan_json(plan, rep)) if a.json else _print_plan(plan, rep, dry_run=False)
     return 0
 
 
-def _importer(app, a) -> str | None:
-    """Who imports: an admin proven by PIN (a dry run changes nothing and needs nobody;
-    a store without any staff yet is being set up)."""
-    if a.dry_run:
-        return a.staff
-    actor = acting_staff(app, a.staff, "data.import", setup_ok=True)
+def _importer(app, a, *, faces: bool = False) -> str | None:
+    """Who imports: an admin proven by PIN. A store without any staff yet is being set
+    up (no one to name), except for a roster with photos: that records face consent and
+    enrols faces, which a named staff member always does."""
+    actor = acting_staff(app, a.staff, "data.import", setup_ok=not faces)
     return actor.staff_id if actor else None
 
 
 def cmd_residents_import(a) -> int:
-    from ..services.importing import import_roster
-
-    app = _app()
-    rep = import_roster(app, a.file, dry_run=a.dry_run, skip_invalid=a.skip_invalid,
-                        photos_dir=a.photos, staff_id=_importer(app, a))
-    return _print_report(rep, a.json)
+    return _run_import(a, "roster")
 
 
 def cmd_menu_import(a) -> int:
-    from ..services.importing import import_menu
-
-    app = _app()
-    return _print_report(import_menu(app, a.file, dry_run=a.dry_run, skip_invalid=a.skip_invalid,
-                                     staff_id=_importer(app, a)), a.json)
+    return _run_import(a, "menu")
 
 
 def cmd_policy_import(a) -> int:
-    from ..services.importing import import_policy
-
-    app = _app()
-    return _print_report(import_policy(app, a.file, dry_run=a.dry_run, staff_id=_importer(app, a)), a.json)
+    return _run_import(a, "policy")
 
 
 def cmd_residents_show(a) -> int:

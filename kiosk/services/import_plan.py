@@ -195,8 +195,8 @@ def plan_roster(app, path: Path, *, photos_dir: Path | None = None) -> ImportPla
     for _, r in table.rows[:1]:
         present = set(r)
     if photos_dir is None and ("photos" in present or "face_consent" in present):
-        plan.warnings.append("「照片」和「人脸授权」列在网页导入中不处理：人脸授权和照片请在终端登记，"
-                             "或用命令行 `kiosk residents import --photos 照片目录`")
+        plan.warnings.append("没有照片文件夹：「照片」和「人脸授权」列不处理（网页导入不处理它们）。"
+                             "人脸授权和照片请在终端登记，或用命令行 `kiosk residents import --photos 照片目录 --staff 工号`")
     seen: dict[str, dict[str, int]] = {"resident_id": {}, "id_number": {}, "card_no": {}}
     with app.db.session(read_only=True) as s:
         for n, raw in table.rows:
