@@ -18,8 +18,8 @@ from .conftest import STAFF_PINS, make_app, staff_actor
 
 def test_pin_hash_is_argon2id_with_its_parameters_and_old_hashes_still_verify():
     h = hash_pin("135790")
-    assert h.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
-    assert pin_hash_params(h) == {"alg": "argon2id", "m": 65536, "t": 3, "p": 4}
+    assert h.startswith("$argon2id$v=19$m=65536,t=3,p=1$")
+    assert pin_hash_params(h) == {"alg": "argon2id", "m": 65536, "t": 3, "p": 1}
     assert verify_pin("135790", h) and not verify_pin("135791", h) and not pin_needs_rehash(h)
     assert hash_pin("135790") != h                       # salted
     weaker = "$argon2id$v=19$m=8192,t=1,p=1$" + h.split("$", 5)[4] + "$" + h.split("$")[5]

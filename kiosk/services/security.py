@@ -91,11 +91,11 @@ def _inside(path: Path, folder: Path) -> bool:
 
 
 # Staff PINs: Argon2id (memory-hard), parameters recorded in each hash's PHC string
-# ($argon2id$v=19$m=65536,t=3,p=4$salt$hash), so they can be raised later while old hashes
-# still verify. RFC 9106's second recommended setting: 64 MiB, 3 passes, 4 lanes.
+# ($argon2id$v=19$m=65536,t=3,p=1$salt$hash), so they can be raised later while old hashes
+# still verify. 64 MiB and 3 passes as in RFC 9106's second recommended setting, one lane.
 PIN_HASH_MEMORY_KIB = 65536
 PIN_HASH_TIME_COST = 3
-PIN_HASH_LANES = 4
+PIN_HASH_LANES = 1      # one lane: no threads (measured: lanes > 1 fail inside a process that ran the Qt UI)
 _LEGACY_SCRYPT = dict(n=2 ** 14, r=8, p=1)     # hashes written before Argon2id ("scrypt$salt$digest")
 
 
