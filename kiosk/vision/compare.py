@@ -16,7 +16,8 @@ skipped). Each photo of a person is probed once with that person enrolled from
 their other photos (leave one out); every labelled person and every pool face is
 a resident. Then each labelled photo meets a gallery without its own person (a
 stranger), and each pool face meets the labelled people. Both pipelines enrol
-and probe with their own embeddings; the kiosk decides with its own
+and probe with their own embeddings (the kiosk probes as ``kiosk identify`` and
+enrols only photos its enrolment gate accepts); the kiosk decides with its own
 ``decide()`` (threshold and margin), the plain pipeline with cosine ≥ its
 threshold (no margin). The output lists every genuine probe the plain pipeline
 recognises and the kiosk does not (the regressions this tool exists to find).
@@ -106,14 +107,17 @@ class Probe:
     kiosk_ok: bool | None
 
 
-def _kiosk_embed(engine, img: np.ndarray) -> tuple[np.ndarray | None, str]:
-    """As ``kiosk identify`` does (templates are made the same way here)."""
+def _kiosk_embed(engine, img: np.ndarray) -> tuple[np.ndarray | None, str, bool]:
+    """As ``kiosk identify`` does; the flag says whether enrolment would make a
+    template of it (``STILL_THRESHOLDS``): only those join the kiosk's gallery."""
+    from .quality import STILL_THRESHOLDS, assess
+
     obs = engine.observe_probe(img)
     if obs.primary is None:
-        return None, "no_face"
+        return None, "no_face", False
     if obs.embedding is None:
-        return None, "low_quality"
-    return obs.embedding, "ok"
+        return None, "low_quality", False
+    return obs.embedding, "ok", assess(obs.quality.measurements, STILL_THRESHOLDS).ok
 
 
 def run(backend: str, model_dir: Path, labelled: Path, pools: list[Path],
@@ -141,9 +145,14 @@ def run(backend: str, model_dir: Path, labelled: Path, pools: list[Path],
             continue
     emb: dict[str, dict] = {"plain": {}, "kiosk": {}}
 
+    enrolable: dict = {}
+
     def embed(key, img):
         emb["plain"][key] = (plain.embed(img), "ok")
-        emb["kiosk"][key] = _kiosk_embed(engine, img)
+        vec, why, ok = _kiosk_embed(engine, img)
+        emb["kiosk"][key] = (vec, why)
+        if ok:
+            enrolable[key] = True
 
     for p, img in images.items():
         embed(p, img)
@@ -169,6 +178,10 @@ def run(backend: str, model_dir: Path, labelled: Path, pools: list[Path],
                     k += 1
                     embed((p, "pair"), two_face_composite(img, f, oimg, of, **PAIR))
                     variants[p].append("pair")
+    # galleries: the plain pipeline enrols every photo it finds a face in, the kiosk
+    # only those its enrolment gate accepts
+    tmpl = {"plain": emb["plain"],
+            "kiosk": {k: (v if k in enrolable else None, w) for k, (v, w) in emb["kiosk"].items()}}
     probes: list[Probe] = []
     judge = dict(k_t=kiosk_threshold, k_m=kiosk_margin, p_t=plain_threshold)
     for pid, ps in photos.items():
@@ -180,19 +193,19 @@ def run(backend: str, model_dir: Path, labelled: Path, pools: list[Path],
                 key = p if v is None else (p, v)
                 name = str(p) if v is None else f"{p} [{v}]"
                 if rest:
-                    row = {side: _judge(*emb[side][key], _gallery(emb[side], photos, pool_paths,
+                    row = {side: _judge(*emb[side][key], _gallery(tmpl[side], photos, pool_paths,
                                                                    exclude=None, own=(pid, rest)),
                                         pid, side, **judge) for side in ("plain", "kiosk")}
                     probes.append(Probe("genuine", name, pid, *row["plain"], *row["kiosk"]))
                 # the same photo as a stranger: its own person is not enrolled
-                row = {side: _judge(*emb[side][key], _gallery(emb[side], photos, pool_paths,
+                row = {side: _judge(*emb[side][key], _gallery(tmpl[side], photos, pool_paths,
                                                                exclude=pid, own=None, pool_only=True),
                                     None, side, **judge) for side in ("plain", "kiosk")}
                 probes.append(Probe("stranger", name, pid, *row["plain"], *row["kiosk"]))
     for p in pool_paths:
         if p not in images:
             continue
-        row = {side: _judge(*emb[side][p], _gallery(emb[side], photos, [], exclude=None, own=None),
+        row = {side: _judge(*emb[side][p], _gallery(tmpl[side], photos, [], exclude=None, own=None),
                             None, side, **judge) for side in ("plain", "kiosk")}
         probes.append(Probe("stranger", str(p), None, *row["plain"], *row["kiosk"]))
 
