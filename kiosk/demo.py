@@ -57,12 +57,13 @@ def seed_demo(app) -> dict:
     (work / "menu.csv").write_text("\n".join(out) + "\n", encoding="utf-8")
     configure_canteen(app, name=app.settings.canteen_name, district="武侯区",
                       windows={"午餐": ["00:00", "23:59"]})   # lunch all day: the same flow at any hour
-    import_policy(app, src / "policy.example.yaml")
-    import_menu(app, work / "menu.csv")
-    rep = import_roster(app, src / "roster.example.csv", photos_dir=photos)
     app.residents.add_staff("A01", "王站长", "admin", "888888")       # the first staff member: an admin
     admin = app.auth.verify("A01", "888888")
     app.residents.add_staff("S01", "李姐", "staff", "1234", actor=admin)
+    # the admin imports: the roster's face consent and photos are recorded as theirs
+    import_policy(app, src / "policy.example.yaml", staff_id=admin.staff_id)
+    import_menu(app, work / "menu.csv", staff_id=admin.staff_id)
+    rep = import_roster(app, src / "roster.example.csv", photos_dir=photos, staff_id=admin.staff_id)
     app.billing.topup("R0001", 5000, payer="子女 李明", actor=app.auth.verify("S01", "1234"))
     return {"roster": rep.to_json()}
 
