@@ -17,7 +17,7 @@ from kiosk.vision.types import Face
 from .conftest import model_dir, shared_engine
 from .vision_helpers import matcher, templates, tight_photo, two_face_photo
 
-BACKENDS = ["sface", "insightface"]
+BACKENDS = ["sface", pytest.param("insightface", marks=pytest.mark.insightface)]
 # A wide photo: the enrolled person's face larger and at the left edge, another
 # face smaller in the middle (area ratio about 1.3 as detected).
 EDGE = dict(size=(1280, 480), big_x=0.07, big_h=160, small_h=140)
