@@ -224,6 +224,18 @@ def test_roster_photos_record_consent_by_the_named_admin(app, formats, tmp_path,
         consents = s.scalars(select(FaceConsent)).all()
         assert {(c.resident_id, c.staff_id, c.source) for c in consents} == {("R0001", "ADM", "roster"),
                                                                              ("R0002", "ADM", "roster")}
+    templates = counts(app)["FaceTemplate"]
+    assert templates == 2
+    # the same roster again enrols nothing again; 否 on an enrolled resident is a warning, not a withdrawal
+    again = write(tmp_path / "again.csv", (formats / "roster.example.csv").read_text(encoding="utf-8")
+                  .replace("李明 13900000001,是", "李明 13900000001,否"))
+    rc, out, err = run(capsys, "residents", "import", again, "--photos", photos, *ADMIN, "--json")
+    d = json.loads(out)
+    assert rc == 0 and d["unchanged"] == ["R0001", "R0002", "R0003"]
+    assert {p["resident_id"]: p["status"] for p in d["photos"]} == {"R0001": "no_consent", "R0002": "already_enrolled",
+                                                                    "R0003": "no_consent"}
+    assert any("residents erase R0001" in w for w in d["warnings"])
+    assert counts(app)["FaceTemplate"] == templates and counts(app)["FaceConsent"] == 2
 
 
 # ------------------------------------------------------------------ a district terminal

@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ..billing.policy import Policy, Tier, split_category
-from ..db.models import Canteen, MenuItem, Resident, SubsidyPolicy
+from ..db.models import Canteen, FaceTemplate, MenuItem, Resident, SubsidyPolicy
 from ..errors import ImportFileError, ValidationError
 from ..money import fen_to_yuan
 from . import audit, importing
@@ -267,6 +267,15 @@ def plan_roster(app, path: Path, *, photos_dir: Path | None = None) -> ImportPla
             photos = list(row.photos) if (plan.photos_dir is not None and row.face_consent) else []
             if plan.photos_dir is not None and row.photos and not row.face_consent:
                 plan.extra.setdefault("no_consent", []).append((n, rid))
+            if plan.photos_dir is not None and stored is not None and (photos or consent is False):
+                enrolled = s.scalar(select(func.count()).select_from(FaceTemplate)
+                                    .where(FaceTemplate.resident_id == rid))
+                if consent is False and enrolled:
+                    plan.warnings.append(f"{plan.file} 第{n}行：人脸授权为「否」，但居民 {rid} 已登记人脸；"
+                                         f"花名册不撤回授权，撤回并删除人脸数据请用 kiosk residents erase {rid}")
+                if photos and enrolled:   # the same roster again does not enrol the same photos again
+                    plan.extra.setdefault("kept_faces", []).append((n, rid))
+                    photos = []
             if stored is None:
                 plan.planned.append(PlannedRow(n, rid, "add", fields["name"], record=fields,
                                                photos=photos, face_consent=consent))
@@ -357,6 +366,9 @@ def _enrol_photos(app, plan: ImportPlan, staff_id: str) -> list[dict]:
 
     out = [{"row": n, "resident_id": rid, "status": "no_consent",
             "message": "未签署人脸授权，照片未登记（可用助老卡就餐）"} for n, rid in plan.extra.get("no_consent", [])]
+    out += [{"row": n, "resident_id": rid, "status": "already_enrolled",
+             "message": "已有人脸模板，照片未重复登记（更新人脸请用 kiosk enroll）"}
+            for n, rid in plan.extra.get("kept_faces", [])]
     prepared = plan.extra.get("prepared", {})
     for p in plan.planned:
         if not p.photos:
