@@ -132,6 +132,10 @@ def test_json_plan_keys(shop, tmp_path, capsys, admin_pin):
     (prob,) = plan["problems"]
     assert (prob["row"], prob["column"]) == (4, "身份证号") and prob["message_zh"] and prob["message_en"]
     assert d["skipped_rows"] == [4] and d["counts"]["bad_rows"] == 1
+    rc, out, _ = run(capsys, "residents", "import", f, "--json", *ADMIN)      # bad rows: exit 1, nothing written
+    d = json.loads(out)
+    assert rc == 1 and d["dry_run"] is False and not d["imported"] and d["problems"]
+    assert resident(shop, "R0101") is None
     # --skip-invalid: the good rows are written, the bad one named and left out
     rc, out, _ = run(capsys, "residents", "import", f, "--skip-invalid", "--json", *ADMIN)
     d = json.loads(out)

@@ -170,7 +170,7 @@ def _plan_json(plan, rep=None, **extra) -> dict:
     return d
 
 
-def _print_plan(plan, rep, *, dry_run: bool) -> None:
+def _print_plan(plan, rep, *, dry_run: bool, state: str = "") -> None:
     """The plan as text: counts, each row to add or change, bad rows (file, row, column,
     reason) and overlapping tiers on stderr."""
     for w in plan.warnings:
@@ -180,7 +180,7 @@ def _print_plan(plan, rep, *, dry_run: bool) -> None:
         print(p.text(name), file=sys.stderr)
     for c in plan.conflicts:
         print(f"{name}：{c.text()}", file=sys.stderr)
-    state = "（预览，未写入）" if dry_run else ""
+    state = "（预览，未写入）" if dry_run else state
     print(f"{name}：新增 {len(plan.add)}，修改 {len(plan.change)}，不变 {len(plan.unchanged)}，"
           f"有错误的行 {len(plan.bad_rows)}{state}")
     for action in ("add", "change"):
@@ -223,15 +223,18 @@ def _run_import(a, kind: str) -> int:
     if refused:
         err = ip.conflict_error(plan)
         if a.json:
-            out_json(_plan_json(plan, error=err.user_message, detail=err.detail, type=type(err).__name__))
+            out_json(_plan_json(plan, ip.report_of(plan, dry_run=False), error=err.user_message, detail=err.detail,
+                                type=type(err).__name__))
         else:
-            _print_plan(plan, None, dry_run=False)
+            _print_plan(plan, None, dry_run=False, state="（被拒绝，未写入）")
             print(f"错误：{err.user_message}", file=sys.stderr)
         return 2
 
     def not_imported() -> int:
-        out_json(_plan_json(plan)) if a.json else _print_plan(plan, None, dry_run=False)
-        if not a.json:
+        if a.json:
+            out_json(_plan_json(plan, ip.report_of(plan, dry_run=False)))
+        else:
+            _print_plan(plan, None, dry_run=False, state="（未写入）")
             print("文件有错误，未导入任何数据。改正后重新导入，或加 --skip-invalid 只导入正确的行。", file=sys.stderr)
         return 1
 
