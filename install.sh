@@ -19,8 +19,9 @@ APT_PKGS=(python3 python3-venv python3-pip
           libxcb-randr0 libxcb-render-util0 libxcb-image0 libxrender1 libxi6
           fonts-wqy-microhei espeak-ng)
 # --test: PostgreSQL; Debian's chromium (the console's browser tests drive it with Playwright,
-# which never downloads a browser of its own) and poppler-utils (pdftotext reads the PDF reports)
-if [ "$MODE" = "--test" ]; then APT_PKGS+=(postgresql chromium poppler-utils); fi
+# which never downloads a browser of its own) and poppler-utils (pdftotext reads the PDF reports);
+# xvfb: a bare X server (no window manager) on which the UI test checks that the kiosk fills the screen
+if [ "$MODE" = "--test" ]; then APT_PKGS+=(postgresql chromium poppler-utils xvfb); fi
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -27,27 +27,38 @@ def _qt_app():
 
 
 def build_window(app_ctx, source_spec=None, *, capture=None, voice=None, fps: float = 12.0,
-                 receipt_seconds: float = 8.0):
-    """The window with its worker; ``capture`` (a Capture) overrides ``source_spec``."""
+                 leave_seconds: float = 4.0):
+    """The window with its worker; ``capture`` (a Capture) overrides ``source_spec``.
+    The camera and the recognition pipeline come from the service layer."""
     from ..services.kiosk import KioskService
     from ..services.receipts import FilePrinter
-    from ..vision.camera import ResilientSource, opener_for
-    from ..vision.pipeline import RecognitionPipeline
-    from ..vision.tracker import PersonTracker
     from .main_window import KioskWindow
     from .voice import Voice
     from .worker import VisionWorker
 
     s = app_ctx.settings
-    opener = (lambda: capture) if capture is not None else opener_for(source_spec if source_spec is not None else 0)
-    source = ResilientSource(opener)
-    pipeline = RecognitionPipeline(app_ctx.engine, app_ctx.faces.match,
-                                   PersonTracker(votes_needed=s.votes_needed, window=s.vote_window))
-    app_ctx.faces.gallery()            # load the index before the first frame
-    worker = VisionWorker(source, pipeline, fps=fps)
-    win = KioskWindow(KioskService(app_ctx), voice or Voice(), worker, receipt_seconds=receipt_seconds,
+    svc = KioskService(app_ctx)
+    worker = VisionWorker(svc.open_source(source_spec, capture), svc.recognition_pipeline(), fps=fps)
+    win = KioskWindow(svc, voice or Voice(), worker, leave_seconds=leave_seconds,
                       printer=FilePrinter(s.home / "receipts", s.canteen_name))
     return win, worker
+
+
+def show_full_screen(win) -> None:
+    """Fill the screen with or without a window manager: under a bare X server nobody
+    honours the full-screen request, so the window also takes the screen's geometry
+    itself, without a frame."""
+    from PySide6.QtCore import Qt
+
+    screen = win.screen() or win.windowHandle() and win.windowHandle().screen()
+    if screen is None:
+        from PySide6.QtGui import QGuiApplication
+        screen = QGuiApplication.primaryScreen()
+    geo = screen.availableGeometry()   # = the whole screen when no window manager reserves a panel
+    win.setWindowFlag(Qt.WindowType.FramelessWindowHint, True)
+    win.setGeometry(geo)
+    win.showFullScreen()
+    win.setGeometry(geo)       # again after mapping: a bare X server keeps what it is given
 
 
 def run(source: str | None, windowed: bool, *, demo: bool = False, seconds: float | None = None,
@@ -74,11 +85,14 @@ def run(source: str | None, windowed: bool, *, demo: bool = False, seconds: floa
         ctx = App()
         win, worker = build_window(ctx, source)
     worker.failed.connect(lambda m: log.error("vision: %s", m))
-    if windowed or os.environ.get("QT_QPA_PLATFORM") == "offscreen":
-        win.resize(1080, 1920 if not windowed else 1000)
+    if windowed:
+        win.resize(720, 1280)
+        win.show()
+    elif os.environ.get("QT_QPA_PLATFORM") == "offscreen":
+        win.resize(1080, 1920)
         win.show()
     else:
-        win.showFullScreen()
+        show_full_screen(win)
     worker.start()
     signal.signal(signal.SIGINT, lambda *_: qapp.quit())
     tick = QTimer()                      # lets Python see Ctrl-C while Qt runs

@@ -14,11 +14,8 @@ class DemoPilot:
         self.win, self.capture = win, capture
         self.bill_after_s, self.card_after_s = bill_after_s, card_after_s
         self.since = (None, time.monotonic())
-        self.banner = label("演示模式：自动点按；画面中的人按提示转头（照片合成的三维转头）", "hint")
-        self.banner.setParent(win)
-        self.banner.move(20, win.height() - 90)
-        self.banner.resize(1060, 70)
-        self.banner.show()
+        self.banner = label("演示模式：自动点按；画面中的人按提示转头（照片合成的三维转头）", "status")
+        win.add_banner(self.banner)          # under the pages, never over them
         self.timer = QTimer(win, interval=500, timeout=self.step)
         self.timer.start()
         self.actions: list[str] = []
@@ -27,13 +24,14 @@ class DemoPilot:
 
     def step(self) -> None:
         w = self.win
-        challenge = getattr(w, "challenge", None)
-        if w.state == "challenge" and challenge is not self._last_challenge and self.capture is not None:
+        challenge = w.challenge
+        if w.state == "challenge" and challenge is not None and challenge is not self._last_challenge \
+                and self.capture is not None:
             if self._heard is not challenge:          # listen first, then turn (as a person would)
                 self._heard, self._heard_at = challenge, time.monotonic()
             elif time.monotonic() - self._heard_at >= 1.0:
                 self._last_challenge = challenge
-                self.capture.turn(challenge["dir"])   # the elder on camera turns as asked
+                self.capture.turn(challenge.direction)   # the elder on camera turns as asked
                 self.actions.append("turn")
         state, t0 = self.since
         if state != w.state:
@@ -44,8 +42,15 @@ class DemoPilot:
             w.bill.confirm_btn.click()
             self.actions.append("confirm")
             self.since = (w.state, time.monotonic())
+        elif w.state == "pay" and waited > self.bill_after_s:
+            w.pay.buttons["cash"].click()            # the demo elder chooses cash
+            self.actions.append("cash")
+            self.since = (w.state, time.monotonic())
+        elif w.state == "receipt" and waited > self.bill_after_s:
+            w.receipt.done_btn.click()
+            self.actions.append("done")
         elif w.state == "noface" and waited > self.card_after_s and not w.noface.entry.text():
             w.noface.entry.setText("ZL0002")
-            w.noface.keypad.buttons["确定"].click()
+            w.noface.cardkeys.buttons["确定"].click()
             self.actions.append("card")
             self.since = (w.state, time.monotonic())

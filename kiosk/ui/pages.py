@@ -1,19 +1,24 @@
-"""One page per step of the checkout flow. Pages hold widgets and emit intents;
-the main window decides what happens next and calls the services."""
+"""The elder's screens. Pages only draw and emit intents; the controllers decide what
+happens next and call the services. Each page has one decision and a ``next`` line
+saying what to do now (the words the voice speaks)."""
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtWidgets import (QButtonGroup, QGridLayout, QHBoxLayout, QLineEdit, QListWidget,
-                               QListWidgetItem, QScrollArea, QVBoxLayout, QWidget)
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLineEdit, QProgressBar, QScrollArea, QStackedWidget,
+                               QVBoxLayout, QWidget)
 
-from ..money import fen_to_yuan
-from ..services.kiosk import Bill, Greeting
-from .widgets import CameraView, Keypad, big_button, label
-
-PAY_LABELS = {"balance": "余额", "cash": "现金", "card": "银行卡"}
+from ..services.kiosk import PAY_LABELS, Bill, Greeting, yuan
+from .widgets import CARD_KEYS, CameraView, DishTile, Keypad, Page, TypingKeyboard, big_button, flip_box, label
 
 
-class IdlePage(QWidget):
+def _clear(grid) -> None:
+    while grid.count():
+        w = grid.takeAt(0).widget()
+        if w:
+            w.deleteLater()
+
+
+class IdlePage(Page):
     no_face = Signal()
     staff = Signal()
 
@@ -23,27 +28,54 @@ class IdlePage(QWidget):
         self.canteen = label("", "title")
         self.canteen.setAlignment(Qt.AlignmentFlag.AlignCenter)
         v.addWidget(self.canteen)
+        body = flip_box()
         self.camera = CameraView()
-        v.addWidget(self.camera, 1)
-        self.prompt = label("请看屏幕，刷脸就餐", "title")
-        self.prompt.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        v.addWidget(self.prompt)
+        body.addWidget(self.camera, 3)
+        side = QVBoxLayout()
+        self.prompt = self.next            # the request of the moment: 请看屏幕 / 请慢慢向左转头
+        side.addWidget(self.prompt)
+        self.progress = QProgressBar()     # the head turn: how far, and the seconds left
+        self.progress.setRange(0, 100)
+        self.progress.setVisible(False)
+        side.addWidget(self.progress)
+        self.countdown = label("", "status")
+        self.countdown.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.countdown.setVisible(False)
+        side.addWidget(self.countdown)
         self.hint = label("", "hint")
         self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        v.addWidget(self.hint)
-        row = QHBoxLayout()
-        self.no_face_btn = big_button("不刷脸（刷卡 / 手机尾号）")
+        side.addWidget(self.hint)
+        side.addStretch(1)
+        self.no_face_btn = big_button("不刷脸，用助老卡或手机号")
         self.no_face_btn.clicked.connect(self.no_face)
+        side.addWidget(self.no_face_btn)
+        body.addLayout(side, 2)
+        v.addLayout(body, 1)
         self.staff_btn = big_button("工作人员")
         self.staff_btn.clicked.connect(self.staff)
-        row.addWidget(self.no_face_btn, 3)
+        row = QHBoxLayout()
+        row.addStretch(2)
         row.addWidget(self.staff_btn, 1)
         v.addLayout(row)
 
+    def show_challenge(self, progress: float, seconds_left: float) -> None:
+        self.progress.setVisible(True)
+        self.countdown.setVisible(True)
+        self.progress.setValue(int(round(progress * 100)))
+        self.progress.setFormat("转头进度 %p%")
+        self.countdown.setText(f"还剩 {max(0, int(seconds_left + 0.99))} 秒")
 
-class BillPage(QWidget):
-    changed = Signal()
+    def end_challenge(self) -> None:
+        self.progress.setVisible(False)
+        self.countdown.setVisible(False)
+
+
+class BillPage(Page):
+    """One decision: 确认 this meal. Changing dishes or the payment are separate screens."""
+
     confirm = Signal()
+    change_dishes = Signal()
+    change_pay = Signal()
     not_me = Signal()
     cancel = Signal()
 
@@ -52,111 +84,168 @@ class BillPage(QWidget):
         v = QVBoxLayout(self)
         self.title = label("", "title")
         v.addWidget(self.title)
-        self.subsidy = label("", "key")
-        v.addWidget(self.subsidy)
-        self.month = label("")
-        v.addWidget(self.month)
-        self.scroll = QScrollArea()
-        self.scroll.setWidgetResizable(True)
-        self.grid_host = QWidget()
-        self.grid = QGridLayout(self.grid_host)
-        self.scroll.setWidget(self.grid_host)
-        v.addWidget(self.scroll, 1)
-        sum_row = QHBoxLayout()
-        self.sum = label("", "title")           # 合计 − 补贴 =
-        self.to_pay = label("", "key")          # 应付 (the largest figure)
-        sum_row.addWidget(self.sum, 3)
-        sum_row.addWidget(self.to_pay, 2)
-        v.addLayout(sum_row)
-        self.sum_reason = label("")
-        v.addWidget(self.sum_reason)
-        pay_row = QHBoxLayout()
-        self.pay_group = QButtonGroup(self)
-        self.pay_buttons = {}
-        for key, text in PAY_LABELS.items():
-            b = big_button(text, checkable=True)
-            b.setProperty("base", text)
-            b.toggled.connect(lambda _=False, b=b: self._label_tile(b))
-            self.pay_group.addButton(b)
-            self.pay_buttons[key] = b
-            pay_row.addWidget(b)
-        self.pay_buttons["cash"].setChecked(True)
-        v.addLayout(pay_row)
+        body = flip_box()
+        left = QVBoxLayout()
+        self.lines = label("")
+        self.lines.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        left.addWidget(self.lines)
+        self.why = label("")            # the recommendation in one line
+        left.addWidget(self.why)
+        left.addStretch(1)
+        self.change_btn = big_button("换菜")
+        self.change_btn.clicked.connect(self.change_dishes)
+        left.addWidget(self.change_btn)
+        body.addLayout(left, 1)
+        right = QVBoxLayout()
+        self.subsidy = label("", "key")     # 政府补贴 6 元
+        right.addWidget(self.subsidy)
+        self.to_pay = label("", "pay")      # 应付 12 元: the largest figure
+        right.addWidget(self.to_pay)
+        self.pay_line = label("", "status")
+        right.addWidget(self.pay_line)
         self.error = label("", "error")
-        v.addWidget(self.error)
+        right.addWidget(self.error)
+        right.addWidget(self.next)
+        right.addStretch(1)
+        self.pay_btn = big_button("换付款方式")
+        self.pay_btn.clicked.connect(self.change_pay)
+        right.addWidget(self.pay_btn)
+        self.confirm_btn = big_button("确认", "primary")
+        self.confirm_btn.clicked.connect(self.confirm)
+        right.addWidget(self.confirm_btn)
+        body.addLayout(right, 1)
+        v.addLayout(body, 1)
         row = QHBoxLayout()
         self.not_me_btn = big_button("不是我", "danger")
         self.not_me_btn.clicked.connect(self.not_me)
-        self.cancel_btn = big_button("返回")
+        self.cancel_btn = big_button("不吃了")
         self.cancel_btn.clicked.connect(self.cancel)
-        self.confirm_btn = big_button("确认", "primary")
-        self.confirm_btn.clicked.connect(self.confirm)
-        row.addWidget(self.not_me_btn, 1)
-        row.addWidget(self.cancel_btn, 1)
-        row.addWidget(self.confirm_btn, 2)
+        row.addWidget(self.not_me_btn)
+        row.addWidget(self.cancel_btn)
         v.addLayout(row)
-        self.tiles: dict[str, object] = {}
 
     def show_greeting(self, g: Greeting, by_face: bool) -> None:
         self.title.setText(g.title)
-        if g.subsidy_fen:
-            self.subsidy.setText(f"{g.tier}　今日补贴 {fen_to_yuan(g.subsidy_fen)} 元")
-        else:
-            self.subsidy.setText(f"今日无补贴：{g.subsidy_reason}")
-        self.month.setText(f"本月补贴还剩 {fen_to_yuan(g.month_left_fen)} 元　　账户余额 {fen_to_yuan(g.balance_fen)} 元"
-                           if g.month_left_fen is not None else f"账户余额 {fen_to_yuan(g.balance_fen)} 元")
+        self.subsidy.setText(g.subsidy_text)
+        self.why.setText(g.why)
         self.not_me_btn.setVisible(by_face)
         self.error.setText("")
-        while self.grid.count():
-            w = self.grid.takeAt(0).widget()
-            if w:
-                w.deleteLater()
-        self.tiles = {}
-        for i, m in enumerate(g.menu):
-            b = big_button("", checkable=True)
-            b.setMinimumHeight(140)
-            b.setEnabled(m.excluded is None)
-            b.setChecked(m.recommended and m.excluded is None)
-            b.setProperty("base", f"{m.name}  {fen_to_yuan(m.price_fen)}元")
-            b.setProperty("note", f"不宜：{m.excluded}" if m.excluded else
-                          (f"推荐：{m.reason}" if m.recommended and m.reason else ""))
-            b.setToolTip(m.reason or m.excluded or "")
-            self._label_tile(b)
-            b.toggled.connect(lambda _=False, b=b: (self._label_tile(b), self.changed.emit()))
-            self.tiles[m.dish_id] = b
-            self.grid.addWidget(b, i // 2, i % 2)
-        self.pay_buttons["balance"].setEnabled(True)
-        self.pay_buttons["cash"].setChecked(True)
+        self.lines.setText("")
+        self.to_pay.setText("")
+        self.pay_line.setText("")
+        self.confirm_btn.setEnabled(False)       # until the bill is priced
 
-    @staticmethod
-    def _label_tile(b) -> None:
-        """A chosen dish shows ✓ as well as its colour (colour is never the only signal)."""
-        note = b.property("note") or ""
-        if len(note) > 13:
-            note = note[:12] + "…"
-        mark = "✓ " if b.isChecked() else ""
-        b.setText(f"{mark}{b.property('base')}" + (f"\n{note}" if note else ""))
+    def show_bill(self, b: Bill, pay: str) -> None:
+        if b.total_fen == 0:
+            self.lines.setText("还没有选菜")
+            self.subsidy.setText("")
+            self.to_pay.setText("")
+            self.pay_line.setText("")
+            self.confirm_btn.setEnabled(False)
+            return
+        self.lines.setText("\n".join(f"{name}{'' if q == 1 else f' ×{q}'}　{yuan(amount)} 元"
+                                     for name, q, amount in b.lines) + f"\n合计 {yuan(b.total_fen)} 元")
+        self.subsidy.setText(b.subsidy_text)
+        self.to_pay.setText(f"应付 {yuan(b.to_pay_fen)} 元")
+        bal = "" if b.balance_fen is None else f"（余额 {yuan(b.balance_fen)} 元）"
+        self.pay_line.setText(f"付款方式：{PAY_LABELS[pay]}" + (bal if pay == "balance" else ""))
+        self.confirm_btn.setEnabled(True)
+
+
+class MenuPage(Page):
+    """Choosing dishes: tap a dish to choose it, tap again to leave it out."""
+
+    changed = Signal()
+    done = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        v = QVBoxLayout(self)
+        self.title = label("点一下选菜，再点一下不要", "title")
+        v.addWidget(self.title)
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.grid_host = QWidget()
+        self.grid = QGridLayout(self.grid_host)
+        self.grid.setAlignment(Qt.AlignmentFlag.AlignTop)
+        self.scroll.setWidget(self.grid_host)
+        v.addWidget(self.scroll, 1)
+        self.to_pay = label("", "key")
+        v.addWidget(self.to_pay)
+        v.addWidget(self.next)
+        self.done_btn = big_button("选好了", "primary")
+        self.done_btn.clicked.connect(self.done)
+        v.addWidget(self.done_btn)
+        self.tiles: dict[str, DishTile] = {}
+        self.columns = 2
+
+    def show_menu(self, g: Greeting) -> None:
+        _clear(self.grid)
+        self.tiles = {}
+        for m in g.menu:
+            note = (f"不宜：{m.excluded}" if m.excluded else (f"推荐：{m.reason}" if m.recommended and m.reason else
+                    ("套餐，一份就够" if m.set_meal else "")))
+            t = DishTile(m.dish_id, m.name, f"{yuan(m.price_fen)} 元", note, m.excluded is None)
+            t.setChecked(m.recommended and m.excluded is None)
+            t.toggled.connect(lambda _=False: self.changed.emit())
+            self.tiles[m.dish_id] = t
+        self._place()
+
+    def set_columns(self, n: int) -> None:
+        if n != self.columns:
+            self.columns = n
+            self._place()
+
+    def _place(self) -> None:
+        for t in self.tiles.values():
+            self.grid.removeWidget(t)
+        for i, t in enumerate(self.tiles.values()):
+            self.grid.addWidget(t, i // self.columns, i % self.columns)
 
     def selected(self) -> list[str]:
         return [d for d, b in self.tiles.items() if b.isChecked()]
 
-    def pay_method(self) -> str:
-        return next(k for k, b in self.pay_buttons.items() if b.isChecked())
 
-    def show_bill(self, b: Bill) -> None:
-        if b.total_fen == 0:
-            self.sum.setText("请选择菜品")
-            self.to_pay.setText("")
-            self.sum_reason.setText("")
-            self.confirm_btn.setEnabled(False)
-            return
-        self.sum.setText(f"合计 {fen_to_yuan(b.total_fen)} − 补贴 {fen_to_yuan(b.subsidy_fen)} =")
-        self.to_pay.setText(f"应付 {fen_to_yuan(b.to_pay_fen)} 元")
-        self.sum_reason.setText(b.reason)
-        self.confirm_btn.setEnabled(True)
+class PayPage(Page):
+    """One decision: how to pay. Never changed without the elder choosing it."""
+
+    chosen = Signal(str)          # balance | cash | card
+    staff_topup = Signal()
+    back = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        v = QVBoxLayout(self)
+        self.title = label("请选择付款方式", "title")
+        v.addWidget(self.title)
+        self.to_pay = label("", "pay")
+        v.addWidget(self.to_pay)
+        self.balance = label("", "status")
+        v.addWidget(self.balance)
+        v.addWidget(self.next)
+        v.addStretch(1)
+        self.buttons = {}
+        for key in ("cash", "balance", "card"):
+            b = big_button({"cash": "付现金", "balance": "用账户余额付", "card": "刷银行卡"}[key])
+            b.clicked.connect(lambda _=False, k=key: self.chosen.emit(k))
+            self.buttons[key] = b
+            v.addWidget(b)
+        self.topup_btn = big_button("请工作人员帮我充值")
+        self.topup_btn.clicked.connect(self.staff_topup)
+        v.addWidget(self.topup_btn)
+        self.back_btn = big_button("回到账单")
+        self.back_btn.clicked.connect(self.back)
+        v.addWidget(self.back_btn)
+
+    def show_choices(self, b: Bill, short: bool) -> None:
+        self.title.setText("余额不够付这一餐" if short else "请选择付款方式")
+        self.to_pay.setText(f"应付 {yuan(b.to_pay_fen)} 元")
+        self.balance.setText("" if b.balance_fen is None else f"账户余额 {yuan(b.balance_fen)} 元")
+        self.buttons["balance"].setVisible(b.enough_balance())
 
 
-class ReceiptPage(QWidget):
+class ReceiptPage(Page):
     done = Signal()
 
     def __init__(self) -> None:
@@ -164,95 +253,139 @@ class ReceiptPage(QWidget):
         v = QVBoxLayout(self)
         self.title = label("", "title")
         v.addWidget(self.title)
+        body = flip_box()
         self.lines = label("")
         self.lines.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        v.addWidget(self.lines, 1)
-        self.subsidy = label("", "title")
-        v.addWidget(self.subsidy)
-        self.paid = label("", "key")
-        v.addWidget(self.paid)
-        self.balance = label("")
-        v.addWidget(self.balance)
-        self.done_btn = big_button("完成", "primary")
+        body.addWidget(self.lines, 1)
+        right = QVBoxLayout()
+        self.subsidy = label("", "key")
+        right.addWidget(self.subsidy)
+        self.paid = label("", "pay")
+        right.addWidget(self.paid)
+        self.balance = label("", "status")
+        right.addWidget(self.balance)
+        right.addStretch(1)
+        body.addLayout(right, 1)
+        v.addLayout(body, 1)
+        v.addWidget(self.next)
+        self.done_btn = big_button("好的", "primary")
         self.done_btn.clicked.connect(self.done)
         v.addWidget(self.done_btn)
 
-    def show_receipt(self, r) -> None:
+    def show_receipt(self, r, subsidy_line: str) -> None:
         self.title.setText(f"✓ 结算成功　{r.resident_name}　{r.meal}")
-        self.lines.setText("\n".join(f"{ln['name']} × {ln['quantity']}　{fen_to_yuan(ln['price_fen'] * ln['quantity'])} 元"
-                                     for ln in r.lines) + f"\n合计 {fen_to_yuan(r.total_fen)} 元")
-        self.subsidy.setText(f"政府补贴 {fen_to_yuan(r.subsidy_fen)} 元" if r.subsidy_fen else f"本餐无补贴：{r.reason}")
-        self.paid.setText(f"实付 {fen_to_yuan(r.to_pay_fen)} 元（{PAY_LABELS.get(r.pay_method, r.pay_method)}）")
-        self.balance.setText(f"账户余额 {fen_to_yuan(r.balance_after_fen)} 元")
+        self.lines.setText("\n".join(f"{ln['name']}{'' if ln['quantity'] == 1 else ' ×' + str(ln['quantity'])}　"
+                                     f"{yuan(ln['price_fen'] * ln['quantity'])} 元" for ln in r.lines)
+                           + f"\n合计 {yuan(r.total_fen)} 元")
+        self.subsidy.setText(subsidy_line)
+        self.paid.setText(f"实付 {yuan(r.to_pay_fen)} 元")
+        how = PAY_LABELS.get(r.pay_method, "其他")
+        self.balance.setText(f"付款方式：{how}" + (f"　账户余额 {yuan(r.balance_after_fen)} 元"
+                                                  if r.pay_method == "balance" else ""))
 
 
-class NoFacePage(QWidget):
+class NoFacePage(Page):
+    """Without the face: a 助老卡 number (letters and digits), or the phone's last four
+    digits and then a name from a list of big buttons."""
+
     card = Signal(str)
     phone = Signal(str)
     chosen = Signal(str)
     back = Signal()
-    staff = Signal()
+    call_staff = Signal()
+    mode_changed = Signal(str)
 
     def __init__(self) -> None:
         super().__init__()
         v = QVBoxLayout(self)
-        self.prompt = label("请刷助老卡，或输入卡号 / 手机号后四位", "title")
+        self.prompt = self.next
         v.addWidget(self.prompt)
+        body = flip_box()
+        left = QVBoxLayout()
         mode_row = QHBoxLayout()
         self.card_mode = big_button("助老卡号", checkable=True)
         self.phone_mode = big_button("手机尾号", checkable=True)
-        grp = QButtonGroup(self)
-        grp.addButton(self.card_mode)
-        grp.addButton(self.phone_mode)
+        self.card_mode.setAutoExclusive(True)
+        self.phone_mode.setAutoExclusive(True)
         self.card_mode.setChecked(True)
+        self.card_mode.clicked.connect(lambda: self.set_mode("card"))
+        self.phone_mode.clicked.connect(lambda: self.set_mode("phone"))
         mode_row.addWidget(self.card_mode)
         mode_row.addWidget(self.phone_mode)
-        v.addLayout(mode_row)
+        left.addLayout(mode_row)
+        self.entry_caption = label("助老卡号", "field")
+        left.addWidget(self.entry_caption)
         self.entry = QLineEdit()
         self.entry.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.entry.returnPressed.connect(self._submit)   # a USB card reader types the number and Enter
-        v.addWidget(self.entry)
+        left.addWidget(self.entry)
         self.error = label("", "error")
-        v.addWidget(self.error)
-        self.names = QListWidget()
-        self.names.setVisible(False)
-        self.names.itemClicked.connect(lambda it: self.chosen.emit(it.data(Qt.ItemDataRole.UserRole)))
-        v.addWidget(self.names)
+        left.addWidget(self.error)
+        self.call = label("", "call")          # 已呼叫工作人员: visible to everyone at the counter
+        self.call.setVisible(False)
+        left.addWidget(self.call)
+        left.addStretch(1)
+        body.addLayout(left, 1)
+        self.keys = QStackedWidget()
+        self.cardkeys = TypingKeyboard(CARD_KEYS, 7)
+        self.cardkeys.target = self.entry
+        self.cardkeys.entered.connect(self._submit)
         self.keypad = Keypad()
-        self.keypad.digit.connect(lambda d: self.entry.setText(self.entry.text() + d))
+        self.keypad.target = self.entry
+        self.keypad.digit.connect(lambda d: self.entry.insert(d))
         self.keypad.cleared.connect(self.entry.clear)
         self.keypad.entered.connect(self._submit)
-        v.addWidget(self.keypad, 1)
+        self.names_host = QWidget()
+        self.names = QGridLayout(self.names_host)
+        self.names.setSpacing(12)
+        self.keys.addWidget(self.cardkeys)
+        self.keys.addWidget(self.keypad)
+        self.keys.addWidget(self.names_host)
+        body.addWidget(self.keys, 1)
+        v.addLayout(body, 1)
         row = QHBoxLayout()
         self.back_btn = big_button("返回")
         self.back_btn.clicked.connect(self.back)
-        self.staff_btn = big_button("找工作人员")
-        self.staff_btn.clicked.connect(self.staff)
+        self.staff_btn = big_button("找工作人员", "danger")
+        self.staff_btn.clicked.connect(self.call_staff)
         row.addWidget(self.back_btn)
         row.addWidget(self.staff_btn)
         v.addLayout(row)
+        self.name_buttons: list = []
 
-    def reset(self, prompt: str | None = None) -> None:
+    def mode(self) -> str:
+        return "phone" if self.phone_mode.isChecked() else "card"
+
+    def set_mode(self, mode: str) -> None:
+        (self.phone_mode if mode == "phone" else self.card_mode).setChecked(True)
         self.entry.clear()
         self.error.setText("")
-        self.names.clear()
-        self.names.setVisible(False)
-        self.card_mode.setChecked(True)
-        if prompt:
-            self.prompt.setText(prompt)
+        self.entry_caption.setText("手机号后四位" if mode == "phone" else "助老卡号")
+        self.keys.setCurrentWidget(self.keypad if mode == "phone" else self.cardkeys)
+        self.mode_changed.emit(mode)
+
+    def reset(self, mode: str = "card") -> None:
+        self.call.setVisible(False)
+        self.set_mode(mode)
         self.entry.setFocus()
 
     def _submit(self) -> None:
         text = self.entry.text().strip()
         if not text:
             return
-        (self.phone if self.phone_mode.isChecked() else self.card).emit(text)
+        (self.phone if self.mode() == "phone" else self.card).emit(text)
 
-    def show_names(self, cards) -> None:
-        self.names.clear()
-        for c in cards:
-            it = QListWidgetItem(f"{c.name}　{c.honorific}")
-            it.setData(Qt.ItemDataRole.UserRole, c.resident_id)
-            it.setSizeHint(QSize(400, 110))
-            self.names.addItem(it)
-        self.names.setVisible(bool(cards))
+    def show_names(self, cards, columns: int = 1) -> None:
+        _clear(self.names)
+        self.name_buttons = []
+        for i, c in enumerate(cards):
+            b = big_button(f"{c.name}　{c.honorific}".strip(), "name")
+            b.clicked.connect(lambda _=False, rid=c.resident_id: self.chosen.emit(rid))
+            self.names.addWidget(b, i // columns, i % columns)
+            self.name_buttons.append(b)
+        self.names.setRowStretch(len(cards), 1)
+        self.keys.setCurrentWidget(self.names_host)
+
+    def show_call(self, text: str) -> None:
+        self.call.setText(text)
+        self.call.setVisible(True)

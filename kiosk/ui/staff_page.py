@@ -1,27 +1,63 @@
-"""Staff and admin screens, behind a PIN: enrol, void the last order, top up,
-imports, today's orders and their export."""
+"""Staff and admin screens, behind a PIN: enrol, top up, void an order, erase face data,
+imports, today's orders and their export. Labels sit above their fields, an on-screen
+keyboard types into the field in use, and void and erase ask for confirmation first.
+The page draws and emits intents; ``controllers.staff`` runs them through the services."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QButtonGroup, QCheckBox, QHBoxLayout, QLineEdit, QListWidget,
-                               QStackedWidget, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtWidgets import (QCheckBox, QGridLayout, QHBoxLayout, QHeaderView, QLineEdit, QListWidget,
+                               QScrollArea, QStackedWidget, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from ..money import fen_to_yuan
-from .widgets import Keypad, big_button, label
+from ..services.kiosk import PAY_LABELS, yuan
+from .widgets import STAFF_KEYS, Keypad, Page, TypingKeyboard, big_button, field, label
 
 VOID_REASONS = ("打错菜", "重复结算", "居民取消", "认错人")
+PAYERS = ("本人", "子女", "亲属", "社区")
+SECTIONS = (("enrol", "采集人脸"), ("topup", "充值"), ("void", "作废订单"), ("erase", "删除人脸"),
+            ("admin", "管理"), ("debug", "调试信息"))
+ROLE_NAMES = {"staff": "工作人员", "supervisor": "主管", "admin": "管理员"}
 
 
-class StaffPage(QWidget):
-    """Emits intents; the main window runs them through the service layer."""
+def _edit(password: bool = False) -> QLineEdit:
+    e = QLineEdit()
+    if password:
+        e.setEchoMode(QLineEdit.EchoMode.Password)
+    return e
 
+
+def _scroll(inner: QWidget) -> QScrollArea:
+    s = QScrollArea()
+    s.setWidgetResizable(True)
+    s.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    s.setWidget(inner)
+    return s
+
+
+class _FocusWatch(QObject):
+    """Shows the keyboard for whichever field is touched."""
+
+    def __init__(self, page: "StaffPage") -> None:
+        super().__init__(page)
+        self.page = page
+
+    def eventFilter(self, obj, ev):  # noqa: N802
+        if ev.type() in (QEvent.Type.FocusIn, QEvent.Type.MouseButtonPress) and isinstance(obj, QLineEdit):
+            self.page.type_into(obj)
+        return False
+
+
+class StaffPage(Page):
     login = Signal(str)
     logout = Signal()
-    enroll_start = Signal(str, bool)          # resident id, consent signed now
-    void_last = Signal(str)                   # reason
+    section = Signal(str)
+    enroll_start = Signal(str, bool)          # resident id or card, consent signed now
+    void_last = Signal(str)                   # reason (asks for confirmation first)
     topup = Signal(str, str, str)             # resident id or card, yuan, payer
+    erase = Signal(str)                       # resident id or card (asks for confirmation first)
+    confirmed = Signal()
+    cancelled = Signal()
     import_file = Signal(str, str)            # kind, path
     export_today = Signal()
     export_month = Signal()
@@ -34,125 +70,216 @@ class StaffPage(QWidget):
         v = QVBoxLayout(self)
         self.who = label("工作人员登录", "title")
         v.addWidget(self.who)
+        self.sync = label("", "status")        # the district link: staff only
+        self.sync.setVisible(False)
+        v.addWidget(self.sync)
         self.message = label("", "status")     # words say whether it worked; errors start with ⚠
         v.addWidget(self.message)
         self.stack = QStackedWidget()
         v.addWidget(self.stack, 1)
+        self.keyboard = TypingKeyboard(STAFF_KEYS, 10, "key")
+        self.keyboard.hide_me.connect(lambda: self.keyboard.setVisible(False))
+        self.keyboard.setVisible(False)
+        v.addWidget(self.keyboard)
         self.back_btn = big_button("退出")
         self.back_btn.clicked.connect(self.logout)
         v.addWidget(self.back_btn)
+        self._watch = _FocusWatch(self)
 
-        # PIN
+        # 0: PIN
         pin = QWidget()
         pv = QVBoxLayout(pin)
-        self.pin = QLineEdit()
-        self.pin.setEchoMode(QLineEdit.EchoMode.Password)
+        self.pin = _edit(password=True)
         self.pin.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.pin.returnPressed.connect(lambda: self.login.emit(self.pin.text()))
-        pv.addWidget(label("请输入工作人员 PIN"))
-        pv.addWidget(self.pin)
+        pv.addWidget(field("请输入工作人员 PIN", self.pin))
         kp = Keypad()
-        kp.digit.connect(lambda d: self.pin.setText(self.pin.text() + d))
+        kp.digit.connect(lambda d: self.pin.insert(d))
         kp.cleared.connect(self.pin.clear)
         kp.entered.connect(lambda: self.login.emit(self.pin.text()))
         pv.addWidget(kp, 1)
         self.stack.addWidget(pin)
 
-        # menu
+        # 1: the menu of tasks, and the task below it
         menu = QWidget()
         mv = QVBoxLayout(menu)
-        self.rid = QLineEdit()
-        self.rid.setPlaceholderText("居民编号或助老卡号")
-        mv.addWidget(self.rid)
+        mv.setContentsMargins(0, 0, 0, 0)
+        grid = QGridLayout()
+        self.section_buttons = {}
+        for i, (key, text) in enumerate(SECTIONS):
+            b = big_button(text, checkable=True)
+            b.setAutoExclusive(True)
+            b.clicked.connect(lambda _=False, k=key: self.section.emit(k))
+            self.section_buttons[key] = b
+            grid.addWidget(b, i // 3, i % 3)
+        mv.addLayout(grid)
+        self.sections = QStackedWidget()
+        mv.addWidget(self.sections, 1)
+        self.stack.addWidget(menu)
+        self.forms: dict[str, QWidget] = {}
+
+        # enrol
+        f = QWidget()
+        fv = QVBoxLayout(f)
+        self.rid = _edit()
+        fv.addWidget(field("居民编号或助老卡号", self.rid))
         self.consent = QCheckBox("居民（或监护人）已签署人脸授权书")
-        self.consent.setMinimumHeight(90)
-        mv.addWidget(self.consent)
-        self.enroll_btn = big_button("采集人脸")
+        fv.addWidget(self.consent)
+        self.enroll_btn = big_button("开始采集")
         self.enroll_btn.clicked.connect(lambda: self.enroll_start.emit(self.rid.text().strip(), self.consent.isChecked()))
-        mv.addWidget(self.enroll_btn)
+        fv.addWidget(self.enroll_btn)
         self.capture_status = label("")
-        mv.addWidget(self.capture_status)
+        fv.addWidget(self.capture_status)
         self.override_box = QWidget()
-        ov = QHBoxLayout(self.override_box)
-        self.override_reason = QLineEdit()
-        self.override_reason.setPlaceholderText("授权理由（如：双胞胎，已核对身份证）")
-        self.sup_pin = QLineEdit()
-        self.sup_pin.setEchoMode(QLineEdit.EchoMode.Password)
-        self.sup_pin.setPlaceholderText("主管 PIN")
+        ov = QVBoxLayout(self.override_box)
+        ov.setContentsMargins(0, 0, 0, 0)
+        self.override_reason = _edit()
+        ov.addWidget(field("授权理由（如：双胞胎，已核对身份证）", self.override_reason))
+        self.sup_pin = _edit(password=True)
+        ov.addWidget(field("主管 PIN", self.sup_pin))
         self.override_btn = big_button("主管授权登记", "danger")
         self.override_btn.clicked.connect(lambda: self.override.emit(self.override_reason.text().strip(),
                                                                      self.sup_pin.text()))
-        ov.addWidget(self.override_reason, 2)
-        ov.addWidget(self.sup_pin, 1)
-        ov.addWidget(self.override_btn, 1)
+        ov.addWidget(self.override_btn)
         self.override_box.setVisible(False)
-        mv.addWidget(self.override_box)
-        row = QHBoxLayout()
-        self.amount = QLineEdit()
-        self.amount.setPlaceholderText("充值金额（元）")
-        self.payer = QLineEdit()
-        self.payer.setPlaceholderText("付款人（如：子女）")
-        row.addWidget(self.amount)
-        row.addWidget(self.payer)
-        mv.addLayout(row)
-        self.topup_btn = big_button("充值")
-        self.topup_btn.clicked.connect(lambda: self.topup.emit(self.rid.text().strip(), self.amount.text().strip(),
-                                                               self.payer.text().strip()))
-        mv.addWidget(self.topup_btn)
+        fv.addWidget(self.override_box)
+        fv.addStretch(1)
+        self._add_form("enrol", f)
+
+        # top-up
+        f = QWidget()
+        fv = QVBoxLayout(f)
+        self.topup_rid = _edit()
+        fv.addWidget(field("居民编号或助老卡号", self.topup_rid))
+        self.amount = _edit()
+        fv.addWidget(field("充值金额（元）", self.amount))
+        fv.addWidget(label("付款人", "field"))
+        prow = QHBoxLayout()
+        self.payer_buttons = {}
+        for p in PAYERS:
+            b = big_button(p, checkable=True)
+            b.setAutoExclusive(True)
+            self.payer_buttons[p] = b
+            prow.addWidget(b)
+        self.payer_buttons["本人"].setChecked(True)
+        fv.addLayout(prow)
+        self.topup_btn = big_button("充值", "primary")
+        self.topup_btn.clicked.connect(lambda: self.topup.emit(self.topup_rid.text().strip(),
+                                                               self.amount.text().strip(), self.payer()))
+        fv.addWidget(self.topup_btn)
+        fv.addStretch(1)
+        self._add_form("topup", f)
+
+        # void
+        f = QWidget()
+        fv = QVBoxLayout(f)
         self.last_order = label("")
-        mv.addWidget(self.last_order)
-        mv.addWidget(label("作废上一单，原因："))
-        vr = QHBoxLayout()
+        fv.addWidget(self.last_order)
+        fv.addWidget(label("作废上一单，原因：", "field"))
+        vr = QGridLayout()
         self.void_buttons = {}
-        for r in VOID_REASONS:
+        for i, r in enumerate(VOID_REASONS):
             b = big_button(r, "danger")
             b.clicked.connect(lambda _=False, r=r: self.void_last.emit(r))
             self.void_buttons[r] = b
-            vr.addWidget(b)
-        mv.addLayout(vr)
-        self.debug_btn = big_button("显示 / 隐藏调试信息（帧率、各步耗时）")
-        self.debug_btn.clicked.connect(self.toggle_debug)
-        mv.addWidget(self.debug_btn)
-        self.admin_btn = big_button("管理（导入 / 今日订单）")
-        self.admin_btn.clicked.connect(lambda: (self.stack.setCurrentIndex(2), self.show_orders.emit()))
-        mv.addWidget(self.admin_btn)
-        self.stack.addWidget(menu)
+            vr.addWidget(b, i // 2, i % 2)
+        fv.addLayout(vr)
+        fv.addStretch(1)
+        self._add_form("void", f)
+
+        # erase
+        f = QWidget()
+        fv = QVBoxLayout(f)
+        self.erase_rid = _edit()
+        fv.addWidget(field("居民编号或助老卡号", self.erase_rid))
+        fv.addWidget(label("删除这位居民的全部人脸数据（订单和账户保留）。删除后需重新签署授权才能刷脸。"))
+        self.erase_btn = big_button("删除人脸数据", "danger")
+        self.erase_btn.clicked.connect(lambda: self.erase.emit(self.erase_rid.text().strip()))
+        fv.addWidget(self.erase_btn)
+        fv.addStretch(1)
+        self._add_form("erase", f)
 
         # admin
-        admin = QWidget()
-        av = QVBoxLayout(admin)
+        f = QWidget()
+        fv = QVBoxLayout(f)
         kind_row = QHBoxLayout()
-        self.kind_group = QButtonGroup(self)
         self.kind_buttons = {}
         for k, t in (("roster", "花名册"), ("menu", "菜单"), ("policy", "补贴政策")):
             b = big_button(t, checkable=True)
-            self.kind_group.addButton(b)
+            b.setAutoExclusive(True)
             self.kind_buttons[k] = b
             kind_row.addWidget(b)
         self.kind_buttons["menu"].setChecked(True)
-        av.addLayout(kind_row)
-        self.path = QLineEdit()
-        self.path.setPlaceholderText("文件路径（CSV / Excel / YAML）")
-        av.addWidget(self.path)
+        fv.addLayout(kind_row)
+        self.path = _edit()
+        fv.addWidget(field("文件路径（CSV / Excel / YAML）", self.path))
         self.import_btn = big_button("导入")
         self.import_btn.clicked.connect(lambda: self.import_file.emit(self.kind(), self.path.text().strip()))
-        av.addWidget(self.import_btn)
+        fv.addWidget(self.import_btn)
         self.report = QListWidget()
-        av.addWidget(self.report, 1)
+        self.report.setWordWrap(True)
+        self.report.setMinimumHeight(160)
+        fv.addWidget(self.report)
         self.totals = label("")
-        av.addWidget(self.totals)
+        fv.addWidget(self.totals)
         self.orders = QTableWidget(0, 6)
         self.orders.setHorizontalHeaderLabels(["时间", "姓名", "餐次", "合计", "补贴", "实付"])
-        av.addWidget(self.orders, 2)
-        ex_row = QHBoxLayout()
+        self.orders.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.orders.setMinimumHeight(260)
+        fv.addWidget(self.orders)
+        ex_row = QGridLayout()
         self.export_btn = big_button("导出今日订单")
         self.export_btn.clicked.connect(self.export_today)
-        self.month_btn = big_button("导出本月补贴结算表")
+        self.month_btn = big_button("导出本月补贴表")
         self.month_btn.clicked.connect(self.export_month)
-        ex_row.addWidget(self.export_btn)
-        ex_row.addWidget(self.month_btn)
-        av.addLayout(ex_row)
-        self.stack.addWidget(admin)
+        ex_row.addWidget(self.export_btn, 0, 0)
+        ex_row.addWidget(self.month_btn, 0, 1)
+        fv.addLayout(ex_row)
+        self._add_form("admin", f)
+
+        # debug
+        f = QWidget()
+        fv = QVBoxLayout(f)
+        fv.addWidget(label("帧率和各步耗时显示在屏幕左上角。"))
+        self.debug_btn = big_button("显示 / 隐藏调试信息")
+        self.debug_btn.clicked.connect(self.toggle_debug)
+        fv.addWidget(self.debug_btn)
+        fv.addStretch(1)
+        self._add_form("debug", f)
+
+        # 2: confirm (void, erase)
+        c = QWidget()
+        cv = QVBoxLayout(c)
+        self.confirm_text = label("", "title")
+        cv.addWidget(self.confirm_text)
+        cv.addStretch(1)
+        self.confirm_btn = big_button("确认", "danger")
+        self.confirm_btn.clicked.connect(self.confirmed)
+        self.cancel_btn = big_button("取消", "primary")
+        self.cancel_btn.clicked.connect(self.cancelled)
+        cv.addWidget(self.confirm_btn)
+        cv.addWidget(self.cancel_btn)
+        self.stack.addWidget(c)
+
+        for e in self.findChildren(QLineEdit):
+            if e is not self.pin:
+                e.installEventFilter(self._watch)
+
+    def _add_form(self, key: str, w: QWidget) -> None:
+        self.forms[key] = w
+        self.sections.addWidget(_scroll(w))
+
+    def type_into(self, edit: QLineEdit) -> None:
+        self.keyboard.target = edit
+        self.keyboard.setVisible(True)
+
+    def show_section(self, key: str) -> None:
+        self.section_buttons[key].setChecked(True)
+        self.sections.setCurrentIndex(list(self.forms).index(key))
+        self.keyboard.setVisible(False)
+
+    def payer(self) -> str:
+        return next(p for p, b in self.payer_buttons.items() if b.isChecked())
 
     def show_override(self, on: bool) -> None:
         self.override_box.setVisible(on)
@@ -167,39 +294,75 @@ class StaffPage(QWidget):
         self.who.setText("工作人员登录")
         self.pin.clear()
         self.message.setText("")
+        self.keyboard.setVisible(False)
         self.stack.setCurrentIndex(0)
 
     def show_menu(self, staff: dict, last_order: dict | None) -> None:
-        role = {"staff": "工作人员", "supervisor": "主管", "admin": "管理员"}[staff["role"]]
-        self.who.setText(f"{staff['name']}（{role}）")
-        self.message.setText("")
-        self.admin_btn.setVisible(staff["role"] == "admin")
+        self.who.setText(f"{staff['name']}（{ROLE_NAMES.get(staff['role'], staff['role'])}）")
+        self.section_buttons["admin"].setVisible(staff["role"] == "admin")
         self.set_last_order(last_order)
+        self.stack.setCurrentIndex(1)
+        self.show_section("enrol")
+
+    @property
+    def admin_btn(self):
+        return self.section_buttons["admin"]
+
+    def ask(self, text: str, action: str) -> None:
+        self.confirm_text.setText(text)
+        self.confirm_btn.setText(action)
+        self.keyboard.setVisible(False)
+        self.stack.setCurrentIndex(2)
+
+    def back_to_menu(self) -> None:
         self.stack.setCurrentIndex(1)
 
     def set_last_order(self, o: dict | None) -> None:
         if o is None:
             self.last_order.setText("今天还没有订单")
         else:
-            self.last_order.setText(f"上一单：{o['at']:%H:%M} {o['resident']} 合计 {fen_to_yuan(o['total_fen'])} 元"
-                                    f"（实付 {fen_to_yuan(o['to_pay_fen'])} 元）")
+            self.last_order.setText(f"上一单：{o['at']:%H:%M} {o['resident']}，合计 {yuan(o['total_fen'])} 元，"
+                                    f"实付 {yuan(o['to_pay_fen'])} 元（{PAY_LABELS.get(o['pay'], o['pay'])}）")
         for b in self.void_buttons.values():
             b.setEnabled(o is not None)
+
+    def show_sync(self, st) -> None:
+        """Whether the terminal is offline, since when, and how many orders wait (staff only)."""
+        if st is None:
+            self.sync.setVisible(False)
+            return
+        pending = getattr(st, "pending", 0) or 0
+        if getattr(st, "online", True):
+            last = getattr(st, "last_sync", None)
+            text = "联网正常" + (f"，上次同步 {last:%H:%M}" if last else "") + f"，待上传 {pending} 单"
+        else:
+            since = getattr(st, "offline_since", None)
+            text = "⚠ 离线" + (f"（自 {since:%m月%d日 %H:%M} 起）" if since else "") + \
+                f"，待上传 {pending} 单，可以继续售餐"
+        self.sync.setText(text)
+        self.sync.setVisible(True)
 
     def show_report(self, lines: list[str]) -> None:
         self.report.clear()
         self.report.addItems(lines)
 
     def show_orders_table(self, data: dict) -> None:
-        self.totals.setText(f"{data['date']}：{data['count']} 单，合计 {fen_to_yuan(data['total_fen'])} 元，"
-                            f"补贴 {fen_to_yuan(data['subsidy_fen'])} 元，实收 {fen_to_yuan(data['paid_fen'])} 元")
+        """Every order of today; the totals count the valid ones, and the last row adds them up."""
         rows = data["orders"]
-        self.orders.setRowCount(len(rows))
+        live = [o for o in rows if not o["voided"]]
+        void_note = f"（另有作废 {data['voided']} 单，不计入）" if data.get("voided") else ""
+        self.totals.setText(f"{data['date']}：有效 {data['count']} 单，合计 {yuan(data['total_fen'])} 元，"
+                            f"补贴 {yuan(data['subsidy_fen'])} 元，实收 {yuan(data['paid_fen'])} 元{void_note}")
+        self.orders.setRowCount(len(rows) + 1)
         for i, o in enumerate(rows):
-            vals = [o["time"], o["name"] + ("（已作废）" if o["voided"] else ""), o["meal"], fen_to_yuan(o["total_fen"]),
-                    fen_to_yuan(o["subsidy_fen"]), fen_to_yuan(o["to_pay_fen"])]
+            vals = [o["time"], o["name"] + ("（已作废）" if o["voided"] else ""), o["meal"],
+                    yuan(o["total_fen"]), yuan(o["subsidy_fen"]), yuan(o["to_pay_fen"])]
             for j, val in enumerate(vals):
                 self.orders.setItem(i, j, QTableWidgetItem(val))
+        sums = ["合计", f"{len(live)} 单", "", yuan(sum(o["total_fen"] for o in live)),
+                yuan(sum(o["subsidy_fen"] for o in live)), yuan(sum(o["to_pay_fen"] for o in live))]
+        for j, val in enumerate(sums):
+            self.orders.setItem(len(rows), j, QTableWidgetItem(val))
 
 
 def report_lines(rep) -> list[str]:

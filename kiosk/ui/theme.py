@@ -1,8 +1,15 @@
-"""适老化 rules in one place: type sizes, touch targets, colours with contrast >= 4.5:1."""
+"""适老化 rules in one place: type sizes, touch targets, colours with contrast >= 4.5:1.
+
+Two densities: ``large`` for 1080-wide portrait and 1920×1080 screens, ``compact`` for
+720×1280 and 1280×800. Every size stays within the rules (body >= 28 px, key figures
+>= 48 px, touch targets >= 90 px); the amount to pay is the largest type on the screen."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 BODY_PX = 32          # body text (rule: >= 28 px)
-KEY_PX = 64           # subsidy, amount to pay (rule: >= 48 px)
+KEY_PX = 64           # subsidy (rule: >= 48 px)
+PAY_PX = 96           # the amount to pay: the single largest figure
 TITLE_PX = 48
 BUTTON_MIN = 110      # touch targets (rule: >= 90 x 90 px)
 
@@ -15,7 +22,27 @@ DANGER = "#A4161A"    # red: 7.0:1, always with words
 MUTED = "#4A4A4A"
 TILE_ON = "#DCEBFA"
 TILE_OFF = "#FFFFFF"
+CALL_BG = "#FFF1C2"   # the staff-call banner (FG on it: 16:1)
 FONT_FAMILY = "WenQuanYi Micro Hei"
+
+
+@dataclass(frozen=True)
+class Density:
+    name: str
+    body: int
+    title: int
+    key: int
+    pay: int
+    button: int
+    staff_key: int     # keys of the staff keyboard (staff, not elders: still >= 64 px)
+
+
+LARGE = Density("large", BODY_PX, TITLE_PX, KEY_PX, PAY_PX, BUTTON_MIN, 90)
+COMPACT = Density("compact", 28, 40, 52, 72, 92, 72)
+
+
+def density_for(width: int, height: int) -> Density:
+    return LARGE if min(width, height) >= 1000 else COMPACT
 
 
 def _lin(c: float) -> float:
@@ -36,22 +63,34 @@ def contrast(fg: str, bg: str) -> float:
     return (hi + 0.05) / (lo + 0.05)
 
 
-def stylesheet() -> str:
+def stylesheet(d: Density = LARGE) -> str:
     return f"""
-    QWidget {{ background: {BG}; color: {FG}; font-family: "{FONT_FAMILY}"; font-size: {BODY_PX}px; }}
-    QPushButton {{ min-width: {BUTTON_MIN}px; min-height: {BUTTON_MIN}px; border: 3px solid {ACCENT};
-                   border-radius: 16px; background: #FFFFFF; color: {ACCENT}; font-size: {BODY_PX}px; padding: 8px 18px; }}
-    QPushButton:checked {{ background: {TILE_ON}; color: {FG}; border: 5px solid {ACCENT}; }}
-    QPushButton:disabled {{ color: {MUTED}; border-color: {MUTED}; background: #EEEEEE; }}
-    QPushButton#primary {{ background: {ACCENT}; color: #FFFFFF; font-size: {TITLE_PX}px; }}
+    QWidget {{ background: {BG}; color: {FG}; font-family: "{FONT_FAMILY}"; font-size: {d.body}px; }}
+    QPushButton {{ min-width: {d.button}px; min-height: {d.button}px; border: 3px solid {ACCENT};
+                   border-radius: 16px; background: #FFFFFF; color: {ACCENT}; font-size: {d.body}px; padding: 4px 12px; }}
+    QPushButton:checked {{ background: {TILE_ON}; color: {FG}; border: 6px solid {ACCENT}; }}
+    QPushButton:disabled {{ color: {MUTED}; border: 3px dashed {MUTED}; background: #EEEEEE; }}
+    QPushButton#primary {{ background: {ACCENT}; color: #FFFFFF; font-size: {d.title}px; font-weight: bold; }}
+    QPushButton#primary:disabled {{ background: #EEEEEE; color: {MUTED}; border: 3px dashed {MUTED}; }}
     QPushButton#danger {{ color: {DANGER}; border-color: {DANGER}; }}
-    QLabel#key {{ font-size: {KEY_PX}px; font-weight: bold; color: {ACCENT}; }}
-    QLabel#title {{ font-size: {TITLE_PX}px; font-weight: bold; }}
-    QLabel#hint {{ font-size: {TITLE_PX}px; color: {WARN}; }}
-    QLabel#error {{ font-size: {BODY_PX}px; color: {DANGER}; }}
-    QLabel#status {{ font-size: {BODY_PX}px; font-weight: bold; color: {FG}; }}
-    QCheckBox {{ min-height: {BUTTON_MIN}px; }}
+    QPushButton#name {{ font-size: {d.title}px; font-weight: bold; color: {FG}; border: 4px solid {ACCENT}; }}
+    QPushButton#key {{ min-width: {d.staff_key}px; min-height: {d.staff_key}px; padding: 0px; }}
+    QPushButton#elderkey {{ padding: 0px; font-size: {d.title}px; }}
+    QLabel#key {{ font-size: {d.key}px; font-weight: bold; color: {OK}; }}
+    QLabel#pay {{ font-size: {d.pay}px; font-weight: bold; color: {ACCENT}; }}
+    QLabel#title {{ font-size: {d.title}px; font-weight: bold; }}
+    QLabel#hint {{ font-size: {d.title}px; color: {WARN}; }}
+    QLabel#error {{ font-size: {d.body}px; color: {DANGER}; font-weight: bold; }}
+    QLabel#status {{ font-size: {d.body}px; font-weight: bold; color: {FG}; }}
+    QLabel#next {{ font-size: {d.title}px; font-weight: bold; color: {ACCENT}; }}
+    QLabel#call {{ font-size: {d.title}px; font-weight: bold; color: {FG}; background: {CALL_BG};
+                   border: 4px solid {WARN}; padding: 8px; }}
+    QLabel#field {{ font-size: {d.body}px; color: {MUTED}; }}
+    QCheckBox {{ min-height: {d.button}px; }}
     QCheckBox::indicator {{ width: 56px; height: 56px; }}
-    QLineEdit {{ font-size: {TITLE_PX}px; min-height: {BUTTON_MIN}px; border: 3px solid {MUTED}; background: #FFFFFF; }}
-    QListWidget, QTableWidget {{ font-size: {BODY_PX}px; background: #FFFFFF; }}
+    QLineEdit {{ font-size: {d.title}px; min-height: {d.button}px; border: 3px solid {MUTED}; background: #FFFFFF; }}
+    QListWidget, QTableWidget {{ font-size: {d.body}px; background: #FFFFFF; }}
+    QProgressBar {{ min-height: 48px; border: 3px solid {ACCENT}; border-radius: 8px; background: #FFFFFF;
+                    text-align: center; font-size: {d.body}px; color: {FG}; }}
+    QProgressBar::chunk {{ background: {TILE_ON}; }}
     """

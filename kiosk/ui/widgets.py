@@ -1,10 +1,13 @@
-"""Big, plain widgets for elders: labelled buttons, a keypad, a camera view."""
+"""Big, plain widgets for elders: labelled buttons, keypads and keyboards, dish tiles,
+a camera view, and ``Page``: the base of every screen, with the line that says what to
+do next (the words the voice speaks are shown there, see ``KioskWindow.say``)."""
 from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
-from PySide6.QtWidgets import QGridLayout, QLabel, QPushButton, QSizePolicy, QWidget
+from PySide6.QtWidgets import (QBoxLayout, QGridLayout, QLabel, QLineEdit, QPushButton, QSizePolicy,
+                               QVBoxLayout, QWidget)
 
 from . import theme
 
@@ -14,7 +17,6 @@ def big_button(text: str, name: str | None = None, checkable: bool = False) -> Q
     if name:
         b.setObjectName(name)
     b.setCheckable(checkable)
-    b.setMinimumSize(theme.BUTTON_MIN, theme.BUTTON_MIN)
     b.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
     b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
     return b
@@ -25,36 +27,157 @@ def label(text: str = "", name: str | None = None, wrap: bool = True) -> QLabel:
     if name:
         w.setObjectName(name)
     w.setWordWrap(wrap)
+    w.setTextFormat(Qt.TextFormat.PlainText)
+    w.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
     return w
 
 
-class Keypad(QWidget):
-    """A numeric keypad with 清除 and 确定; a USB card reader that types digits
-    and Enter works too (the line edit takes keyboard input)."""
+def field(caption: str, edit: QLineEdit) -> QWidget:
+    """A caption above its field (never a placeholder only)."""
+    w = QWidget()
+    v = QVBoxLayout(w)
+    v.setContentsMargins(0, 0, 0, 0)
+    v.setSpacing(4)
+    cap = label(caption, "field")
+    cap.setBuddy(edit)
+    v.addWidget(cap)
+    v.addWidget(edit)
+    w.caption = cap
+    return w
 
-    digit = Signal(str)
+
+class Page(QWidget):
+    """A screen. ``next`` is the line saying what to do now; the window speaks what it shows there."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.next = label("", "next")
+        self.next.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.landscape = False
+
+    def set_landscape(self, on: bool) -> None:
+        self.landscape = on
+        for box in self.findChildren(QBoxLayout):
+            if box.property("flip"):
+                box.setDirection(QBoxLayout.Direction.LeftToRight if on else QBoxLayout.Direction.TopToBottom)
+
+
+def flip_box(parent: QWidget | None = None) -> QBoxLayout:
+    """A box laid out top-to-bottom in portrait and left-to-right in landscape."""
+    box = QBoxLayout(QBoxLayout.Direction.TopToBottom, parent)
+    box.setProperty("flip", True)
+    return box
+
+
+class Keyboard(QWidget):
+    """Keys in a grid that reflows to the width it gets. Emits ``key`` for characters,
+    ``back``, ``cleared``, ``entered``."""
+
+    key = Signal(str)
+    back = Signal()
     cleared = Signal()
     entered = Signal()
+    hide_me = Signal()
 
-    def __init__(self, parent=None) -> None:
+    SPECIAL = {"删除": "back", "清除": "cleared", "确定": "entered", "收起": "hide_me"}
+
+    def __init__(self, keys: list[str], columns: int = 3, name: str = "elderkey", parent=None) -> None:
         super().__init__(parent)
-        g = QGridLayout(self)
-        g.setSpacing(12)
+        self.grid = QGridLayout(self)
+        self.grid.setSpacing(8)
+        self.grid.setContentsMargins(0, 0, 0, 0)
+        self.keys = keys
+        self.columns = columns
         self.buttons: dict[str, QPushButton] = {}
-        keys = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "清除", "0", "确定"]
-        for i, k in enumerate(keys):
-            b = big_button(k, "primary" if k == "确定" else None)
+        for k in keys:
+            b = big_button(k, "primary" if k == "确定" else name)
+            b.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
             b.clicked.connect(lambda _=False, k=k: self._press(k))
             self.buttons[k] = b
-            g.addWidget(b, i // 3, i % 3)
+        self.reflow(columns)
+
+    def reflow(self, columns: int) -> None:
+        columns = max(3, columns)
+        self.columns = columns
+        for b in self.buttons.values():
+            self.grid.removeWidget(b)
+        for i, k in enumerate(self.keys):
+            self.grid.addWidget(self.buttons[k], i // columns, i % columns)
+
+    def rows(self) -> int:
+        return -(-len(self.keys) // self.columns)
 
     def _press(self, k: str) -> None:
-        if k == "清除":
-            self.cleared.emit()
-        elif k == "确定":
-            self.entered.emit()
+        sig = self.SPECIAL.get(k)
+        if sig:
+            getattr(self, sig).emit()
         else:
-            self.digit.emit(k)
+            self.key.emit(k)
+
+
+class Keypad(Keyboard):
+    """Digits with 清除 and 确定; a USB card reader that types and presses Enter works too."""
+
+    digit = Signal(str)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(["1", "2", "3", "4", "5", "6", "7", "8", "9", "清除", "0", "确定"], 3, "elderkey", parent)
+        self.key.connect(self.digit)
+
+
+CARD_KEYS = list("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") + ["删除", "清除", "确定"]
+STAFF_KEYS = list("1234567890QWERTYUIOPASDFGHJKLZXCVBNM.-") + ["删除", "清除", "收起"]
+
+
+class TypingKeyboard(Keyboard):
+    """Types into a line edit: the card keyboard for elders, the staff keyboard."""
+
+    def __init__(self, keys: list[str], columns: int, name: str = "elderkey", parent=None) -> None:
+        super().__init__(keys, columns, name, parent)
+        self.target: QLineEdit | None = None
+        self.key.connect(lambda k: self.target and self.target.insert(k))
+        self.back.connect(lambda: self.target and self.target.backspace())
+        self.cleared.connect(lambda: self.target and self.target.clear())
+
+
+class DishTile(QPushButton):
+    """A dish: name and price on the first line, why (or why not) below, wrapped, never cut."""
+
+    def __init__(self, dish_id: str, name: str, price: str, note: str, enabled: bool) -> None:
+        super().__init__()
+        self.dish_id = dish_id
+        self.setCheckable(True)
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum)
+        v = QVBoxLayout(self)
+        v.setContentsMargins(16, 10, 16, 10)
+        self.name = label("", "status")
+        self.name.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.note = label(note)
+        self.note.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.note.setVisible(bool(note))
+        v.addWidget(self.name)
+        v.addWidget(self.note)
+        self.base = f"{name}　{price}"
+        self.setEnabled(enabled)
+        self.toggled.connect(self._mark)
+        self._mark(False)
+
+    def _mark(self, on: bool) -> None:
+        """A chosen dish shows ✓ as well as its colour (colour is never the only signal)."""
+        self.name.setText(("✓ " if on else "") + self.base)
+
+    def text(self) -> str:  # noqa: D401 - what the tile says, for tests and screen readers
+        return self.name.text() + ("\n" + self.note.text() if self.note.text() else "")
+
+    def sizeHint(self):  # noqa: N802
+        return self.layout().sizeHint()
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802
+        return True
+
+    def heightForWidth(self, w: int) -> int:  # noqa: N802
+        return self.layout().totalHeightForWidth(w)
 
 
 def to_qimage(img: np.ndarray) -> QImage:
@@ -69,7 +192,8 @@ class CameraView(QLabel):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.setMinimumSize(480, 360)
+        self.setMinimumSize(320, 240)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
         self.setText("摄像头准备中…")
 
     def show_frame(self, img: np.ndarray, boxes, primary) -> None:

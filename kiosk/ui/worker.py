@@ -29,12 +29,8 @@ class FrameEvent:
     landmarks: np.ndarray | None = None
     ts: float = 0.0
     live: bool = False
-
-    @property
-    def gray(self) -> np.ndarray:
-        import cv2
-
-        return cv2.cvtColor(self.image, cv2.COLOR_BGR2GRAY)
+    track_id: int | None = None             # the tracker's person
+    match_resident: str | None = None       # this frame's own match (before voting)
 
 
 def event_from(r, image: np.ndarray, fps: float = 0.0, ts: float | None = None) -> FrameEvent:
@@ -43,7 +39,9 @@ def event_from(r, image: np.ndarray, fps: float = 0.0, ts: float | None = None) 
                       r.decision.state, r.decision.resident_id, r.decision.score,
                       r.quality.score if r.quality else 0.0, dict(r.timings_ms), fps,
                       r.embedding, r.aligned, r.match.status if r.match else None,
-                      r.primary.landmarks if r.primary else None, time.monotonic() if ts is None else ts)
+                      r.primary.landmarks if r.primary else None, time.monotonic() if ts is None else ts,
+                      track_id=r.decision.track_id,
+                      match_resident=r.match.resident_id if r.match and r.match.status == "matched" else None)
 
 
 class VisionWorker(QThread):
