@@ -76,6 +76,7 @@ def stylesheet(d: Density = LARGE) -> str:
     QPushButton#name {{ font-size: {d.title}px; font-weight: bold; color: {FG}; border: 4px solid {ACCENT}; }}
     QPushButton#key {{ min-width: {d.staff_key}px; min-height: {d.staff_key}px; padding: 0px; }}
     QPushButton#elderkey {{ padding: 0px; font-size: {d.title}px; }}
+    QPushButton QLabel {{ background: transparent; }}
     QLabel#key {{ font-size: {d.key}px; font-weight: bold; color: {OK}; }}
     QLabel#pay {{ font-size: {d.pay}px; font-weight: bold; color: {ACCENT}; }}
     QLabel#title {{ font-size: {d.title}px; font-weight: bold; }}
