@@ -318,3 +318,46 @@ def test_templates_travel_only_over_tls_or_loopback(shop, obama):
     assert not faces(loud, **{"X-Forwarded-For": "10.1.2.3"})[0]
     with TestClient(api) as c:                                            # no token, no data
         assert c.get("/api/v1/changes", params={"since": 0}).status_code == 401
+
+
+def test_the_running_kiosk_syncs_by_itself_and_tells_staff_when_offline(env, tmp_path, formats):
+    import time
+
+    from kiosk.config import load_settings
+    from kiosk.services.context import App
+    from kiosk.services.kiosk import KioskService
+    from kiosk.sync.status import stop_background_sync
+
+    from .conftest import shared_engine
+
+    def until(cond, timeout=20.0):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            st = sync_status(app)
+            if cond(st):
+                return st
+            time.sleep(0.2)
+        raise AssertionError(f"status never reached: {sync_status(app)}")
+
+    d = District(tmp_path, formats)
+    d.start()
+    s = d.terminal_settings("C1")
+    app = App(load_settings(home=s.home, template_key=s.template_key, server_url=s.server_url,
+                            server_token=s.server_token, sync_interval_s=0.5), engine=shared_engine("sface"))
+    try:
+        KioskService(app)                                         # starts the loop (a daemon thread)
+        until(lambda st: st.online and st.last_sync is not None)
+        app.billing.settle("R0001", ["D001"], meal="午餐")
+        until(lambda st: st.pending == 0 and st.online)
+        assert len(server_orders(d)) == 1                         # pushed without anyone asking
+        d.stop()
+        app.billing.settle("R0002", ["D001"], meal="午餐")
+        st = until(lambda st: not st.online)
+        assert st.offline_since is not None and st.pending == 1    # what the staff page shows
+        d.start()
+        until(lambda st: st.online and st.pending == 0)
+        assert len(server_orders(d)) == 2
+    finally:
+        stop_background_sync(app)
+        app.close()
+        d.close()

@@ -16,7 +16,7 @@ import uuid
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from ..db.models import (Canteen, FaceConsent, FaceTemplate, LedgerEntry, MenuItem, Order, OrderLine,
@@ -94,6 +94,10 @@ def apply_records(app, records: list[dict]) -> dict:
         for r in menus:
             _apply_menu(s, r)
         res = [r for r in by.get("resident", []) if r["data"]]
+        ids = [r["key"] for r in res]
+        for i in range(0, len(ids), 900):   # a card moved from one resident to another: no unique clash
+            s.execute(update(Resident).where(Resident.id.in_(ids[i:i + 900]), Resident.card_no.is_not(None))
+                      .values(card_no=None))
         upsert(s, Resident, [rowcodec.load(Resident, r["data"]["row"]) for r in res])
         upsert(s, FaceConsent, [rowcodec.load(FaceConsent, c) for r in res for c in r["data"]["consents"]])
         faces = by.get("faces", [])
