@@ -170,7 +170,7 @@ class KioskWindow(QMainWindow):
 
     def show_call(self) -> None:
         """找工作人员: a sound and a visible call, on every page until staff come."""
-        self.call_banner.setText("🔔 已呼叫工作人员，请稍等")
+        self.call_banner.setText("【已呼叫工作人员】请在这里稍等")
         self.call_banner.setVisible(True)
         self._call_until = time.monotonic() + CALL_SHOWN_S
         self.chime()

@@ -256,7 +256,7 @@ class CheckoutController:
         w.receipt.show_receipt(receipt, line)
         w.show_page("receipt")
         self.receipt_shown = time.monotonic()
-        w.say_all([(w.receipt.next, "结算成功，请取餐。吃好了点“好的”"), (w.receipt.paid, w.receipt.paid.text())])
+        w.say_all([(w.receipt.next, "结算成功，请取餐。取好餐请点“好的”"), (w.receipt.paid, w.receipt.paid.text())])
         if w.printer is not None:
             w.printer.print_receipt(receipt)
         ev, self.refresh_ev = self.refresh_ev, None
