@@ -40,7 +40,7 @@ class Rejected(Exception):
     pass
 
 
-def apply_batch(app, term: TerminalIdentity, ops: list[dict]) -> list[dict]:
+def apply_batch(app, term: TerminalIdentity, ops: list[dict], *, with_version: bool = False):
     """Apply a terminal's ops in order; returns one result per op. A deadlock or a lost
     connection rolls the whole batch back (nothing half-applied) and it is tried again;
     after three tries the error goes to the terminal, which pushes the same ops later."""
@@ -48,7 +48,8 @@ def apply_batch(app, term: TerminalIdentity, ops: list[dict]) -> list[dict]:
 
     for attempt in range(3):
         try:
-            return _apply_batch_once(app, term, ops)
+            results, version = _apply_batch_once(app, term, ops)
+            return (results, version) if with_version else results
         except StorageError:
             if attempt == 2:
                 raise
@@ -101,7 +102,9 @@ def _apply_batch_once(app, term: TerminalIdentity, ops: list[dict]) -> list[dict
         if t is not None:
             t.last_push_at = utcnow()
         s.flush()
-    return [results[i] if i in results else {"op_id": i, "status": "rejected", "error": "bad op id"} for i in ids]
+        version = changes.current_version(s)   # this batch's own version comes at commit: the pull gets it
+    return [results[i] if i in results else {"op_id": i, "status": "rejected", "error": "bad op id"}
+            for i in ids], version
 
 
 def _reject(s: Session, term: TerminalIdentity, op: dict, reason: str) -> dict:
