@@ -171,7 +171,7 @@ def test_the_same_push_twice_is_one_order_and_a_revoked_terminal_is_refused(dist
     assert sync_status(t1).pending == 1
 
 
-def test_a_terminal_killed_between_push_and_acknowledgement_replays_without_duplicates(env, tmp_path, formats):
+def test_a_terminal_killed_between_push_and_acknowledgement_replays_without_duplicates(district):
     """kill -9 of a `kiosk sync` process after the server applied its push and before the
     reply reached it (a proxy in between kills it), then the same terminal syncs again."""
     import http.server
@@ -184,108 +184,100 @@ def test_a_terminal_killed_between_push_and_acknowledgement_replays_without_dupl
 
     from .district_helpers import KIOSK, free_port
 
-    d = District(tmp_path, formats)
-    d.start()
-    try:
-        env_t = d.terminal_env("C1")
-        t1 = d.terminal("C1")                                   # the same terminal home, in this process
-        sync(t1)
-        for dish in ("D001", "D002", "D004"):
-            t1.billing.settle("R0002", [dish], meal="午餐")
-        victim: dict = {}
-        applied = threading.Event()
+    d = district
+    env_t = d.terminal_env("C1")
+    t1 = d.terminal("C1")                                   # the same terminal home, in this process
+    sync(t1)
+    for dish in ("D001", "D002", "D004"):
+        t1.billing.settle("R0002", [dish], meal="午餐")
+    victim: dict = {}
+    applied = threading.Event()
 
-        class Proxy(http.server.BaseHTTPRequestHandler):
-            def _forward(self):
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                resp = httpx.request(self.command, d.url + self.path, content=body,
-                                     headers={k: v for k, v in self.headers.items() if k.lower() != "host"})
-                if "/push" in self.path:
-                    applied.set()
-                    os.kill(victim["pid"], signal.SIGKILL)      # the reply never arrives
-                    return
-                self.send_response(resp.status_code)
-                self.send_header("content-type", resp.headers.get("content-type", "application/json"))
-                self.send_header("content-length", str(len(resp.content)))
-                self.end_headers()
-                self.wfile.write(resp.content)
+    class Proxy(http.server.BaseHTTPRequestHandler):
+        def _forward(self):
+            body = self.rfile.read(int(self.headers.get("content-length") or 0))
+            resp = httpx.request(self.command, d.url + self.path, content=body,
+                                 headers={k: v for k, v in self.headers.items() if k.lower() != "host"})
+            if "/push" in self.path:
+                applied.set()
+                os.kill(victim["pid"], signal.SIGKILL)      # the reply never arrives
+                return
+            self.send_response(resp.status_code)
+            self.send_header("content-type", resp.headers.get("content-type", "application/json"))
+            self.send_header("content-length", str(len(resp.content)))
+            self.end_headers()
+            self.wfile.write(resp.content)
 
-            do_GET = do_POST = _forward
+        do_GET = do_POST = _forward
 
-            def log_message(self, *a):
-                pass
+        def log_message(self, *a):
+            pass
 
-        port = free_port()
-        srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), Proxy)
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-        p = subprocess.Popen(KIOSK + ["sync"], env={**env_t, "KIOSK_SERVER_URL": f"http://127.0.0.1:{port}"},
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        victim["pid"] = p.pid
-        p.wait(timeout=60)
-        srv.shutdown()
-        assert applied.is_set() and p.returncode == -signal.SIGKILL
-        assert len(server_orders(d)) == 3                       # the server applied the push ...
-        assert sync_status(t1).pending == 3                     # ... the terminal never heard: it replays
-        r = subprocess.run(KIOSK + ["sync", "--json"], env=env_t, capture_output=True, text=True)
-        out = json.loads(r.stdout)
-        assert (out["pushed"], out["duplicates"], out["pending"]) == (0, 3, 0), out
-        assert len(server_orders(d)) == 3 and len({o.id for o in server_orders(d)}) == 3
-    finally:
-        d.close()
+    port = free_port()
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), Proxy)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    p = subprocess.Popen(KIOSK + ["sync"], env={**env_t, "KIOSK_SERVER_URL": f"http://127.0.0.1:{port}"},
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    victim["pid"] = p.pid
+    p.wait(timeout=60)
+    srv.shutdown()
+    assert applied.is_set() and p.returncode == -signal.SIGKILL
+    assert len(server_orders(d)) == 3                       # the server applied the push ...
+    assert sync_status(t1).pending == 3                     # ... the terminal never heard: it replays
+    r = subprocess.run(KIOSK + ["sync", "--json"], env=env_t, capture_output=True, text=True)
+    out = json.loads(r.stdout)
+    assert (out["pushed"], out["duplicates"], out["pending"]) == (0, 3, 0), out
+    assert len(server_orders(d)) == 3 and len({o.id for o in server_orders(d)}) == 3
 
 
-def test_enrolment_and_erasure_reach_every_terminal_within_one_sync(env, tmp_path, formats, obama):
+def test_enrolment_and_erasure_reach_every_terminal_within_one_sync(district, obama):
     from enrollment.batch import enroll_files
 
-    d = District(tmp_path, formats)
-    d.start()
-    try:
-        t1, t2 = d.terminal("C1"), d.terminal("C2")
-        sync(t1)
-        sync(t2)
-        rep = enroll_files(t1, "R0001", [obama[0]], consent="self", actor=staff_actor(t1, "S01"))
-        assert rep.enrolled
-        assert sync(t1).pushed == 2                              # the consent, then the templates
-        app = d.server_app()
-        with app.db.session() as s:
-            assert s.scalar(select(func.count()).select_from(FaceTemplate)) == 1
-        app.close()
-        assert t2.faces.identify_file(obama[1]).status != "matched"
-        sync(t2)                                                  # one sync: the new face is known at canteen 2
-        assert t2.faces.identify_file(obama[1]).resident_id == "R0001"
+    d = district
+    t1, t2 = d.terminal("C1"), d.terminal("C2")
+    sync(t1)
+    sync(t2)
+    rep = enroll_files(t1, "R0001", [obama[0]], consent="self", actor=staff_actor(t1, "S01"))
+    assert rep.enrolled
+    assert sync(t1).pushed == 2                              # the consent, then the templates
+    app = d.server_app()
+    with app.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(FaceTemplate)) == 1
+    app.close()
+    assert t2.faces.identify_file(obama[1]).status != "matched"
+    sync(t2)                                                  # one sync: the new face is known at canteen 2
+    assert t2.faces.identify_file(obama[1]).resident_id == "R0001"
 
-        d.cli("residents", "erase", "R0001", "--staff", "SUP", env={"KIOSK_STAFF_PIN": STAFF_PINS["SUP"]})
-        r2 = sync(t2)                                              # one sync: never matched again
-        assert r2.erased == 1
-        assert t2.faces.identify_file(obama[1]).resident_id is None
-        with t2.db.session() as s:
-            assert s.scalar(select(func.count()).select_from(FaceTemplate)) == 0
-        sync(t1)
-        assert t1.faces.identify_file(obama[1]).resident_id is None
+    d.cli("residents", "erase", "R0001", "--staff", "SUP", env={"KIOSK_STAFF_PIN": STAFF_PINS["SUP"]})
+    r2 = sync(t2)                                              # one sync: never matched again
+    assert r2.erased == 1
+    assert t2.faces.identify_file(obama[1]).resident_id is None
+    with t2.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(FaceTemplate)) == 0
+    sync(t1)
+    assert t1.faces.identify_file(obama[1]).resident_id is None
 
-        # an erasure at a terminal before its enrolment was pushed: the templates never leave it
-        enroll_files(t1, "R0002", [obama[2]], consent="self", actor=staff_actor(t1, "S01"))
-        t1.residents.erase_faces("R0002", staff_actor(t1, "SUP"))
-        with t1.db.session() as s:
-            assert all(not (e.payload.get("rows") or {}).get("face_templates") for e in s.scalars(select(OutboxEntry)))
-        sync(t1)
-        app = d.server_app()
-        with app.db.session() as s:
-            assert s.scalar(select(func.count()).select_from(FaceTemplate)) == 0
-        app.close()
+    # an erasure at a terminal before its enrolment was pushed: the templates never leave it
+    enroll_files(t1, "R0002", [obama[2]], consent="self", actor=staff_actor(t1, "S01"))
+    t1.residents.erase_faces("R0002", staff_actor(t1, "SUP"))
+    with t1.db.session() as s:
+        assert all(not (e.payload.get("rows") or {}).get("face_templates") for e in s.scalars(select(OutboxEntry)))
+    sync(t1)
+    app = d.server_app()
+    with app.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(FaceTemplate)) == 0
+    app.close()
 
-        # district imports are refused on a terminal, with the reason
-        from kiosk.services.importing import import_menu
-        menu = d.root / "menu_new.csv"
-        lines = (d.root / "menu_today.csv").read_text(encoding="utf-8").splitlines()
-        menu.write_text("\n".join([lines[0], lines[1].replace("D001", "D099")]) + "\n", encoding="utf-8")
-        with pytest.raises(ServerOnlyError):
-            import_menu(t1, menu)
-        r = d.cli("menu", "import", str(menu), "--staff", "ADM",
-                  env={**d.terminal_env("C1"), "KIOSK_STAFF_PIN": STAFF_PINS["ADM"]}, check=False)
-        assert r.returncode == 2 and "区服务器" in r.stderr
-    finally:
-        d.close()
+    # district imports are refused on a terminal, with the reason
+    from kiosk.services.importing import import_menu
+    menu = d.root / "menu_new.csv"
+    lines = (d.root / "menu_today.csv").read_text(encoding="utf-8").splitlines()
+    menu.write_text("\n".join([lines[0], lines[1].replace("D001", "D099")]) + "\n", encoding="utf-8")
+    with pytest.raises(ServerOnlyError):
+        import_menu(t1, menu)
+    r = d.cli("menu", "import", str(menu), "--staff", "ADM",
+              env={**d.terminal_env("C1"), "KIOSK_STAFF_PIN": STAFF_PINS["ADM"]}, check=False)
+    assert r.returncode == 2 and "区服务器" in r.stderr
 
 
 def test_templates_travel_only_over_tls_or_loopback(shop, obama):
