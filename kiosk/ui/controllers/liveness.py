@@ -91,11 +91,13 @@ class ChallengeController:
     def _error(self, c: Challenge, exc: Exception) -> None:
         log.error("liveness check failed: %r", exc)
         c.checking = False
+        c.last_frame_at = time.monotonic()
         if self.win.state == "challenge" and self.current is c:
             self.win.go_noface(f"没有看清您。{CARD_PROMPT}")
 
     def _result(self, c: Challenge, result, final: bool) -> None:
         c.checking = False
+        c.last_frame_at = time.monotonic()     # waiting on a slow check is not a camera gap
         w = self.win
         if w.state != "challenge" or self.current is not c:
             return                     # the elder left or somebody else stepped in meanwhile
@@ -125,8 +127,10 @@ class ChallengeController:
                 w.go_noface(f"{result.reason}。{CARD_PROMPT}")
 
     def tick(self) -> None:
-        """No frames came (camera gone): do not wait for ever. Counted from the newest frame,
-        not from the start: a slow check on a busy machine is not a reason to give up."""
+        """No frames came (camera gone): do not wait for ever. Counted from the newest frame or
+        the newest check result, never from the start: a slow check on a busy machine is not
+        a reason to give up (the cause of the intermittent `second is not None` UI failure:
+        the old guard gave up 14 s of wall time after the challenge began)."""
         c = self.current
         if self.win.state != "challenge" or c is None or c.checking:
             return
