@@ -84,8 +84,7 @@ def role_of(session: Session) -> str:
     if r is None:
         row = session.execute(select(SyncState.value).where(SyncState.key == "role")).first()
         r = "terminal" if row is not None and row[0] == "terminal" else "server"
-        if r == "terminal":   # a server never becomes a terminal; check again until it is one
-            _ROLE[eng] = r
+        _ROLE[eng] = r        # a store becomes a terminal's only by ensure_terminal, which marks it
     return r
 
 
