@@ -218,8 +218,6 @@ class KioskService:
         self._actors: dict = {}     # staff logged in on this screen: staff id -> Actor
         from ..sync.status import start_background_sync
         self._sync = start_background_sync(app)   # a district terminal syncs by itself (None otherwise)
-        from ..sync.status import start_background_sync
-        self._sync = start_background_sync(app)   # a district terminal syncs by itself (None otherwise)
 
     @property
     def settings(self):
