@@ -97,7 +97,8 @@ FORBIDDEN = {"低糖": {"甜", "高糖"}, "低盐": {"咸", "高盐", "腌制"},
 def breaks(d, diet: str) -> bool:
     if FORBIDDEN.get(diet, set()) & d.tags:
         return True
-    if diet == "素食" and (d.category == "荤菜" or any(m in d.name for m in ("肉", "鱼", "鸡", "排骨", "肘"))):
+    if diet == "素食" and (d.category == "荤菜" or
+                          any(m in d.name.replace("鸡蛋", "蛋") for m in ("肉", "鱼", "鸡", "排骨", "肘"))):
         return True
     if diet == "清真" and any(p in d.name for p in ("回锅肉", "红烧肉", "腊肉", "排骨", "肘")):
         return True

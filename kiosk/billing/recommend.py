@@ -21,7 +21,7 @@ NAME_AVOID = {"低盐": ("回锅", "腊", "腌", "咸", "酱", "卤", "榨菜", 
               "低脂": ("炸", "肥肠", "红烧肉", "五花", "扣肉", "回锅"),
               "软食": ("炸", "脆", "干煸", "锅巴", "坚果")}
 PREFER = {"低糖": {"低糖"}, "低盐": {"低盐"}, "低脂": {"低脂"}, "软食": {"软烂"}}
-MEAT_HINT = ("肉", "排骨", "鸡", "鸭", "鱼", "虾", "蟹", "猪", "牛", "羊")
+MEAT_HINT = ("肉", "排骨", "鸡", "鸭", "鱼", "虾", "蟹", "猪", "牛", "羊", "肘", "腊", "火腿", "香肠", "蹄")
 PORK_HINT = ("猪", "排骨", "回锅肉", "红烧肉", "腊肉", "肘")
 SET_MEAL = "套餐"
 
@@ -63,7 +63,8 @@ class Plan:
 
 
 def _is_meat(d: Dish) -> bool:
-    return "荤" in (d.category or "") or any(h in d.name for h in MEAT_HINT) or "高蛋白" in d.tags
+    name = d.name.replace("鸡蛋", "蛋").replace("鸭蛋", "蛋")     # eggs are not meat
+    return "荤" in (d.category or "") or any(h in name for h in MEAT_HINT) or "高蛋白" in d.tags
 
 
 def _breaks(tag: str, d: Dish) -> str | None:
