@@ -600,7 +600,7 @@ def apply_policy(app, plan: ImportPlan, staff_id: str, *, skip_invalid: bool = F
 def conflict_error(plan: ImportPlan) -> ValidationError:
     """The refusal of a policy whose tiers overlap tiers in force, naming both."""
     return ValidationError("新政策的档次与现行政策重叠：" + "；".join(c.text() for c in plan.conflicts)
-                           + "。如确需取代现行档次，请勾选“取代现行档次”（命令行：--replace）",
+                           + "。如确需取代现行档次，请勾选“取代重叠的现行档次”（命令行：--replace）",
                            detail="overlapping tiers; replace not confirmed: "
                                   + "; ".join(f"{c.new_tier} / {c.old_policy} {c.old_tier}" for c in plan.conflicts))
 
