@@ -268,7 +268,7 @@ def test_cut_out_photo_before_a_real_scene_and_a_photo_brought_closer_are_refuse
     around the face), turned or moved; a photo brought toward the camera while turned."""
     eng = shared_engine(backend)
     accepted, n = [], 0
-    for p in obama[:2] + [biden] + strangers[:2]:
+    for p in [obama[1], biden, strangers[0]]:
         frame = face_frame(p)
         for kind in ("turn_left", "turn_right", "turn_and_move"):
             accepted += [(p.name, "cutout", kind, a) for a in _refused_both_ways(eng, cutout_frames(frame, kind))]
@@ -276,7 +276,7 @@ def test_cut_out_photo_before_a_real_scene_and_a_photo_brought_closer_are_refuse
         for yaw in (30, -30):
             accepted += [(p.name, "approach", yaw, a) for a in _refused_both_ways(eng, approach_frames(frame, yaw))]
             n += 2
-    assert n == 50 and accepted == [], accepted
+    assert n == 30 and accepted == [], accepted
 
 
 @pytest.mark.parametrize("backend", ["sface", "insightface"])
@@ -285,12 +285,12 @@ def test_phone_screen_with_glare_and_moire_turned_is_refused(backend, obama, bid
     lamp's reflection that stays put while the screen is turned left or right."""
     eng = shared_engine(backend)
     accepted, n = [], 0
-    for p in obama[:2] + [biden] + strangers[:2]:
+    for p in [obama[0], biden, strangers[1]]:
         frame = face_frame(p)
         for kind in ("turn_left", "turn_right"):
             accepted += [(p.name, kind, a) for a in _refused_both_ways(eng, screen_frames(frame, kind))]
             n += 2
-    assert n == 20 and accepted == [], accepted
+    assert n == 12 and accepted == [], accepted
 
 
 @pytest.mark.parametrize("backend", ["sface", "insightface"])
@@ -350,3 +350,15 @@ def test_real_head_turns_pass_their_way_and_fail_the_other(backend):
     failed = [o for o in own if not o[1]]
     assert [w for w in wrong if w[1]] == []                    # never accepted the other way
     assert len(failed) <= (0 if backend == "sface" else 1), failed
+
+
+def test_grey_frames_missing_at_the_start_do_not_skip_the_surface_test(obama):
+    """A flat photo turned in 3-D, with the grey image of the first frames withheld: the
+    flatness test still runs on the frames that have one, it is not skipped."""
+    eng = shared_engine("sface")
+    seq = live_frames(eng, attack_frames(face_frame(obama[0]), "turn_left"))
+    partial = [LiveFrame(f.ts, f.bbox, f.landmarks, None if i < 2 else f.gray) for i, f in enumerate(seq)]
+    for c in ("left", "right"):
+        assert not check_active(partial, c).live
+    none_at_all = [LiveFrame(f.ts, f.bbox, f.landmarks, None) for f in seq]
+    assert "planar_share" not in check_active(none_at_all, "left").details   # landmarks only: no surface test

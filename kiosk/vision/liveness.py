@@ -18,8 +18,10 @@ solid head, not a picture:
   explain most of them. A detector's landmarks on a tilted photo can look like
   a turned head; the flow of the photo's texture cannot.
 * one continuous face: a frame whose face points cannot be followed into the next
-  frame, a jump of the face box or a long gap splits the track, and the turn must
-  happen within one piece (a photo swapped for another is two pieces).
+  frame splits the track (without grey frames: a jump of the face box or a long
+  gap), and the turn must happen within one piece (a photo swapped for another is
+  two pieces). Time between frames alone does not split it: a slow terminal is
+  not a cut.
 
 Not refused reliably (docs/liveness.md has the figures): a print bent around a
 cylinder (a real 3-D surface) and a screen whose moire and reflections move
@@ -124,8 +126,8 @@ def _iod(lm: np.ndarray) -> float:
 
 def _corners(gray: np.ndarray, lm: np.ndarray, middle: bool, n: int = 150) -> np.ndarray | None:
     """Corners to follow: of the middle of the face (between and just around the eyes, nose
-    and mouth: where a real face is most unlike a plane or a gently bent sheet) or of the
-    whole face (cheeks and brow too, for the continuity test)."""
+    and mouth: where a real face is least like a plane) or of the whole face (cheeks and
+    brow too, for the continuity test)."""
     lm = np.asarray(lm, np.float64)
     iod = _iod(lm)
     if middle:
@@ -247,15 +249,14 @@ def _pieces(frames: list[LiveFrame], cfg: LivenessConfig) -> tuple[list[list[int
             continue
         if prev is not None:
             p = frames[prev]
-            broken = None
-            if gap > cfg.max_gap_frames or f.ts - p.ts > cfg.max_gap_s * (1 + gap):
-                broken = "gap"
-            elif iou(p.bbox, f.bbox) < cfg.min_iou:
-                broken = "cut"
+            late = gap > cfg.max_gap_frames or f.ts - p.ts > cfg.max_gap_s * (1 + gap)
+            share = flow_continuity(p, f)
+            if share is not None:
+                # the picture decides: a slow or overloaded camera (frames far apart, a few
+                # without a face) is not a cut while the face can still be followed
+                broken = None if share >= cfg.min_flow else ("gap" if late else "cut")
             else:
-                share = flow_continuity(p, f)
-                if share is not None and share < cfg.min_flow:
-                    broken = "cut"
+                broken = "gap" if late else ("cut" if iou(p.bbox, f.bbox) < cfg.min_iou else None)
             if broken:
                 first_break = first_break or broken
                 pieces.append([])
@@ -292,8 +293,9 @@ def _check_piece(frames: list[LiveFrame], idx: list[int], sign: int,
     if best_par < cfg.min_parallax:
         return LivenessResult(False, best_par / cfg.min_parallax, REFUSED_FLAT, details)
     # the surface test runs whenever the caller gave grey frames (the kiosk and the CLI always
-    # do); callers with landmarks only (geometry tests) get the landmark tests alone
-    if seen[0].gray is None:
+    # do), on the stretches that start and end on one; callers with landmarks only (geometry
+    # tests) get the landmark tests alone
+    if all(f.gray is None for f in frames):
         return LivenessResult(True, score, "活体检测通过", details)
     shares, points = [], []
     seg = min(cfg.segment_deg, cfg.segment_share * best_turn)
@@ -303,7 +305,7 @@ def _check_piece(frames: list[LiveFrame], idx: list[int], sign: int,
     for j in starts:
         m = next(m for m in range(j + 1, k + 1) if abs(yaw[m] - yaw[j]) >= seg)
         span = [(f, r) for f, r in zip(seen[j:m + 1], roll_raw[j:m + 1]) if f.gray is not None]
-        if len(span) < 2 or span[0][0] is not seen[j]:
+        if len(span) < 2 or span[0][0] is not seen[j] or span[-1][0] is not seen[m]:
             continue
         share, n = planar_share([f for f, _ in span], cfg.plane_tolerance, cfg.min_points, [r for _, r in span])
         points.append(n)
