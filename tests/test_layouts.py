@@ -56,6 +56,11 @@ def problems(win) -> list[str]:
                 out.append(f"{name} wider than its scroll area: {r} vs {v}")
         elif not frame.contains(r):
             out.append(f"{name} leaves the window: {r}")
+        parent = w.parentWidget()
+        if sa is None and parent is not None and parent is not win:
+            pr = QRect(parent.mapTo(win, QPoint(0, 0)), parent.size())
+            if not pr.adjusted(-1, -1, 1, 1).contains(r):
+                out.append(f"{name} sticks out of its parent ({type(parent).__name__}): {r} vs {pr}")
         fm = QFontMetrics(w.font())
         if isinstance(w, QLabel) and w.text():
             cr = w.contentsRect()
@@ -73,6 +78,12 @@ def problems(win) -> list[str]:
             need_w = max(fm.horizontalAdvance(ln) for ln in lines) + 12
             if need_w > w.width() or len(lines) * fm.lineSpacing() > w.height():
                 out.append(f"{name} text cut: needs {need_w}×{len(lines) * fm.lineSpacing()}, has {w.width()}×{w.height()}")
+    buttons = [b for b in widgets if isinstance(b, QPushButton) and _scroll_parent(b, win) is None]
+    rects = [(b, QRect(b.mapTo(win, QPoint(0, 0)), b.size())) for b in buttons]
+    for i, (a, ra) in enumerate(rects):
+        for b, rb in rects[i + 1:]:
+            if not (a.isAncestorOf(b) or b.isAncestorOf(a)) and ra.intersects(rb):
+                out.append(f"buttons「{a.text()[:8]}」and「{b.text()[:8]}」overlap: {ra} {rb}")
     return out
 
 

@@ -341,7 +341,7 @@ class NoFacePage(Page):
         self.keys.addWidget(self.cardkeys)
         self.keys.addWidget(self.keypad)
         self.keys.addWidget(self.names_host)
-        body.addWidget(self.keys, 1)
+        body.addWidget(self.keys, 2)
         v.addLayout(body, 1)
         row = QHBoxLayout()
         self.back_btn = big_button("返回")

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import (QCheckBox, QGridLayout, QHBoxLayout, QHeaderView,
                                QScrollArea, QStackedWidget, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from ..services.kiosk import PAY_LABELS, yuan
-from .widgets import STAFF_KEYS, Keypad, Page, TypingKeyboard, big_button, field, label
+from .widgets import STAFF_KEYS, Keypad, Page, TypingKeyboard, big_button, field, flip_box, label
 
 VOID_REASONS = ("打错菜", "重复结算", "居民取消", "认错人")
 PAYERS = ("本人", "子女", "亲属", "社区")
@@ -88,11 +88,14 @@ class StaffPage(Page):
 
         # 0: PIN
         pin = QWidget()
-        pv = QVBoxLayout(pin)
+        pv = flip_box(pin)            # the field beside the keypad on a landscape screen
         self.pin = _edit(password=True)
         self.pin.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.pin.returnPressed.connect(lambda: self.login.emit(self.pin.text()))
-        pv.addWidget(field("请输入工作人员 PIN", self.pin))
+        pin_col = QVBoxLayout()
+        pin_col.addWidget(field("请输入工作人员 PIN", self.pin))
+        pin_col.addStretch(1)
+        pv.addLayout(pin_col, 1)
         kp = Keypad()
         kp.digit.connect(lambda d: self.pin.insert(d))
         kp.cleared.connect(self.pin.clear)

@@ -63,6 +63,14 @@ def contrast(fg: str, bg: str) -> float:
     return (hi + 0.05) / (lo + 0.05)
 
 
+def elder_key(d: Density) -> int:
+    """Keyboard keys for elders: >= 90 px with their 3 px border."""
+    return max(84, d.button - 12)
+
+
+BORDER = 6     # both sides of a button's 3 px border
+
+
 def stylesheet(d: Density = LARGE) -> str:
     return f"""
     QWidget {{ background: {BG}; color: {FG}; font-family: "{FONT_FAMILY}"; font-size: {d.body}px; }}
@@ -75,7 +83,8 @@ def stylesheet(d: Density = LARGE) -> str:
     QPushButton#danger {{ color: {DANGER}; border-color: {DANGER}; }}
     QPushButton#name {{ font-size: {d.title}px; font-weight: bold; color: {FG}; border: 4px solid {ACCENT}; }}
     QPushButton#key {{ min-width: {d.staff_key}px; min-height: {d.staff_key}px; padding: 0px; }}
-    QPushButton#elderkey {{ padding: 0px; font-size: {d.title}px; }}
+    QPushButton#elderkey {{ padding: 0px; font-size: {d.title}px; min-width: {elder_key(d)}px; min-height: {elder_key(d)}px; }}
+    QPushButton#elderctl {{ padding: 0px; font-size: {d.body}px; min-width: {elder_key(d)}px; min-height: {elder_key(d)}px; }}
     QPushButton QLabel {{ background: transparent; }}
     QLabel#key {{ font-size: {d.key}px; font-weight: bold; color: {OK}; }}
     QLabel#pay {{ font-size: {d.pay}px; font-weight: bold; color: {ACCENT}; }}

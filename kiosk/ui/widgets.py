@@ -90,7 +90,8 @@ class Keyboard(QWidget):
         self.columns = columns
         self.buttons: dict[str, QPushButton] = {}
         for k in keys:
-            b = big_button(k, "primary" if k == "确定" else name)
+            b = big_button(k, "primary" if k == "确定" else
+                           ("elderctl" if name == "elderkey" and k in self.SPECIAL else name))
             b.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
             b.clicked.connect(lambda _=False, k=k: self._press(k))
             self.buttons[k] = b
@@ -102,7 +103,10 @@ class Keyboard(QWidget):
         for b in self.buttons.values():
             self.grid.removeWidget(b)
         for i, k in enumerate(self.keys):
-            self.grid.addWidget(self.buttons[k], i // columns, i % columns)
+            row, col = divmod(i, columns)
+            last = i == len(self.keys) - 1
+            # the last key (确定) takes the rest of its row: easy to find, easy to hit
+            self.grid.addWidget(self.buttons[k], row, col, 1, columns - col if last and k == "确定" else 1)
 
     def rows(self) -> int:
         return -(-len(self.keys) // self.columns)
