@@ -257,7 +257,8 @@ def test_roll_with_a_turn_passes_a_roll_alone_is_not_a_turn():
 
 # --------------------------------------------------------------------------- harder attacks
 
-def _refused_both_ways(eng, imgs):
+def _accepted_ways(eng, imgs):
+    """The challenges (of left, right) that accept these frames."""
     seq = live_frames(eng, imgs)
     return [(c, r.reason) for c in ("left", "right") if (r := check_active(seq, c)).live]
 
@@ -271,10 +272,10 @@ def test_cut_out_photo_before_a_real_scene_and_a_photo_brought_closer_are_refuse
     for p in [obama[1], biden, strangers[0]]:
         frame = face_frame(p)
         for kind in ("turn_left", "turn_right", "turn_and_move"):
-            accepted += [(p.name, "cutout", kind, a) for a in _refused_both_ways(eng, cutout_frames(frame, kind))]
+            accepted += [(p.name, "cutout", kind, a) for a in _accepted_ways(eng, cutout_frames(frame, kind))]
             n += 2
         for yaw in (30, -30):
-            accepted += [(p.name, "approach", yaw, a) for a in _refused_both_ways(eng, approach_frames(frame, yaw))]
+            accepted += [(p.name, "approach", yaw, a) for a in _accepted_ways(eng, approach_frames(frame, yaw))]
             n += 2
     assert n == 30 and accepted == [], accepted
 
@@ -288,7 +289,7 @@ def test_phone_screen_with_glare_and_moire_turned_is_refused(backend, obama, bid
     for p in [obama[0], biden, strangers[1]]:
         frame = face_frame(p)
         for kind in ("turn_left", "turn_right"):
-            accepted += [(p.name, kind, a) for a in _refused_both_ways(eng, screen_frames(frame, kind))]
+            accepted += [(p.name, kind, a) for a in _accepted_ways(eng, screen_frames(frame, kind))]
             n += 2
     assert n == 12 and accepted == [], accepted
 
