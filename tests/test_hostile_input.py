@@ -521,3 +521,21 @@ def test_video_frame_size_checked_from_the_header(tmp_path):
     with pytest.raises(ImageError, match="视频画面太大（320×240"):
         check_video_capture(video.cap, path, max_pixels=320 * 240 - 1)
     video.release()
+
+
+def test_liveness_recording_too_large_is_refused_from_its_header(env, tmp_path, capsys, monkeypatch):
+    """`kiosk liveness VIDEO` reads the frame size from the container before decoding a frame."""
+    import cv2
+    import numpy as np
+
+    from kiosk.vision import image_io
+
+    path = tmp_path / "big.avi"
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 5, (320, 240))
+    w.write(np.zeros((240, 320, 3), np.uint8))
+    w.release()
+    monkeypatch.setattr(image_io, "IMAGE_MAX_PIXELS", 320 * 240 - 1)
+    monkeypatch.setattr(image_io.check_video_capture, "__kwdefaults__", {"max_pixels": 320 * 240 - 1})
+    assert main(["liveness", str(path), "--challenge", "left", "--json"]) == 2
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["type"] == "ImageError" and "视频画面太大（320×240" in out["error"]

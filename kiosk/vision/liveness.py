@@ -426,6 +426,7 @@ def frames_from_path(engine, path: Path, max_frames: int = 120, fps: float | Non
     """A recorded sequence (video file or folder of images) as LiveFrames. A folder's
     frame rate is ``fps``, else its ``fps.txt``, else 12 (the kiosk's)."""
     from .camera import IMAGE_EXT, FolderCapture
+    from .image_io import check_video_capture
     from .quality import primary_face
 
     p = Path(path)
@@ -439,6 +440,11 @@ def frames_from_path(engine, path: Path, max_frames: int = 120, fps: float | Non
         cap = cv2.VideoCapture(str(p))
         if not cap.isOpened():
             raise ModelError(f"无法打开视频：{p}", detail=f"cv2.VideoCapture failed for {p}")
+        try:
+            check_video_capture(cap, str(p))     # frame size from the header, before decoding
+        except Exception:
+            cap.release()
+            raise
         rate = cap.get(cv2.CAP_PROP_FPS) or fps or 12.0
         count = min(int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or max_frames), max_frames)
         ts_of = lambda i: i / rate  # noqa: E731
