@@ -402,10 +402,15 @@ class KioskService:
 
     def settle(self, resident_id: str, dish_ids: list[str], pay: str, key: str, identified_by: str,
                at: datetime | None = None, staff_id: str | None = None) -> Receipt:
-        """Price again on the store, under its lock, and record the meal."""
+        """Price again on the store, under its lock, and record the meal. A face checkout
+        reaches the bill only after the liveness check passed (unless liveness is off), so the
+        order records both for the 高龄津贴 proof of life."""
         self._contexts.pop(resident_id, None)
+        by_face = identified_by == "face"
         return self.app.billing.settle(resident_id, dish_ids, pay=pay, at=at or self.clock(),
-                                       idempotency_key=key, identified_by=identified_by, staff_id=staff_id)
+                                       idempotency_key=key, identified_by=identified_by, staff_id=staff_id,
+                                       face_verified=by_face,
+                                       liveness_passed=by_face and self.liveness_mode() != "off")
 
     def record_misidentification(self, resident_id: str, score: float | None) -> None:
         with self.app.db.session() as s:
