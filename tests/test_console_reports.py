@@ -16,12 +16,7 @@ from kiosk.config import get_settings
 from kiosk.timeutil import CST
 
 from .conftest import FORMATS
-try:
-    from .test_postgres import pg_url  # noqa: F401  (the throwaway PostgreSQL cluster fixture)
-except ImportError:                     # pragma: no cover
-    @pytest.fixture
-    def pg_url():
-        pytest.skip("tests/test_postgres.py no longer provides the pg_url fixture")
+from .test_postgres import pg_url  # noqa: F401  (the throwaway PostgreSQL cluster fixture)
 
 MONTH = "2026-11"
 ADMIN_PIN = "86420135"
