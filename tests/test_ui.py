@@ -114,7 +114,10 @@ def settle_check(qtbot, win):
 
 
 def wait_state(qtbot, win, state, timeout=5000):
-    qtbot.waitUntil(lambda: win.state == state, timeout=timeout)
+    try:
+        qtbot.waitUntil(lambda: win.state == state, timeout=timeout)
+    except Exception as exc:
+        raise AssertionError(f"waited {timeout} ms for {state!r}; the window is in {win.state!r}") from exc
 
 
 def visible_texts(win) -> list[str]:
@@ -234,9 +237,12 @@ def test_a_bill_whose_elder_left_resets_and_the_next_person_cannot_pay_it(qtbot,
     if win.state == BILL:
         win.bill.confirm_btn.click()              # the next person taps 确认
         assert "请您本人" in win.bill.error.text()
-    wait_state(qtbot, win, IDLE, 15000)           # reset within a few seconds (4 s; slack for a busy CI) ...
-    assert "上一单已取消" in win.idle.hint.text() or "本单已取消" in win.idle.hint.text()   # ... announced
-    assert win.voice.spoken[-1].startswith(win.idle.hint.text())
+    # reset within a few seconds (4 s; slack for a busy CI). The bill goes back to the start
+    # screen, and the stranger still standing there is then, rightly, offered the card path
+    # (not recognised): either state means the elder's bill is gone.
+    qtbot.waitUntil(lambda: win.state in (IDLE, NOFACE), timeout=15000)
+    announced = [t for t in win.voice.spoken if "上一单已取消" in t or "本单已取消" in t]
+    assert announced, win.voice.spoken                                                # ... announced
     elder.leave()
     with win.service.app.db.session() as s:
         assert s.scalars(select(Order)).all() == []
