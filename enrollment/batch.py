@@ -8,10 +8,10 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from kiosk.db import audit
 from kiosk.db.models import FaceTemplate, Resident
 from kiosk.errors import ConsentRequiredError, DuplicateFaceError, ImageError, NotFoundError
-from kiosk.services import audit
-from kiosk.services.auth import require
+from kiosk.db.permissions import require
 
 from .consent import active_consent, record_consent
 from .dedupe import check_against_others, check_capture_consistency
@@ -146,7 +146,7 @@ def enroll_files(app, resident_id: str, paths: list[str | Path], *, consent: str
                  override_by=None, source: str = "enroll") -> EnrollReport:
     """Consent (when given), then the templates in one unit of work: no template is
     stored when any photo is refused as a duplicate. ``actor`` / ``override_by``:
-    staff proven by PIN (kiosk.services.auth.StaffAuth.verify)."""
+    staff proven by PIN (kiosk.services.auth.StaffAuth.verify; checked by kiosk.db.permissions.require)."""
     report = EnrollReport(resident_id)
     with app.db.session() as session:
         staff_id, sup = check_people(session, resident_id, actor, consent=bool(consent),

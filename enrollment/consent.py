@@ -4,9 +4,9 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from kiosk.db import audit
 from kiosk.db.models import FaceConsent
 from kiosk.errors import ConsentRequiredError, ValidationError
-from kiosk.services import audit
 
 CONSENT_TEXT_VERSION = "face-consent-2026.1"
 GIVERS = ("self", "guardian")

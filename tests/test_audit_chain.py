@@ -15,13 +15,13 @@ from sqlalchemy import create_engine, select, text
 from kiosk.cli.main import main
 from kiosk.db.models import AuditEntry
 from kiosk.db.session import MIGRATIONS, Database
-from kiosk.services import audit
+from kiosk.db import audit
 from kiosk.services.context import App
 
 APPEND = """
 import sys, time
 from kiosk.services.context import App
-from kiosk.services import audit
+from kiosk.db import audit
 app = App()
 start, n, who = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 while time.time() < start:

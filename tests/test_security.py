@@ -9,7 +9,7 @@ from sqlalchemy import select
 from kiosk.cli.main import main
 from kiosk.db.models import AuditEntry, LedgerEntry, Staff
 from kiosk.errors import PermissionDeniedError, ValidationError
-from kiosk.services.auth import PERMISSIONS, ROLES
+from kiosk.db.permissions import PERMISSIONS, ROLES
 from kiosk.services.security import (hash_pin, legacy_scrypt_hash, pin_hash_params, pin_needs_rehash,
                                      verify_pin)
 

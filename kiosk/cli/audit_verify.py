@@ -9,7 +9,7 @@ from .main import out_json
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from ..services.audit import verify
+    from ..db.audit import verify
     from ..services.context import App
 
     app = App()

@@ -65,7 +65,7 @@ def _day(text: str | None) -> date:
 
 
 def _write(app, rep, out: Path, staff: str, action: str, subject: str) -> None:
-    from ..services import audit
+    from ..db import audit
     from ..services.report_files import write_report_file
 
     write_report_file(rep, out)

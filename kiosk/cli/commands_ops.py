@@ -94,7 +94,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from datetime import datetime
 
     from ..errors import ValidationError
-    from ..services.audit import entries_since
+    from ..db.audit import entries_since
     from ..services.context import App
     from ..timeutil import CST
 

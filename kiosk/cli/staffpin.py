@@ -9,7 +9,7 @@ import os
 import sys
 
 from ..errors import PermissionDeniedError
-from ..services.auth import PERMISSION_ZH, ROLE_ZH, Actor, roles_with
+from ..db.permissions import PERMISSION_ZH, ROLE_ZH, Actor, roles_with
 
 
 def read_pin(staff_id: str, env: str = "KIOSK_STAFF_PIN") -> str:

@@ -1,6 +1,6 @@
 """The audit log's hash chain, pure: each entry's hash covers the previous entry's
 hash and the entry's own canonical JSON, so an edited, removed or inserted entry
-breaks every link after it. Used by kiosk.services.audit and by migration 0003."""
+breaks every link after it. Used by kiosk.db.audit and by migration 0003."""
 from __future__ import annotations
 
 import hashlib

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from ..db.models import Canteen, Terminal, utcnow
 from ..errors import NotFoundError, ValidationError
-from ..services import audit
+from ..db import audit
 from ..services.context import App
 from ..sync.errors import TerminalAuthError
 from .app import get_app

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from ..billing.policy import Policy
 from ..db.models import (AppliedOp, DistrictFlag, FaceConsent, FaceTemplate, LedgerEntry, Order, OrderLine,
                          OrderVoid, PushedOrder, Resident, SubsidyPolicy, Terminal, new_id, utcnow)
-from ..services import audit
+from ..db import audit
 from ..services.checkout import balance_of, month_bounds
 from ..sync import changes, rowcodec
 from .auth import TerminalIdentity

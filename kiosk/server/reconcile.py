@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from ..db.models import DistrictFlag, Order, PushedOrder, Resident, Terminal, utcnow
 from ..errors import NotFoundError, PermissionDeniedError, ValidationError
-from ..services import audit
+from ..db import audit
 from ..services.checkout import month_bounds
 from ..services.reports import parse_month
 from ..timeutil import CST

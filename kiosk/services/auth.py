@@ -5,7 +5,9 @@ a staff member whose PIN was verified by ``StaffAuth.verify`` (the command line:
 ``--staff ID`` and the PIN) or ``StaffAuth.login`` (the kiosk's staff screen: the PIN
 alone, PINs being unique among active staff). The services take the Actor and check
 it again inside their unit of work (``require``): still active, and the role (as
-stored now) has the permission. The role -> permission table is ``PERMISSIONS``.
+stored now) has the permission. ``Actor``, ``require`` and the role -> permission
+table ``PERMISSIONS`` are in kiosk.db.permissions (below the services, so that
+enrollment checks the same way); this module proves PINs and manages staff.
 
 PINs: digits only, 4-12 for staff and supervisors, 6-12 for admins; unique among
 active staff (checked by verifying against every active hash, since they are salted);
@@ -15,10 +17,6 @@ lock are in the store (``pin_lockouts``), so a restart does not clear them.
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
 
@@ -26,87 +24,17 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ..db import audit
 from ..db.models import PinLockout, Staff, utcnow
+from ..db.permissions import ROLE_ZH, ROLES, Actor, check_role, make_actor, require
 from ..errors import NotFoundError, PermissionDeniedError, ValidationError
-from . import audit
 from .security import hash_pin, pin_needs_rehash, verify_pin
 
-ROLES = ("staff", "supervisor", "admin")
-ROLE_ZH = {"staff": "工作人员", "supervisor": "主管", "admin": "管理员"}
-
-# the one role -> permission table (each role holds the ones before it)
-_STAFF = frozenset({"order.void", "account.topup", "face.consent", "face.enroll"})
-_SUPERVISOR = _STAFF | {"face.override", "face.erase"}
-_ADMIN = _SUPERVISOR | {"face.reembed", "data.import", "canteen.configure", "staff.manage"}
-PERMISSIONS: dict[str, frozenset[str]] = {"staff": _STAFF, "supervisor": _SUPERVISOR, "admin": _ADMIN}
-PERMISSION_ZH = {"order.void": "作废订单", "account.topup": "充值", "face.consent": "登记人脸授权",
-                 "face.enroll": "采集人脸", "face.override": "授权登记疑似重复的人脸",
-                 "face.erase": "删除人脸数据", "face.reembed": "重新生成人脸模板",
-                 "data.import": "导入花名册、菜单和补贴政策", "canteen.configure": "设置食堂",
-                 "staff.manage": "添加或停用工作人员"}
 MIN_PIN = {"staff": 4, "supervisor": 4, "admin": 6}
 MAX_PIN = 12
 MAX_PIN_FAILURES = 5                 # wrong PINs in a row before the lock ...
 PIN_LOCK = timedelta(minutes=5)      # ... for this long
 SESSION_MAX_AGE = timedelta(minutes=30)   # a staff-screen login is good for this long
-
-_PROOF_KEY = secrets.token_bytes(32)      # this process's: an Actor is only made here
-
-
-def roles_with(permission: str) -> list[str]:
-    return [r for r in ROLES if permission in PERMISSIONS[r]]
-
-
-@dataclass(frozen=True)
-class Actor:
-    """A staff member whose PIN was verified in this process."""
-
-    staff_id: str
-    name: str
-    role: str
-    proven_at: datetime
-    _proof: str = field(repr=False, default="")
-
-    def can(self, permission: str) -> bool:
-        return permission in PERMISSIONS.get(self.role, frozenset())
-
-    def to_dict(self) -> dict:
-        return {"staff_id": self.staff_id, "name": self.name, "role": self.role}
-
-
-def _proof(staff_id: str, role: str, at: datetime) -> str:
-    return hmac.new(_PROOF_KEY, f"{staff_id}\0{role}\0{at.isoformat()}".encode(), hashlib.sha256).hexdigest()
-
-
-def _make_actor(st: Staff, at: datetime) -> Actor:
-    return Actor(st.id, st.name, st.role, at, _proof(st.id, st.role, at))
-
-
-def require(session: Session, actor: object, permission: str) -> Staff:
-    """Inside a unit of work: the actor was proven by PIN, is still active, and the role
-    stored now holds ``permission``. Returns the staff row."""
-    if not isinstance(actor, Actor) or not hmac.compare_digest(
-            actor._proof, _proof(actor.staff_id, actor.role, actor.proven_at)):
-        raise PermissionDeniedError(
-            f"「{PERMISSION_ZH.get(permission, permission)}」需要工作人员用工号和 PIN 确认身份",
-            detail=f"{permission} needs an Actor proven by PIN, got {type(actor).__name__}")
-    st = session.get(Staff, actor.staff_id)
-    if st is None:
-        raise NotFoundError(f"没有工号为 {actor.staff_id} 的工作人员", detail=f"staff {actor.staff_id!r} not found")
-    if not st.active:
-        raise PermissionDeniedError(f"工作人员 {st.id}（{st.name}）已停用，不能操作",
-                                    detail=f"staff {st.id} is inactive")
-    _check_role(st, permission)
-    return st
-
-
-def _check_role(st: Staff, permission: str) -> None:
-    if permission not in PERMISSIONS.get(st.role, frozenset()):
-        need = "或".join(ROLE_ZH[r] for r in roles_with(permission))
-        raise PermissionDeniedError(
-            f"{ROLE_ZH.get(st.role, st.role)} {st.id}（{st.name}）没有「{PERMISSION_ZH.get(permission, permission)}」"
-            f"的权限，需要{need}",
-            detail=f"{st.id} is {st.role}; {permission} needs one of {roles_with(permission)}")
 
 
 def check_pin_rules(pin: str, role: str) -> None:
@@ -176,7 +104,7 @@ class StaffAuth:
                 audit.record(s, st.id, "staff.pin_rehash", st.id)
             if login:
                 audit.record(s, st.id, "staff.login", None, min_role=login)
-            return _make_actor(st, self.clock())
+            return make_actor(st, self.clock())
 
     # -- proving who acts --------------------------------------------------------------
     def verify(self, staff_id: str, pin: str, permission: str | None = None, *,
@@ -198,7 +126,7 @@ class StaffAuth:
                 f"工号 {staff_id} 的 PIN 不正确" + (f"（还可再试 {left} 次）" if left > 0 else "，已锁定 5 分钟"),
                 detail=f"wrong PIN for {staff_id}")
         if permission is not None:
-            _check_role(st, permission)
+            check_role(st, permission)
         if min_role is not None and ROLES.index(st.role) < ROLES.index(min_role):
             raise PermissionDeniedError(f"需要{ROLE_ZH.get(min_role, '工作人员')}权限",
                                         detail=f"{st.id} is {st.role}, needs {min_role}")

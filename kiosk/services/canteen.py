@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from ..billing.meals import DEFAULT_WINDOWS, validate_windows
+from ..db import audit
 from ..db.models import Canteen
 from ..errors import ValidationError
-from . import audit
 
 
 def configure_canteen(app, *, name: str | None = None, district: str | None = None,

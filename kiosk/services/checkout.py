@@ -14,6 +14,7 @@ from ..billing.policy import Policy, normalize_meal
 from ..billing.pricing import Line, Quote, make_quote
 from ..billing.recommend import Dish, Profile, recommend
 from ..billing.subsidy import ResidentFacts, SubsidyDecision, Usage, decide_subsidy
+from ..db import audit
 from ..db.models import (Canteen, LedgerEntry, MenuItem, Order, OrderLine, OrderVoid, Resident,
                          new_id)
 from ..errors import (BillingError, IdempotencyConflictError, InsufficientBalanceError, NotFoundError,
@@ -22,8 +23,7 @@ from ..limits import NOTE_MAX_CHARS, check_checkout_request, check_text
 from ..money import TOPUP_MAX_FEN, fen_to_yuan
 from ..timeutil import now_cst, to_cst
 from ..sync import outbox
-from . import audit
-from .auth import require
+from ..db.permissions import require
 from .importing import policy_in_force
 
 PAY_METHODS = ("balance", "cash", "card")

@@ -10,11 +10,11 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, select
 
+from ..db import audit
 from ..db.models import (AuditEntry, Canteen, FaceConsent, FaceTemplate, Order, OrderLine, OrderVoid,
                          Resident, Staff, Terminal)
 from ..errors import NotFoundError, ValidationError
 from ..timeutil import age_on, now_cst, to_cst
-from . import audit
 from .checkout import month_bounds
 from .report_files import Money, Sheet, TableReport
 from .reports import mask_id, monthly_subsidy, parse_month

@@ -26,6 +26,7 @@ import numpy as np
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from ..db import audit
 from ..db.models import FaceConsent, FaceTemplate, Resident, StoreCounter
 from ..errors import ConsentRequiredError, ImageError, KioskError, ModelMismatchError, NotFoundError
 from ..vision.engine import BACKEND_DEFAULTS, FaceObservation
@@ -34,7 +35,6 @@ from ..vision.image_io import read_image
 from ..vision.matching import decide
 from ..vision.types import MatchResult
 from ..sync import outbox
-from . import audit
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ class FaceService:
         """After a model change: make templates with the current model from the kept
         (encrypted) face crops. Residents without a crop must be re-enrolled.
         ``actor``: an admin proven by PIN (kiosk.services.auth)."""
-        from .auth import require
+        from ..db.permissions import require
 
         done, need = 0, set()
         with self.app.db.session() as s:

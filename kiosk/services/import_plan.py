@@ -31,10 +31,11 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from ..billing.policy import Policy, Tier, split_category
+from ..db import audit
 from ..db.models import Canteen, FaceTemplate, MenuItem, Resident, SubsidyPolicy
 from ..errors import ImportFileError, ValidationError
 from ..money import fen_to_yuan
-from . import audit, importing
+from . import importing
 from .importing import (MENU_COLUMNS, ROSTER_COLUMNS, ImportReport, Problem, check_row_photos,
                         generated_resident_id, load_policy_file, validate_menu_row, validate_roster_row)
 from .tabular import Column, read_table

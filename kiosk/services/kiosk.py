@@ -24,11 +24,11 @@ from ..billing.policy import Policy
 from ..billing.pricing import Line, Quote, make_quote
 from ..billing.recommend import Dish, Plan, Profile, excluded_reason, plan
 from ..billing.subsidy import SubsidyDecision, Usage, decide_subsidy
+from ..db import audit
 from ..db.models import Canteen, Order, OrderLine, OrderVoid, Resident
 from ..errors import KioskError, NotFoundError, SoldOutError, ValidationError
 from ..money import fen_to_yuan
 from ..timeutil import CST, now_cst
-from . import audit
 from .checkout import FAR_PRICE, Receipt, ResidentRecord, balance_of, facts_of, usage_of
 
 PAY_LABELS = {"balance": "余额", "cash": "现金", "card": "银行卡"}

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from sqlalchemy import case, func, select
 
+from ..db import audit
 from ..db.models import Order, OrderVoid, Resident
 from ..errors import ValidationError
 from ..money import fen_to_yuan
-from . import audit
 from .checkout import month_bounds
 from .tabular import csv_cell, xlsx_append
 

@@ -6,11 +6,11 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from ..db import audit
 from ..db.models import FaceConsent, FaceTemplate, Resident
+from ..db.permissions import require
 from ..errors import NotFoundError, ValidationError
 from ..timeutil import age_on, now_cst, to_cst
-from . import audit
-from .auth import MAX_PIN_FAILURES, ROLES, require  # noqa: F401  (ROLES, MAX_PIN_FAILURES re-exported)
 
 
 @dataclass(frozen=True)

@@ -146,7 +146,7 @@ def console_router(get_app: Callable, *, idle_minutes: float | None = None, cloc
             data, media = pdf_bytes(rep), "application/pdf"
         else:
             raise ValidationError("格式应为 xlsx 或 pdf", detail=f"format {fmt!r}")
-        from ...services import audit
+        from ...db import audit
 
         with app.db.session() as s:
             audit.record(s, login.staff_id, "console.export", what, format=fmt, title=rep.title)
@@ -212,7 +212,7 @@ def console_router(get_app: Callable, *, idle_minutes: float | None = None, cloc
         except KioskError as exc:
             return again(exc.user_message)
         login = logins.open(who["staff_id"], who["name"], who["role"])
-        from ...services import audit
+        from ...db import audit
 
         with app.db.session() as s:
             audit.record(s, login.staff_id, "console.login", None, role=login.role)
@@ -227,7 +227,7 @@ def console_router(get_app: Callable, *, idle_minutes: float | None = None, cloc
     async def logout(request: Request, app=Depends(get_app)):
         login, _ = await posted(request)
         logins.close(login.token)
-        from ...services import audit
+        from ...db import audit
 
         with app.db.session() as s:
             audit.record(s, login.staff_id, "console.logout", None)
@@ -544,7 +544,7 @@ def console_router(get_app: Callable, *, idle_minutes: float | None = None, cloc
         entries = dr.audit_entries(app, **f, limit=500)
         chain = None
         if request.query_params.get("verify") == "1":      # walks the whole log: on request only
-            from ...services import audit
+            from ...db import audit
 
             if hasattr(audit, "verify"):
                 with app.db.session(read_only=True) as s:

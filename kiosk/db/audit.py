@@ -1,7 +1,10 @@
 """The audit log: who did what, when. Append-only in effect: every entry carries
 the hash of the one before (kiosk.db.chain), so an entry edited, removed or slipped
 in afterwards is found by ``verify``. Appends queue on the one ``audit_head`` row
-(PostgreSQL row lock; SQLite's write lock), so two processes never fork the chain."""
+(PostgreSQL row lock; SQLite's write lock), so two processes never fork the chain.
+
+It sits with the store, below the services, so that every layer that changes data
+(services, enrollment, the district server) appends through this one function."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,8 +13,8 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from ..db.chain import GENESIS, canonical, link, normalize_detail
-from ..db.models import AuditEntry, AuditHead, new_id, utcnow
+from .chain import GENESIS, canonical, link, normalize_detail
+from .models import AuditEntry, AuditHead, new_id, utcnow
 
 
 def record(session: Session, actor: str, action: str, subject: str | None = None,
