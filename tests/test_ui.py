@@ -733,23 +733,3 @@ def test_staff_enrols_from_the_camera_and_a_duplicate_needs_a_supervisor(qtbot, 
     assert "采集 3 张人脸模板" in win.staff.message.text(), win.staff.message.text()
     a = _audit(win, "enroll.duplicate_override")
     assert a.actor == "SUP" and "双胞胎" in a.detail["reason"]
-
-
-def test_the_ui_calls_services_only():
-    """kiosk/ui imports neither vision, enrolment, billing, the database nor SQL (the services do)."""
-    import ast
-
-    ui = Path(__file__).resolve().parents[1] / "kiosk" / "ui"
-    bad = []
-    for f in ui.rglob("*.py"):
-        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                names = [("." * node.level) + (node.module or "")]
-            for n in names:
-                if any(n.lstrip(".").startswith(p) for p in ("vision", "kiosk.vision", "enrollment", "billing",
-                                                              "kiosk.billing", "db", "kiosk.db", "sqlalchemy")):
-                    bad.append(f"{f.relative_to(ui)}: {n}")
-    assert bad == []
