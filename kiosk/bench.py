@@ -43,8 +43,11 @@ def _unit(rng, n: int, d: int) -> np.ndarray:
 
 
 # The kiosk's vision worker (kiosk.ui.worker.VisionWorker as kiosk.ui.app.build_window
-# starts it) processes at most this many frames per second; the camera delivers more.
+# starts it) processes at most this many frames per second while nobody waits for a
+# decision, and every camera frame (up to HURRY_FPS) while a face does; the camera
+# delivers CAMERA_FPS.
 WORKER_FPS = 12.0
+HURRY_FPS = 30.0
 CAMERA_FPS = 25.0
 SIZES = {"640x480": (640, 480), "1280x720": (1280, 720)}
 LIVE_CLIPS = Path(__file__).resolve().parents[1].parent / "shared" / "liveness" / "live"
@@ -197,11 +200,12 @@ def live_clips(folder: Path = LIVE_CLIPS) -> list[dict]:
 
 
 def simulate_kiosk(pipeline, frames: list, stamps: list[float], entered: float,
-                   worker_fps: float = WORKER_FPS, clock=time.perf_counter) -> dict:
+                   worker_fps: float = WORKER_FPS, clock=time.perf_counter, hurry_fps: float | None = HURRY_FPS) -> dict:
     """Play a recorded video to the kiosk's pipeline as a live camera and the vision
     worker would: the worker takes the newest frame the camera has delivered, processes
     it (the real time it takes is measured and moves the clock), then waits out the rest
-    of its period. Returns when the tracker decides: the decision, its time after the
+    of its period: 1/``worker_fps``, or 1/``hurry_fps`` while the pipeline says a face
+    waits for its decision (``RecognitionPipeline.hurry``; None: never). Returns when the tracker decides: the decision, its time after the
     face entered (ms), how many frames were processed and how much of the time since
     the face entered was processing (the rest is waiting for frames: the worker's pace).
     ``clock=time.process_time`` counts the CPU time this process used instead of the
@@ -233,7 +237,8 @@ def simulate_kiosk(pipeline, frames: list, stamps: list[float], entered: float,
                     "ms": (t - entered) * 1000, "frames": n, "processing_ms": busy * 1000}
         if i == len(stamps) - 1:
             return {"state": "pending", "resident_id": None, "ms": None, "frames": n, "processing_ms": busy * 1000}
-        t = max(t, start + period)
+        hurry = hurry_fps is not None and getattr(pipeline, "hurry", False)
+        t = max(t, start + (1.0 / max(worker_fps, hurry_fps) if hurry else period))
 
 
 def _filler_gallery(engine, enrolled: dict[str, list[np.ndarray]], residents: int = 1000):
@@ -269,7 +274,7 @@ def bench_frames(backend: str, engine, photo: Path, n: int = 60, sizes=("640x480
     out = {}
     for size in sizes:
         frame = _camera_frame(engine, photo, SIZES[size])
-        own = engine.observe(frame).embedding
+        own = engine.observe_frame(frame).embedding
         if own is None:
             out[size] = {"error": "the face did not pass the quality gate"}
             continue
@@ -280,7 +285,7 @@ def bench_frames(backend: str, engine, photo: Path, n: int = 60, sizes=("640x480
         for i in range(n + 5):
             c0 = time.process_time()
             t0 = time.perf_counter()
-            obs = engine.observe(frame)
+            obs = engine.observe_frame(frame)    # as the kiosk's RecognitionPipeline looks at a frame
             t1 = time.perf_counter()
             m = match(obs.embedding)
             t2 = time.perf_counter()
@@ -295,21 +300,23 @@ def bench_frames(backend: str, engine, photo: Path, n: int = 60, sizes=("640x480
         out[size] = {**_pct(total), "cpu_p50_ms": round(statistics.median(cpu), 3),
                      "stages_p50_ms": {k: round(statistics.median(v), 3) for k, v in stages.items()},
                      "gallery_templates": len(g), "match_status": status, "dim": engine.contract.dim}
-        det = getattr(engine, "_det", None)
-        if profile and det is not None and max(SIZES[size]) > 640 and getattr(det, "max_side", 0) > 640:
-            # profile: what detection costs when a frame is first scaled to 640 px (long side)
-            keep = det.max_side
-            try:
-                det.max_side = 640
-                engine.detect(frame)
-                t = []
+        if profile:
+            # an empty counter (nobody in front): what the idle camera costs per frame; and,
+            # for comparison, the frame detected as a photo is (full size up to 1,280 px, the
+            # padded second look on an empty frame): what camera frames cost before 2026-11-26
+            empty = _background(*SIZES[size])
+            for key, fn in (("empty_frame", lambda: engine.observe_frame(empty)),
+                            ("empty_frame_as_photo", lambda: engine.observe(empty)),
+                            ("detect_as_photo", lambda: engine.detect(frame))):
+                fn()
+                t, c = [], []
                 for _ in range(max(5, n // 3)):
-                    t0 = time.perf_counter()
-                    engine.detect(frame)
+                    c0, t0 = time.process_time(), time.perf_counter()
+                    fn()
                     t.append((time.perf_counter() - t0) * 1000)
-            finally:
-                det.max_side = keep
-            out[size]["what_if_detect_at_640_p50_ms"] = round(statistics.median(t), 3)
+                    c.append((time.process_time() - c0) * 1000)
+                out[size][f"{key}_p50_ms"] = round(statistics.median(t), 3)
+                out[size][f"{key}_cpu_p50_ms"] = round(statistics.median(c), 3)
     return out
 
 
@@ -354,33 +361,44 @@ def bench_identity(backend: str, engine, samples: Path, strangers: list[Path], *
             runs.append((f"biden.jpg {size} {m}", size, fr / "biden.jpg", "BIDEN"))
             for p in (strangers[:1] if quick else strangers):
                 runs.append((f"{p.name} {size} {m}", size, p, None))
-    results, faster, cpu_clock = [], [], []
+    results, cpu_clock = [], []
+    what_if: dict[str, list] = {"before_2026_11_26": [], "three_votes_only": [], "worker_at_12_fps": []}
     base_gallery = _filler_gallery(engine, enrolled)
+
+    def pipeline(gallery, strong: bool = True):
+        tracker = PersonTracker(votes_needed=settings.votes_needed, window=settings.vote_window)
+        if not strong:
+            tracker.strong_score = None     # 3 agreeing frames, whatever their scores
+        return RecognitionPipeline(engine, _matcher(gallery, backend), tracker)
+
     for label, size, photo, want in runs:
         frames, stamps, entered = entering_scene(engine, photo, SIZES[size], motion=label.rsplit(" ", 1)[1])
-        pipe = RecognitionPipeline(engine, _matcher(base_gallery, backend),
-                                   PersonTracker(votes_needed=settings.votes_needed, window=settings.vote_window))
-        r = simulate_kiosk(pipe, frames, stamps, entered)
-        results.append({"video": label, "expected": want or "unknown", **r, "source": "sample photo"})
-        if not quick and want:   # what the worker's pace costs: the same video, the worker at the camera's rate
-            r2 = simulate_kiosk(pipe, frames, stamps, entered, worker_fps=CAMERA_FPS)
-            faster.append({"video": label, "expected": want, **r2, "source": "sample photo"})
-        if not quick:            # the same, timed by this process's CPU time (see simulate_kiosk)
-            r3 = simulate_kiosk(pipe, frames, stamps, entered, clock=time.process_time)
-            cpu_clock.append({"video": label, "expected": want or "unknown", **r3, "source": "sample photo"})
+        row = {"video": label, "expected": want or "unknown", "source": "sample photo"}
+        pipe = pipeline(base_gallery)
+        results.append({**row, **simulate_kiosk(pipe, frames, stamps, entered)})
+        if quick:
+            continue
+        # the same video timed by this process's CPU time (see simulate_kiosk)
+        cpu_clock.append({**row, **simulate_kiosk(pipe, frames, stamps, entered, clock=time.process_time)})
+        # what-ifs: what each part of the kiosk's speed-up brings (worker at camera rate
+        # while a face waits; two strong frames decide)
+        old = pipeline(base_gallery, strong=False)
+        what_if["before_2026_11_26"].append({**row, **simulate_kiosk(old, frames, stamps, entered, hurry_fps=None)})
+        if want:
+            what_if["three_votes_only"].append({**row, **simulate_kiosk(old, frames, stamps, entered)})
+            what_if["worker_at_12_fps"].append({**row, **simulate_kiosk(pipe, frames, stamps, entered,
+                                                                          hurry_fps=None)})
     for c in ([] if quick else clips):
         frames = [read_image(p) for p in c["frames"]]
         stamps = [i / c["fps"] for i in range(len(frames))]
         extra = {"CLIP:" + c["person"]: c["enrol"]} if c.get("enrol") else {}
         g = _filler_gallery(engine, {**enrolled, **extra}) if extra else base_gallery
-        pipe = RecognitionPipeline(engine, _matcher(g, backend),
-                                   PersonTracker(votes_needed=settings.votes_needed, window=settings.vote_window))
-        r = simulate_kiosk(pipe, frames, stamps, 0.0)
-        results.append({"video": c["name"], "expected": "CLIP:" + c["person"] if extra else "unknown", **r,
-                        "source": "live clip"})
-        r3 = simulate_kiosk(pipe, frames, stamps, 0.0, clock=time.process_time)
-        cpu_clock.append({"video": c["name"], "expected": "CLIP:" + c["person"] if extra else "unknown", **r3,
-                          "source": "live clip"})
+        row = {"video": c["name"], "expected": "CLIP:" + c["person"] if extra else "unknown", "source": "live clip"}
+        pipe = pipeline(g)
+        results.append({**row, **simulate_kiosk(pipe, frames, stamps, 0.0)})
+        cpu_clock.append({**row, **simulate_kiosk(pipe, frames, stamps, 0.0, clock=time.process_time)})
+        what_if["before_2026_11_26"].append({**row, **simulate_kiosk(pipeline(g, strong=False), frames, stamps, 0.0,
+                                                                     hurry_fps=None)})
 
     def summary(rows):
         done = [x["ms"] for x in rows if x["ms"] is not None]
@@ -391,11 +409,15 @@ def bench_identity(backend: str, engine, samples: Path, strangers: list[Path], *
                "processing_ms_p50": round(statistics.median(x["processing_ms"] for x in rows), 1) if rows else None}
         return out
 
-    for x in results + faster + cpu_clock:
+    for x in results + cpu_clock + [y for v in what_if.values() for y in v]:
         x["ms"] = None if x["ms"] is None else round(x["ms"], 1)
         x["processing_ms"] = round(x["processing_ms"], 1)
-    return {"worker_fps": WORKER_FPS, "camera_fps": CAMERA_FPS, "votes_needed": settings.votes_needed,
-            "vote_window": settings.vote_window,
+    probe = pipeline(base_gallery).tracker
+    return {"worker_fps": WORKER_FPS, "worker_hurry_fps": HURRY_FPS, "camera_fps": CAMERA_FPS,
+            "votes_needed": settings.votes_needed, "vote_window": settings.vote_window,
+            "strong_votes": probe.strong_votes, "strong_score": probe.strong_score,
+            "strong_margin": probe.strong_margin, "unknown_after": probe.unknown_after,
+            "unknown_min_s": probe.unknown_min_s,
             "enrolled_identified": summary([x for x in results if x["expected"] != "unknown"]),
             "stranger_unknown": summary([x for x in results if x["expected"] == "unknown"]),
             "sample_videos": summary([x for x in results if x["source"] == "sample photo"]),
@@ -403,7 +425,12 @@ def bench_identity(backend: str, engine, samples: Path, strangers: list[Path], *
             "sample_strangers": summary([x for x in results if x["source"] == "sample photo" and x["expected"] == "unknown"]),
             "clips_enrolled": summary([x for x in results if x["source"] == "live clip" and x["expected"] != "unknown"]),
             "clips_strangers": summary([x for x in results if x["source"] == "live clip" and x["expected"] == "unknown"]),
-            "enrolled_identified_worker_at_camera_fps": summary(faster) if faster else None,
+            "what_if": ({name: {"enrolled_identified": summary([x for x in rows if x["expected"] != "unknown"]),
+                                "stranger_unknown": summary([x for x in rows if x["expected"] == "unknown"])
+                                if any(x["expected"] == "unknown" for x in rows) else None,
+                                "sample_enrolled": summary([x for x in rows if x["source"] == "sample photo"
+                                                            and x["expected"] != "unknown"])}
+                         for name, rows in what_if.items()} if not quick else None),
             "cpu_clock": ({k: summary([x for x in cpu_clock if f(x)]) for k, f in (
                 ("sample_enrolled", lambda x: x["source"] == "sample photo" and x["expected"] != "unknown"),
                 ("sample_strangers", lambda x: x["source"] == "sample photo" and x["expected"] == "unknown"),
@@ -560,4 +587,40 @@ def bench_rebuild(model_dir: Path, sizes: list[int]) -> dict:
         vecs = np.vstack([np.frombuffer(c.decrypt(b), np.float32) for b in blobs])
         FaissGallery.build(128, "bench", ids, [f"R{i // 4}" for i in range(n)], vecs)
         out[str(n)] = round((time.perf_counter() - t0) * 1000, 1)
+    return out
+
+
+def report_lines(result: dict) -> list[str]:
+    """The figures of the frames and identity sections as a few lines of text, for a
+    person reading `kiosk bench` (the JSON has everything)."""
+    out = []
+    m = result.get("machine", {})
+    if m:
+        out.append(f"machine: {m.get('cpus')} CPUs, load average {m.get('load_avg_1_5_15')} at the start")
+    for backend, sizes in (result.get("frame_ms") or {}).items():
+        for size, f in sizes.items():
+            if "p50" not in f:
+                out.append(f"per frame  {backend:<11} {size:<8}  {f.get('error')}")
+                continue
+            st = f.get("stages_p50_ms", {})
+            extra = (f"; empty frame {f['empty_frame_p50_ms']:.1f} ms" if "empty_frame_p50_ms" in f else "")
+            out.append(f"per frame  {backend:<11} {size:<8}  p50 {f['p50']:6.1f} ms  p95 {f['p95']:6.1f} ms  "
+                       f"CPU p50 {f['cpu_p50_ms']:6.1f} ms  (detect {st.get('detect', 0):.1f}, "
+                       f"embed {st.get('embed', 0):.1f}, search {st.get('search', 0):.1f}{extra})")
+    for backend, r in (result.get("identity_decided_ms") or {}).items():
+        rows = [("enrolled -> identified", r.get("enrolled_identified")),
+                ("strangers -> unknown", r.get("stranger_unknown"))]
+        cpu = r.get("cpu_clock") or {}
+        rows += [("CPU clock: enrolled", cpu.get("enrolled_identified")),
+                 ("CPU clock: strangers", cpu.get("stranger_unknown"))]
+        for name, w in (r.get("what_if") or {}).items():
+            rows.append((f"what-if {name}: enrolled", w.get("enrolled_identified")))
+        for name, x in rows:
+            if not x:
+                continue
+            if x.get("p50") is None:
+                out.append(f"identity decided  {backend:<11} {name:<40} none decided of {x.get('runs')}")
+                continue
+            out.append(f"identity decided  {backend:<11} {name:<40} p50 {x['p50']:6.0f} ms  p95 {x['p95']:6.0f} ms  "
+                       f"({x['n']} of {x['runs']} decided, {x['wrong']} wrong)")
     return out

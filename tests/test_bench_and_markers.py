@@ -30,7 +30,8 @@ def test_bench_quick_json_skips_a_backend_whose_package_is_missing(env, monkeypa
     # every section but the district server's (a PostgreSQL cluster and 20 terminals:
     # tests/test_district.py covers that server)
     assert main(["bench", "--quick", "--json", "--sections", "frames,identity,search,billing,rebuild"]) == 0
-    r = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    r = json.loads(captured.out)
     assert r["backends"]["benchmarked"] == ["sface"]
     why = r["backends"]["skipped"]["insightface"]
     assert "insightface" in why and "not installed" in why
@@ -46,6 +47,17 @@ def test_bench_quick_json_skips_a_backend_whose_package_is_missing(env, monkeypa
     assert all(x["state"] in ("identified", "unknown") and x["ms"] is not None for x in runs), runs
     assert ident["enrolled_identified"]["wrong"] == 0 and ident["stranger_unknown"]["wrong"] == 0
     assert ident["live_clips"] == {"skipped": "--quick"}
+    # the kiosk's voting as it runs: two strong frames or three agreeing ones; the worker at
+    # camera rate while a face waits
+    assert ident["strong_votes"] == 2 and ident["strong_score"] == 0.65 and ident["worker_hurry_fps"] > 12
+    # the figures are printed for a person to read, from the same result
+    lines = captured.err.splitlines()
+    for size in ("640x480", "1280x720"):
+        f = r["frame_ms"]["sface"][size]
+        assert any(ln.startswith("per frame  sface") and size in ln and f"p50 {f['p50']:6.1f} ms" in ln for ln in lines)
+    e = ident["enrolled_identified"]
+    assert any("enrolled -> identified" in ln and f"p50 {e['p50']:6.0f} ms" in ln for ln in lines)
+    assert any("strangers -> unknown" in ln for ln in lines)
     assert r["search_ms"]["10000"]["recall_at_1"] == 1.0
     assert r["billing"]["quotes"] == 500 and set(r["gallery_rebuild_ms"]) == {"1000", "10000"}
     assert r["machine"]["cpus"] >= 1 and len(r["machine"]["load_avg_1_5_15"]) == 3

@@ -73,16 +73,149 @@ def test_person_decided_over_frames(app, obama, biden):
     _enrol(app, "R1", obama[0])
     pipe = RecognitionPipeline(app.engine, app.faces.match, PersonTracker(votes_needed=3, window=6))
     frame = frame_from_photo(obama[1])
-    states = []
+    states, results = [], []
     for i in range(4):
         jitter = np.roll(frame, i * 2, axis=1)
-        states.append(pipe.process(jitter, ts=i * 0.1).decision)
+        results.append(pipe.process(jitter, ts=i * 0.1))
+        states.append(results[-1].decision)
+    # a clear score, but a face too small and soft to be a strong frame (quality weight
+    # under 0.5): three frames decide, as for any ordinary match
+    assert all(r.match.score >= pipe.tracker.strong_score and r.quality.score < pipe.tracker.strong_quality
+               for r in results[:3])
     assert [d.state for d in states[:2]] == ["pending", "pending"]
     assert states[2].state == "identified" and states[2].resident_id == "R1"
     # a different person walks up: a new track, nothing carried over
     pipe2 = RecognitionPipeline(app.engine, app.faces.match, PersonTracker(votes_needed=3, window=6, unknown_after=4))
     out = [pipe2.process(face_frame(biden), ts=i * 0.1).decision for i in range(5)]
     assert all(d.state != "identified" for d in out) and out[-1].state == "unknown"
+
+
+def test_two_strong_frames_decide_and_the_worker_hurries_meanwhile(app, obama):
+    """Real frames of a resident at the counter (face 220 px, a photo not enrolled):
+    each scores far above the threshold with a clear lead and a good quality weight,
+    so the second frame decides; with the strong rule off it takes the third.
+    ``hurry`` (the worker at camera rate) holds exactly while the face waits."""
+    from .test_gallery import _enrol
+
+    _enrol(app, "R1", obama[0])
+    frame = face_frame(obama[1], face_height=220)
+    pipe = app_pipeline(app)
+    t = pipe.tracker
+    assert t.strong_score == 0.65 and t.strong_votes == 2      # sface's BackendDefaults.strong_score
+    r1 = pipe.process(frame, ts=0.0)
+    assert r1.decision.state == "pending" and pipe.hurry
+    assert r1.match.status == "matched" and r1.match.score >= 0.65 and r1.quality.score >= 0.5
+    r2 = pipe.process(np.roll(frame, 2, axis=1), ts=0.04)
+    assert r2.decision.state == "identified" and r2.decision.resident_id == "R1" and r2.decision.votes == 2
+    assert not pipe.hurry                                        # decided: back to the idle pace
+    assert pipe.process(np.full_like(frame, 110), ts=0.08).primary is None and not pipe.hurry
+
+    slow = app_pipeline(app, strong_score=None)
+    got = [slow.process(np.roll(frame, 2 * i, axis=1), ts=0.04 * i).decision.state for i in range(3)]
+    assert got == ["pending", "pending", "identified"]
+
+
+def test_a_stranger_is_never_identified_and_unknown_only_after_the_time_floor(app, obama, strangers):
+    """A stranger in front at camera rate (25 frames/s): every frame passes the gate and
+    matches nobody. Six frames take 0.2 s at that pace: still pending (an elder gets no
+    less time than 6 frames took at the old 12/s); unknown once 0.4 s have gone by."""
+    from .test_gallery import _enrol
+
+    _enrol(app, "R1", obama[0])
+    pipe = app_pipeline(app)
+    frame = face_frame(strangers[0], face_height=220)
+    out = [pipe.process(np.roll(frame, 2 * (i % 3), axis=1), ts=0.04 * i) for i in range(12)]
+    assert all(r.match is not None and r.match.status != "matched" for r in out)
+    assert [r.decision.state for r in out[:10]] == ["pending"] * 10      # 0.0 .. 0.36 s
+    assert out[10].decision.state == "unknown" and not pipe.hurry       # 0.40 s
+
+
+def app_pipeline(app, **tracker):
+    return RecognitionPipeline(app.engine, app.faces.match, PersonTracker(votes_needed=3, window=6, **tracker))
+
+
+def _vote(t, rid, score, runner, weight=0.8):
+    from kiosk.vision.types import Candidate
+
+    return t.vote(MatchResult("matched", rid, score, Candidate("X", runner)), weight)
+
+
+def test_strong_rule_needs_score_lead_and_quality_on_both_frames():
+    def tracker():
+        t = PersonTracker(votes_needed=3, window=6, strong_score=0.65)
+        t.observe((0, 0, 100, 100), 0.0)
+        return t
+
+    t = tracker()
+    assert _vote(t, "A", 0.70, 0.30).state == "pending"
+    assert _vote(t, "A", 0.72, 0.31).state == "identified"
+    for weak in [(0.60, 0.30, 0.8),     # under the strong score: an ordinary match
+                 (0.70, 0.55, 0.8),     # a second resident too close behind (lead 0.15)
+                 (0.70, 0.30, 0.3)]:    # a poor frame
+        t = tracker()
+        _vote(t, "A", 0.70, 0.30)
+        assert _vote(t, "A", *weak).state == "pending"
+        assert _vote(t, "A", *weak).state == "identified"         # the third agreeing frame
+    t = tracker()
+    t.vote(MatchResult("ambiguous", None, 0.6), 1.0)
+    for _ in range(3):
+        assert _vote(t, "A", 0.9, 0.2).state == "pending"          # a look-alike frame blocks it still
+    t = tracker()
+    _vote(t, "B", 0.9, 0.2)
+    assert _vote(t, "A", 0.9, 0.2).state == "pending" and _vote(t, "A", 0.9, 0.2).state == "pending"
+    t = PersonTracker(votes_needed=3, window=6, strong_score=None)    # off
+    t.observe((0, 0, 100, 100), 0.0)
+    assert _vote(t, "A", 0.9, 0.2).state == "pending" and _vote(t, "A", 0.9, 0.2).state == "pending"
+
+
+def test_camera_frames_are_detected_at_640_px_landmarks_close_to_full_size(obama, biden, strangers):
+    """A 1280x720 frame (face ~300 px): the camera path looks at it scaled to 640 px and
+    maps the box and landmarks back. Against detection at full size: every landmark within
+    6 % of the face height (YuNet places them 2-5 % apart at the two scales), the boxes
+    overlap (IoU >= 0.8) and the embeddings, both aligned from the full-size frame, agree."""
+    from kiosk.vision.tracker import iou
+
+    eng = shared_engine("sface")
+    for photo in (obama[1], biden, strangers[0]):
+        frame = face_frame(photo, size=(1280, 720), face_height=300)
+        full = Q.primary_face(eng.detect(frame), frame.shape)
+        small = Q.primary_face(eng.detect(frame, max_side=640), frame.shape)
+        obs = eng.observe_frame(frame)
+        assert obs.primary.bbox == small.bbox and obs.quality.ok
+        dev = float(np.abs(full.landmarks - small.landmarks).max())
+        assert dev <= 0.06 * full.bbox[3], (photo.name, dev)
+        assert iou(full.bbox, small.bbox) >= 0.8
+        e_full = eng.embed_aligned(eng.align(frame, full))
+        assert float(e_full @ obs.embedding) >= 0.9
+
+
+def test_an_empty_camera_frame_gets_one_look_unless_a_face_was_near(obama, monkeypatch):
+    """The padded second look costs a second detection: camera frames take it on an
+    empty frame only after a near face (one that could have grown to fill the frame);
+    photos always; and a face that fills a camera frame is still found."""
+    eng = shared_engine("sface")
+    looks = []
+    real = eng._det._detect
+    monkeypatch.setattr(eng._det, "_detect", lambda img, padded=False: looks.append(padded) or real(img, padded))
+    empty = np.full((480, 640, 3), 110, np.uint8)
+    assert eng.observe_frame(empty).primary is None and looks == [False]
+    looks.clear()
+    assert eng.observe_frame(empty, near=True).primary is None and looks == [False, True]
+    looks.clear()
+    assert eng.detect(empty) == [] and looks == [False, True]
+    # a face that fills the frame (an elder right at the camera): found, with the padded look
+    close = face_frame(obama[1], size=(640, 480), face_height=430)
+    looks.clear()
+    assert eng.observe_frame(close).primary is not None and True in looks
+    # the pipeline: a near face, then a frame where the detector finds none
+    pipe = RecognitionPipeline(eng, lambda e: MatchResult("unknown", None, 0.1), PersonTracker())
+    pipe.process(close, ts=0.0)
+    looks.clear()
+    pipe.process(empty, ts=0.04)
+    assert looks == [False, True]
+    looks.clear()
+    pipe.process(empty, ts=0.08)
+    assert looks == [False]
 
 
 def test_conflicting_votes_never_identify():

@@ -83,6 +83,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from ..bench_district import bench_district
         result["district"] = bench_district(10_000 if args.quick else 100_000,
                                             orders_per_terminal=100 if args.quick else 500, say=say)
+    for line in bench.report_lines(result):   # the figures to read; the JSON has everything
+        say(line)
     if args.json:
         out_json(result)
     else:

@@ -49,9 +49,11 @@ class VisionWorker(QThread):
     source_state = Signal(str)      # live | reconnecting | lost
     failed = Signal(str)
 
-    def __init__(self, source, pipeline, fps: float = 12.0, parent=None) -> None:
+    def __init__(self, source, pipeline, fps: float = 12.0, parent=None, hurry_fps: float = 30.0) -> None:
+        """``fps``: the pace while nobody waits; ``hurry_fps``: while a face waits for its
+        decision (``RecognitionPipeline.hurry``), every camera frame up to this rate."""
         super().__init__(parent)
-        self.source, self.pipeline, self.fps = source, pipeline, fps
+        self.source, self.pipeline, self.fps, self.hurry_fps = source, pipeline, fps, hurry_fps
         self._running = True
         self._paused = False
         self._state = None
@@ -67,10 +69,10 @@ class VisionWorker(QThread):
         self.pipeline.reset()
 
     def run(self) -> None:
-        period = 1.0 / self.fps
         last = time.monotonic()
         while self._running:
             t0 = time.monotonic()
+            period = 1.0 / (max(self.fps, self.hurry_fps) if getattr(self.pipeline, "hurry", False) else self.fps)
             try:
                 f = self.source.read()
                 if self.source.state != self._state:

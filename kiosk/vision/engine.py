@@ -8,7 +8,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .detection import ScrfdDetector, YuNetDetector
+from .detection import FRAME_DETECT_SIDE, ScrfdDetector, YuNetDetector
 from .embedding import ArcFaceEmbedder, SFaceEmbedder
 from .modelpacks import get_pack, verify_pack
 from .quality import (IDENTIFY_THRESHOLDS, STILL_THRESHOLDS, QualityReport, QualityThresholds,
@@ -23,13 +23,18 @@ class BackendDefaults:
     match_threshold: float
     match_margin: float
     duplicate_threshold: float  # enrollment: a new face this close to another resident is refused
+    # the kiosk's tracker decides on 2 frames instead of 3 when both score at least this
+    # (and lead the next resident by 0.20; ``tracker.PersonTracker``)
+    strong_score: float | None = None
 
 
 # Calibrated by `python -m kiosk.vision.calibrate` on real photos; the figures
-# behind these numbers are in docs/calibration.md.
+# behind these numbers are in docs/calibration.md. strong_score: 0.15 above the
+# threshold, well above every stranger measured (docs/benchmarks.md, "voting").
 BACKEND_DEFAULTS: dict[str, BackendDefaults] = {
-    "sface": BackendDefaults(match_threshold=0.50, match_margin=0.06, duplicate_threshold=0.45),
-    "insightface": BackendDefaults(match_threshold=0.45, match_margin=0.06, duplicate_threshold=0.33),
+    "sface": BackendDefaults(match_threshold=0.50, match_margin=0.06, duplicate_threshold=0.45, strong_score=0.65),
+    "insightface": BackendDefaults(match_threshold=0.45, match_margin=0.06, duplicate_threshold=0.33,
+                                   strong_score=0.60),
 }
 
 
@@ -63,8 +68,10 @@ class OnnxFaceEngine:
         self._emb = embedder
         self.contract = contract
 
-    def detect(self, img: np.ndarray) -> list[Face]:
-        return self._det.detect(img)
+    def detect(self, img: np.ndarray, *, max_side: int | None = None, pad_empty: bool = True) -> list[Face]:
+        """Faces in ``img``; photos by default (see ``detection``: at most 1,280 px, and a
+        padded second look when nothing was found)."""
+        return self._det.detect(img, max_side=max_side, pad_empty=pad_empty)
 
     def align(self, img: np.ndarray, face: Face) -> np.ndarray:
         return self._emb.align(img, face)
@@ -73,10 +80,13 @@ class OnnxFaceEngine:
         return self._emb.embed_aligned(crop)
 
     def observe(self, img: np.ndarray, thresholds: QualityThresholds = QualityThresholds(),
-                *, embed_only_if_ok: bool = True) -> FaceObservation:
-        """Detect, pick the primary face, judge quality and embed when it passes."""
+                *, embed_only_if_ok: bool = True, detect_side: int | None = None,
+                pad_empty: bool = True) -> FaceObservation:
+        """Detect, pick the primary face, judge quality and embed when it passes.
+        ``detect_side`` and ``pad_empty``: how to detect (``detect``); the quality gate,
+        the alignment and the embedding always use ``img`` at its own size."""
         t0 = time.perf_counter()
-        faces = self.detect(img)
+        faces = self.detect(img, max_side=detect_side, pad_empty=pad_empty)
         t1 = time.perf_counter()
         prim = primary_face(faces, img.shape)
         obs = FaceObservation(faces=faces, primary=prim, quality=None)
@@ -91,6 +101,14 @@ class OnnxFaceEngine:
             obs.embedding = self.embed_aligned(obs.aligned)
             obs.timings_ms["embed"] = (time.perf_counter() - t2) * 1000
         return obs
+
+    def observe_frame(self, img: np.ndarray, thresholds: QualityThresholds = QualityThresholds(),
+                      *, near: bool = False) -> FaceObservation:
+        """A camera frame: detection on the frame scaled to at most ``FRAME_DETECT_SIDE``
+        (640) px, the padded second look on an empty frame only when ``near`` (the last
+        face was close enough to fill the frame next); quality, alignment and embedding
+        on the frame at full resolution."""
+        return self.observe(img, thresholds, detect_side=FRAME_DETECT_SIDE, pad_empty=near)
 
     def observe_still(self, img: np.ndarray) -> FaceObservation:
         """For photo files given for enrolment: lenient thresholds for stills, but a

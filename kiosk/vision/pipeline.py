@@ -7,7 +7,14 @@ face at least ``QualityThresholds.rival_area_ratio`` (60 %) of the customer's
 area makes the frame fail the gate with ``multiple_faces`` (请一位一位来), so
 nobody is decided while two people stand side by side. The tracker follows the
 customer's face; when the largest face becomes someone else's (no overlap), a
-new track starts and earlier votes do not count for it."""
+new track starts and earlier votes do not count for it.
+
+Speed (docs/benchmarks.md): a camera frame is detected at 640 px at most
+(``OnnxFaceEngine.observe_frame``; quality, alignment and embedding at full size),
+and the padded second look of an empty frame is taken only when the last face was
+near (``NEAR_FACE_RATIO`` of the frame). ``hurry`` tells the vision worker that a
+face waits for its decision: it then takes every camera frame instead of its idle
+pace."""
 from __future__ import annotations
 
 import time
@@ -16,9 +23,9 @@ from typing import Callable
 
 import numpy as np
 
-from .engine import OnnxFaceEngine
+from .engine import BACKEND_DEFAULTS, OnnxFaceEngine
 from .quality import QualityReport, QualityThresholds
-from .tracker import Decision, PersonTracker
+from .tracker import BACKEND, Decision, PersonTracker
 from .types import Face, MatchResult
 
 
@@ -38,18 +45,34 @@ class FrameResult:
         return self.quality.hint if self.quality else None
 
 
+# A face at least this share of the frame's width or height is near: when the next frame
+# shows no face, it gets the padded second look (a face grown to fill the frame).
+NEAR_FACE_RATIO = 0.5
+# ``hurry`` for at most this long per person (seconds since the face's track began)
+HURRY_S = 3.0
+
+
 class RecognitionPipeline:
     def __init__(self, engine: OnnxFaceEngine, match: Callable[[np.ndarray], MatchResult],
                  tracker: PersonTracker | None = None,
                  thresholds: QualityThresholds = QualityThresholds()) -> None:
         self.engine, self._match = engine, match
         self.tracker = tracker or PersonTracker()
+        if self.tracker.strong_score == BACKEND:
+            d = BACKEND_DEFAULTS.get(getattr(engine, "name", ""))
+            self.tracker.strong_score = d.strong_score if d else None
         self.thresholds = thresholds
+        self._near = False
+        self._track_id, self._track_since = None, 0.0
+        self.hurry = False      # a face is in front and its decision is pending
 
     def process(self, image: np.ndarray, ts: float | None = None) -> FrameResult:
         ts = time.monotonic() if ts is None else ts
-        obs = self.engine.observe(image, self.thresholds)
-        track = self.tracker.observe(obs.primary.bbox if obs.primary else None, ts)
+        obs = self.engine.observe_frame(image, self.thresholds, near=self._near)
+        p = obs.primary
+        h, w = image.shape[:2]
+        self._near = p is not None and (p.bbox[2] >= NEAR_FACE_RATIO * w or p.bbox[3] >= NEAR_FACE_RATIO * h)
+        track = self.tracker.observe(p.bbox if p else None, ts)
         match = None
         decision = self.tracker.decide() if track else Decision("pending")
         if obs.embedding is not None:   # only frames that passed the quality gate are embedded
@@ -57,9 +80,15 @@ class RecognitionPipeline:
             match = self._match(obs.embedding)
             obs.timings_ms["search"] = (time.perf_counter() - t0) * 1000
             decision = self.tracker.vote(match, obs.quality.score if obs.quality else 0.0)
+        if track is not None and track.id != self._track_id:
+            self._track_id, self._track_since = track.id, ts
+        # a face stuck pending (too small, a poster on the wall) stops hurrying after HURRY_S
+        self.hurry = p is not None and decision.state == "pending" and ts - self._track_since < HURRY_S
         obs.timings_ms["total"] = sum(obs.timings_ms.values())
         return FrameResult(obs.faces, obs.primary, obs.quality, match, decision, obs.timings_ms,
                            obs.embedding, obs.aligned)
 
     def reset(self) -> None:
         self.tracker.reset()
+        self._near = self.hurry = False
+        self._track_id = None
