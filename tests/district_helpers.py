@@ -2,18 +2,14 @@
 (SQLite, or a throwaway PostgreSQL cluster), and terminals with their own KIOSK_HOME."""
 from __future__ import annotations
 
-import glob
 import os
 import re
-import shutil
 import signal
-import socket
 import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
+from kiosk.bench_district import KIOSK, PostgresCluster as _Cluster, free_port  # noqa: F401  (free_port: tests)
 from kiosk.config import load_settings
 from kiosk.services.context import App
 from kiosk.services.security import generate_key
@@ -21,49 +17,13 @@ from kiosk.timeutil import now_cst
 
 from .conftest import add_test_staff, shared_engine
 
-KIOSK = [sys.executable, "-m", "kiosk.cli.main"]
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class PostgresCluster:
-    """initdb + pg_ctl in a temporary folder (as the postgres user when run as root)."""
+class PostgresCluster(_Cluster):
+    """The district tests' throwaway cluster (kiosk.bench_district.PostgresCluster, without
+    fsync): one database per test with ``new_db()``."""
 
     def __init__(self) -> None:
-        bindir = os.path.dirname(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))[-1])
-        self.bindir = bindir
-        self.base = Path(tempfile.mkdtemp(prefix="kiosk-pg-district-"))
-        self.data, self.sock = self.base / "data", self.base / "sock"
-        self.sock.mkdir()
-        self.as_user: list[str] = []
-        if os.geteuid() == 0:
-            shutil.chown(self.base, "postgres")
-            shutil.chown(self.sock, "postgres")
-            self.as_user = ["runuser", "-u", "postgres", "--"]
-        self.port = free_port()
-        subprocess.run(self.as_user + [f"{bindir}/initdb", "-D", str(self.data), "-A", "trust", "-U", "kiosk",
-                                       "-E", "UTF8", "--locale=C.UTF-8"], check=True, capture_output=True)
-        subprocess.run(self.as_user + [f"{bindir}/pg_ctl", "-D", str(self.data), "-w", "-l", str(self.base / "log"),
-                                       "-o", f"-k {self.sock} -p {self.port} -c listen_addresses='' "
-                                             f"-c fsync=off -c max_connections=200", "start"],
-                       check=True, capture_output=True)
-        self.n = 0
-
-    def new_db(self) -> str:
-        self.n += 1
-        name = f"district{self.n}"
-        subprocess.run(self.as_user + [f"{self.bindir}/createdb", "-h", str(self.sock), "-p", str(self.port),
-                                       "-U", "kiosk", name], check=True, capture_output=True)
-        return f"postgresql+psycopg://kiosk@/{name}?host={self.sock}&port={self.port}"
-
-    def stop(self) -> None:
-        subprocess.run(self.as_user + [f"{self.bindir}/pg_ctl", "-D", str(self.data), "-m", "fast", "stop"],
-                       capture_output=True)
-        shutil.rmtree(self.base, ignore_errors=True)
+        super().__init__(db=None, fsync=False, prefix="kiosk-pg-district-")
 
 
 def today_menu(path: Path, formats: Path) -> Path:

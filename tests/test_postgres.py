@@ -1,17 +1,12 @@
-"""The same store code on PostgreSQL (KIOSK_DATABASE_URL). A throwaway cluster
-is started in the test's temp folder; install.sh --test installs the server."""
-import glob
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
+"""The same store code on PostgreSQL (KIOSK_DATABASE_URL). A throwaway cluster is started
+in a temporary folder (kiosk.bench_district.PostgresCluster, shared with the district tests
+and the benchmark); install.sh --test installs the server."""
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from kiosk.bench_district import PostgresCluster
 from kiosk.config import load_settings
 from kiosk.services.context import App
 from kiosk.services.importing import import_menu, import_policy, import_roster
@@ -23,36 +18,12 @@ from .conftest import add_test_staff, shared_engine, staff_actor
 pytestmark = pytest.mark.postgres
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def pg_url():
-    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    assert bins, "PostgreSQL server not installed: run `bash install.sh --test`"
-    bindir = os.path.dirname(bins[-1])
-    # not under pytest's temp folder: that is private to the user running the tests
-    base = Path(tempfile.mkdtemp(prefix="kiosk-pg-"))
-    data, sock = base / "data", base / "sock"
-    sock.mkdir()
-    as_user = []
-    if os.geteuid() == 0:   # the server refuses to run as root
-        shutil.chown(base, "postgres")
-        shutil.chown(sock, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    port = _free_port()
-    subprocess.run(as_user + [f"{bindir}/initdb", "-D", str(data), "-A", "trust", "-U", "kiosk", "-E", "UTF8",
-                              "--locale=C.UTF-8"], check=True, capture_output=True)
-    subprocess.run(as_user + [f"{bindir}/pg_ctl", "-D", str(data), "-w", "-l", str(base / "log"), "-o",
-                              f"-k {sock} -p {port} -c listen_addresses=''", "start"], check=True, capture_output=True)
-    subprocess.run(as_user + [f"{bindir}/createdb", "-h", str(sock), "-p", str(port), "-U", "kiosk", "kiosk"],
-                   check=True, capture_output=True)
-    yield f"postgresql+psycopg://kiosk@/kiosk?host={sock}&port={port}"
-    subprocess.run(as_user + [f"{bindir}/pg_ctl", "-D", str(data), "-m", "fast", "stop"], capture_output=True)
-    shutil.rmtree(base, ignore_errors=True)
+    """A throwaway cluster with a database ``kiosk`` (kiosk.bench_district.PostgresCluster):
+    its URL. Other modules import this fixture and make more databases beside ``kiosk``."""
+    with PostgresCluster(fsync=False) as cluster:
+        yield cluster.url
 
 
 def test_store_and_checkout_on_postgresql(env, pg_url, formats, obama, biden):

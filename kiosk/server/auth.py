@@ -1,6 +1,9 @@
 """Per-terminal tokens. A token is 32 random bytes shown once at `kiosk server terminal
 add`; the server keeps its SHA-256 only (a random 256-bit secret needs no slow hash).
-Every API request looks the hash up, so a revoked terminal is refused at its next request."""
+Every API request looks the hash up in the database (no cache), so a revoked terminal is
+refused at its next request. A push looks it up inside its own transaction
+(``claim_terminal``): one statement checks the token, writes last seen/last push and
+locks the terminal's row, so two pushes of one terminal run one after the other."""
 from __future__ import annotations
 
 import hashlib
@@ -9,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from fastapi import Depends, Request
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from ..db.models import Canteen, Terminal, utcnow
 from ..errors import NotFoundError, ValidationError
@@ -93,12 +96,49 @@ def _bearer(request: Request) -> str | None:
     return None
 
 
-def current_terminal(request: Request, app: App = Depends(get_app)) -> TerminalIdentity:
-    """FastAPI dependency: the terminal whose valid, unrevoked token came with the request."""
+def bearer_hash(request: Request) -> str:
+    """The SHA-256 of the request's token (401 when there is none)."""
     token = _bearer(request)
     if not token:
         raise TerminalAuthError("请求没有终端令牌", detail="missing Authorization: Bearer <token>")
-    h = hash_token(token)
+    return hash_token(token)
+
+
+def reported(request: Request) -> dict:
+    """What a terminal reports in its headers: outbox rows waiting, software, face model."""
+    pending = request.headers.get("x-kiosk-pending")
+    return {"pending": int(pending) if pending is not None and pending.isascii() and pending.isdigit() else None,
+            "software": request.headers.get("x-kiosk-software") or None,
+            "model": request.headers.get("x-kiosk-model") or None}
+
+
+def claim_terminal(s, token_hash: str, *, pending: int | None = None, software: str | None = None,
+                   model: str | None = None) -> TerminalIdentity:
+    """Inside a push's transaction: the unrevoked terminal of this token. One UPDATE ...
+    RETURNING checks the token, writes last_seen_at/last_push_at (and what the terminal
+    reported) and locks the terminal's row until the push commits."""
+    now = utcnow()
+    values: dict = {"last_seen_at": now, "last_push_at": now}
+    if pending is not None and pending < 2 ** 31:
+        values["pending"] = pending
+    if software:
+        values["software_version"] = software[:40]
+    if model:
+        values["model"] = model[:200]
+    t = Terminal.__table__
+    row = s.execute(update(t).where(t.c.token_hash == token_hash, t.c.revoked_at.is_(None)).values(**values)
+                    .returning(t.c.id, t.c.canteen_id, t.c.name)).first()
+    if row is None:
+        known = s.execute(select(t.c.id).where(t.c.token_hash == token_hash)).first()
+        if known is None:
+            raise TerminalAuthError(detail="unknown terminal token")
+        raise TerminalAuthError("此终端的令牌已被吊销，请联系区管理员", detail=f"terminal {known[0]} revoked")
+    return TerminalIdentity(row[0], row[1], row[2])
+
+
+def current_terminal(request: Request, app: App = Depends(get_app)) -> TerminalIdentity:
+    """FastAPI dependency: the terminal whose valid, unrevoked token came with the request."""
+    h = bearer_hash(request)
     now = utcnow()
     with app.db.session() as s:
         t = s.scalars(select(Terminal).where(Terminal.token_hash == h)).first()
@@ -107,16 +147,14 @@ def current_terminal(request: Request, app: App = Depends(get_app)) -> TerminalI
         if t.revoked_at is not None:
             raise TerminalAuthError("此终端的令牌已被吊销，请联系区管理员", detail=f"terminal {t.id} revoked")
         ident = TerminalIdentity(t.id, t.canteen_id, t.name)
-        pending = request.headers.get("x-kiosk-pending")
-        pending = int(pending) if pending is not None and pending.isdigit() else None
+        rep = reported(request)
+        pending = rep["pending"] if rep["pending"] is not None and rep["pending"] < 2 ** 31 else None
         if t.last_seen_at is None or now - t.last_seen_at > SEEN_EVERY or (pending is not None and pending != t.pending):
             t.last_seen_at = now
             if pending is not None:
                 t.pending = pending
-            sv = request.headers.get("x-kiosk-software")
-            if sv:
-                t.software_version = sv[:40]
-            mv = request.headers.get("x-kiosk-model")
-            if mv:
-                t.model = mv[:200]
+            if rep["software"]:
+                t.software_version = rep["software"][:40]
+            if rep["model"]:
+                t.model = rep["model"][:200]
     return ident

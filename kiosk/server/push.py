@@ -17,10 +17,11 @@ from __future__ import annotations
 import base64
 import logging
 import time
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 import numpy as np
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from ..billing.policy import Policy
@@ -29,7 +30,7 @@ from ..db.models import (AppliedOp, DistrictFlag, FaceConsent, FaceTemplate, Led
 from ..db import audit
 from ..services.checkout import balance_of, month_bounds
 from ..sync import changes, rowcodec
-from .auth import TerminalIdentity
+from .auth import TerminalIdentity, claim_terminal
 
 log = logging.getLogger("kiosk.server.push")
 MAX_OPS = 500
@@ -44,12 +45,26 @@ def apply_batch(app, term: TerminalIdentity, ops: list[dict], *, with_version: b
     """Apply a terminal's ops in order; returns one result per op. A deadlock or a lost
     connection rolls the whole batch back (nothing half-applied) and it is tried again;
     after three tries the error goes to the terminal, which pushes the same ops later."""
+    results, version, _ = _retried(app, ops, term=term)
+    return (results, version) if with_version else results
+
+
+def apply_push(app, token_hash: str, ops: list[dict], *, pending: int | None = None, software: str | None = None,
+               model: str | None = None) -> tuple[list[dict], int, TerminalIdentity]:
+    """A push as the API receives it: the token is checked in the push's own transaction
+    (``auth.claim_terminal``: a revoked terminal is refused and nothing is applied; the
+    terminal's row stays locked until the commit, so one terminal's pushes never overlap),
+    then the ops are applied. Returns the results, the server version and the terminal."""
+    return _retried(app, ops, auth={"token_hash": token_hash, "pending": pending, "software": software,
+                                    "model": model})
+
+
+def _retried(app, ops: list[dict], **kw):
     from ..errors import StorageError
 
     for attempt in range(3):
         try:
-            results, version = _apply_batch_once(app, term, ops)
-            return (results, version) if with_version else results
+            return _apply_batch_once(app, ops, **kw)
         except StorageError:
             if attempt == 2:
                 raise
@@ -62,49 +77,87 @@ SIMPLE_TABLES = {"orders", "order_lines", "ledger_entries"}
 
 def _is_simple(op: dict) -> bool:
     """A plain sale (orders, their lines and ledger entries, nothing else): applied in bulk."""
-    p = op.get("payload") or {}
-    rows = p.get("rows") or {}
-    return (not p.get("deleted") and rows.get("orders") and not (set(rows) - SIMPLE_TABLES)
-            and all(e.get("kind") != "reversal" for e in rows.get("ledger_entries", []))
-            and all(m.get("kind") == "order.settle" for m in p.get("ops") or []))
+    p = op.get("payload")
+    if not isinstance(p, dict):
+        return False
+    rows = p.get("rows")
+    if not isinstance(rows, dict) or not rows.get("orders") or (set(rows) - SIMPLE_TABLES) or p.get("deleted"):
+        return False
+    try:
+        return (all(e.get("kind") != "reversal" for e in rows.get("ledger_entries", []))
+                and all(m.get("kind") == "order.settle" for m in p.get("ops") or []))
+    except AttributeError:          # a row that is not an object: _apply_one rejects the op with the reason
+        return False
 
 
-def _apply_batch_once(app, term: TerminalIdentity, ops: list[dict]) -> list[dict]:
+def _good_id(op_id: str) -> bool:
+    return bool(op_id) and len(op_id) <= 36
+
+
+def _apply_batch_once(app, ops: list[dict], *, term: TerminalIdentity | None = None,
+                      auth: dict | None = None) -> tuple[list[dict], int, TerminalIdentity]:
+    """One transaction: the terminal (its token checked, its row locked), the residents of
+    the batch's orders locked (PostgreSQL), one query for everything the batch's plain
+    sales need to know (ops seen before, residents, dishes, rows already stored, the
+    residents' subsidised meals this month and balances, the server version), then bulk
+    inserts. An op that is not a plain sale is applied on its own savepoint, in its place."""
     ids = [str(op.get("op_id", "")) for op in ops]
     results: dict[str, dict] = {}
     with app.db.session(write_lock=True) as s:
         s.info[changes.APPLY] = True
-        known = {}
-        for i in range(0, len(ids), 900):
-            known.update(dict(s.execute(select(AppliedOp.op_id, AppliedOp.status)
-                                        .where(AppliedOp.op_id.in_(ids[i:i + 900]))).all()))
-        _lock_residents(s, ops)
+        if auth is not None:
+            term = claim_terminal(s, **auth)
+        else:
+            t = Terminal.__table__
+            s.execute(update(t).where(t.c.id == term.terminal_id).values(last_push_at=utcnow()))
+        # the plain sales before the first other op (within the lookup's budget): their rows
+        # are read with the batch's one lookup
+        prefix: list[dict] = []
+        limit = LOOKUP_VALUES[s.get_bind().dialect.name == "postgresql"]
+        budget = limit - len(ops)
+        for op, op_id in zip(ops, ids):
+            if not _good_id(op_id):
+                continue
+            if not _is_simple(op) or (prefix and budget - _size(op) < 0):
+                break
+            budget -= _size(op)
+            prefix.append(op)
+        loaded = {id(op): _load(op) for op in prefix}
+        locked = _lock_residents(s, ops, loaded)
+        pre = _lookup(s, [i for i in ids if _good_id(i)], loaded, locked)
+        in_prefix = set(loaded)
+        known = pre.known
         run: list[dict] = []
-        for op in ops:
-            op_id = str(op.get("op_id", ""))
-            if not op_id or len(op_id) > 36:
+        size = 0
+        fresh = True            # nothing written since the lookup: the first run uses it
+        for op, op_id in zip(ops, ids):
+            if not _good_id(op_id):
                 results[op_id] = {"op_id": op_id, "status": "rejected", "error": "bad op id"}
                 continue
             if op_id in known:
                 results[op_id] = {"op_id": op_id, "status": "duplicate", "was": known[op_id]}
                 continue
             known[op_id] = "applied"
-            if _is_simple(op):
+            simple = _is_simple(op)
+            if fresh and id(op) not in in_prefix:        # past the rows the batch's lookup read
+                if run:
+                    results.update(_apply_run(app, s, term, run, loaded, pre))
+                run, size, fresh = [], 0, False
+            elif run and (not simple or size + _size(op) > limit):
+                results.update(_apply_run(app, s, term, run, loaded, pre if fresh else None))
+                run, size, fresh = [], 0, False
+            if simple:
                 run.append(op)
+                size += _size(op)
                 continue
-            if run:
-                results.update(_apply_run(app, s, term, run))
-                run = []
+            fresh = False
             results[op_id] = _apply_one(app, s, term, op)
         if run:
-            results.update(_apply_run(app, s, term, run))
-        t = s.get(Terminal, term.terminal_id)
-        if t is not None:
-            t.last_push_at = utcnow()
+            results.update(_apply_run(app, s, term, run, loaded, pre if fresh else None))
         s.flush()
-        version = changes.current_version(s)   # this batch's own version comes at commit: the pull gets it
+    # the server version read before this batch (its own version comes at commit: the pull gets it)
     return [results[i] if i in results else {"op_id": i, "status": "rejected", "error": "bad op id"}
-            for i in ids], version
+            for i in ids], pre.version, term
 
 
 def _reject(s: Session, term: TerminalIdentity, op: dict, reason: str) -> dict:
@@ -132,41 +185,211 @@ def _apply_one(app, s: Session, term: TerminalIdentity, op: dict) -> dict:
     return {"op_id": op_id, "status": "applied", "flags": flags}
 
 
-def _in(col, values, s: Session, *cols):
-    """Rows whose ``col`` is in ``values`` (chunked), as tuples of ``cols`` (default: col)."""
-    out = []
-    values = list(values)
-    for i in range(0, len(values), 900):
-        out += s.execute(select(*(cols or (col,))).where(col.in_(values[i:i + 900]))).all()
-    return out
+# what a plain sale's rows must carry (the rest may be missing or null)
+_REQUIRED = {"orders": ("id", "idempotency_key", "resident_id", "meal_date", "subsidy_fen", "to_pay_fen",
+                        "pay_method"),
+             "order_lines": ("id", "order_id", "menu_item_id"),
+             "ledger_entries": ("id", "resident_id", "amount_fen")}
+_CHECKS: dict = {}
 
 
-def _apply_run(app, s: Session, term: TerminalIdentity, run: list[dict]) -> dict[str, dict]:
-    """Plain sales in bulk: validated with a few queries, inserted with executemany, the
-    district limits walked in push order (as if applied one by one)."""
-    from ..db.models import MenuItem
+def _column_checks(model) -> tuple[list[tuple[str, int | None]], list[str]]:
+    """(text columns with their length, integer columns) of a table, for rows inserted by Core."""
+    from sqlalchemy import Boolean, Integer, String
 
+    c = _CHECKS.get(model)
+    if c is None:
+        cols = model.__table__.columns
+        c = _CHECKS[model] = ([(x.name, x.type.length) for x in cols if isinstance(x.type, String)],
+                              [x.name for x in cols if isinstance(x.type, Integer) and not isinstance(x.type, Boolean)])
+    return c
+
+
+def _checked(model, table: str, data) -> dict:
+    """A row of a plain sale loaded and checked as the ORM's flush checks would (text fits its
+    column, no NUL; integers are integers; the keys a sale needs are there), so a bad row
+    rejects its op instead of failing the whole batch in the database."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{table}: a row is not an object")
+    d = rowcodec.load(model, data)
+    missing = [k for k in _REQUIRED[table] if d.get(k) is None]
+    if missing:
+        raise ValueError(f"{table} row without {', '.join(missing)}")
+    texts, ints = _column_checks(model)
+    for name, length in texts:
+        v = d.get(name)
+        if v is None:
+            continue
+        if not isinstance(v, str):
+            raise ValueError(f"{table}.{name} is not text")
+        if "\x00" in v or (length is not None and len(v) > length):
+            raise ValueError(f"{table}.{name}: NUL character or longer than {length}")
+    for name in ints:
+        v = d.get(name)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or abs(v) >= 2 ** 31):
+            raise ValueError(f"{table}.{name} is not an integer")
+    for v in d.values():
+        if isinstance(v, datetime) and v.tzinfo is None:
+            raise ValueError(f"{table}: a time without its time zone")
+    return d
+
+
+def _load(op: dict):
+    """A plain sale's rows as Python values, or the error that rejects the op."""
+    try:
+        rows = op["payload"]["rows"]
+        return ([_checked(Order, "orders", o) for o in rows.get("orders", [])],
+                [_checked(OrderLine, "order_lines", x) for x in rows.get("order_lines", [])],
+                [_checked(LedgerEntry, "ledger_entries", x) for x in rows.get("ledger_entries", [])])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        return exc
+
+
+@dataclass
+class _Seen:
+    """What one lookup found for a run of plain sales (see _lookup)."""
+    known: dict[str, str] = field(default_factory=dict)      # op id -> status, pushed before
+    residents: set[str] = field(default_factory=set)
+    menu: set[str] = field(default_factory=set)
+    orders: set[str] = field(default_factory=set)
+    keys: dict[str, str] = field(default_factory=dict)       # idempotency key -> order id
+    entries: set[str] = field(default_factory=set)
+    day_ids: dict[tuple, list[str]] = field(default_factory=dict)   # (resident, day) -> subsidised orders
+    month_sum: dict[tuple, int] = field(default_factory=dict)       # (resident, year, month) -> subsidy
+    bal: dict[str, int] = field(default_factory=dict)               # balances of residents paying by balance
+    version: int = 0
+
+
+_STMTS: dict = {}
+
+
+def _lookup_stmt(pg: bool, with_residents: bool):
+    """The lookup's one statement (built once): a UNION ALL of small selects, each row tagged
+    with what it answers. Its lists are parameters: PostgreSQL arrays (``= ANY``: one short
+    statement whatever the batch), elsewhere expanding IN lists."""
+    key = (pg, with_residents)
+    stmt = _STMTS.get(key)
+    if stmt is not None:
+        return stmt
+    from sqlalchemy import Date, Integer, String, any_, bindparam, cast, literal, literal_column, null, union_all
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    from ..db.models import MenuItem, SyncCounter
+
+    types = {"a": String(), "b": String(), "d": Date(), "n": Integer(), "t": Order.created_at.type}
+
+    def row(tag: str, **cols):
+        return select(literal(tag, String()).label("tag"),
+                      *[(cols[k] if k in cols else cast(null(), typ)).label(k) for k, typ in types.items()])
+
+    def among(col, name: str):
+        if pg:
+            return col == any_(bindparam(name, type_=ARRAY(String())))
+        return col.in_(bindparam(name, expanding=True))
+
+    parts = [row("op", a=AppliedOp.op_id, b=AppliedOp.status).where(among(AppliedOp.op_id, "op_ids")),
+             row("menu", a=MenuItem.id).where(among(MenuItem.id, "menu_ids")),
+             row("order", a=Order.id).where(among(Order.id, "order_ids")),
+             row("key", a=Order.idempotency_key, b=Order.id).where(among(Order.idempotency_key, "keys")),
+             row("entry", a=LedgerEntry.id).where(among(LedgerEntry.id, "entry_ids")),
+             # the district's view before this run: subsidised meals per day and month
+             _live(row("use", a=Order.id, b=Order.resident_id, d=Order.meal_date, n=Order.subsidy_fen,
+                       t=Order.created_at)
+                   .where(among(Order.resident_id, "eaters"), Order.meal_date >= bindparam("first", type_=Date()),
+                          Order.meal_date <= bindparam("last", type_=Date()), Order.subsidy_fen > 0)),
+             row("bal", a=LedgerEntry.resident_id, n=func.coalesce(func.sum(LedgerEntry.amount_fen), 0))
+             .where(among(LedgerEntry.resident_id, "payers"), LedgerEntry.affects_balance.is_(True))
+             .group_by(LedgerEntry.resident_id),
+             row("ver", n=SyncCounter.version).where(SyncCounter.id == 1)]
+    if with_residents:
+        parts.append(row("res", a=Resident.id).where(among(Resident.id, "residents")))
+    stmt = _STMTS[key] = union_all(*parts).order_by(literal_column("t"))
+    return stmt
+
+
+def _lookup(s: Session, op_ids: list[str], loaded: dict, residents: set[str] | None) -> _Seen:
+    """Everything a run of plain sales needs from the store, in one round trip: ops seen
+    before, dishes, rows already stored, idempotency keys in use, the residents' subsidised
+    meals of the months concerned and the balances of those paying by balance, the server
+    version (and the residents, unless ``residents`` already says which exist: the lock on
+    PostgreSQL). Runs are kept under ``LOOKUP_VALUES`` values (``_size``)."""
+    good = [x for x in loaded.values() if not isinstance(x, Exception)]
+    all_o = [o for os_, _, _ in good for o in os_]
+    all_e = [x for _, _, es in good for x in es]
+    seen = _Seen()
+    if residents is not None:
+        seen.residents = residents
+    first = min((month_bounds(o["meal_date"])[0] for o in all_o), default=date(2000, 1, 1))
+    last = max((month_bounds(o["meal_date"])[1] for o in all_o), default=date(2000, 1, 1))
+    params = {"op_ids": op_ids,
+              "menu_ids": sorted({x["menu_item_id"] for _, ls, _ in good for x in ls}),
+              "order_ids": sorted({o["id"] for o in all_o}),
+              "keys": sorted({o["idempotency_key"] for o in all_o}),
+              "entry_ids": sorted({e["id"] for e in all_e}),
+              "eaters": sorted({o["resident_id"] for o in all_o}), "first": first, "last": last,
+              "payers": sorted({o["resident_id"] for o in all_o if o["pay_method"] == "balance"})}
+    if residents is None:
+        params["residents"] = sorted({o["resident_id"] for o in all_o} | {e["resident_id"] for e in all_e})
+    pg = s.get_bind().dialect.name == "postgresql"
+    for tag, a, b, d, n_, _t in s.execute(_lookup_stmt(pg, residents is None), params):
+        if tag == "use":
+            seen.day_ids.setdefault((b, d), []).append(a)
+            mk = (b, d.year, d.month)
+            seen.month_sum[mk] = seen.month_sum.get(mk, 0) + int(n_)
+        elif tag == "op":
+            seen.known[a] = b
+        elif tag == "res":
+            seen.residents.add(a)
+        elif tag == "menu":
+            seen.menu.add(a)
+        elif tag == "order":
+            seen.orders.add(a)
+        elif tag == "key":
+            seen.keys[a] = b
+        elif tag == "entry":
+            seen.entries.add(a)
+        elif tag == "bal":
+            seen.bal[a] = int(n_)
+        elif tag == "ver":
+            seen.version = int(n_ or 0)
+    return seen
+
+
+# one lookup's lists hold at most this many values: [elsewhere, PostgreSQL]. SQLite binds
+# each IN value as a parameter (32,766 at most a statement, 999 before SQLite 3.32);
+# PostgreSQL gets a few arrays
+LOOKUP_VALUES = (800, 20000)
+
+
+def _size(op: dict) -> int:
+    """How many values an op adds to a lookup (its rows, counted generously)."""
+    rows = (op.get("payload") or {}).get("rows") or {}
+    return 1 + sum(2 * len(rows.get(t) or []) for t in SIMPLE_TABLES)
+
+
+def _apply_run(app, s: Session, term: TerminalIdentity, run: list[dict], loaded: dict,
+               seen: _Seen | None) -> dict[str, dict]:
+    """Plain sales in bulk: validated against one lookup (``seen``, made here when the
+    batch's own is stale), inserted with multi-row INSERTs, the district limits walked in
+    push order (as if applied one by one)."""
     results: dict[str, dict] = {}
-    loaded = []
+    good_loaded = []
     for op in run:
-        try:
-            rows = op["payload"]["rows"]
-            loaded.append((op, [rowcodec.load(Order, o) for o in rows.get("orders", [])],
-                           [rowcodec.load(OrderLine, x) for x in rows.get("order_lines", [])],
-                           [rowcodec.load(LedgerEntry, x) for x in rows.get("ledger_entries", [])]))
-        except (KeyError, TypeError, ValueError) as exc:
-            results[str(op["op_id"])] = _reject(s, term, op, f"{type(exc).__name__}: {exc}")
-    all_o = [o for _, os_, _, _ in loaded for o in os_]
-    all_l = [x for _, _, ls, _ in loaded for x in ls]
-    all_e = [x for _, _, _, es in loaded for x in es]
-    residents = {r for (r,) in _in(Resident.id, {o["resident_id"] for o in all_o} | {e["resident_id"] for e in all_e}, s)}
-    menu = {m for (m,) in _in(MenuItem.id, {x["menu_item_id"] for x in all_l}, s)}
-    have_orders = {o for (o,) in _in(Order.id, {o["id"] for o in all_o}, s)}
-    keys = dict(_in(Order.idempotency_key, {o["idempotency_key"] for o in all_o}, s, Order.idempotency_key, Order.id))
-    have_entries = {e for (e,) in _in(LedgerEntry.id, {e["id"] for e in all_e}, s)}
+        x = loaded.get(id(op))
+        if x is None:
+            x = loaded[id(op)] = _load(op)
+        if isinstance(x, Exception):
+            results[str(op["op_id"])] = _reject(s, term, op, f"{type(x).__name__}: {x}")
+            continue
+        good_loaded.append((op, *x))
+    if seen is None:
+        seen = _lookup(s, [], {id(op): (os_, ls, es) for op, os_, ls, es in good_loaded}, None)
+    residents, menu, have_orders, keys, have_entries = (seen.residents, seen.menu, seen.orders, seen.keys,
+                                                        seen.entries)
+    day_ids, month_sum, bal = seen.day_ids, seen.month_sum, seen.bal
 
     good = []
-    for op, os_, ls, es in loaded:
+    for op, os_, ls, es in good_loaded:
         bad = ([f"unknown resident {o['resident_id']!r} (order {o['id']})" for o in os_ if o["resident_id"] not in residents]
                + [f"unknown resident {e['resident_id']!r} (ledger)" for e in es if e["resident_id"] not in residents]
                + [f"unknown menu item {x['menu_item_id']!r} (dish {x.get('dish_id')})" for x in ls
@@ -187,50 +410,19 @@ def _apply_run(app, s: Session, term: TerminalIdentity, run: list[dict]) -> dict
         have_entries.update(e["id"] for e in new_e)
         good.append((op, new_o, new_l, new_e))
 
-    # the district's view before this run: subsidised meals per day and month, balances
-    rids = sorted({o["resident_id"] for _, os_, _, _ in good for o in os_})
-    days = [o["meal_date"] for _, os_, _, _ in good for o in os_]
-    day_ids: dict[tuple, list[str]] = {}
-    month_sum: dict[tuple, int] = {}
-    bal: dict[str, int] = {}
-    if rids:
-        first = min(month_bounds(d)[0] for d in days)
-        last = max(month_bounds(d)[1] for d in days)
-        for i in range(0, len(rids), 900):
-            q = _live(select(Order.id, Order.resident_id, Order.meal_date, Order.subsidy_fen)
-                      .where(Order.resident_id.in_(rids[i:i + 900]), Order.meal_date >= first,
-                             Order.meal_date <= last, Order.subsidy_fen > 0)).order_by(Order.created_at)
-            for oid, rid, d, sub in s.execute(q):
-                day_ids.setdefault((rid, d), []).append(oid)
-                mk = (rid, d.year, d.month)
-                month_sum[mk] = month_sum.get(mk, 0) + sub
-        payers = sorted({o["resident_id"] for _, os_, _, _ in good for o in os_ if o["pay_method"] == "balance"})
-        for i in range(0, len(payers), 900):
-            for rid, total in s.execute(select(LedgerEntry.resident_id, func.coalesce(func.sum(LedgerEntry.amount_fen), 0))
-                                        .where(LedgerEntry.resident_id.in_(payers[i:i + 900]),
-                                               LedgerEntry.affects_balance.is_(True))
-                                        .group_by(LedgerEntry.resident_id)):
-                bal[rid] = int(total)
-
     new_orders = [o for _, os_, _, _ in good for o in os_]
-    if new_orders:
-        s.execute(insert(Order.__table__), new_orders)
-    lines = [x for _, _, ls, _ in good for x in ls]
-    if lines:
-        s.execute(insert(OrderLine.__table__), lines)
+    _insert(s, Order, new_orders)
+    _insert(s, OrderLine, [x for _, _, ls, _ in good for x in ls])
     entries = [e for _, _, _, es in good for e in es]
-    if entries:
-        s.execute(insert(LedgerEntry.__table__), entries)
+    _insert(s, LedgerEntry, entries)
     now = utcnow()
-    if new_orders:
-        op_of = {o["id"]: str(op["op_id"]) for op, os_, _, _ in good for o in os_}
-        s.execute(insert(PushedOrder.__table__), [{"order_id": o["id"], "terminal_id": term.terminal_id,
-                                         "op_id": op_of[o["id"]], "received_at": now} for o in new_orders])
-    if good:
-        s.execute(insert(AppliedOp.__table__), [{"op_id": str(op["op_id"]), "terminal_id": term.terminal_id,
-                                       "kind": str(op.get("kind", ""))[:40], "status": "applied", "error": None,
-                                       "payload": None, "created_at": _dt(op.get("created_at")), "received_at": now}
-                                      for op, _, _, _ in good])
+    op_of = {o["id"]: str(op["op_id"]) for op, os_, _, _ in good for o in os_}
+    _insert(s, PushedOrder, [{"order_id": o["id"], "terminal_id": term.terminal_id, "op_id": op_of[o["id"]],
+                              "received_at": now} for o in new_orders])
+    _insert(s, AppliedOp, [{"op_id": str(op["op_id"]), "terminal_id": term.terminal_id,
+                            "kind": str(op.get("kind", ""))[:40], "status": "applied", "error": None,
+                            "payload": None, "created_at": _dt(op.get("created_at")), "received_at": now}
+                           for op, _, _, _ in good])
 
     # the limits, walked in push order
     for op, os_, _, es in good:
@@ -261,6 +453,43 @@ def _apply_run(app, s: Session, term: TerminalIdentity, run: list[dict]) -> dict
     return results
 
 
+def _insert(s: Session, model, rows: list[dict]) -> None:
+    """Rows of one table in one executemany (rows grouped by their keys). PostgreSQL: one
+    short INSERT per row, prepared once per connection and sent in one pipeline (psycopg's
+    executemany): no statement is parsed per push, one round trip a table. The rows were
+    checked by ``_checked`` (the Core path skips the ORM's flush checks)."""
+    if not rows:
+        return
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(tuple(r), []).append(r)
+    conn = s.connection()
+    dbapi = conn.connection.driver_connection
+    if conn.dialect.name != "postgresql" or not hasattr(dbapi, "prepare_threshold"):
+        for grp in groups.values():
+            s.execute(insert(model.__table__), grp)
+        return
+    before = dbapi.prepare_threshold
+    dbapi.prepare_threshold = 5          # executemany prepares its statement (None: never)
+    try:
+        for cols, grp in groups.items():
+            q = conn.dialect.identifier_preparer.quote
+            sql = (f"INSERT INTO {q(model.__tablename__)} ({', '.join(q(c) for c in cols)}) "
+                   f"VALUES ({', '.join(['%s'] * len(cols))})")
+            conn.exec_driver_sql(sql, [tuple(_wire(v) for v in r.values()) for r in grp])
+    finally:
+        dbapi.prepare_threshold = before
+
+
+def _wire(v):
+    """A value for the driver as the column types would bind it (JSON columns as text)."""
+    if isinstance(v, (dict, list)):
+        import json
+
+        return json.dumps(v, ensure_ascii=False)
+    return v
+
+
 def _dt(v) -> datetime | None:
     try:
         return datetime.fromisoformat(v) if v else None
@@ -268,15 +497,28 @@ def _dt(v) -> datetime | None:
         return None
 
 
-def _lock_residents(s: Session, ops: list[dict]) -> None:
-    """PostgreSQL: lock the residents of the batch's orders (sorted: no deadlock between
-    two terminals), so the limit check sees every other canteen's committed meals."""
+def _lock_residents(s: Session, ops: list[dict], loaded: dict) -> set[str] | None:
+    """PostgreSQL: lock the residents of the batch's orders (and of the plain sales' ledger
+    entries), sorted, so two terminals never deadlock and the limit check sees every other
+    canteen's committed meals of those residents. Returns the residents that exist (the
+    lock is also the check). SQLite: None (BEGIN IMMEDIATE serialises pushes)."""
     if s.get_bind().dialect.name != "postgresql":
-        return      # SQLite: the write lock taken at BEGIN IMMEDIATE serialises pushes
-    rids = sorted({str(r.get("resident_id")) for op in ops
-                   for r in ((op.get("payload") or {}).get("rows") or {}).get("orders", [])})
-    if rids:
-        s.execute(select(Resident.id).where(Resident.id.in_(rids)).order_by(Resident.id).with_for_update()).all()
+        return None
+    rids: set[str] = set()
+    for op in ops:
+        p = op.get("payload")
+        rows = p.get("rows") if isinstance(p, dict) else None
+        if isinstance(rows, dict) and isinstance(rows.get("orders"), list):
+            rids |= {str(r.get("resident_id")) for r in rows["orders"] if isinstance(r, dict)}
+    for x in loaded.values():
+        if not isinstance(x, Exception):
+            rids |= {e["resident_id"] for e in x[2]}
+    found: set[str] = set()
+    ordered = sorted(rids)
+    for i in range(0, len(ordered), 5000):
+        found.update(s.scalars(select(Resident.id).where(Resident.id.in_(ordered[i:i + 5000]))
+                               .order_by(Resident.id).with_for_update()))
+    return found
 
 
 def apply_op(app, s: Session, term: TerminalIdentity, op_id: str, payload: dict) -> list[dict]:

@@ -5,13 +5,14 @@ import ipaddress
 import json
 import logging
 
+import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from .. import __version__
 from ..services.context import App
 from .app import get_app
 from ..db.models import Terminal, utcnow
-from .auth import TerminalIdentity, current_terminal
+from .auth import TerminalIdentity, bearer_hash, current_terminal, reported
 
 router = APIRouter()
 log = logging.getLogger("kiosk.server")
@@ -86,23 +87,24 @@ MAX_PUSH_OPS = 500
 
 
 @router.post("/push")
-async def push(request: Request, term: TerminalIdentity = Depends(current_terminal),
-               app: App = Depends(get_app)) -> Response:
+async def push(request: Request, app: App = Depends(get_app)) -> Response:
     """Apply a terminal's outbox operations (each once, in order): ``{"ops": [...]}``,
-    at most 500. The body is read as plain JSON (no per-field validation model: each op
-    is checked where it is applied, and a bad one is kept as rejected with its reason)."""
+    at most 500. The token is checked inside the push's own transaction (one statement,
+    ``auth.claim_terminal``): a revoked or unknown token is refused (401) and nothing is
+    applied. The body is read as plain JSON (no per-field validation model: each op is
+    checked where it is applied, and a bad one is kept as rejected with its reason)."""
     from starlette.concurrency import run_in_threadpool
 
     from ..sync.errors import DistrictError
-    from .push import apply_batch
+    from .push import apply_push
 
+    token_hash = bearer_hash(request)          # no token: 401 before the body is read
     try:
-        body = await request.json()
+        body = orjson.loads(await request.body())
     except ValueError:
         raise DistrictError("上传的数据不是 JSON", detail="push body is not JSON") from None
     ops = body.get("ops") if isinstance(body, dict) else None
     if not isinstance(ops, list) or len(ops) > MAX_PUSH_OPS or not all(isinstance(o, dict) for o in ops):
         raise DistrictError("上传的数据格式不对", detail=f'expected {{"ops": [op, ...]}} with at most {MAX_PUSH_OPS} ops')
-    results, version = await run_in_threadpool(apply_batch, app, term, ops, with_version=True)
-    return Response(json.dumps({"results": results, "server_version": version}, ensure_ascii=False,
-                               separators=(",", ":")), media_type="application/json")
+    results, version, _term = await run_in_threadpool(apply_push, app, token_hash, ops, **reported(request))
+    return Response(orjson.dumps({"results": results, "server_version": version}), media_type="application/json")
