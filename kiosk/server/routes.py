@@ -1,10 +1,14 @@
 """The terminals' API (prefix /api/v1). Every route but /ping needs a terminal token."""
 from __future__ import annotations
 
+import asyncio
+import functools
 import ipaddress
 import json
 import logging
+import weakref
 
+import anyio
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 
@@ -93,8 +97,6 @@ async def push(request: Request, app: App = Depends(get_app)) -> Response:
     ``auth.claim_terminal``): a revoked or unknown token is refused (401) and nothing is
     applied. The body is read as plain JSON (no per-field validation model: each op is
     checked where it is applied, and a bad one is kept as rejected with its reason)."""
-    from starlette.concurrency import run_in_threadpool
-
     from ..sync.errors import DistrictError
     from .push import apply_push
 
@@ -106,5 +108,22 @@ async def push(request: Request, app: App = Depends(get_app)) -> Response:
     ops = body.get("ops") if isinstance(body, dict) else None
     if not isinstance(ops, list) or len(ops) > MAX_PUSH_OPS or not all(isinstance(o, dict) for o in ops):
         raise DistrictError("上传的数据格式不对", detail=f'expected {{"ops": [op, ...]}} with at most {MAX_PUSH_OPS} ops')
-    results, version, _term = await run_in_threadpool(apply_push, app, token_hash, ops, **reported(request))
+    work = functools.partial(apply_push, app, token_hash, ops, **reported(request))
+    results, version, _term = await anyio.to_thread.run_sync(work, limiter=_push_limiter())
     return Response(orjson.dumps({"results": results, "server_version": version}), media_type="application/json")
+
+
+# pushes applied at once by one server process (each holds a database connection: the
+# pool keeps 5). More only contend for the same cores and the residents' row locks; a
+# push beyond it waits for a free slot (its latency counts the wait).
+PUSH_CONCURRENCY = 4
+_LIMITERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _push_limiter() -> anyio.CapacityLimiter:
+    """The push slots of this process's event loop (one per loop: test clients run several)."""
+    loop = asyncio.get_running_loop()
+    lim = _LIMITERS.get(loop)
+    if lim is None:
+        lim = _LIMITERS[loop] = anyio.CapacityLimiter(PUSH_CONCURRENCY)
+    return lim
