@@ -155,6 +155,15 @@ def test_the_same_push_twice_is_one_order_and_a_revoked_terminal_is_refused(dist
     rep = sync(t1)                       # the terminal itself pushes it a third time
     assert (rep.pushed, rep.duplicates, rep.pending) == (0, 1, 0)
     assert [o.id for o in server_orders(d)] == [r.order_id]
+
+    # one batch: the same new op twice is applied once; a sale with a value its column cannot
+    # hold is rejected alone, with the reason, and the rest of the batch is applied
+    new, bad = _copy_sale(ops[0]), _copy_sale(ops[0])
+    bad["payload"]["rows"]["orders"][0]["meal"] = "午餐" * 20
+    res = httpx.post(d.url + "/api/v1/push", json={"ops": [new, bad, new]}, headers=h).json()["results"]
+    assert [x["status"] for x in res] == ["applied", "rejected", "duplicate"] and "orders.meal" in res[1]["error"]
+    assert len(server_orders(d)) == 2
+    assert httpx.post(d.url + "/api/v1/push", json={"ops": [new]}).status_code == 401     # no token
     app = d.server_app()
     with app.db.session() as s:
         assert s.scalar(select(func.count()).select_from(OrderLine).where(OrderLine.order_id == r.order_id)) == 1
@@ -167,8 +176,67 @@ def test_the_same_push_twice_is_one_order_and_a_revoked_terminal_is_refused(dist
     with pytest.raises(TerminalAuthError):
         sync(t1)
     assert httpx.get(d.url + "/api/v1/changes?since=0", headers=h).status_code == 401
-    assert len(server_orders(d)) == 1
+    assert httpx.post(d.url + "/api/v1/push", json={"ops": [_copy_sale(ops[0])]}, headers=h).status_code == 401
+    assert len(server_orders(d)) == 2
     assert sync_status(t1).pending == 1
+
+
+def _copy_sale(op: dict) -> dict:
+    """The same sale again as a new outbox op (new ids throughout)."""
+    import copy
+    import uuid
+
+    op = copy.deepcopy(op)
+    op["op_id"] = str(uuid.uuid4())
+    rows = op["payload"]["rows"]
+    order = rows["orders"][0]
+    order["id"], order["idempotency_key"] = str(uuid.uuid4()), uuid.uuid4().hex
+    for x in rows.get("order_lines", []) + rows.get("ledger_entries", []):
+        x["id"] = str(uuid.uuid4())
+        x["order_id"] = order["id"]
+    for m in op["payload"].get("ops", []):
+        m["order_id"] = order["id"]
+    return op
+
+
+def test_two_canteens_pushing_one_elder_at_once_flag_the_double_subsidy_once(district):
+    """Two terminals that both subsidised the same elders (neither knew of the other's sale)
+    push at the same moment: each double subsidy is flagged exactly once, nothing is lost."""
+    import threading
+
+    d = district
+    t1, t2 = d.terminal("C1"), d.terminal("C2")
+    sync(t1)
+    sync(t2)
+    sold = []
+    for rid in ("R0001", "R0002"):
+        a = t1.billing.settle(rid, ["D001"], meal="午餐")
+        b = t2.billing.settle(rid, ["D002"], meal="午餐")
+        assert a.subsidy_fen > 0 and b.subsidy_fen > 0
+        sold += [a.order_id, b.order_id]
+    start = threading.Barrier(2)
+    reports = {}
+
+    def push(name, app):
+        start.wait()
+        reports[name] = sync(app)
+
+    threads = [threading.Thread(target=push, args=(n, a)) for n, a in (("C1", t1), ("C2", t2))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert reports["C1"].pushed == reports["C2"].pushed == 2
+    assert sorted(o.id for o in server_orders(d)) == sorted(sold)
+    app = d.server_app()
+    try:
+        with app.db.session() as s:
+            flags = list(s.scalars(select(DistrictFlag)))
+    finally:
+        app.close()
+    assert sorted(f.resident_id for f in flags) == ["R0001", "R0002"] and {f.kind for f in flags} == {"daily_meals"}
+    for f in flags:
+        assert len(f.order_ids) == 2 and set(f.order_ids) <= set(sold) and f.order_id in f.order_ids
 
 
 def test_a_terminal_killed_between_push_and_acknowledgement_replays_without_duplicates(district):

@@ -102,7 +102,8 @@ def _apply_batch_once(app, ops: list[dict], *, term: TerminalIdentity | None = N
     residents' subsidised meals this month and balances, the server version), then bulk
     inserts. An op that is not a plain sale is applied on its own savepoint, in its place."""
     ids = [str(op.get("op_id", "")) for op in ops]
-    results: dict[str, dict] = {}
+    results: dict[str, dict] = {}      # op id -> result, for the ops applied or rejected here
+    at: dict[int, dict] = {}           # position -> result, for duplicates and bad ids
     with app.db.session(write_lock=True) as s:
         s.info[changes.APPLY] = True
         if auth is not None:
@@ -130,12 +131,12 @@ def _apply_batch_once(app, ops: list[dict], *, term: TerminalIdentity | None = N
         run: list[dict] = []
         size = 0
         fresh = True            # nothing written since the lookup: the first run uses it
-        for op, op_id in zip(ops, ids):
+        for i, (op, op_id) in enumerate(zip(ops, ids)):
             if not _good_id(op_id):
-                results[op_id] = {"op_id": op_id, "status": "rejected", "error": "bad op id"}
+                at[i] = {"op_id": op_id, "status": "rejected", "error": "bad op id"}
                 continue
-            if op_id in known:
-                results[op_id] = {"op_id": op_id, "status": "duplicate", "was": known[op_id]}
+            if op_id in known:          # pushed before, or earlier in this batch
+                at[i] = {"op_id": op_id, "status": "duplicate", "was": known[op_id]}
                 continue
             known[op_id] = "applied"
             simple = _is_simple(op)
@@ -156,8 +157,10 @@ def _apply_batch_once(app, ops: list[dict], *, term: TerminalIdentity | None = N
             results.update(_apply_run(app, s, term, run, loaded, pre if fresh else None))
         s.flush()
     # the server version read before this batch (its own version comes at commit: the pull gets it)
-    return [results[i] if i in results else {"op_id": i, "status": "rejected", "error": "bad op id"}
-            for i in ids], pre.version, term
+    for r in at.values():               # a duplicate within the batch: what became of the first
+        if r["status"] == "duplicate" and r["op_id"] in results:
+            r["was"] = results[r["op_id"]]["status"]
+    return [at[i] if i in at else results[op_id] for i, op_id in enumerate(ids)], pre.version, term
 
 
 def _reject(s: Session, term: TerminalIdentity, op: dict, reason: str) -> dict:
