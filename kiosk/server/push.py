@@ -17,8 +17,10 @@ from __future__ import annotations
 import base64
 import logging
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Iterator
 
 import numpy as np
 from sqlalchemy import delete, func, insert, select, update
@@ -257,6 +259,7 @@ class _Seen:
     orders: set[str] = field(default_factory=set)
     keys: dict[str, str] = field(default_factory=dict)       # idempotency key -> order id
     entries: set[str] = field(default_factory=set)
+    lines: set[str] = field(default_factory=set)
     day_ids: dict[tuple, list[str]] = field(default_factory=dict)   # (resident, day) -> subsidised orders
     month_sum: dict[tuple, int] = field(default_factory=dict)       # (resident, year, month) -> subsidy
     bal: dict[str, int] = field(default_factory=dict)               # balances of residents paying by balance
@@ -295,6 +298,7 @@ def _lookup_stmt(pg: bool, with_residents: bool):
              row("order", a=Order.id).where(among(Order.id, "order_ids")),
              row("key", a=Order.idempotency_key, b=Order.id).where(among(Order.idempotency_key, "keys")),
              row("entry", a=LedgerEntry.id).where(among(LedgerEntry.id, "entry_ids")),
+             row("line", a=OrderLine.id).where(among(OrderLine.id, "line_ids")),
              # the district's view before this run: subsidised meals per day and month
              _live(row("use", a=Order.id, b=Order.resident_id, d=Order.meal_date, n=Order.subsidy_fen,
                        t=Order.created_at)
@@ -329,6 +333,7 @@ def _lookup(s: Session, op_ids: list[str], loaded: dict, residents: set[str] | N
               "order_ids": sorted({o["id"] for o in all_o}),
               "keys": sorted({o["idempotency_key"] for o in all_o}),
               "entry_ids": sorted({e["id"] for e in all_e}),
+              "line_ids": sorted({x["id"] for _, ls, _ in good for x in ls}),
               "eaters": sorted({o["resident_id"] for o in all_o}), "first": first, "last": last,
               "payers": sorted({o["resident_id"] for o in all_o if o["pay_method"] == "balance"})}
     if residents is None:
@@ -351,6 +356,8 @@ def _lookup(s: Session, op_ids: list[str], loaded: dict, residents: set[str] | N
             seen.keys[a] = b
         elif tag == "entry":
             seen.entries.add(a)
+        elif tag == "line":
+            seen.lines.add(a)
         elif tag == "bal":
             seen.bal[a] = int(n_)
         elif tag == "ver":
@@ -393,15 +400,24 @@ def _apply_run(app, s: Session, term: TerminalIdentity, run: list[dict], loaded:
 
     good = []
     for op, os_, ls, es in good_loaded:
+        mine = {o["id"] for o in os_}
         bad = ([f"unknown resident {o['resident_id']!r} (order {o['id']})" for o in os_ if o["resident_id"] not in residents]
                + [f"unknown resident {e['resident_id']!r} (ledger)" for e in es if e["resident_id"] not in residents]
                + [f"unknown menu item {x['menu_item_id']!r} (dish {x.get('dish_id')})" for x in ls
-                  if x["menu_item_id"] not in menu])
+                  if x["menu_item_id"] not in menu]
+               + [f"order line {x['id']} of an order not in this sale" for x in ls
+                  if x["order_id"] not in mine and x["order_id"] not in have_orders]
+               + [f"ledger entry {e['id']} of an unknown order {e.get('order_id')!r}" for e in es
+                  if e.get("order_id") is not None and e["order_id"] not in mine and e["order_id"] not in have_orders])
         if bad:
             results[str(op["op_id"])] = _reject(s, term, op, bad[0])
             continue
         new_o = [o for o in os_ if o["id"] not in have_orders]
         ids = {o["id"] for o in new_o}
+        clash = [x["id"] for x in ls if x["order_id"] in ids and x["id"] in seen.lines]
+        if clash:           # a line id already stored (or taken earlier in this run) for another order
+            results[str(op["op_id"])] = _reject(s, term, op, f"order line {clash[0]} exists already")
+            continue
         for o in new_o:
             o["canteen_id"], o["terminal_id"] = term.canteen_id, term.terminal_id
             if o["idempotency_key"] in keys:
@@ -409,23 +425,27 @@ def _apply_run(app, s: Session, term: TerminalIdentity, run: list[dict], loaded:
             keys[o["idempotency_key"]] = o["id"]
             have_orders.add(o["id"])
         new_l = [x for x in ls if x["order_id"] in ids]
+        seen.lines.update(x["id"] for x in new_l)
         new_e = [e for e in es if e["id"] not in have_entries]
         have_entries.update(e["id"] for e in new_e)
         good.append((op, new_o, new_l, new_e))
 
     new_orders = [o for _, os_, _, _ in good for o in os_]
-    _insert(s, Order, new_orders)
-    _insert(s, OrderLine, [x for _, _, ls, _ in good for x in ls])
     entries = [e for _, _, _, es in good for e in es]
-    _insert(s, LedgerEntry, entries)
     now = utcnow()
     op_of = {o["id"]: str(op["op_id"]) for op, os_, _, _ in good for o in os_}
-    _insert(s, PushedOrder, [{"order_id": o["id"], "terminal_id": term.terminal_id, "op_id": op_of[o["id"]],
-                              "received_at": now} for o in new_orders])
-    _insert(s, AppliedOp, [{"op_id": str(op["op_id"]), "terminal_id": term.terminal_id,
-                            "kind": str(op.get("kind", ""))[:40], "status": "applied", "error": None,
-                            "payload": None, "created_at": _dt(op.get("created_at")), "received_at": now}
-                           for op, _, _, _ in good])
+    if good:
+        s.flush()                        # the rejected ops' rows go first, outside the pipeline
+        with _writes(s):
+            _insert(s, Order, new_orders)
+            _insert(s, OrderLine, [x for _, _, ls, _ in good for x in ls])
+            _insert(s, LedgerEntry, entries)
+            _insert(s, PushedOrder, [{"order_id": o["id"], "terminal_id": term.terminal_id,
+                                      "op_id": op_of[o["id"]], "received_at": now} for o in new_orders])
+            _insert(s, AppliedOp, [{"op_id": str(op["op_id"]), "terminal_id": term.terminal_id,
+                                    "kind": str(op.get("kind", ""))[:40], "status": "applied", "error": None,
+                                    "payload": None, "created_at": _dt(op.get("created_at")), "received_at": now}
+                                   for op, _, _, _ in good])
 
     # the limits, walked in push order
     for op, os_, _, es in good:
@@ -457,29 +477,46 @@ def _apply_run(app, s: Session, term: TerminalIdentity, run: list[dict], loaded:
 
 
 def _insert(s: Session, model, rows: list[dict]) -> None:
-    """Rows of one table in one executemany (rows grouped by their keys). PostgreSQL: one
-    short INSERT per row, prepared once per connection and sent in one pipeline (psycopg's
-    executemany): no statement is parsed per push, one round trip a table. The rows were
-    checked by ``_checked`` (the Core path skips the ORM's flush checks)."""
+    """Rows of one table in one executemany (rows grouped by their keys). PostgreSQL (inside
+    ``_writes``): one short INSERT per row, prepared once per connection, all sent in the
+    pipeline. The rows were checked by ``_checked`` (Core skips the ORM's flush checks)."""
     if not rows:
         return
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault(tuple(r), []).append(r)
     conn = s.connection()
-    dbapi = conn.connection.driver_connection
-    if conn.dialect.name != "postgresql" or not hasattr(dbapi, "prepare_threshold"):
+    if conn.dialect.name != "postgresql":
         for grp in groups.values():
             s.execute(insert(model.__table__), grp)
         return
+    q = conn.dialect.identifier_preparer.quote
+    for cols, grp in groups.items():
+        sql = (f"INSERT INTO {q(model.__tablename__)} ({', '.join(q(c) for c in cols)}) "
+               f"VALUES ({', '.join(['%s'] * len(cols))})")
+        conn.exec_driver_sql(sql, [tuple(_wire(v) for v in r.values()) for r in grp])
+
+
+@contextmanager
+def _writes(s: Session) -> Iterator[None]:
+    """PostgreSQL (psycopg): the inserts of a run go in one pipeline (one round trip for
+    every table) as prepared statements; an error there comes out as the SQLAlchemy error
+    the session maps (kiosk.db.session.map_db_error). Elsewhere: nothing to do."""
+    conn = s.connection()
+    dbapi = conn.connection.driver_connection
+    if conn.dialect.name != "postgresql" or not hasattr(dbapi, "pipeline"):
+        yield
+        return
+    import psycopg
+    from sqlalchemy.exc import DBAPIError
+
     before = dbapi.prepare_threshold
     dbapi.prepare_threshold = 5          # executemany prepares its statement (None: never)
     try:
-        for cols, grp in groups.items():
-            q = conn.dialect.identifier_preparer.quote
-            sql = (f"INSERT INTO {q(model.__tablename__)} ({', '.join(q(c) for c in cols)}) "
-                   f"VALUES ({', '.join(['%s'] * len(cols))})")
-            conn.exec_driver_sql(sql, [tuple(_wire(v) for v in r.values()) for r in grp])
+        with dbapi.pipeline():
+            yield
+    except psycopg.Error as exc:
+        raise DBAPIError.instance("push inserts", None, exc, psycopg.Error, dialect=conn.dialect) from exc
     finally:
         dbapi.prepare_threshold = before
 
