@@ -109,6 +109,23 @@ def test_two_strong_frames_decide_and_the_worker_hurries_meanwhile(app, obama):
     assert r2.decision.state == "identified" and r2.decision.resident_id == "R1" and r2.decision.votes == 2
     assert not pipe.hurry                                        # decided: back to the idle pace
     assert pipe.process(np.full_like(frame, 110), ts=0.08).primary is None and not pipe.hurry
+    # the vision worker's pace follows it: every camera frame (up to 30/s) while a face
+    # waits, 12/s otherwise
+    from kiosk.ui.worker import VisionWorker
+
+    worker = VisionWorker(None, pipe, fps=12.0)
+    assert worker.period() == 1 / 12
+    pipe.reset()
+    pipe.process(frame, ts=1.0)
+    assert pipe.hurry and worker.period() == 1 / 30
+    # a face that never passes the gate (too small: a poster on the wall, somebody far
+    # off) keeps the worker hurrying for 3 s of its track at most
+    pipe.reset()
+    far = face_frame(obama[1], face_height=50)
+    for i in range(21):                       # a frame every 0.2 s (the track goes on)
+        r = pipe.process(np.roll(far, i % 3, axis=1), ts=0.2 * i)
+        assert r.primary is not None and not r.quality.ok and r.decision.state == "pending"
+        assert pipe.hurry is (0.2 * i < 3.0), i
 
     slow = app_pipeline(app, strong_score=None)
     got = [slow.process(np.roll(frame, 2 * i, axis=1), ts=0.04 * i).decision.state for i in range(3)]

@@ -68,11 +68,15 @@ class VisionWorker(QThread):
     def reset_person(self) -> None:
         self.pipeline.reset()
 
+    def period(self) -> float:
+        """Seconds between frames now: shorter while a face waits for its decision."""
+        return 1.0 / (max(self.fps, self.hurry_fps) if getattr(self.pipeline, "hurry", False) else self.fps)
+
     def run(self) -> None:
         last = time.monotonic()
         while self._running:
             t0 = time.monotonic()
-            period = 1.0 / (max(self.fps, self.hurry_fps) if getattr(self.pipeline, "hurry", False) else self.fps)
+            period = self.period()
             try:
                 f = self.source.read()
                 if self.source.state != self._state:
