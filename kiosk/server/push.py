@@ -174,15 +174,24 @@ def _reject(s: Session, term: TerminalIdentity, op: dict, reason: str) -> dict:
 
 
 def _apply_one(app, s: Session, term: TerminalIdentity, op: dict) -> dict:
-    """Any op, on its own savepoint: applied whole or kept whole as rejected."""
-    from sqlalchemy.exc import IntegrityError
+    """Any op, on its own savepoint: applied whole or kept whole as rejected. A malformed
+    payload or a value the database refuses rejects the op; a lost connection or a
+    deadlock (OperationalError) ends the whole push, which is tried again."""
+    from sqlalchemy.exc import OperationalError, StatementError
+
+    from ..errors import ValidationError
 
     op_id = str(op["op_id"])
     sp = s.begin_nested()
     try:
-        flags = apply_op(app, s, term, op_id, op.get("payload") or {})
+        payload = op.get("payload") or {}
+        if not isinstance(payload, dict):
+            raise Rejected("payload is not an object")
+        flags = apply_op(app, s, term, op_id, payload)
         sp.commit()
-    except (Rejected, IntegrityError, KeyError, TypeError, ValueError) as exc:
+    except (Rejected, StatementError, ValidationError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        if isinstance(exc, OperationalError):
+            raise
         sp.rollback()
         return _reject(s, term, op, exc.args[0] if isinstance(exc, Rejected) else f"{type(exc).__name__}: {exc}")
     s.add(AppliedOp(op_id=op_id, terminal_id=term.terminal_id, kind=str(op.get("kind", ""))[:40],
@@ -190,37 +199,45 @@ def _apply_one(app, s: Session, term: TerminalIdentity, op: dict) -> dict:
     return {"op_id": op_id, "status": "applied", "flags": flags}
 
 
-# what a plain sale's rows must carry (the rest may be missing or null)
-_REQUIRED = {"orders": ("id", "idempotency_key", "resident_id", "meal_date", "subsidy_fen", "to_pay_fen",
-                        "pay_method"),
-             "order_lines": ("id", "order_id", "menu_item_id"),
-             "ledger_entries": ("id", "resident_id", "amount_fen")}
 _CHECKS: dict = {}
+SET_BY_SERVER = {"canteen_id", "terminal_id"}      # an order's: from the pushing terminal's token
 
 
-def _column_checks(model) -> tuple[list[tuple[str, int | None]], list[str]]:
-    """(text columns with their length, integer columns) of a table, for rows inserted by Core."""
+def _column_checks(model) -> tuple:
+    """For rows inserted by Core: (text columns with their length, integer columns, Python
+    defaults by column, the NOT NULL columns a row must carry, boolean columns)."""
     from sqlalchemy import Boolean, Integer, String
 
     c = _CHECKS.get(model)
     if c is None:
-        cols = model.__table__.columns
+        cols = list(model.__table__.columns)
+        # (never an id: a row must come with the id the terminal gave it)
+        defaults = {x.name: (x.default.arg if x.default.is_callable else (lambda _ctx, v=x.default.arg: v))
+                    for x in cols if x.default is not None and not x.primary_key
+                    and (x.default.is_scalar or x.default.is_callable)}
         c = _CHECKS[model] = ([(x.name, x.type.length) for x in cols if isinstance(x.type, String)],
-                              [x.name for x in cols if isinstance(x.type, Integer) and not isinstance(x.type, Boolean)])
+                              [x.name for x in cols if isinstance(x.type, Integer) and not isinstance(x.type, Boolean)],
+                              defaults,
+                              [x.name for x in cols if not x.nullable and x.name not in SET_BY_SERVER],
+                              [x.name for x in cols if isinstance(x.type, Boolean)])
     return c
 
 
 def _checked(model, table: str, data) -> dict:
-    """A row of a plain sale loaded and checked as the ORM's flush checks would (text fits its
-    column, no NUL; integers are integers; the keys a sale needs are there), so a bad row
-    rejects its op instead of failing the whole batch in the database."""
+    """A row of a plain sale loaded and checked as the ORM's flush and the database would
+    (Python defaults filled, NOT NULL columns present, text fits its column, no NUL,
+    integers are integers, booleans booleans, times carry their zone), so a bad row rejects its op instead
+    of failing the whole batch in the database."""
     if not isinstance(data, dict):
         raise ValueError(f"{table}: a row is not an object")
     d = rowcodec.load(model, data)
-    missing = [k for k in _REQUIRED[table] if d.get(k) is None]
+    texts, ints, defaults, required, bools = _column_checks(model)
+    for name, make in defaults.items():
+        if name not in d:
+            d[name] = make(None)
+    missing = [k for k in required if d.get(k) is None]
     if missing:
         raise ValueError(f"{table} row without {', '.join(missing)}")
-    texts, ints = _column_checks(model)
     for name, length in texts:
         v = d.get(name)
         if v is None:
@@ -233,6 +250,9 @@ def _checked(model, table: str, data) -> dict:
         v = d.get(name)
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or abs(v) >= 2 ** 31):
             raise ValueError(f"{table}.{name} is not an integer")
+    for name in bools:
+        if d.get(name) is not None and not isinstance(d[name], bool):
+            raise ValueError(f"{table}.{name} is not true or false")
     for v in d.values():
         if isinstance(v, datetime) and v.tzinfo is None:
             raise ValueError(f"{table}: a time without its time zone")
