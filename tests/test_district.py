@@ -421,3 +421,39 @@ def test_the_running_kiosk_syncs_by_itself_and_tells_staff_when_offline(env, tmp
         stop_background_sync(app)
         app.close()
         d.close()
+
+
+def test_a_malformed_sale_is_rejected_alone_with_its_reason(shop):
+    """Rows the server inserts in bulk are checked first: a value the database would refuse
+    rejects that op (kept with its reason), never the batch around it."""
+    import random
+    from datetime import date
+
+    from kiosk.bench_district import _order_op
+    from kiosk.db.models import AppliedOp, MenuItem, SubsidyPolicy
+    from kiosk.server.auth import add_terminal, hash_token
+    from kiosk.server.push import apply_push
+
+    _, token = add_terminal(shop, "C1")
+    with shop.db.session() as s:
+        menu = [{"id": m.id, "dish_id": m.dish_id, "name": m.name, "price_fen": m.price_fen}
+                for m in s.scalars(select(MenuItem))]
+        policy = s.scalar(select(SubsidyPolicy.id))
+    rnd = random.Random(3)
+
+    def sale(rid="R0001", **order):
+        op = _order_op(rid, "C1", menu, policy, date(2026, 11, 23), rnd)
+        op["payload"]["rows"]["orders"][0].update(order)
+        return op
+
+    bad = {"no meal": sale(meal=None), "text for money": sale(subsidy_fen="500"), "naive time":
+           sale(created_at="2026-11-23T12:00:00"), "past 32 bits": sale(total_fen=2 ** 40),
+           "unknown resident": sale("NOPE"), "not an object": {**sale(), "payload": [1]}}
+    ops = [sale("R0001")] + list(bad.values()) + [sale("R0002")]
+    results, _, term = apply_push(shop, hash_token(token), ops)
+    assert [r["status"] for r in results] == ["applied"] + ["rejected"] * len(bad) + ["applied"]
+    assert all(r["error"] for r in results[1:-1]) and term.canteen_id == "C1"
+    with shop.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Order)) == 2
+        kept = s.scalars(select(AppliedOp).where(AppliedOp.status == "rejected")).all()
+        assert len(kept) == len(bad) and all(k.payload and k.error for k in kept)
