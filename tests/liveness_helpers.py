@@ -71,11 +71,13 @@ def face_box(frame: np.ndarray) -> tuple[float, float, float, float]:
 
 
 def bent_print_frames(frame: np.ndarray, radius_fw: float, yaw_deg: float, n: int = 10,
-                      f: float = 700.0) -> list[np.ndarray]:
+                      f: float = 700.0, dx: float = 0.0, roll: float = 0.0,
+                      scale: float = 0.0) -> list[np.ndarray]:
     """A printed photo bent around a vertical cylinder (its middle toward the camera, radius
-    ``radius_fw`` face widths) and turned about a vertical axis by up to ``yaw_deg`` while held
-    at the same place. Unlike a flat print it has some depth: the nose is in front of the eyes
-    by r - sqrt(r^2 - (IOD/2)^2)."""
+    ``radius_fw`` face widths) and turned about a vertical axis by up to ``yaw_deg``; held at
+    the same place, or (``dx`` px, ``roll`` degrees, ``scale`` growth by the last frame) moved
+    sideways, tilted and brought closer while it turns. Unlike a flat print it has some depth:
+    the nose is in front of the eyes by r - sqrt(r^2 - (IOD/2)^2)."""
     h, w = frame.shape[:2]
     x, y, fw, fh = face_box(frame)
     fcx, fcy = x + fw / 2, y + fh / 2
@@ -83,10 +85,15 @@ def bent_print_frames(frame: np.ndarray, radius_fw: float, yaw_deg: float, n: in
     r = radius_fw * fw
     d = f
     ox, oy = fcx - cx, fcy - cy
-    U, V = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
-    Dx, Dy = (U - cx) / f, (V - cy) / f
+    U0, V0 = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
     out = []
     for i in range(n + 1):
+        # the print's motion in the image plane (shift, tilt, approach), undone per pixel
+        q, sc = np.radians(roll * i / n), 1 + scale * i / n
+        u, v = U0 - cx - dx * i / n, V0 - cy
+        U = cx + (np.cos(q) * u + np.sin(q) * v) / sc
+        V = cy + (-np.sin(q) * u + np.cos(q) * v) / sc
+        Dx, Dy = (U - cx) / f, (V - cy) / f
         phi = np.radians(yaw_deg * i / n)
         c, s = np.cos(phi), np.sin(phi)
         # ray t*(Dx, Dy, 1) - (ox, oy, d), rotated by -phi into the print's frame

@@ -20,8 +20,8 @@ from kiosk.vision.liveness import (REFUSED_CUT, REFUSED_ROLL, LiveFrame, Passive
 from kiosk.vision.quality import pose_from_landmarks, primary_face
 
 from .conftest import shared_engine
-from .liveness_helpers import (ATTACKS, approach_frames, attack_frames, cutout_frames, live_frames,
-                               screen_frames, swap_frames)
+from .liveness_helpers import (ATTACKS, approach_frames, attack_frames, bent_print_frames, cutout_frames,
+                               live_frames, screen_frames, swap_frames)
 from .vision_helpers import face_frame
 
 
@@ -295,6 +295,36 @@ def test_phone_screen_with_glare_and_moire_turned_is_refused(backend, obama, bid
 
 
 @pytest.mark.parametrize("backend", ["sface", "insightface"])
+def test_bent_print_turned_or_moved_is_refused(backend, obama, strangers):
+    """A print bent around a vertical cylinder (radius 1.2 face widths, and 0.6: a paper
+    mask), turned 45 degrees either way where it is held, and bent 0.8 while turned 40
+    degrees, moved sideways, tilted and brought closer: a real 3-D surface whose landmarks
+    turn like a head's, but with no nose standing out of its column (rule 6)."""
+    eng = shared_engine(backend)
+    accepted, n = [], 0
+    for p in [obama[1], strangers[0]]:
+        frame = face_frame(p)
+        for radius, yaw, move in ((1.2, 45, {}), (1.2, -45, {}), (0.6, 45, {}), (0.6, -45, {}),
+                                  (0.8, 40, dict(dx=40, roll=8, scale=0.2)), (0.8, -40, dict(dx=40, roll=8, scale=0.2))):
+            imgs = bent_print_frames(frame, radius, yaw, **move)
+            accepted += [(p.name, radius, yaw, a) for a in _accepted_ways(eng, imgs)]
+            n += 2
+    assert n == 24 and accepted == [], accepted
+
+
+@pytest.mark.parametrize("backend", ["sface", "insightface"])
+def test_phone_screen_turned_while_moved_is_refused(backend, obama, biden, strangers):
+    """The phone screen (moire, a lamp's reflection that stays put) turned while it is moved
+    sideways, tilted and brought closer: the reflection and the moire move unlike the
+    picture, which the planar test alone could take for depth."""
+    eng = shared_engine(backend)
+    accepted = []
+    for p in [obama[1], biden, strangers[2]]:
+        accepted += [(p.name, a) for a in _accepted_ways(eng, screen_frames(face_frame(p), "turn_and_move"))]
+    assert accepted == [], accepted
+
+
+@pytest.mark.parametrize("backend", ["sface", "insightface"])
 def test_photos_of_one_person_swapped_mid_track_are_refused(backend, obama):
     """Real photos of one man in different poses (yaw proxy obama2 -0.13, obama +0.03,
     obama3 +0.10), shown one after the other at the same place: the landmarks turn and
@@ -363,3 +393,55 @@ def test_grey_frames_missing_at_the_start_do_not_skip_the_surface_test(obama):
         assert not check_active(partial, c).live
     none_at_all = [LiveFrame(f.ts, f.bbox, f.landmarks, None) for f in seq]
     assert "planar_share" not in check_active(none_at_all, "left").details   # landmarks only: no surface test
+
+
+# --------------------------------------------------------------------------- the nose (rule 6)
+
+def _turned_surface(protrusion, yaw_deg, iod_px=70.0, dist_iod=10.0):
+    """Points of a surface (``protrusion(u, v)``: eye distances toward the camera, u across,
+    v down from between the eyes) seen frontal and after a turn of ``yaw_deg`` about the
+    vertical axis through the eyes (head-pose sign: positive brings the nose to the image's
+    right), through a pinhole camera: the SurfaceFlow the check measures."""
+    from kiosk.vision.liveness import SurfaceFlow
+
+    u, v = np.meshgrid(np.linspace(-0.75, 0.75, 16), np.linspace(-0.45, 1.45, 18))
+    u, v = u.ravel(), v.ravel()
+    lm_uv = np.array([[-0.5, 0.0], [0.5, 0.0], [0.0, 0.57], [-0.41, 1.16], [0.41, 1.16]])
+
+    def project(uu, vv, theta):
+        p = protrusion(uu, vv)
+        x = uu * np.cos(theta) + p * np.sin(theta)
+        depth = dist_iod - (-uu * np.sin(theta) + p * np.cos(theta))
+        return np.stack([320 + iod_px * dist_iod * x / depth, 240 + iod_px * dist_iod * vv / depth], axis=1)
+
+    th = np.radians(yaw_deg)
+    lm = project(lm_uv[:, 0], lm_uv[:, 1], 0.0)
+    return SurfaceFlow(project(u, v, 0.0), project(u, v, th), lm)
+
+
+def test_nose_lead_tells_a_nose_from_any_sheet_bent_about_one_axis():
+    """Pure geometry, no detector: a face-like surface (a nose 0.5 eye distances out, on a
+    rounded head) turned 12 degrees leads by about a generic nose (~1) the way it turned;
+    paper bent about a vertical axis (radius 1 or 0.6 eye distances, or folded in a V along
+    the nose) or a horizontal one, turned the same way, leads by ~0 - its depth is a
+    function of the column (or the row) alone."""
+    from kiosk.vision.liveness import nose_lead
+
+    def head(u, v):
+        nose = 0.5 * np.exp(-0.5 * (u / 0.15) ** 2 - 0.5 * ((v - 0.57) / np.where(v < 0.57, 0.3, 0.12)) ** 2)
+        return nose + 0.4 * (1 - np.clip(u / 1.2, -1, 1) ** 2)
+
+    def cylinder(r):
+        return lambda u, v: np.sqrt(r * r - np.clip(u, -0.95 * r, 0.95 * r) ** 2) - r
+
+    sheets = {"r=1": cylinder(1.0), "r=0.6": cylinder(0.6), "V fold": lambda u, v: -0.6 * np.abs(u),
+              "horizontal bend": lambda u, v: np.sqrt(1.0 - np.clip(v - 0.5, -0.95, 0.95) ** 2) - 1.0,
+              "flat": lambda u, v: 0.0 * u}
+    for yaw in (12.0, -12.0):
+        lead, se, n = nose_lead(_turned_surface(head, yaw), yaw)
+        assert lead > 0.6 and n >= 200, (yaw, lead)
+        wrong, _, _ = nose_lead(_turned_surface(head, -yaw), yaw)       # the nose lags: not this turn
+        assert wrong < -0.6
+        for name, sheet in sheets.items():
+            lead, se, _ = nose_lead(_turned_surface(sheet, yaw), yaw)
+            assert abs(lead) < 0.08, (name, yaw, lead)    # refused under min_nose_lead 0.1

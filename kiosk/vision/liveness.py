@@ -17,15 +17,24 @@ solid head, not a picture:
   seeded afresh (``segment_deg`` of yaw), and a single homography must not
   explain most of them. A detector's landmarks on a tilted photo can look like
   a turned head; the flow of the photo's texture cannot.
+* the nose: paper is developable, so a print bent about a vertical axis and turned
+  moves every point of one column alike, whatever the bend; a head's nose moves
+  ahead of the bridge and the lip of its own column, the way the head turns. The
+  horizontal motion of the followed points is fitted with every motion a sheet can
+  make plus a generic nose (``nose_lead``), after the flow is measured again on the
+  last frame warped back by the sheet-like motion (optical flow errs by up to a pixel
+  on a surface seen more and more obliquely, enough to fake a nose); a turn whose
+  nose leads by less than 0.1 of a generic nose, with two standard errors to spare,
+  is a sheet.
 * one continuous face: a frame whose face points cannot be followed into the next
   frame splits the track (without grey frames: a jump of the face box or a long
   gap), and the turn must happen within one piece (a photo swapped for another is
   two pieces). Time between frames alone does not split it: a slow terminal is
   not a cut.
 
-Not refused reliably (docs/liveness.md has the figures): a print bent around a
-cylinder (a real 3-D surface) and a screen whose moire and reflections move
-differently from its picture.
+docs/liveness.md has what was measured, on real recordings and on rendered attacks,
+and what is not covered (a replayed video of the person turning, paper folded about
+a slanted line).
 
 Passive (when an ONNX anti-spoofing model is configured): an 80x80 aligned crop
 scored by the model (insightface's liveness add-on and MiniFASNet-style models
@@ -80,6 +89,11 @@ class LivenessConfig:
     plane_tolerance: float = 0.025  # a point within this many eye distances fits the plane
     max_planar_share: float = 0.8   # median share of mid-face points on one homography = flat
     min_points: int = 12            # a flatness test needs this many points followed
+    # the nose (rule 6): what turned must show a nose moving ahead of its own column. Refused
+    # when the turn shows, with 2 standard errors to spare, less than 0.1 of a generic nose
+    # (0.03 eye distances, 2 mm, in front of its bridge and lip): paper, however bent, shows 0
+    min_nose_lead: float = 0.1
+    nose_lead_sigmas: float = 2.0
     max_segments: int = 10          # flatness tests per check (time)
 
     # names kept for callers of the earlier version
@@ -124,31 +138,27 @@ def _iod(lm: np.ndarray) -> float:
     return float(np.linalg.norm(np.asarray(lm[1], np.float64) - np.asarray(lm[0], np.float64))) or 1.0
 
 
-def _corners(gray: np.ndarray, lm: np.ndarray, middle: bool, n: int = 150) -> np.ndarray | None:
-    """Corners to follow: of the middle of the face (between and just around the eyes, nose
-    and mouth: where a real face is least like a plane) or of the whole face (cheeks and
-    brow too, for the continuity test)."""
+def _corners(gray: np.ndarray, lm: np.ndarray, n: int = 150) -> np.ndarray | None:
+    """Corners of the whole face (brow to chin, cheeks included) to follow for the
+    continuity test."""
     lm = np.asarray(lm, np.float64)
     iod = _iod(lm)
-    if middle:
-        x0, x1 = min(lm[0, 0], lm[3, 0]) - 0.1 * iod, max(lm[1, 0], lm[4, 0]) + 0.1 * iod
-        y0, y1 = min(lm[0, 1], lm[1, 1]) - 0.15 * iod, max(lm[3, 1], lm[4, 1]) + 0.1 * iod
-    else:
-        x0, x1 = lm[:, 0].min() - 0.3 * iod, lm[:, 0].max() + 0.3 * iod
-        y0, y1 = lm[:2, 1].min() - 0.45 * iod, lm[3:, 1].max() + 0.3 * iod
+    x0, x1 = lm[:, 0].min() - 0.3 * iod, lm[:, 0].max() + 0.3 * iod
+    y0, y1 = lm[:2, 1].min() - 0.45 * iod, lm[3:, 1].max() + 0.3 * iod
     mask = np.zeros_like(gray)
     cv2.rectangle(mask, (int(x0), int(y0)), (int(x1), int(y1)), 255, -1)
     return cv2.goodFeaturesToTrack(gray, n, 0.001, max(2.0, iod / 20), mask=mask, blockSize=5)
 
 
-def _follow(grays: list[np.ndarray], p0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Points followed frame to frame (pyramidal Lucas-Kanade), each step checked
-    forward-backward. Returns the end points and which survived."""
+def _follow(grays: list[np.ndarray], p0: np.ndarray, win: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Points followed frame to frame (pyramidal Lucas-Kanade, ``win`` px windows), each
+    step checked forward-backward. Returns the end points and which survived."""
+    lk = _LK if win is None else {**_LK, "winSize": (win, win)}
     pts = p0.copy()
     ok = np.ones(len(p0), bool)
     for a, b in zip(grays, grays[1:]):
-        nxt, st, _ = cv2.calcOpticalFlowPyrLK(a, b, pts, None, **_LK)
-        back, st2, _ = cv2.calcOpticalFlowPyrLK(b, a, nxt, pts.copy(), **_LK)
+        nxt, st, _ = cv2.calcOpticalFlowPyrLK(a, b, pts, None, **lk)
+        back, st2, _ = cv2.calcOpticalFlowPyrLK(b, a, nxt, pts.copy(), **lk)
         ok &= (st.ravel() == 1) & (st2.ravel() == 1) & (
             np.linalg.norm((back - pts).reshape(-1, 2), axis=1) < _FB_PX)
         pts = nxt
@@ -161,7 +171,7 @@ def flow_continuity(a: LiveFrame, b: LiveFrame) -> float | None:
     one frame to the next; a photo swapped for another keeps few."""
     if a.gray is None or b.gray is None or a.landmarks is None:
         return None
-    p0 = _corners(a.gray, a.landmarks, middle=False)
+    p0 = _corners(a.gray, a.landmarks)
     if p0 is None or len(p0) < 8:
         return None
     _, ok = _follow([a.gray, b.gray], p0)
@@ -198,21 +208,123 @@ def stabilised(seq: list[LiveFrame], rolls: list[float] | None = None) -> tuple[
 ROLL_WARP_DEG = 3.0
 
 
-def planar_share(seq: list[LiveFrame], tolerance: float, min_points: int = 12,
-                 rolls: list[float] | None = None) -> tuple[float | None, int]:
-    """Follow the middle of the face from the first frame of ``seq`` to the last (frames with
-    a face, stabilised) and return the share of the points that one homography explains
-    (None: fewer than ``min_points`` followed). When the face moved, points that stayed where
-    they were in the camera image are not on the face (a reflection on a screen, a mark on
-    the lens) and are left out."""
+def face_frame_coords(lm: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """The face's own axes in an image: origin between the eyes, ``ex`` along the eyes (to
+    the image's right), ``ey`` down the face, in pixels per eye distance."""
+    lm = np.asarray(lm, np.float64)
+    o = (lm[0] + lm[1]) / 2
+    iod = _iod(lm)
+    ex = (lm[1] - lm[0]) / iod
+    return o, np.stack([ex, np.array([-ex[1], ex[0]])]), iod
+
+
+# the region where surface points are seeded, in the face's axes (eye distances): from the
+# brows to below the mouth, a little wider than the eyes
+_SEED_U, _SEED_V = (-0.75, 0.75), (-0.45, 1.45)
+
+
+def _seed_surface(gray: np.ndarray, lm: np.ndarray, n: int = 220) -> np.ndarray | None:
+    o, axes, iod = face_frame_coords(lm)
+    corners = np.array([[u, v] for u, v in ((_SEED_U[0], _SEED_V[0]), (_SEED_U[1], _SEED_V[0]),
+                                             (_SEED_U[1], _SEED_V[1]), (_SEED_U[0], _SEED_V[1]))])
+    poly = (o + iod * corners @ axes).astype(np.int32)
+    mask = np.zeros_like(gray)
+    cv2.fillConvexPoly(mask, poly, 255)
+    return cv2.goodFeaturesToTrack(gray, n, 0.001, max(2.0, iod / 22), mask=mask, blockSize=5)
+
+
+SURFACE_WINDOW_IOD = 0.15
+
+
+def surface_window(iod: float) -> int:
+    """The optical-flow window for following the face's surface: 0.15 eye distances (about
+    1 cm), odd, 7 to 21 px. A window follows the average motion of what it covers; one
+    wider than the nose (0.3 eye distances) averages the nose with the cheek beside it,
+    which flattens a real face and makes a bent sheet look uneven."""
+    return int(np.clip(2 * round(SURFACE_WINDOW_IOD / 2 * iod) + 1, 7, 21))
+
+
+@dataclass(frozen=True)
+class SurfaceFlow:
+    """Points of the face followed over one stretch of the turn: where they were in its
+    first frame (``a``) and where they are in its last (``b``), both in the first frame's
+    stabilised image, with the first frame's landmarks; ``fine``: ``b`` measured again
+    after the stretch's last frame was warped onto its first by the motion any bent sheet
+    could make (None when not measured)."""
+
+    a: np.ndarray
+    b: np.ndarray
+    landmarks: np.ndarray
+    fine: np.ndarray | None = None
+
+
+def _sheet_model(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Basis of the smooth motion of a sheet bent about a vertical axis (both coordinates:
+    any function of the column, times 1 and times the row, plus a smooth function of the
+    row), in eye distances from between the eyes."""
+    hx = _hats(x, _KNOTS_X)
+    X = np.column_stack([hx, hx * y[:, None], y * y, y ** 3])
+    return X
+
+
+def refine_on_sheet(g0: np.ndarray, g1: np.ndarray, a: np.ndarray, b: np.ndarray,
+                    origin: np.ndarray, iod: float, win: int) -> np.ndarray | None:
+    """Measure the motion ``a`` -> ``b`` again, free of the error optical flow makes on a
+    surface seen more and more obliquely: Lucas-Kanade assumes a window only shifts, and
+    where the picture is squeezed across the window (a sheet turning away, a cheek) it
+    follows the texture's centre of weight, not the point - up to a pixel, enough to fake
+    or hide a nose. So the smooth motion of a bent sheet (``_sheet_model``) is fitted to
+    the followed points, the last frame is warped back onto the first with it, and the
+    points are followed again over what is left (a few pixels, no squeeze). Returns the
+    end points in the last frame, or None when the fit fails."""
+    if len(a) < 40:
+        return None
+    xa, xb = (a - origin) / iod, (b - origin) / iod
+    X = _sheet_model(xa[:, 0], xa[:, 1])
+    keep = X.any(axis=0)
+    X = X[:, keep]
+    coef, *_ = np.linalg.lstsq(X, xb - xa, rcond=None)
+    h, w = g0.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    gx, gy = (xs - origin[0]) / iod, (ys - origin[1]) / iod
+    # the warp only where the face is (the basis is zero far from it), the rest unmoved
+    box = (np.abs(gx) < 1.3) & (gy > -0.9) & (gy < 1.9)
+    mx, my = xs.copy(), ys.copy()
+    Xg = _sheet_model(gx[box], gy[box])[:, keep]
+    d = Xg @ coef * iod
+    mx[box] += d[:, 0]
+    my[box] += d[:, 1]
+    back = cv2.remap(g1, mx.astype(np.float32), my.astype(np.float32), cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE)
+    lk = {**_LK, "winSize": (win, win), "maxLevel": 1}
+    p0 = a.astype(np.float32).reshape(-1, 1, 2)
+    r, st, _ = cv2.calcOpticalFlowPyrLK(g0, back, p0, p0.copy(), flags=cv2.OPTFLOW_USE_INITIAL_FLOW, **lk)
+    r = r.reshape(-1, 2).astype(np.float64)
+    xr = (r - origin) / iod
+    out = r + (_sheet_model(xr[:, 0], xr[:, 1])[:, keep] @ coef) * iod
+    bad = (st.ravel() != 1) | (np.linalg.norm(r - a, axis=1) > 0.1 * iod)
+    out[bad] = np.nan
+    return out
+
+
+def surface_flow(seq: list[LiveFrame], rolls: list[float] | None = None,
+                 min_points: int = 12) -> SurfaceFlow | None:
+    """Follow the face (brows to chin) from the first frame of ``seq`` to the last (frames
+    with a face, stabilised). When the face moved, points that stayed where they were in
+    the camera image are not on the face (a reflection on a screen, a mark on the lens) and
+    are left out."""
     ref = seq[0]
-    p0 = _corners(ref.gray, ref.landmarks, middle=True)
+    p0 = _seed_surface(ref.gray, ref.landmarks)
     if p0 is None:
-        return None, 0
+        return None
     grays, warps = stabilised(seq, rolls)
-    pts, ok = _follow(grays, p0)
-    a, b = p0[ok].reshape(-1, 2), pts[ok].reshape(-1, 2)
     iod = _iod(ref.landmarks)
+    pts, ok = _follow(grays, p0, surface_window(iod))
+    if ok.sum() < min_points and surface_window(iod) < _LK["winSize"][0]:
+        # too little detail at the nose's scale (a blurred or upscaled picture): the wider
+        # window of the continuity test is the best this picture allows
+        pts, ok = _follow(grays, p0)
+    a, b = p0[ok].reshape(-1, 2).astype(np.float64), pts[ok].reshape(-1, 2).astype(np.float64)
     face = _similarity(ref.landmarks, seq[-1].landmarks)     # how the face moved in the image
     if face is not None and len(a):
         back = cv2.invertAffineTransform(warps[-1])
@@ -220,14 +332,139 @@ def planar_share(seq: list[LiveFrame], tolerance: float, min_points: int = 12,
         moved = np.linalg.norm(a @ face[:, :2].T + face[:, 2] - a, axis=1)
         keep = ~((moved > 0.1 * iod) & (np.linalg.norm(b_cam - a, axis=1) < 0.3 * moved))
         a, b = a[keep], b[keep]
+    o, _, _ = face_frame_coords(ref.landmarks)
+    fine = refine_on_sheet(grays[0], grays[-1], a, b, o, iod, surface_window(iod))
+    return SurfaceFlow(a, b, np.asarray(ref.landmarks, np.float64), fine)
+
+
+def _mid_face(flow: SurfaceFlow) -> np.ndarray:
+    """Which points lie in the middle of the face (between and around the eyes, nose, mouth)."""
+    lm = flow.landmarks
+    iod = _iod(lm)
+    x0, x1 = min(lm[0, 0], lm[3, 0]) - 0.1 * iod, max(lm[1, 0], lm[4, 0]) + 0.1 * iod
+    y0, y1 = min(lm[0, 1], lm[1, 1]) - 0.15 * iod, max(lm[3, 1], lm[4, 1]) + 0.1 * iod
+    a = flow.a
+    return (a[:, 0] >= x0) & (a[:, 0] <= x1) & (a[:, 1] >= y0) & (a[:, 1] <= y1)
+
+
+def planar_share_of(flow: SurfaceFlow, tolerance: float, min_points: int = 12) -> tuple[float | None, int]:
+    """The share of the mid-face points that one homography explains (None: fewer than
+    ``min_points``)."""
+    m = _mid_face(flow)
+    a, b = flow.a[m], flow.b[m]
     n = len(a)
     if n < min_points:
         return None, n
+    iod = _iod(flow.landmarks)
     H, _ = cv2.findHomography(a, b, cv2.RANSAC, tolerance * iod)
     if H is None:
         return 0.0, n
     res = np.linalg.norm(cv2.perspectiveTransform(a[None].astype(np.float64), H)[0] - b, axis=1) / iod
     return float((res < tolerance).mean()), n
+
+
+def nose_depth(u: np.ndarray, v: np.ndarray, lm_face: np.ndarray) -> np.ndarray:
+    """A generic nose as depth in front of the rest of its column (eye distances), at face
+    coordinates (``u`` along the eyes, ``v`` down, eye distances from between the eyes): the
+    tip (at the nose landmark ``lm_face[2]``) 0.3 in front of the bridge above it and of
+    the upper lip below it (adult faces: about 2 cm, 0.3 of the 6.3 cm between the eyes),
+    falling off along the ridge toward the eyes and quickly under the tip."""
+    un, vn = float(lm_face[2, 0]), max(float(lm_face[2, 1]), 0.3)
+    sig_v = np.where(v <= vn, 0.3, 0.12)
+    xc = un * np.clip(v / vn, 0.0, 1.0)
+    return 0.3 * np.exp(-0.5 * ((v - vn) / sig_v) ** 2 - 0.5 * ((u - xc) / 0.15) ** 2)
+
+
+def _hats(x: np.ndarray, knots: np.ndarray) -> np.ndarray:
+    """Piecewise-linear basis (one column per knot) of a smooth function of ``x``."""
+    step = knots[1] - knots[0]
+    return np.clip(1 - np.abs(x[:, None] - knots[None, :]) / step, 0.0, 1.0)
+
+
+def _nuisance(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """What any sheet of paper can do to the horizontal motion of its points (``x``, ``y``:
+    image axes of the stabilised first frame, eye distances): the motion of a plane (affine
+    and perspective terms) plus any bend about a vertical axis (any function of the column:
+    piecewise linear, knots every 0.2 eye distances) or a smooth one about a horizontal axis."""
+    X = np.column_stack([_hats(x, _KNOTS_X), y, x * y, y * y, y ** 3, y ** 4])
+    return X[:, X.any(axis=0)]
+
+
+_KNOTS_X = np.arange(-1.2, 1.21, 0.2)
+
+
+def _lead_fit(X: np.ndarray, y: np.ndarray, min_points: int) -> tuple[float, float, int] | None:
+    """Least squares of ``y`` on ``X`` (twice, leaving out points more than 3 robust standard
+    deviations off); the last coefficient, its standard error and the points kept."""
+    keep = np.ones(len(y), bool)
+    for _ in range(2):     # fit, leave out points whose flow failed (moire, an occluded edge), refit
+        if keep.sum() < max(min_points, X.shape[1] + 5):
+            return None
+        coef, *_ = np.linalg.lstsq(X[keep], y[keep], rcond=None)
+        res = y - X @ coef
+        mad = 1.4826 * float(np.median(np.abs(res[keep] - np.median(res[keep]))))
+        keep = np.abs(res) <= max(3 * mad, 0.005)
+    if keep.sum() < max(min_points, X.shape[1] + 5):
+        return None
+    coef, *_ = np.linalg.lstsq(X[keep], y[keep], rcond=None)
+    res = y[keep] - X[keep] @ coef
+    dof = max(1, int(keep.sum()) - X.shape[1])
+    sigma2 = float(res @ res) / dof
+    cov = np.linalg.pinv(X[keep].T @ X[keep]) * sigma2
+    return float(coef[-1]), float(np.sqrt(max(cov[-1, -1], 0.0))), int(keep.sum())
+
+
+def nose_lead(flow: SurfaceFlow, yaw_change_deg: float, min_points: int = 12) -> tuple[float, float, int] | None:
+    """How far the nose moved ahead of the rest of its column during a turn of
+    ``yaw_change_deg`` (signed, head-pose convention), as a share of what a generic nose
+    (``nose_depth``) would do: (lead, standard error, points), None when too few points.
+
+    Paper is developable: bent about a vertical axis, however bent, its depth is a function
+    of the column alone, and turned about a vertical axis every point of one column moves
+    sideways alike (exactly, through a pinhole camera too). So the horizontal motion of the
+    followed points is fitted with every motion a sheet can make (``_nuisance``: any
+    function of the column, a smooth one of the row, the plane's perspective) plus the
+    generic nose times the sine of the turn; the nose's coefficient is the lead. A sheet
+    leads by 0; a head's nose, 1.5-2.5 cm in front of the bridge above it and the lip below
+    it in its own column, leads in the direction of the turn by about 1 (more or less as the
+    nose is larger or smaller than the generic one), and the wrong way when the turn was not
+    this way. When the flow was measured again on the sheet-warped frame
+    (``SurfaceFlow.fine``), that measure is used."""
+    o, axes, iod = face_frame_coords(flow.landmarks)
+    if flow.fine is not None:
+        ok = np.isfinite(flow.fine).all(axis=1)
+        flow = SurfaceFlow(flow.a[ok], flow.fine[ok], flow.landmarks)
+    if len(flow.a) < min_points:
+        return None
+    s = np.sin(np.radians(yaw_change_deg))
+    if abs(s) < 1e-3:
+        return None
+    lm_face = (flow.landmarks - o) @ axes.T / iod
+    uv = (flow.a - o) @ axes.T / iod                      # face axes: where the nose is
+    xy = (flow.a - o) / iod                               # image axes: how a sheet moves
+    dx = (flow.b[:, 0] - flow.a[:, 0]) / iod
+    tmpl = nose_depth(uv[:, 0], uv[:, 1], lm_face) * s
+    X = np.column_stack([_nuisance(xy[:, 0], xy[:, 1]), tmpl])
+    return _lead_fit(X, dx, min_points)
+
+
+LEAD_SE_FLOOR = 0.02
+IMPOSSIBLE_LEAD = -0.5
+
+
+def pool_leads(leads: list[tuple[float, float, int]]) -> tuple[float, float] | None:
+    """The nose leads of the stretches of one turn pooled, each weighted by how precisely it
+    was measured (a standard error under ``LEAD_SE_FLOOR`` counts as that: no single stretch
+    decides alone): (lead, standard error). A stretch whose nose fell behind its column by
+    more than half a generic nose (``IMPOSSIBLE_LEAD``) measured neither a head turning this
+    way nor a sheet (whose lead is 0): the points were lost to an expression, a hand or blur,
+    and it is left out. None when no stretch is left."""
+    leads = [x for x in leads if x[0] >= IMPOSSIBLE_LEAD]
+    if not leads:
+        return None
+    w = np.array([1 / max(se, LEAD_SE_FLOOR) ** 2 for _, se, _ in leads])
+    vals = np.array([v for v, _, _ in leads])
+    return float((w * vals).sum() / w.sum()), float(1 / np.sqrt(w.sum()))
 
 
 def _smooth(v: np.ndarray) -> np.ndarray:
@@ -297,7 +534,7 @@ def _check_piece(frames: list[LiveFrame], idx: list[int], sign: int,
     # tests) get the landmark tests alone
     if all(f.gray is None for f in frames):
         return LivenessResult(True, score, "活体检测通过", details)
-    shares, points = [], []
+    shares, points, leads = [], [], []
     seg = min(cfg.segment_deg, cfg.segment_share * best_turn)
     starts = [j for j in range(k) if any(abs(yaw[m] - yaw[j]) >= seg for m in range(j + 1, k + 1))]
     if len(starts) > cfg.max_segments:
@@ -307,11 +544,25 @@ def _check_piece(frames: list[LiveFrame], idx: list[int], sign: int,
         span = [(f, r) for f, r in zip(seen[j:m + 1], roll_raw[j:m + 1]) if f.gray is not None]
         if len(span) < 2 or span[0][0] is not seen[j] or span[-1][0] is not seen[m]:
             continue
-        share, n = planar_share([f for f, _ in span], cfg.plane_tolerance, cfg.min_points, [r for _, r in span])
+        flow = surface_flow([f for f, _ in span], [r for _, r in span], cfg.min_points)
+        if flow is None:
+            points.append(0)
+            continue
+        share, n = planar_share_of(flow, cfg.plane_tolerance, cfg.min_points)
         points.append(n)
         if share is not None:
             shares.append(share)
+        lead = nose_lead(flow, float(yaw[m] - yaw[j]), cfg.min_points)
+        if lead is not None:
+            leads.append(lead)
     details.update(segments=len(shares), points=int(np.median(points)) if points else 0)
+    lead_bound = None
+    pooled = pool_leads(leads) if leads else None
+    if pooled is not None:
+        lead, lead_se = pooled
+        lead_bound = lead + cfg.nose_lead_sigmas * lead_se
+        details.update(nose_lead=round(lead, 3), nose_lead_se=round(lead_se, 3),
+                       nose_leads=[round(float(v), 2) for v, _, _ in leads])
     if not shares:
         # nothing on the face could be followed over a turn: too blurred or too dark to tell a
         # head from a picture (with segments of 12 degrees every real clip measured had some)
@@ -321,6 +572,11 @@ def _check_piece(frames: list[LiveFrame], idx: list[int], sign: int,
     score = min(score, (1 - planar) / (1 - cfg.max_planar_share))
     if planar >= cfg.max_planar_share:
         return LivenessResult(False, score, REFUSED_FLAT, details)
+    if lead_bound is not None:
+        score = min(score, max(0.0, lead_bound) / cfg.min_nose_lead)
+        if lead_bound < cfg.min_nose_lead:
+            # what turned has no nose standing out of its column: a sheet, bent or not
+            return LivenessResult(False, score, REFUSED_FLAT, details)
     return LivenessResult(True, score, "活体检测通过", details)
 
 

@@ -1,0 +1,186 @@
+"""Measure the active liveness check on the real head-turn clips and on every rendered
+attack (docs/liveness.md has the figures this prints). Not a test: a command.
+
+    .venv/bin/python -m tests.measure_liveness [--backend sface|insightface] [--cache DIR]
+
+Detections are cached per backend in ``--cache`` (default /tmp/liveness_measure), so a
+change to the check re-runs in minutes, not the detectors. The attack photos: the samples
+shipped through PyPI (face_recognition's Obama x3 and Biden, the ``strangers`` samples,
+insightface's Tom Hanks and its group photo ``t1.jpg``) and, when ../shared/faces is
+there, the first photo of each of its people (calibration photos, never in the test suite).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import pickle
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from kiosk.vision.liveness import LiveFrame, check_active, frames_from_path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+LIVE = SHARED / "liveness" / "live"
+
+
+def attack_photos() -> list[Path]:
+    import importlib.util
+
+    from tests.conftest import model_dir
+    from kiosk.vision.modelpacks import verify_pack
+
+    fr = model_dir() / "samples" / "face_recognition"
+    out = [fr / n for n in ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg")]
+    files = verify_pack(model_dir(), "strangers", section="samples")
+    out += [files[r] for r in sorted(files)]
+    spec = importlib.util.find_spec("insightface")
+    if spec is not None and spec.origin:
+        img = Path(spec.origin).parent / "data" / "images"
+        out += [img / "Tom_Hanks_54745.png", img / "t1.jpg"]
+    faces = SHARED / "faces"
+    if faces.is_dir():
+        for person in sorted(p for p in faces.iterdir() if p.is_dir() and p.name.startswith("person_")):
+            imgs = sorted(person.glob("*.jpg"))
+            if imgs:
+                out.append(imgs[0])
+    return [p for p in out if p.is_file()]
+
+
+def attack_sequences(photo: Path) -> dict[str, list[np.ndarray]]:
+    """Every attack kind made from one photo (tests/liveness_helpers.py)."""
+    from tests.liveness_helpers import (ATTACKS, approach_frames, attack_frames, bent_print_frames,
+                                        cutout_frames, screen_frames)
+    from tests.vision_helpers import face_frame
+
+    frame = face_frame(photo)
+    out = {f"flat_{k}": attack_frames(frame, k) for k in ATTACKS}
+    out.update({f"approach_{y:+d}": approach_frames(frame, y) for y in (30, -30)})
+    out.update({f"cutout_{k}": cutout_frames(frame, k) for k in ("turn_left", "turn_right", "turn_and_move")})
+    out.update({f"screen_{k}": screen_frames(frame, k) for k in ("turn_left", "turn_right", "turn_and_move")})
+    for r in (1.2, 0.6):
+        for y in (45, -45):
+            out[f"bent{r}_{y:+d}"] = bent_print_frames(frame, r, y)
+    for y in (40, -40):
+        out[f"bentmove0.8_{y:+d}"] = bent_print_frames(frame, 0.8, y, dx=40, roll=8, scale=0.2)
+    return out
+
+
+def swap_sequences() -> dict[str, list[np.ndarray]]:
+    from tests.conftest import model_dir
+    from tests.liveness_helpers import swap_frames
+    from tests.vision_helpers import face_frame
+
+    fr = model_dir() / "samples" / "face_recognition"
+    o1, o2, o3 = (face_frame(fr / n) for n in ("obama.jpg", "obama2.jpg", "obama3.jpg"))
+    return {"obama->obama2": swap_frames(o1, [o2]), "obama2->obama": swap_frames(o2, [o1]),
+            "obama2->obama->obama3": swap_frames(o2, [o1, o3]),
+            "obama3->obama->obama2": swap_frames(o3, [o1, o2]),
+            "flipbook2": swap_frames(o2, [o1, o3], n_each=2), "flipbook1": swap_frames(o2, [o1, o3], n_each=1)}
+
+
+def _load(path: Path):
+    with open(path, "rb") as fh:
+        return pickle.load(fh)
+
+
+def _save(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as fh:
+        pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp.replace(path)
+
+
+def real_clips(backend: str, cache: Path) -> list[tuple[str, str, list[LiveFrame]]]:
+    from tests.conftest import shared_engine
+
+    with open(LIVE / "MANIFEST.tsv", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    out = []
+    for r in rows:
+        p = cache / backend / "live" / f"{r['folder']}.pkl"
+        if not p.is_file():
+            _save(p, frames_from_path(shared_engine(backend), LIVE / r["folder"]))
+        out.append((r["folder"], r["direction"], _load(p)))
+    return out
+
+
+def attack_set(backend: str, cache: Path):
+    """(photo name, kind, frames) for every attack; frames from the cache when there."""
+    from tests.conftest import shared_engine
+    from tests.liveness_helpers import live_frames
+
+    for photo in attack_photos():
+        p = cache / backend / "attacks" / f"{photo.parent.name}_{photo.stem}.pkl"
+        if p.is_file():
+            seqs = _load(p)
+        else:
+            seqs = {k: live_frames(shared_engine(backend), imgs) for k, imgs in attack_sequences(photo).items()}
+            _save(p, seqs)
+        for kind, seq in seqs.items():
+            yield f"{photo.parent.name}/{photo.name}", kind, seq
+    p = cache / backend / "attacks" / "_swaps.pkl"
+    if not p.is_file():
+        _save(p, {k: live_frames(shared_engine(backend), imgs) for k, imgs in swap_sequences().items()})
+    for kind, seq in _load(p).items():
+        yield "obama x3", f"swap_{kind}", seq
+
+
+def family(kind: str) -> str:
+    for pre in ("flat", "approach", "cutout", "swap"):
+        if kind.startswith(pre):
+            return pre
+    if kind.startswith("screen"):
+        return "screen_moving" if kind.endswith("move") else "screen_turned"
+    return kind.split("_")[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--backend", action="append")
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/liveness_measure"))
+    ap.add_argument("--json", type=Path, help="write every result here")
+    ap.add_argument("--skip-attacks", action="store_true")
+    ap.add_argument("--skip-live", action="store_true")
+    a = ap.parse_args(argv)
+    dump = {}
+    for backend in a.backend or ["sface", "insightface"]:
+        t0 = time.time()
+        rows = []
+        if not a.skip_live and (LIVE / "MANIFEST.tsv").is_file():
+            for name, direction, seq in real_clips(backend, a.cache):
+                other = "right" if direction == "left" else "left"
+                r, w = check_active(seq, direction), check_active(seq, other)
+                rows.append(("live", name, direction, r.live, r.reason, r.details))
+                rows.append(("live_other", name, other, w.live, w.reason, w.details))
+                print(f"{backend:11s} {name:30s} {direction:5s} {'PASS' if r.live else 'fail'} "
+                      f"{r.reason} {r.details}  | other: {'PASS' if w.live else 'fail'} {w.reason} "
+                      f"{w.details}", flush=True)
+        if not a.skip_attacks:
+            for photo, kind, seq in attack_set(backend, a.cache):
+                for c in ("left", "right"):
+                    r = check_active(seq, c)
+                    rows.append((family(kind), f"{photo}:{kind}", c, r.live, r.reason, r.details))
+                    if r.live:
+                        print(f"{backend:11s} ACCEPTED {photo}:{kind} {c} {r.details}", flush=True)
+        tally = defaultdict(lambda: [0, 0])
+        for fam, *_rest, live, _reason, _d in [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]:
+            tally[fam][0] += live
+            tally[fam][1] += 1
+        print(f"== {backend} ({time.time() - t0:.0f} s)")
+        for fam, (acc, n) in tally.items():
+            print(f"   {fam:16s} accepted {acc}/{n}")
+        dump[backend] = [list(r[:5]) + [r[5]] for r in rows]
+    if a.json:
+        a.json.write_text(json.dumps(dump, ensure_ascii=False, default=float, indent=0))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
