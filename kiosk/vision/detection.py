@@ -34,14 +34,18 @@ are looked at differently, for speed:
   tall at 720p, 100–150 px once scaled, far above what YuNet needs; the box and
   the landmarks are mapped back, and the quality gate, the alignment and the
   embedding use the full-resolution frame. A 1280×720 frame: YuNet 24.0 → 6.5 ms
-  (idle 2-core machine, 2026-11-26); the same 640 px look a 640×480 frame gets.
+  wall (the 2-core machine at load 1–2, 2026-11-26); the same 640 px look a 640×480
+  frame gets. Landmarks move by 2–5 % of the face height against a full-size look
+  (docs/benchmarks.md).
 * an empty frame gets the padded look only when the previous frame's face was near
   (``pad_empty``: the pipeline knows; a face that fills the frame does not come from
   nowhere, it grows), so a camera looking at an empty counter pays one detection per
-  frame, not two (a 640×480 empty frame: 21.4 → 7 ms). Photos keep both looks.
+  frame, not two (a 640×480 empty frame, CPU time under load: 51.7 → 13.8 ms, `kiosk
+  bench` of 2026-11-26). Photos keep both looks.
 """
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import cv2
@@ -126,6 +130,7 @@ class YuNetDetector(_Detector):
         # one network per input size: changing the size re-plans the network, and camera
         # frames, their padded look and photos come in different sizes
         self._nets: dict[tuple[int, int], cv2.FaceDetectorYN] = {}
+        self._lock = threading.Lock()    # one engine serves the vision worker and service calls
 
     def _net(self, w: int, h: int) -> cv2.FaceDetectorYN:
         net = self._nets.pop((w, h), None)
@@ -140,7 +145,8 @@ class YuNetDetector(_Detector):
 
     def _detect(self, img: np.ndarray, padded: bool = False) -> list[Face]:
         h, w = img.shape[:2]
-        _, rows = self._net(w, h).detect(img)
+        with self._lock:
+            _, rows = self._net(w, h).detect(img)
         faces: list[Face] = []
         if rows is None:
             return faces
