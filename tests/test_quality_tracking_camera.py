@@ -183,6 +183,10 @@ def test_strong_rule_needs_score_lead_and_quality_on_both_frames():
     t = PersonTracker(votes_needed=3, window=6, strong_score=None)    # off
     t.observe((0, 0, 100, 100), 0.0)
     assert _vote(t, "A", 0.9, 0.2).state == "pending" and _vote(t, "A", 0.9, 0.2).state == "pending"
+    # a stricter setting stays stricter: 5 votes needed, 4 strong ones
+    t = PersonTracker(votes_needed=5, window=8, strong_score=0.65)
+    t.observe((0, 0, 100, 100), 0.0)
+    assert [_vote(t, "A", 0.9, 0.2).state for _ in range(4)] == ["pending"] * 3 + ["identified"]
 
 
 def test_camera_frames_are_detected_at_640_px_landmarks_close_to_full_size(obama, biden, strangers):

@@ -7,7 +7,7 @@ The rule (``PersonTracker.decide``), over the track's last ``window`` gate-passi
 
 * **identified** when no frame in the window matched anybody else and none was
   ambiguous, the agreeing frames' quality weights add up to ``min_support``, and either
-  ``votes_needed`` (3) frames matched the person, or ``strong_votes`` (2) of them were
+  ``votes_needed`` (3) frames matched the person, or ``strong_votes`` (one fewer: 2) were
   *strong*: a score at least ``strong_score`` (the backend's ``BackendDefaults.strong_score``:
   sface 0.65 against its 1:N threshold 0.50), a lead of ``strong_margin`` (0.20) over the
   best other resident and a quality weight of at least ``strong_quality`` (0.5). A clear
@@ -79,14 +79,18 @@ class Decision:
 class PersonTracker:
     def __init__(self, votes_needed: int = 3, window: int = 6, unknown_after: int = 6,
                  iou_min: float = 0.25, max_gap_s: float = 1.5, min_support: float = 1.0,
-                 strong_votes: int = 2, strong_score: float | str | None = BACKEND, strong_margin: float = 0.20,
+                 strong_votes: int | None = None, strong_score: float | str | None = BACKEND,
+                 strong_margin: float = 0.20,
                  strong_quality: float = 0.5, unknown_min_s: float = 0.4) -> None:
         """``min_support``: the quality weights of the agreeing frames must add up to this.
         ``strong_*``: the shorter way to a decision (module docstring); ``strong_score``
-        ``BACKEND``: the engine's (``RecognitionPipeline`` sets it), None: off."""
+        ``BACKEND``: the engine's (``RecognitionPipeline`` sets it), None: off;
+        ``strong_votes`` None: one fewer than ``votes_needed`` (a stricter setting stays
+        stricter)."""
         self.votes_needed, self.window, self.unknown_after = votes_needed, window, unknown_after
         self.min_support = min_support
-        self.strong_votes, self.strong_score = strong_votes, strong_score
+        self.strong_votes = strong_votes if strong_votes is not None else max(1, votes_needed - 1)
+        self.strong_score = strong_score
         self.strong_margin, self.strong_quality = strong_margin, strong_quality
         self.unknown_min_s = unknown_min_s
         self.iou_min, self.max_gap_s = iou_min, max_gap_s
@@ -117,8 +121,10 @@ class PersonTracker:
 
     def is_strong(self, v: Vote) -> bool:
         """A clear match: far above the threshold, far ahead of anybody else, a good frame."""
-        return (isinstance(self.strong_score, float) and v.status == "matched" and v.score is not None
-                and v.score >= self.strong_score and v.weight >= self.strong_quality
+        s = self.strong_score
+        return (isinstance(s, (int, float)) and not isinstance(s, bool) and v.status == "matched"
+                and v.score is not None
+                and v.score >= s and v.weight >= self.strong_quality
                 and v.score - (v.runner_up if v.runner_up is not None else -1.0) >= self.strong_margin)
 
     def decide(self) -> Decision:
