@@ -109,3 +109,16 @@ class DuplicateFaceError(KioskError):
         self.other_resident_id = other_resident_id
         self.other_name = other_name
         self.score = score
+
+
+class DistrictError(KioskError):
+    """The district (server, terminal, sync); the rest of its errors are in kiosk.sync.errors."""
+    default_user_message = "区服务器操作失败"
+    http_status = 400
+
+
+class ServerOnlyError(DistrictError):
+    """A write only the district server may make, tried on a terminal (refused by the
+    store's change tracking and by the imports)."""
+    default_user_message = "这是区服务器的终端：导入和区级数据只能在区服务器上修改"
+    http_status = 403

@@ -131,7 +131,7 @@ def cmd_server(a: argparse.Namespace) -> int:
 
 def _server_app():
     from ..services.context import App
-    from ..sync.errors import ServerOnlyError
+    from ..errors import ServerOnlyError
 
     app = App()
     if app.settings.is_terminal:
@@ -248,7 +248,7 @@ def cmd_sync_status(a: argparse.Namespace) -> int:
 def cmd_reconcile(a: argparse.Namespace) -> int:
     from ..money import fen_to_yuan
     from ..server.reconcile import DECISION_ZH, decide, reconcile
-    from ..sync.errors import ServerOnlyError
+    from ..errors import ServerOnlyError
 
     app = _server_app()
     if app.settings.is_terminal:

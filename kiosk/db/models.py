@@ -285,7 +285,7 @@ class PinLockout(Base):
 # --------------------------------------------------------------------------- the district (0003)
 class ChangeLogEntry(Base):
     """Which district record changed, at which version. Terminals pull what changed since
-    the version they last saw. Versions are handed out at commit (see kiosk.sync.changes),
+    the version they last saw. Versions are handed out at commit (see kiosk.db.changes),
     so they become visible in order."""
 
     __tablename__ = "change_log"
@@ -387,6 +387,3 @@ class DistrictSetting(Base):
     updated_by: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-
-# the district's change tracking and terminal outbox listen on every session (kiosk/sync/changes.py)
-from ..sync import changes as _district_changes  # noqa: E402,F401

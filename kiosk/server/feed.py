@@ -25,8 +25,8 @@ from sqlalchemy import func, select
 
 from ..db.models import (Canteen, ChangeLogEntry, FaceConsent, FaceTemplate, LedgerEntry, MenuItem, Order,
                          OrderVoid, Resident, Staff, SubsidyPolicy)
-from ..sync import rowcodec
-from ..sync.changes import current_version
+from ..db import rowcodec
+from ..db.changes import current_version
 from ..timeutil import now_cst
 
 RESIDENT_EXCLUDE = ("id_number",)   # the counter never needs the ID number

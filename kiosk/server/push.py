@@ -31,7 +31,7 @@ from ..db.models import (AppliedOp, DistrictFlag, FaceConsent, FaceTemplate, Led
                          OrderVoid, PushedOrder, Resident, SubsidyPolicy, Terminal, new_id, utcnow)
 from ..db import audit
 from ..services.checkout import balance_of, month_bounds
-from ..sync import changes, rowcodec
+from ..db import changes, rowcodec
 from .auth import TerminalIdentity, claim_terminal
 
 log = logging.getLogger("kiosk.server.push")

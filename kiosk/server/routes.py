@@ -30,7 +30,7 @@ def ping() -> dict:
 
 @router.get("/whoami")
 def whoami(term: TerminalIdentity = Depends(current_terminal), app: App = Depends(get_app)) -> dict:
-    from ..sync.changes import current_version
+    from ..db.changes import current_version
 
     with app.db.session(read_only=True) as s:
         v = current_version(s)

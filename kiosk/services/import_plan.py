@@ -61,7 +61,7 @@ def refuse_on_terminal(app) -> None:
     """Imports run on the district server (or a single machine); a terminal of a
     district server receives what was imported there at its next sync."""
     if app.settings.is_terminal:
-        from ..sync.errors import ServerOnlyError
+        from ..errors import ServerOnlyError
 
         raise ServerOnlyError("这是区服务器的终端：花名册、菜单和补贴政策只能在区服务器上导入"
                               "（网页管理台或服务器上的 kiosk 命令），终端会在下次同步时收到",

@@ -1,3 +1,2 @@
 """The terminal side of the district: outbox, replica, sync client and status
-(docs/district.md). Importing this package installs the change tracking on sessions."""
-from . import changes  # noqa: F401  (registers the session listeners)
+(docs/district.md). The change tracking they rely on is the store's (kiosk.db.changes)."""

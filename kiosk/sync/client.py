@@ -20,7 +20,7 @@ from sqlalchemy import delete, select
 
 from .. import __version__
 from ..db.models import OutboxEntry, SyncState, utcnow
-from . import changes
+from ..db import changes
 from .errors import DistrictError, ServerUnreachableError, TerminalAuthError, TerminalOnlyError
 from .outbox import pending_count
 from .replica import apply_records

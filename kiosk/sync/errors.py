@@ -1,12 +1,7 @@
 """Errors of the district (server, terminal, sync)."""
 from __future__ import annotations
 
-from ..errors import KioskError
-
-
-class DistrictError(KioskError):
-    default_user_message = "区服务器操作失败"
-    http_status = 400
+from ..errors import DistrictError, ServerOnlyError  # noqa: F401 (defined below the store)
 
 
 class ServerUnreachableError(DistrictError):
@@ -21,8 +16,3 @@ class TerminalAuthError(DistrictError):
 
 class TerminalOnlyError(DistrictError):
     default_user_message = "这台机器不是区服务器的终端（未设置 KIOSK_SERVER_URL / KIOSK_SERVER_TOKEN）"
-
-
-class ServerOnlyError(DistrictError):
-    default_user_message = "这是区服务器的终端：导入和区级数据只能在区服务器上修改"
-    http_status = 403

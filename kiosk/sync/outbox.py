@@ -2,7 +2,7 @@
 
 Called inside the unit of work that made a change (a sale, a void, a top-up, an
 enrolment, an erasure). On a terminal it names the outbox row that the commit writes
-in the same transaction (kiosk.sync.changes gathers the rows written); on the server it
+in the same transaction (kiosk.db.changes gathers the rows written); on the server it
 notes the district records changed by writes the ORM cannot see (bulk deletes). On a
 single machine it costs a dictionary update."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..db.models import OutboxEntry
-from . import changes
+from ..db import changes
 
 # which district record an operation changes, by the resident it names (for bulk writes)
 _TOUCHES = {"faces.erase": "faces", "faces.remove": "faces", "faces.enroll": "faces"}

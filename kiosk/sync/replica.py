@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from ..db.models import (Canteen, FaceConsent, FaceTemplate, LedgerEntry, MenuItem, Order, OrderLine,
                          OrderVoid, OutboxEntry, Resident, Staff, SubsidyPolicy)
-from . import changes, rowcodec
+from ..db import changes, rowcodec
 
 SYNC_NS = uuid.UUID("6f1c1f8e-52b1-4a44-9b4e-8e3c2a0d7a11")
 

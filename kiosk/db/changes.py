@@ -24,9 +24,10 @@ from typing import Callable
 from sqlalchemy import event, insert, inspect, select, text
 from sqlalchemy.orm import Session
 
-from ..db.models import (AuditEntry, Canteen, ChangeLogEntry, FaceConsent, FaceTemplate, LedgerEntry,
+from .models import (AuditEntry, Canteen, ChangeLogEntry, FaceConsent, FaceTemplate, LedgerEntry,
                          MenuItem, Order, OrderLine, OrderVoid, OutboxEntry, Resident, Staff,
                          SubsidyPolicy, SyncCounter, SyncState)
+from ..errors import ServerOnlyError
 from . import rowcodec
 
 APPLY = "kiosk_sync_apply"       # session.info flag: the sync itself is writing
@@ -104,8 +105,6 @@ def _guard(session: Session, _ctx, _instances) -> None:
     if not (new or dirty or staff):
         return
     if role_of(session) == "terminal":
-        from .errors import ServerOnlyError
-
         what = sorted({type(o).__tablename__ for o in new + dirty + staff})
         raise ServerOnlyError("这是区服务器的终端：花名册、菜单、补贴政策、工作人员和食堂设置只能在区服务器上导入或修改，"
                               "终端会在下次同步时收到",
