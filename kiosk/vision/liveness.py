@@ -561,8 +561,14 @@ def _check_piece(frames: list[LiveFrame], idx: list[int], sign: int,
     if pooled is not None:
         lead, lead_se = pooled
         lead_bound = lead + cfg.nose_lead_sigmas * lead_se
-        details.update(nose_lead=round(lead, 3), nose_lead_se=round(lead_se, 3),
-                       nose_leads=[round(float(v), 2) for v, _, _ in leads])
+        details.update(nose_lead=round(lead, 3), nose_lead_se=round(lead_se, 3))
+    elif leads and all(v + cfg.nose_lead_sigmas * se < IMPOSSIBLE_LEAD for v, se, _ in leads):
+        # every stretch moved, beyond doubt, in a way neither a head turning this way nor a
+        # sheet does (moire or a reflection moving over a screen): nothing showed a nose.
+        # (When that is only uncertain - a blurred clip - the nose rule has nothing to judge.)
+        lead_bound = IMPOSSIBLE_LEAD
+    if leads:
+        details["nose_leads"] = [round(float(v), 2) for v, _, _ in leads]
     if not shares:
         # nothing on the face could be followed over a turn: too blurred or too dark to tell a
         # head from a picture (with segments of 12 degrees every real clip measured had some)
