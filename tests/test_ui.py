@@ -289,6 +289,39 @@ def test_unknown_face_goes_to_card_path(qtbot, win, strangers):
     assert "没有认出您" in win.noface.prompt.text()
 
 
+def test_an_elder_not_recognised_at_first_is_recognised_on_the_card_page(qtbot, win, obama, strangers):
+    """"Unknown" sends the face to the card page, but the camera keeps looking: the elder
+    who then faces it goes on by face, unless the card path was started or chosen."""
+    person = Standing(win, face_frame(strangers[0]))
+    try:
+        wait_state(qtbot, win, NOFACE)
+        person.swap(face_frame(obama[1]))            # the elder looks up at the screen
+        wait_state(qtbot, win, BILL)
+        assert "张桂兰" in win.bill.title.text()
+    finally:
+        person.leave()
+
+
+def test_the_card_page_keeps_an_elder_who_chose_it_or_started_typing(qtbot, win, obama, strangers):
+    win.go_noface("请刷助老卡")                        # 不刷脸 tapped: no face recognition here
+    person = Standing(win, face_frame(obama[1]))
+    try:
+        qtbot.wait(1500)
+        assert win.state == NOFACE
+    finally:
+        person.leave()
+    win.go_idle()
+    person = Standing(win, face_frame(strangers[0]))
+    try:
+        wait_state(qtbot, win, NOFACE)
+        win.noface.cardkeys.buttons["Z"].click()      # typing a card number
+        person.swap(face_frame(obama[1]))
+        qtbot.wait(1500)
+        assert win.state == NOFACE and win.noface.entry.text() == "Z"
+    finally:
+        person.leave()
+
+
 def test_card_number_path_with_card_reader(qtbot, win, tmp_path):
     qtbot.mouseClick(win.idle.no_face_btn, Qt.MouseButton.LeftButton)
     assert win.state == NOFACE and win.noface.mode() == "card" and "助老卡" in win.noface.prompt.text()
@@ -325,6 +358,17 @@ def test_phone_last_four_then_name(qtbot, win):
     assert win.noface.prompt.text() == "请点您的名字"          # on screen, not only spoken
     b.click()
     wait_state(qtbot, win, BILL)
+
+
+def test_the_next_elder_does_not_see_the_last_ones_names(qtbot, win):
+    win.go_noface("请输入", mode="phone")
+    for d in "0001":
+        win.noface.keypad.buttons[d].click()
+    win.noface.keypad.buttons["确定"].click()
+    qtbot.waitUntil(lambda: len(win.noface.name_buttons) == 1)
+    win.go_idle()                                   # the elder walks away without choosing
+    win.go_noface("请输入", mode="phone")
+    assert win.noface.name_buttons == [] and win.noface.entry.text() == ""
 
 
 def test_unknown_card_says_so(qtbot, win):

@@ -186,8 +186,8 @@ class KioskWindow(QMainWindow):
     def go_bill(self, resident_id: str, identified_by: str) -> None:
         self.checkout.go_bill(resident_id, identified_by)
 
-    def go_noface(self, prompt: str, mode: str = "card") -> None:
-        self.cardpath.go(prompt, mode)
+    def go_noface(self, prompt: str, mode: str = "card", watch_face: bool = False) -> None:
+        self.cardpath.go(prompt, mode, watch_face)
 
     def go_staff(self) -> None:
         self.staffflow.go()
@@ -227,6 +227,8 @@ class KioskWindow(QMainWindow):
         elif self.state == IDLE:
             self.idle.camera.show_frame(ev.image, ev.boxes, ev.primary)
             self.checkout.on_idle_frame(ev)
+        elif self.state == NOFACE:
+            self.cardpath.on_frame(ev)
 
     def _tick(self) -> None:
         if self._call_until and time.monotonic() > self._call_until:

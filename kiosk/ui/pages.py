@@ -366,6 +366,8 @@ class NoFacePage(Page):
 
     def reset(self, mode: str = "card") -> None:
         self.call.setVisible(False)
+        _clear(self.names)                  # the last elder's names are not the next one's
+        self.name_buttons = []
         self.set_mode(mode)
         self.entry.setFocus()
 

@@ -115,7 +115,8 @@ class CheckoutController:
             self.refresh_ev = ev
             w.liveness.start(ev)
         elif ev.decision == "unknown":
-            w.go_noface("没有认出您。请用助老卡，或输入手机号后四位")
+            # the camera keeps looking: an elder who then faces it is still recognised
+            w.go_noface("没有认出您。请用助老卡，或输入手机号后四位", watch_face=True)
 
     # -- the bill ------------------------------------------------------------------------------
     def go_bill(self, resident_id: str, identified_by: str) -> None:

@@ -21,9 +21,14 @@ class NoFaceController:
         p.call_staff.connect(self.call_staff)
         p.mode_changed.connect(self._mode_changed)
         self._quiet = False
+        self.watch_face = False
 
-    def go(self, prompt: str, mode: str = "card") -> None:
+    def go(self, prompt: str, mode: str = "card", watch_face: bool = False) -> None:
+        """``watch_face``: sent here because the face was not recognised (yet); if the camera
+        then recognises the elder before anything is typed, checkout goes on by face. Not
+        after a failed liveness check or a tap on 不刷脸 (no second chance for a photo)."""
         w = self.win
+        self.watch_face = watch_face
         w.checkout.resident_id = None
         w.liveness.cancel()
         w.idle.end_challenge()
@@ -32,6 +37,17 @@ class NoFaceController:
         self._quiet = False
         w.show_page("noface")
         w.say(prompt, w.noface.prompt)
+
+    def on_frame(self, ev) -> None:
+        w = self.win
+        if not (self.watch_face and ev.decision == "identified" and ev.resident_id):
+            return
+        if w.noface.entry.text() or w.noface.names.count():
+            self.watch_face = False            # the elder has started on the card path: leave it
+            return
+        self.watch_face = False
+        w.show_page("idle")
+        w.checkout.on_idle_frame(ev)
 
     def _mode_changed(self, mode: str) -> None:
         if not self._quiet:
