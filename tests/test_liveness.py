@@ -445,3 +445,14 @@ def test_nose_lead_tells_a_nose_from_any_sheet_bent_about_one_axis():
         for name, sheet in sheets.items():
             lead, se, _ = nose_lead(_turned_surface(sheet, yaw), yaw)
             assert abs(lead) < 0.08, (name, yaw, lead)    # refused under min_nose_lead 0.1
+
+
+def test_nose_leads_of_a_turn_are_pooled_by_precision_and_impossible_ones_left_out():
+    from kiosk.vision.liveness import pool_leads
+
+    lead, se = pool_leads([(0.8, 0.1, 40), (0.2, 0.05, 80)])
+    assert lead == pytest.approx((0.8 / 0.01 + 0.2 / 0.0025) / (1 / 0.01 + 1 / 0.0025))
+    assert se == pytest.approx((1 / 0.01 + 1 / 0.0025) ** -0.5)
+    assert pool_leads([(0.02, 0.001, 150)])[1] == pytest.approx(0.02)      # no stretch decides alone
+    assert pool_leads([(0.6, 0.1, 40), (-0.9, 0.1, 40)]) == pytest.approx((0.6, 0.1))   # a lost stretch
+    assert pool_leads([(-0.9, 0.1, 40)]) is None
