@@ -444,10 +444,17 @@ def nose_lead(flow: SurfaceFlow, yaw_change_deg: float, min_points: int = 12) ->
     xy = (flow.a - o) / iod                               # image axes: how a sheet moves
     dx = (flow.b[:, 0] - flow.a[:, 0]) / iod
     tmpl = nose_depth(uv[:, 0], uv[:, 1], lm_face) * s
-    X = np.column_stack([_nuisance(xy[:, 0], xy[:, 1]), tmpl])
-    return _lead_fit(X, dx, min_points)
+    best = _lead_fit(np.column_stack([_nuisance(xy[:, 0], xy[:, 1]), tmpl]), dx, min_points)
+    if best is not None and abs(np.degrees(np.arctan2(axes[0, 1], axes[0, 0]))) >= TILTED_SHEET_DEG:
+        # the face is tilted in the picture: a print held tilted is bent along the portrait,
+        # its columns along the face's vertical, not the image's - the smaller lead counts
+        tilted = _lead_fit(np.column_stack([_nuisance(uv[:, 0], uv[:, 1]), tmpl]), dx, min_points)
+        if tilted is not None and tilted[0] < best[0]:
+            best = tilted
+    return best
 
 
+TILTED_SHEET_DEG = 8.0   # a face rolled this much: its columns are tried as the sheet's too
 LEAD_SE_FLOOR = 0.02
 IMPOSSIBLE_LEAD = -0.5
 
