@@ -284,22 +284,32 @@ def refine_on_sheet(g0: np.ndarray, g1: np.ndarray, a: np.ndarray, b: np.ndarray
     keep = X.any(axis=0)
     X = X[:, keep]
     coef, *_ = np.linalg.lstsq(X, xb - xa, rcond=None)
+    # the warp only where the face is (brows to chin, a margin each side): a crop of the
+    # first frame and the last frame warped onto it
     h, w = g0.shape[:2]
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
-    gx, gy = (xs - origin[0]) / iod, (ys - origin[1]) / iod
-    # the warp only where the face is (the basis is zero far from it), the rest unmoved
-    box = (np.abs(gx) < 1.3) & (gy > -0.9) & (gy < 1.9)
-    mx, my = xs.copy(), ys.copy()
-    Xg = _sheet_model(gx[box], gy[box])[:, keep]
-    d = Xg @ coef * iod
-    mx[box] += d[:, 0]
-    my[box] += d[:, 1]
-    back = cv2.remap(g1, mx.astype(np.float32), my.astype(np.float32), cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE)
+    x0, x1 = int(max(0, origin[0] - 1.3 * iod)), int(min(w, origin[0] + 1.3 * iod + 1))
+    y0, y1 = int(max(0, origin[1] - 0.9 * iod)), int(min(h, origin[1] + 1.9 * iod + 1))
+    if x1 - x0 < 2 * win or y1 - y0 < 2 * win:
+        return None
+    # the model is h(x) . (c1 + c2 y) + c3 y^2 + c4 y^3: evaluated per column and per row
+    full = np.zeros((len(keep), 2))
+    full[keep] = coef
+    k = len(_KNOTS_X)
+    gx = (np.arange(x0, x1, dtype=np.float64) - origin[0]) / iod
+    gy = (np.arange(y0, y1, dtype=np.float64) - origin[1]) / iod
+    hx = _hats(gx, _KNOTS_X)
+    c1, c2 = hx @ full[:k], hx @ full[k:2 * k]                        # per column
+    rows = np.outer(gy ** 2, full[2 * k]) + np.outer(gy ** 3, full[2 * k + 1])   # per row
+    d = (c1[None] + c2[None] * gy[:, None, None] + rows[:, None]) * iod
+    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    back = cv2.remap(g1, xs + d[..., 0].astype(np.float32), ys + d[..., 1].astype(np.float32),
+                     cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     lk = {**_LK, "winSize": (win, win), "maxLevel": 1}
-    p0 = a.astype(np.float32).reshape(-1, 1, 2)
-    r, st, _ = cv2.calcOpticalFlowPyrLK(g0, back, p0, p0.copy(), flags=cv2.OPTFLOW_USE_INITIAL_FLOW, **lk)
-    r = r.reshape(-1, 2).astype(np.float64)
+    corner = np.array([x0, y0], np.float64)
+    p0 = (a - corner).astype(np.float32).reshape(-1, 1, 2)
+    r, st, _ = cv2.calcOpticalFlowPyrLK(np.ascontiguousarray(g0[y0:y1, x0:x1]), back, p0, p0.copy(),
+                                        flags=cv2.OPTFLOW_USE_INITIAL_FLOW, **lk)
+    r = r.reshape(-1, 2).astype(np.float64) + corner
     xr = (r - origin) / iod
     out = r + (_sheet_model(xr[:, 0], xr[:, 1])[:, keep] @ coef) * iod
     bad = (st.ravel() != 1) | (np.linalg.norm(r - a, axis=1) > 0.1 * iod)
