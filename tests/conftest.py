@@ -14,10 +14,8 @@ In CI (the environment variable ``CI`` set, as ``.ci/run`` has it) nothing is sk
 a missing optional part there is an install defect, so those tests run and fail."""
 from __future__ import annotations
 
-import glob
 import importlib.util
 import os
-import shutil
 from functools import lru_cache
 from pathlib import Path
 
@@ -87,21 +85,10 @@ def insightface_missing() -> str | None:
 
 @lru_cache(maxsize=None)
 def postgres_missing() -> str | None:
-    """Why tests/test_postgres.py cannot start a PostgreSQL server here, or None."""
-    if importlib.util.find_spec("psycopg") is None:
-        return "psycopg is not installed (pip install '.[postgres]'; bash install.sh --test does)"
-    if not glob.glob("/usr/lib/postgresql/*/bin/initdb") or not glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"):
-        return "the PostgreSQL server is not installed (bash install.sh --test installs it)"
-    if os.geteuid() == 0:        # the server refuses to run as root: the tests start it as postgres
-        import pwd
+    """Why a throwaway PostgreSQL server cannot be started here, or None (the bench's check)."""
+    from kiosk.bench_district import postgres_missing as why
 
-        try:
-            pwd.getpwnam("postgres")
-        except KeyError:
-            return "running as root and there is no postgres user to start the server as"
-        if shutil.which("runuser") is None:
-            return "running as root and runuser is missing (needed to start the server as postgres)"
-    return None
+    return why()
 
 
 OPTIONAL_PARTS = {"insightface": insightface_missing, "postgres": postgres_missing}
