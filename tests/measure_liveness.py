@@ -1,7 +1,10 @@
 """Measure the active liveness check on the real head-turn clips and on every rendered
 attack (docs/liveness.md has the figures this prints). Not a test: a command.
 
-    .venv/bin/python -m tests.measure_liveness [--backend sface|insightface] [--cache DIR]
+    .venv/bin/python -m tests.measure_liveness [--backend sface|insightface] [--cache DIR] [--scale S]
+
+``--scale``: every frame resized by S first (a camera of another resolution, a face nearer or
+farther); its detections are cached apart.
 
 Detections are cached per backend in ``--cache`` (default /tmp/liveness_measure), so a
 change to the check re-runs in minutes, not the detectors. The attack photos: the samples
@@ -97,37 +100,72 @@ def _save(path: Path, obj) -> None:
     tmp.replace(path)
 
 
-def real_clips(backend: str, cache: Path) -> list[tuple[str, str, list[LiveFrame]]]:
+def resized_frames(imgs: list[np.ndarray], scale: float) -> list[np.ndarray]:
+    """Frames as a camera of ``scale`` times the resolution would give them (cubic up, area down)."""
+    import cv2
+
+    if scale == 1.0:
+        return imgs
+    interp = cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA
+    return [cv2.resize(im, None, fx=scale, fy=scale, interpolation=interp) for im in imgs]
+
+
+def _tag(scale: float) -> str:
+    return "" if scale == 1.0 else f"x{scale:g}"
+
+
+def scaled_clip(engine, folder: Path, scale: float) -> list[LiveFrame]:
+    """A real clip's frames resized by ``scale``, detected as ``kiosk liveness`` does."""
+    import cv2
+
+    from kiosk.vision.camera import IMAGE_EXT
+    from kiosk.vision.liveness import detect_for_liveness, folder_fps
+
+    if scale == 1.0:
+        return frames_from_path(engine, folder)
+    fps = folder_fps(folder)
+    files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_EXT)[:120]
+    out = []
+    for i, img in enumerate(resized_frames([cv2.imread(str(f)) for f in files], scale)):
+        f = detect_for_liveness(engine, img)
+        out.append(LiveFrame(i / fps, f.bbox if f else None, f.landmarks if f else None,
+                             cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)))
+    return out
+
+
+def real_clips(backend: str, cache: Path, scale: float = 1.0) -> list[tuple[str, str, list[LiveFrame]]]:
     from tests.conftest import shared_engine
 
     with open(LIVE / "MANIFEST.tsv", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
     out = []
     for r in rows:
-        p = cache / backend / "live" / f"{r['folder']}.pkl"
+        p = cache / backend / f"live{_tag(scale)}" / f"{r['folder']}.pkl"
         if not p.is_file():
-            _save(p, frames_from_path(shared_engine(backend), LIVE / r["folder"]))
+            _save(p, scaled_clip(shared_engine(backend), LIVE / r["folder"], scale))
         out.append((r["folder"], r["direction"], _load(p)))
     return out
 
 
-def attack_set(backend: str, cache: Path):
+def attack_set(backend: str, cache: Path, scale: float = 1.0):
     """(photo name, kind, frames) for every attack; frames from the cache when there."""
     from tests.conftest import shared_engine
     from tests.liveness_helpers import live_frames
 
     for photo in attack_photos():
-        p = cache / backend / "attacks" / f"{photo.parent.name}_{photo.stem}.pkl"
+        p = cache / backend / f"attacks{_tag(scale)}" / f"{photo.parent.name}_{photo.stem}.pkl"
         if p.is_file():
             seqs = _load(p)
         else:
-            seqs = {k: live_frames(shared_engine(backend), imgs) for k, imgs in attack_sequences(photo).items()}
+            seqs = {k: live_frames(shared_engine(backend), resized_frames(imgs, scale))
+                    for k, imgs in attack_sequences(photo).items()}
             _save(p, seqs)
         for kind, seq in seqs.items():
             yield f"{photo.parent.name}/{photo.name}", kind, seq
-    p = cache / backend / "attacks" / "_swaps.pkl"
+    p = cache / backend / f"attacks{_tag(scale)}" / "_swaps.pkl"
     if not p.is_file():
-        _save(p, {k: live_frames(shared_engine(backend), imgs) for k, imgs in swap_sequences().items()})
+        _save(p, {k: live_frames(shared_engine(backend), resized_frames(imgs, scale))
+                  for k, imgs in swap_sequences().items()})
     for kind, seq in _load(p).items():
         yield "obama x3", f"swap_{kind}", seq
 
@@ -148,13 +186,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="write every result here")
     ap.add_argument("--skip-attacks", action="store_true")
     ap.add_argument("--skip-live", action="store_true")
+    ap.add_argument("--scale", type=float, default=1.0,
+                    help="resize every frame (clips and renders) by this factor first, as a camera "
+                         "of another resolution would see it")
     a = ap.parse_args(argv)
     dump = {}
     for backend in a.backend or ["sface", "insightface"]:
         t0 = time.time()
         rows = []
         if not a.skip_live and (LIVE / "MANIFEST.tsv").is_file():
-            for name, direction, seq in real_clips(backend, a.cache):
+            for name, direction, seq in real_clips(backend, a.cache, a.scale):
                 other = "right" if direction == "left" else "left"
                 r, w = check_active(seq, direction), check_active(seq, other)
                 rows.append(("live", name, direction, r.live, r.reason, r.details))
@@ -163,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"{r.reason} {r.details}  | other: {'PASS' if w.live else 'fail'} {w.reason} "
                       f"{w.details}", flush=True)
         if not a.skip_attacks:
-            for photo, kind, seq in attack_set(backend, a.cache):
+            for photo, kind, seq in attack_set(backend, a.cache, a.scale):
                 for c in ("left", "right"):
                     r = check_active(seq, c)
                     rows.append((family(kind), f"{photo}:{kind}", c, r.live, r.reason, r.details))
@@ -173,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         for fam, *_rest, live, _reason, _d in [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]:
             tally[fam][0] += live
             tally[fam][1] += 1
-        print(f"== {backend} ({time.time() - t0:.0f} s)")
+        print(f"== {backend} x{a.scale:g} ({time.time() - t0:.0f} s)")
         for fam, (acc, n) in tally.items():
             print(f"   {fam:16s} accepted {acc}/{n}")
         dump[backend] = [list(r[:5]) + [r[5]] for r in rows]

@@ -26,6 +26,9 @@ solid head, not a picture:
   on a surface seen more and more obliquely, enough to fake a nose); a turn whose
   nose leads by less than 0.1 of a generic nose, with two standard errors to spare,
   is a sheet.
+* all of it in the face's own scale (``face_normalised``): the frames are cropped to where
+  the face moved and resized to 64 px between the eyes first, so the pixel sizes of the
+  flow and corner steps mean the same on any camera, near or far.
 * one continuous face: a frame whose face points cannot be followed into the next
   frame splits the track (without grey frames: a jump of the face box or a long
   gap), and the turn must happen within one piece (a photo swapped for another is
@@ -95,6 +98,9 @@ class LivenessConfig:
     min_nose_lead: float = 0.1
     nose_lead_sigmas: float = 2.0
     max_segments: int = 10          # flatness tests per check (time)
+    # the check runs on frames scaled so that the face's eye distance is this many pixels
+    # (``face_normalised``): the same face gives the same answer at any camera resolution
+    face_iod: float | None = 64.0
 
     # names kept for callers of the earlier version
     @property
@@ -603,11 +609,69 @@ def _check_piece(frames: list[LiveFrame], idx: list[int], sign: int,
     return LivenessResult(True, score, "活体检测通过", details)
 
 
+# the check's scale: eye distance in pixels (a typical face of a 640x480 kiosk camera at arm's
+# length), and the margin kept around the face's track (eye distances)
+NORM_IOD = 64.0
+NORM_MARGIN_IOD = 1.5
+
+
+def face_normalised(frames: list[LiveFrame], iod: float | None = NORM_IOD) -> list[LiveFrame]:
+    """The frames in the face's own scale: every grey frame cropped to the region the face
+    moved in (the union of its boxes and landmarks, with room for the flow around it) and
+    resized so that the track's median eye distance is ``iod`` pixels; boxes and landmarks
+    mapped with it. Every pixel-sized step of the check (corner spacing, flow windows and
+    pyramid, the forward-backward error, the blur of small detail) then sees the same face
+    at any camera resolution or distance, and a large frame costs no more than a small one.
+    One crop and one scale for the whole track: a flat picture stays flat, a cut stays a
+    cut. ``iod`` None: the frames as they are."""
+    faced = [f for f in frames if f.bbox is not None and f.landmarks is not None]
+    if iod is None or not faced or all(f.gray is None for f in frames):
+        return frames
+    iods = np.array([_iod(f.landmarks) for f in faced])
+    s = iod / float(np.median(iods))
+    x0 = y0 = np.inf
+    x1 = y1 = -np.inf
+    for f, d in zip(faced, iods):
+        lm = np.asarray(f.landmarks, np.float64)
+        bx, by, bw, bh = (float(v) for v in f.bbox[:4])
+        m = NORM_MARGIN_IOD * d
+        x0, y0 = min(x0, bx, lm[:, 0].min() - m), min(y0, by, lm[:, 1].min() - m)
+        x1, y1 = max(x1, bx + bw, lm[:, 0].max() + m), max(y1, by + bh, lm[:, 1].max() + m)
+    h, w = next(f.gray for f in frames if f.gray is not None).shape[:2]
+    x0, y0 = int(max(0, np.floor(x0))), int(max(0, np.floor(y0)))
+    x1, y1 = int(min(w, np.ceil(x1))), int(min(h, np.ceil(y1)))
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return frames
+    ow, oh = max(1, int(round((x1 - x0) * s))), max(1, int(round((y1 - y0) * s)))
+    sx, sy = ow / (x1 - x0), oh / (y1 - y0)
+    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+
+    def pt(p: np.ndarray) -> np.ndarray:    # pixel centres map onto pixel centres
+        p = np.asarray(p, np.float64)
+        return np.column_stack([(p[:, 0] - x0 + 0.5) * sx - 0.5, (p[:, 1] - y0 + 0.5) * sy - 0.5])
+
+    out = []
+    for f in frames:
+        g = f.gray
+        if g is not None:
+            g = cv2.resize(np.ascontiguousarray(g[y0:y1, x0:x1]) if g.shape[:2] == (h, w) else g,
+                           (ow, oh), interpolation=interp)
+        bbox = lm = None
+        if f.bbox is not None and f.landmarks is not None:
+            bx, by, bw, bh = (float(v) for v in f.bbox[:4])
+            c = pt(np.array([[bx, by]]))[0]
+            bbox = (float(c[0]), float(c[1]), bw * sx, bh * sy)
+            lm = pt(np.asarray(f.landmarks, np.float64).reshape(-1, 2)).astype(np.float32)
+        out.append(LiveFrame(f.ts, bbox, lm, g))
+    return out
+
+
 def check_active(frames: list[LiveFrame], challenge: str,
                  cfg: LivenessConfig = LivenessConfig()) -> LivenessResult:
     if challenge not in CHALLENGES:
         raise ValueError(f"challenge must be one of {sorted(CHALLENGES)}")
     sign = CHALLENGES[challenge][1]
+    frames = face_normalised(frames, cfg.face_iod)
     seen = [f for f in frames if f.bbox is not None and f.landmarks is not None]
     if len(seen) < cfg.min_frames:
         return LivenessResult(False, None, REFUSED_UNSEEN, {"frames": len(seen)})
@@ -701,12 +765,36 @@ def folder_fps(folder: Path, default: float = 12.0) -> float:
     return rate
 
 
+# the detectors' landmarks are good on faces of the size they were trained on; on a large face
+# (a close face, a large frame: YuNet on a 270-px eye distance misplaces them by 5-13 degrees
+# of yaw) they are taken again from the frame scaled so that the eye distance is DETECT_IOD.
+# Every face more than 10 % above it is, so a face gives the same landmarks at any resolution
+# above that.
+DETECT_IOD = 80.0
+DETECT_MAX_IOD = 1.1 * DETECT_IOD
+
+
+def detect_for_liveness(engine, img: np.ndarray):
+    """The primary face of ``img`` (its pixels) with landmarks from a face-sized detection."""
+    from .quality import primary_face
+
+    f = primary_face(engine.detect(img), img.shape)
+    if f is None or f.landmarks is None:
+        return f
+    d = _iod(f.landmarks)
+    if d > DETECT_MAX_IOD:
+        side = max(64, int(round(max(img.shape[:2]) * DETECT_IOD / d)))
+        g = primary_face(engine.detect(img, max_side=side), img.shape)
+        if g is not None and g.landmarks is not None:
+            return g
+    return f
+
+
 def frames_from_path(engine, path: Path, max_frames: int = 120, fps: float | None = None) -> list[LiveFrame]:
     """A recorded sequence (video file or folder of images) as LiveFrames. A folder's
     frame rate is ``fps``, else its ``fps.txt``, else 12 (the kiosk's)."""
     from .camera import IMAGE_EXT, FolderCapture
     from .image_io import check_video_capture
-    from .quality import primary_face
 
     p = Path(path)
     if p.is_dir():
@@ -734,7 +822,7 @@ def frames_from_path(engine, path: Path, max_frames: int = 120, fps: float | Non
         ok, img = cap.read()
         if not ok or img is None:
             break
-        f = primary_face(engine.detect(img), img.shape)
+        f = detect_for_liveness(engine, img)
         out.append(LiveFrame(ts_of(i), f.bbox if f else None, f.landmarks if f else None,
                              cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)))
     cap.release()
