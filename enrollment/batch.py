@@ -13,8 +13,8 @@ from kiosk.db.models import FaceTemplate, Resident
 from kiosk.errors import ConsentRequiredError, DuplicateFaceError, ImageError, NotFoundError
 from kiosk.db.permissions import require
 
-from .consent import active_consent, record_consent
-from .dedupe import check_against_others, check_capture_consistency
+from kiosk.enrollment.consent import active_consent, record_consent
+from kiosk.enrollment.dedupe import check_against_others, check_capture_consistency
 
 
 @dataclass

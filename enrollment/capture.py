@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 from kiosk.errors import ConsentRequiredError, NotFoundError
 from kiosk.db.models import Resident
 
-from .batch import EnrollReport, Prepared, check_people, enroll_prepared
-from .consent import active_consent, record_consent
+from kiosk.enrollment.batch import EnrollReport, Prepared, check_people, enroll_prepared
+from kiosk.enrollment.consent import active_consent, record_consent
 
 # (name, yaw range, spoken request); yaw is the landmark proxy of kiosk.vision.quality
 POSES = (("frontal", (-0.12, 0.12), "请正对屏幕"),

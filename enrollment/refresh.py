@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .batch import rotate_templates
-from .consent import active_consent
+from kiosk.enrollment.batch import rotate_templates
+from kiosk.enrollment.consent import active_consent
 
 MIN_QUALITY = 0.6
 MIN_MARGIN_OVER_THRESHOLD = 0.10

@@ -18,7 +18,7 @@ import platformdirs
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .errors import ConfigError
+from kiosk.errors import ConfigError
 
 APP_NAME = "changshou-kiosk"
 

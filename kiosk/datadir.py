@@ -9,7 +9,7 @@ import os
 import stat
 from pathlib import Path
 
-from .errors import ConfigError
+from kiosk.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -112,7 +112,7 @@ class DuplicateFaceError(KioskError):
 
 
 class DistrictError(KioskError):
-    """The district (server, terminal, sync); the rest of its errors are in kiosk.sync.errors."""
+    """The district protocol between a terminal and the server (both sides raise and read these)."""
     default_user_message = "区服务器操作失败"
     http_status = 400
 
@@ -122,3 +122,17 @@ class ServerOnlyError(DistrictError):
     store's change tracking and by the imports)."""
     default_user_message = "这是区服务器的终端：导入和区级数据只能在区服务器上修改"
     http_status = 403
+
+
+class ServerUnreachableError(DistrictError):
+    default_user_message = "连不上区服务器（离线），本机照常售餐，订单会在恢复联网后自动上传"
+    http_status = 503
+
+
+class TerminalAuthError(DistrictError):
+    default_user_message = "此终端的令牌无效或已被吊销，请联系区管理员"
+    http_status = 401
+
+
+class TerminalOnlyError(DistrictError):
+    default_user_message = "这台机器不是区服务器的终端（未设置 KIOSK_SERVER_URL / KIOSK_SERVER_TOKEN）"

@@ -53,7 +53,7 @@ def check_checkout_request(resident_id: object, dish_ids: object, idempotency_ke
     """The ids of a checkout request, checked before the database sees them: text,
     not empty, at most ID_MAX_CHARS, no control characters (PostgreSQL refuses NUL);
     at most CHECKOUT_MAX_DISHES dishes. Raises ValidationError saying which."""
-    from .errors import ValidationError
+    from kiosk.errors import ValidationError
 
     def bad_id(value: object, limit: int = ID_MAX_CHARS) -> str | None:
         if not isinstance(value, str) or not value.strip():
@@ -87,7 +87,7 @@ NOTE_MAX_CHARS = 500                 # free-text notes and reasons (void reason,
 def check_text(value: str | None, limit: int, what_zh: str, what_en: str) -> None:
     """A free text typed by staff (payer, reason, name): at most ``limit`` characters and
     no control characters, checked before the database sees it. Raises ValidationError."""
-    from .errors import ValidationError
+    from kiosk.errors import ValidationError
 
     if value is None:
         return

@@ -29,7 +29,7 @@ from kiosk.services.security import generate_key  # noqa: E402
 
 # copies of the ../shared/formats examples ship with the package (the demo uses them too),
 # so a clone without shared/ still tests them
-from kiosk.demo import FORMATS  # noqa: E402
+from kiosk.terminal.demo import FORMATS  # noqa: E402
 
 
 def model_dir() -> Path:
@@ -86,7 +86,7 @@ def insightface_missing() -> str | None:
 @lru_cache(maxsize=None)
 def postgres_missing() -> str | None:
     """Why a throwaway PostgreSQL server cannot be started here, or None (the bench's check)."""
-    from kiosk.bench_district import postgres_missing as why
+    from kiosk.bench.district import postgres_missing as why
 
     return why()
 

@@ -9,17 +9,17 @@ import subprocess
 import time
 from pathlib import Path
 
-from kiosk.bench_district import KIOSK, PostgresCluster as _Cluster, free_port  # noqa: F401  (free_port: tests)
+from kiosk.bench.district import KIOSK, PostgresCluster as _Cluster, free_port  # noqa: F401  (free_port: tests)
 from kiosk.config import load_settings
 from kiosk.services.context import App
 from kiosk.services.security import generate_key
 from kiosk.timeutil import now_cst
 
-from .conftest import add_test_staff, shared_engine
+from tests.conftest import add_test_staff, shared_engine
 
 
 class PostgresCluster(_Cluster):
-    """The district tests' throwaway cluster (kiosk.bench_district.PostgresCluster, without
+    """The district tests' throwaway cluster (kiosk.bench.district.PostgresCluster, without
     fsync): one database per test with ``new_db()``."""
 
     def __init__(self) -> None:
@@ -39,7 +39,7 @@ class District:
     """The server store (set up in-process), the server process, and terminals."""
 
     def __init__(self, root: Path, formats: Path, db_url: str | None = None) -> None:
-        from kiosk.server.auth import add_terminal
+        from kiosk.district.domain.terminals import add_terminal
         from kiosk.services.importing import import_menu, import_policy, import_roster
 
         self.root = root

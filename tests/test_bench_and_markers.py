@@ -12,7 +12,7 @@ import pytest
 
 from kiosk.cli.main import main
 
-from .conftest import model_dir
+from tests.conftest import model_dir
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -124,9 +124,9 @@ def test_in_ci_nothing_is_skipped(tmp_path):
 def test_postgres_marker_reasons(monkeypatch):
     import importlib.util
 
-    import kiosk.bench_district as bench_district
+    import kiosk.bench.district as bench_district
 
-    from . import conftest
+    from tests import conftest
 
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
@@ -150,7 +150,7 @@ def test_postgres_marker_reasons(monkeypatch):
 @pytest.mark.insightface
 def test_markers_are_registered(pytestconfig):
     """Both optional parts are there on this machine when this runs (else it is skipped)."""
-    from . import conftest
+    from tests import conftest
 
     names = [m.split(":", 1)[0] for m in pytestconfig.getini("markers")]
     assert {"insightface", "postgres"} <= set(names)

@@ -14,8 +14,8 @@ from kiosk.services.context import App
 from kiosk.services.importing import import_menu, import_policy, import_roster
 from kiosk.timeutil import CST
 
-from .billing_helpers import settle_at_once
-from .conftest import staff_actor
+from tests.billing_helpers import settle_at_once
+from tests.conftest import staff_actor
 
 LUNCH = datetime(2026, 11, 23, 12, 5, tzinfo=CST)
 DINNER = datetime(2026, 11, 23, 17, 30, tzinfo=CST)

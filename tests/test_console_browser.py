@@ -28,7 +28,7 @@ pytestmark = [
 ]
 playwright_api = pytest.importorskip("playwright.sync_api", reason="needs Playwright for Python (pip install playwright)")
 
-from .test_console_reports import ADMIN_PIN, MONTH, SUPERVISOR_PIN, seed  # noqa: E402
+from tests.test_console_reports import ADMIN_PIN, MONTH, SUPERVISOR_PIN, seed  # noqa: E402
 
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]

@@ -15,8 +15,8 @@ from sqlalchemy import select
 from kiosk.config import get_settings
 from kiosk.timeutil import CST
 
-from .conftest import FORMATS
-from .test_postgres import pg_url  # noqa: F401  (the throwaway PostgreSQL cluster fixture)
+from tests.conftest import FORMATS
+from tests.test_postgres import pg_url  # noqa: F401  (the throwaway PostgreSQL cluster fixture)
 
 MONTH = "2026-11"
 ADMIN_PIN = "86420135"
@@ -261,7 +261,7 @@ def test_age_brackets_do_not_overlap_and_price_by_upper_bound(store, tmp_path):
 
 # ------------------------------------------------------------------------------ reports
 def test_monthly_table_totals_match_rows_and_the_orders(store):
-    from kiosk.services.district_reports import monthly_table
+    from kiosk.district.domain.reports import monthly_table
 
     rep = monthly_table(store["app"], MONTH)
     detail = rep.sheets[0]
@@ -291,7 +291,7 @@ def test_xlsx_numbers_are_numbers_money_two_decimals_and_text_never_a_formula():
 def test_monthly_pdf_has_the_font_embedded_and_the_totals(store, tmp_path):
     from pypdf import PdfReader
 
-    from kiosk.services.district_reports import monthly_table
+    from kiosk.district.domain.reports import monthly_table
     from kiosk.services.report_files import write_report_file
 
     rep = monthly_table(store["app"], MONTH)
@@ -312,7 +312,7 @@ def test_monthly_pdf_has_the_font_embedded_and_the_totals(store, tmp_path):
 
 
 def test_daily_sales_counts_portions_per_dish(store):
-    from kiosk.services.district_reports import daily_sales
+    from kiosk.district.domain.reports import daily_sales
 
     rep = daily_sales(store["app"], date(2026, 11, 6))
     dishes = {(r[0], r[2]): r[4] for r in rep.sheets[1].rows}
@@ -322,7 +322,7 @@ def test_daily_sales_counts_portions_per_dish(store):
 
 
 def test_welfare_alert_lists_regular_living_alone_and_records_the_visit(store):
-    from kiosk.services.district_reports import mark_visited, set_welfare_days, welfare_alerts
+    from kiosk.district.domain.reports import mark_visited, set_welfare_days, welfare_alerts
 
     app = store["app"]
     alerts = welfare_alerts(app, date(2026, 11, 12))
@@ -339,7 +339,7 @@ def test_welfare_alert_lists_regular_living_alone_and_records_the_visit(store):
 
 
 def test_proof_of_life_counts_only_face_and_liveness_days(store):
-    from kiosk.services.district_reports import proof_of_life
+    from kiosk.district.domain.reports import proof_of_life
 
     rows = {r["resident_id"]: r for r in proof_of_life(store["app"], MONTH)}
     assert set(rows) == {"R0001"}        # 王德福 (1950) and 刘秀英 (1963) are under 80
@@ -349,7 +349,7 @@ def test_proof_of_life_counts_only_face_and_liveness_days(store):
 
 
 def test_face_register_filing_line_and_terminals(store):
-    from kiosk.services import district_reports as dr
+    from kiosk.district.domain import reports as dr
 
     reg = dr.face_register(store["app"], 12, today=date(2026, 11, 26))
     assert reg["people"] == 0 and reg["filing_line"] == 100_000 and reg["warning"] is False
@@ -361,7 +361,7 @@ def test_face_register_filing_line_and_terminals(store):
 
 def test_reconciliation_lists_the_flag_and_records_the_decision(store):
     from kiosk.errors import KioskError
-    from kiosk.services import district_reports as dr
+    from kiosk.district.domain import reports as dr
 
     app = store["app"]
     rep = dr.reconciliation(app, MONTH)
@@ -374,7 +374,7 @@ def test_reconciliation_lists_the_flag_and_records_the_decision(store):
 
 
 def test_console_logins_expire_when_idle():
-    from kiosk.server.console.auth import Logins
+    from kiosk.district.console.auth import Logins
 
     now = [1000.0]
     logins = Logins(idle_s=60, max_s=3600, clock=lambda: now[0])
@@ -410,12 +410,12 @@ def test_report_commands_welfare_and_proof_of_life_json(store, capsys, tmp_path)
 def test_face_register_lists_unused_templates_and_erases_them_in_bulk(store, obama):
     from sqlalchemy import update
 
-    from enrollment.batch import enroll_files
+    from kiosk.enrollment.batch import enroll_files
     from kiosk.db.models import AuditEntry, FaceTemplate
-    from kiosk.services import district_reports as dr
+    from kiosk.district.domain import reports as dr
     from kiosk.services.context import App
 
-    from .conftest import shared_engine
+    from tests.conftest import shared_engine
 
     app = App(store["app"].settings, db=store["app"].db, engine=shared_engine("sface"))
     admin = app.residents.authenticate(ADMIN_PIN, min_role="admin", staff_id="A1")["actor"]
@@ -442,7 +442,7 @@ def test_face_register_lists_unused_templates_and_erases_them_in_bulk(store, oba
 @pytest.mark.postgres
 def test_the_console_lists_on_postgresql(tmp_path, monkeypatch, pg_url):
     """The same store and lists on PostgreSQL (the district server's production database)."""
-    from kiosk.services import district_reports as dr
+    from kiosk.district.domain import reports as dr
     from kiosk.services import import_plan
     from kiosk.services.security import generate_key
 

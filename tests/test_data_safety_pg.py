@@ -7,16 +7,16 @@ import time
 import pytest
 from sqlalchemy import create_engine, select, text
 
-from enrollment.batch import enroll_files
+from kiosk.enrollment.batch import enroll_files
 from kiosk.config import load_settings
 from kiosk.errors import PermissionDeniedError, ValidationError
 from kiosk.services.context import App
 from kiosk.services.importing import import_roster
 from kiosk.vision.image_io import read_image
 
-from .conftest import add_test_staff, shared_engine, staff_actor
-from .test_audit_chain import check_two_process_chain
-from .test_postgres import pg_url  # noqa: F401  (the throwaway cluster of this module)
+from tests.conftest import add_test_staff, shared_engine, staff_actor
+from tests.test_audit_chain import check_two_process_chain
+from tests.test_postgres import pg_url  # noqa: F401  (the throwaway cluster of this module)
 
 pytestmark = pytest.mark.postgres
 _N = itertools.count()

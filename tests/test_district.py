@@ -10,12 +10,12 @@ import pytest
 from sqlalchemy import func, select
 
 from kiosk.db.models import DistrictFlag, FaceTemplate, Order, OrderLine, OutboxEntry
-from kiosk.sync.client import SyncClient
-from kiosk.sync.errors import ServerOnlyError, ServerUnreachableError, TerminalAuthError
-from kiosk.sync.status import sync_status
+from kiosk.terminal.sync.client import SyncClient
+from kiosk.errors import ServerOnlyError, ServerUnreachableError, TerminalAuthError
+from kiosk.terminal.sync.status import sync_status
 
-from .conftest import STAFF_PINS, staff_actor
-from .district_helpers import District, PostgresCluster
+from tests.conftest import STAFF_PINS, staff_actor
+from tests.district_helpers import District, PostgresCluster
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +124,7 @@ def test_offline_sales_reach_the_server_once_and_the_double_subsidy_is_flagged(d
     d.cli("report", "reconcile", "--month", month, "--decide", f["flag_id"], "--charge-back", "--staff", "SUP",
           "--note", "两食堂重复补贴", env={"KIOSK_STAFF_PIN": STAFF_PINS["SUP"]})
     from kiosk.db.models import AuditEntry
-    from kiosk.server.reconcile import reconcile
+    from kiosk.district.domain.reconcile import reconcile
     app = d.server_app()
     try:
         assert reconcile(app, month)["flagged"][0]["decision"] == "charge_back"
@@ -250,7 +250,7 @@ def test_a_terminal_killed_between_push_and_acknowledgement_replays_without_dupl
 
     import httpx
 
-    from .district_helpers import KIOSK, free_port
+    from tests.district_helpers import KIOSK, free_port
 
     d = district
     env_t = d.terminal_env("C1")
@@ -299,7 +299,7 @@ def test_a_terminal_killed_between_push_and_acknowledgement_replays_without_dupl
 
 
 def test_enrolment_and_erasure_reach_every_terminal_within_one_sync(district, obama):
-    from enrollment.batch import enroll_files
+    from kiosk.enrollment.batch import enroll_files
 
     d = district
     t1, t2 = d.terminal("C1"), d.terminal("C2")
@@ -353,9 +353,9 @@ def test_templates_travel_only_over_tls_or_loopback(shop, obama):
     HTTP (here: a request relayed by a proxy that does not say https), and says so."""
     from fastapi.testclient import TestClient
 
-    from enrollment.batch import enroll_files
-    from kiosk.server.app import create_app
-    from kiosk.server.auth import add_terminal
+    from kiosk.enrollment.batch import enroll_files
+    from kiosk.district.app import create_app
+    from kiosk.district.domain.terminals import add_terminal
 
     enroll_files(shop, "R0001", [obama[0]], consent="self", actor=staff_actor(shop, "S01"))
     _, token = add_terminal(shop, "C1")
@@ -385,10 +385,10 @@ def test_the_running_kiosk_syncs_by_itself_and_tells_staff_when_offline(env, tmp
 
     from kiosk.config import load_settings
     from kiosk.services.context import App
-    from kiosk.services.kiosk import KioskService
-    from kiosk.sync.status import stop_background_sync
+    from kiosk.terminal.counter import KioskService
+    from kiosk.terminal.sync.status import stop_background_sync
 
-    from .conftest import shared_engine
+    from tests.conftest import shared_engine
 
     def until(cond, timeout=20.0):
         end = time.monotonic() + timeout
@@ -429,10 +429,10 @@ def test_a_malformed_sale_is_rejected_alone_with_its_reason(shop):
     import random
     from datetime import date
 
-    from kiosk.bench_district import _order_op
+    from kiosk.bench.district import _order_op
     from kiosk.db.models import AppliedOp, MenuItem, SubsidyPolicy
-    from kiosk.server.auth import add_terminal, hash_token
-    from kiosk.server.push import apply_push
+    from kiosk.district.domain.terminals import add_terminal, hash_token
+    from kiosk.district.domain.push import apply_push
 
     _, token = add_terminal(shop, "C1")
     with shop.db.session() as s:

@@ -5,7 +5,7 @@ from datetime import datetime
 import pytest
 from sqlalchemy import select
 
-from enrollment.batch import enroll_files
+from kiosk.enrollment.batch import enroll_files
 from kiosk.cli.main import main
 from kiosk.db.models import AuditEntry, FaceConsent, FaceTemplate, LedgerEntry, Order
 from kiosk.errors import ConsentRequiredError, DuplicateFaceError, PermissionDeniedError
@@ -13,7 +13,7 @@ from kiosk.services.importing import import_roster
 from kiosk.timeutil import CST
 from kiosk.vision.image_io import read_image
 
-from .conftest import staff_actor
+from tests.conftest import staff_actor
 
 
 def templates(app, rid=None):
@@ -85,7 +85,7 @@ def test_erase_removes_face_and_keeps_ledger(shop, obama):
     assert res["templates_removed"] == 1
     assert shop.faces.identify_file(obama[1]).status == "unknown"
     assert templates(shop, "R0001") == []
-    from .conftest import make_app
+    from tests.conftest import make_app
     fresh = make_app()            # after a restart too (index file rebuilt from the store)
     assert fresh.faces.identify_file(obama[1]).status == "unknown"
     with shop.db.session() as s:
@@ -115,10 +115,10 @@ def test_roster_photos_enrolled_only_with_consent(app, formats, obama, biden, tm
 
 
 def test_guided_capture_takes_frontal_left_right_then_enrols(shop, obama):
-    from enrollment.capture import CaptureSession, enroll_captured
+    from kiosk.enrollment.capture import CaptureSession, enroll_captured
 
-    from .conftest import shared_engine
-    from .vision_helpers import face_frame
+    from tests.conftest import shared_engine
+    from tests.vision_helpers import face_frame
 
     eng = shared_engine("sface")
     obs = eng.observe(face_frame(obama[1]))
@@ -139,7 +139,7 @@ def test_guided_capture_takes_frontal_left_right_then_enrols(shop, obama):
 
 
 def test_template_refresh_rule_and_rotation(shop, obama):
-    from enrollment.refresh import maybe_refresh, should_refresh
+    from kiosk.enrollment.refresh import maybe_refresh, should_refresh
 
     t = shop.faces.threshold
     assert should_refresh(t + 0.2, t, 0.8, "matched", live=True)

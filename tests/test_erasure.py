@@ -11,13 +11,13 @@ import time
 import pytest
 from sqlalchemy import select
 
-from enrollment.batch import enroll_files
+from kiosk.enrollment.batch import enroll_files
 from kiosk.db.models import FaceConsent, FaceTemplate
 from kiosk.errors import ConsentRequiredError
 from kiosk.vision.gallery import FaissGallery
 from kiosk.vision.image_io import read_image
 
-from .conftest import add_test_staff, make_app, staff_actor
+from tests.conftest import add_test_staff, make_app, staff_actor
 
 
 def store_bytes(app) -> bytes:
@@ -110,7 +110,7 @@ def test_another_app_stops_matching_within_two_seconds_and_writes_nothing_back(s
 def test_a_roster_reimport_does_not_reenrol_an_erased_face(app, formats, obama, biden, tmp_path):
     import shutil
 
-    from enrollment.refresh import maybe_refresh
+    from kiosk.enrollment.refresh import maybe_refresh
     from kiosk.services.importing import import_roster
 
     photos = tmp_path / "photos"

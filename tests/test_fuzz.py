@@ -24,7 +24,7 @@ from kiosk.db.models import LedgerEntry, MenuItem, Order, OrderLine, Resident, S
 from kiosk.errors import ImportFileError, KioskError
 from kiosk.money import TOPUP_MAX_FEN, AmountError, yuan_to_fen
 
-from .conftest import FORMATS
+from tests.conftest import FORMATS
 
 FUZZ = settings(max_examples=60, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -48,7 +48,7 @@ def store(tmp_path_factory, name: str):
     from kiosk.services.context import App
     from kiosk.services.security import generate_key
 
-    from .conftest import shared_engine
+    from tests.conftest import shared_engine
 
     mp = pytest.MonkeyPatch()
     mp.setenv("KIOSK_HOME", str(tmp_path_factory.mktemp(name) / "home"))
@@ -347,7 +347,7 @@ def test_topup_amounts_from_text(shop_store, amount, payer):
     the payer checked; refused means no ledger row, accepted means exactly one."""
     from kiosk.errors import ValidationError
 
-    from .conftest import add_test_staff, staff_actor
+    from tests.conftest import add_test_staff, staff_actor
 
     app = shop_store
     if not hasattr(app, "_fuzz_actor"):

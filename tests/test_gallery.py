@@ -12,7 +12,7 @@ from kiosk.vision.gallery import FaissGallery, NumpyGallery
 from kiosk.vision.matching import decide
 from kiosk.vision.types import Candidate
 
-from .conftest import make_app
+from tests.conftest import make_app
 
 
 def unit(n, d, seed=0):
@@ -73,10 +73,10 @@ def test_margin_makes_lookalikes_ambiguous():
 def _enrol(app, rid, photo):
     from datetime import date
 
-    from enrollment.batch import enroll_files
+    from kiosk.enrollment.batch import enroll_files
     from kiosk.db.models import Resident
 
-    from .conftest import add_test_staff, staff_actor
+    from tests.conftest import add_test_staff, staff_actor
     if not app.auth.has_staff():
         add_test_staff(app)
     with app.db.session() as s:
@@ -136,10 +136,10 @@ def test_model_change_reembeds_from_kept_crops(env, obama, biden):
     """Templates of the old model with a kept crop are re-made; the others are listed."""
     from datetime import date
 
-    from enrollment.batch import enroll_files
+    from kiosk.enrollment.batch import enroll_files
     from kiosk.db.models import Resident
 
-    from .conftest import add_test_staff, staff_actor
+    from tests.conftest import add_test_staff, staff_actor
 
     old = make_app("insightface")
     add_test_staff(old)

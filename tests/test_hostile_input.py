@@ -22,7 +22,7 @@ from kiosk.money import (DISH_PRICE_MAX_FEN, SUBSIDY_PER_MEAL_MAX_FEN, TOPUP_MAX
 from kiosk.services.importing import import_menu, import_policy, import_roster, load_policy_file
 from kiosk.vision.image_io import check_image_file, read_image
 
-from .hostile_files import billion_laughs_yaml, png_bytes, sparse_dimension_xlsx, zip_bomb_xlsx
+from tests.hostile_files import billion_laughs_yaml, png_bytes, sparse_dimension_xlsx, zip_bomb_xlsx
 
 ROSTER_HEAD = ["编号", "姓名", "身份证号", "性别", "出生日期", "户籍", "联系电话", "人员类别", "饮食禁忌", "卡号",
                "照片", "紧急联系人", "人脸授权"]

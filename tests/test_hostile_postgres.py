@@ -16,8 +16,8 @@ from kiosk.errors import ValidationError
 from kiosk.services.context import App
 from kiosk.services.importing import import_menu, import_policy, import_roster
 
-from .conftest import shared_engine
-from .test_postgres import pg_url  # noqa: F401  (the throwaway cluster fixture)
+from tests.conftest import shared_engine
+from tests.test_postgres import pg_url  # noqa: F401  (the throwaway cluster fixture)
 
 pytestmark = pytest.mark.postgres
 

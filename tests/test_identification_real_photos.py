@@ -14,8 +14,8 @@ from kiosk.vision.pipeline import RecognitionPipeline
 from kiosk.vision.tracker import PersonTracker
 from kiosk.vision.types import Face
 
-from .conftest import model_dir, shared_engine
-from .vision_helpers import matcher, templates, tight_photo, two_face_photo
+from tests.conftest import model_dir, shared_engine
+from tests.vision_helpers import matcher, templates, tight_photo, two_face_photo
 
 BACKENDS = ["sface", pytest.param("insightface", marks=pytest.mark.insightface)]
 # A wide photo: the enrolled person's face larger and at the left edge, another
@@ -126,7 +126,7 @@ def test_a_small_face_is_identified_but_not_enrolled(obama):
     recognises such faces, and the kiosk refused them before issue 9."""
     from kiosk.vision.calibrate import face_patch, paste
 
-    from .vision_helpers import main_face
+    from tests.vision_helpers import main_face
 
     eng = shared_engine("sface")
     src = read_image(obama[1])

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from kiosk.cli.main import main
 from kiosk.db.models import AuditEntry, FaceConsent, FaceTemplate, MenuItem, Resident, SubsidyPolicy
 
-from .conftest import STAFF_PINS
+from tests.conftest import STAFF_PINS
 
 ADMIN = ["--staff", "ADM"]
 

@@ -1,11 +1,13 @@
-"""Imports go one way (the developers' guide): ui -> services -> (billing, vision, db).
+"""Imports go one way: the terminal and the district each import the core, never each
+other, and the core neither (docs/architecture.md).
 
 Every import statement of every project module is read from the source (ast), at
 module level or inside a function alike, since a lazy import is still a dependency and
 can still close a cycle. Each module belongs to one layer; ``ALLOWED`` says which
 other layers a layer may import. The table itself must be one-way (checked), so a
-failure cannot be fixed by adding the reverse direction to it. The few imports
-that go the other way on purpose are listed, each with its reason, in ``UPWARD``.
+failure cannot be fixed by adding the reverse direction to it. No exception list:
+an import against the table fails. Cycles are checked between packages (folders) as
+well as between modules.
 """
 from __future__ import annotations
 
@@ -15,41 +17,36 @@ from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("kiosk", "enrollment", "models")
+# source folders and the package each installs as (enrollment/ and models/ install inside kiosk)
+FOLDERS = {"kiosk": "kiosk", "enrollment": "kiosk.enrollment", "models": "kiosk.models"}
 
 # low-level kiosk modules: no project imports but each other
 BASE_MODULES = {"kiosk", "kiosk.errors", "kiosk.money", "kiosk.timeutil", "kiosk.limits", "kiosk.idcard",
                 "kiosk.config", "kiosk.datadir"}
-# programs that drive the services from outside (the demo and the benchmarks)
-APP_MODULES = {"kiosk.demo", "kiosk.bench", "kiosk.bench_district"}
 
 BASE = "kiosk (errors, money, timeutil, limits, idcard, config, datadir)"
-APPS = "kiosk.demo / kiosk.bench*"
-ALL = {BASE, "models", "kiosk.db", "kiosk.billing", "kiosk.vision", "enrollment", "kiosk.services",
-       "kiosk.sync", "kiosk.server", APPS, "kiosk.ui", "kiosk.cli"}
+CORE = {BASE, "kiosk.models", "kiosk.db", "kiosk.billing", "kiosk.vision", "kiosk.enrollment", "kiosk.services"}
+TERMINAL = {"kiosk.terminal", "kiosk.ui"}
+DISTRICT = {"kiosk.district"}
+ENTRY = {"kiosk.bench", "kiosk.cli"}      # the command line and the benchmarks start either deployable
+ALL = CORE | TERMINAL | DISTRICT | ENTRY
 
 # which other layers each layer may import
 ALLOWED: dict[str, set[str]] = {
     BASE: set(),
-    "models": set(),                                      # the model manifest
+    "kiosk.models": set(),                                # the model manifest
     "kiosk.db": {BASE},                                   # the store imports nothing above it
     "kiosk.billing": {BASE},                              # pure money rules: no database, no Qt
-    "kiosk.vision": {BASE, "models"},                     # no database, no Qt
-    "enrollment": {BASE, "kiosk.db", "kiosk.vision"},     # used by the services, never the reverse
-    "kiosk.services": {BASE, "models", "kiosk.db", "kiosk.billing", "kiosk.vision", "enrollment"},
-    "kiosk.sync": {BASE, "kiosk.db", "kiosk.services"},
-    "kiosk.server": {BASE, "kiosk.db", "kiosk.billing", "kiosk.services", "kiosk.sync"},
-    APPS: ALL - {APPS, "kiosk.ui", "kiosk.cli"},
-    "kiosk.ui": {BASE, "kiosk.services", APPS},           # the screens call the services only
+    "kiosk.vision": {BASE, "kiosk.models"},               # no database, no Qt
+    "kiosk.enrollment": {BASE, "kiosk.db", "kiosk.vision"},
+    "kiosk.services": {BASE, "kiosk.models", "kiosk.db", "kiosk.billing", "kiosk.vision", "kiosk.enrollment"},
+    # the terminal: its façade, sync client and outbox over the core; the screens over the façade
+    "kiosk.terminal": CORE,
+    "kiosk.ui": {BASE, "kiosk.services", "kiosk.terminal", "kiosk.billing"},
+    # the district server: API, push, feed, reconciliation, reports, console
+    "kiosk.district": CORE,
+    "kiosk.bench": CORE | TERMINAL - {"kiosk.ui"} | DISTRICT,
     "kiosk.cli": ALL - {"kiosk.cli"},
-}
-
-# imports against the table, on purpose: (importing module, imported module) -> why
-UPWARD: dict[tuple[str, str], str] = {
-    ("kiosk.services.checkout", "kiosk.sync.outbox"): "the services' one hook into the district (outbox)",
-    ("kiosk.services.faces", "kiosk.sync.outbox"): "the services' one hook into the district (outbox)",
-    ("kiosk.services.kiosk", "kiosk.sync.status"): "the running kiosk starts and shows its sync",
-    ("kiosk.services.district_reports", "kiosk.server.reconcile"): "the district's reconciliation, on a server",
 }
 
 
@@ -73,27 +70,37 @@ class Import:
 def layer_of(module: str) -> str | None:
     if module in BASE_MODULES:
         return BASE
-    if module in APP_MODULES:
-        return APPS
-    top = module.split(".")[0]
-    if top in ("enrollment", "models"):
-        return top
-    if top != "kiosk":
+    parts = module.split(".")
+    if parts[0] != "kiosk":
         return None                      # third party or the standard library
-    sub = "kiosk." + module.split(".")[1]
+    sub = "kiosk." + parts[1]
     return sub if sub in ALL else "?"
 
 
 def module_name(path: Path) -> str:
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    parts[0] = FOLDERS[parts[0]]
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
 
 
+def source_path(name: str) -> Path:
+    for folder, pkg in sorted(FOLDERS.items(), key=lambda kv: -len(kv[1])):
+        if name == pkg or name.startswith(pkg + "."):
+            return ROOT.joinpath(folder, *name[len(pkg) + 1:].split(".")) if name != pkg else ROOT / folder
+    return ROOT.joinpath(*name.split("."))
+
+
 def is_module(name: str) -> bool:
-    p = ROOT.joinpath(*name.split("."))
+    p = source_path(name)
     return p.with_suffix(".py").is_file() or (p / "__init__.py").is_file()
+
+
+def package_of(module: str) -> str:
+    """The folder a module lives in (a package's own __init__ is its folder)."""
+    p = source_path(module)
+    return module if (p / "__init__.py").is_file() else module.rpartition(".")[0]
 
 
 def imports_of(path: Path) -> list[Import]:
@@ -121,7 +128,7 @@ def imports_of(path: Path) -> list[Import]:
 
 @cache
 def all_imports() -> tuple[Import, ...]:
-    return tuple(i for pkg in PACKAGES for f in sorted((ROOT / pkg).rglob("*.py")) for i in imports_of(f))
+    return tuple(i for folder in FOLDERS for f in sorted((ROOT / folder).rglob("*.py")) for i in imports_of(f))
 
 
 def where(i: Import) -> str:
@@ -129,7 +136,7 @@ def where(i: Import) -> str:
 
 
 def test_every_module_has_a_layer():
-    unknown = sorted({module_name(f) for pkg in PACKAGES for f in (ROOT / pkg).rglob("*.py")
+    unknown = sorted({module_name(f) for folder in FOLDERS for f in (ROOT / folder).rglob("*.py")
                       if layer_of(module_name(f)) in (None, "?")})
     assert not unknown, f"put these modules in a layer in tests/test_layers.py: {unknown}"
 
@@ -152,16 +159,20 @@ def test_imports_go_one_way():
     bad = []
     for i in all_imports():
         src, dst = layer_of(i.source), layer_of(i.target)
-        if dst is None or dst == src or dst in ALLOWED.get(src, set()) or (i.source, i.target) in UPWARD:
+        if dst is None or dst == src or dst in ALLOWED.get(src, set()):
             continue
         bad.append(f"{where(i)}: {src} must not import {dst} (`{i.target}`)")
-    assert not bad, "imports against the layers (ui -> services -> billing, vision, db):\n" + "\n".join(bad)
+    assert not bad, "imports against the layers (terminal -> core <- district):\n" + "\n".join(bad)
 
 
-def test_the_exceptions_are_still_needed():
-    used = {(i.source, i.target) for i in all_imports()}
-    stale = sorted(f"{a} -> {b}" for a, b in UPWARD.keys() if (a, b) not in used)
-    assert not stale, f"these imports are gone: remove them from UPWARD in tests/test_layers.py: {stale}"
+def test_terminal_and_district_never_meet():
+    """The table itself: neither deployable may import the other, the core neither."""
+    for a in TERMINAL:
+        assert not ALLOWED[a] & DISTRICT, a
+    for a in DISTRICT:
+        assert not ALLOWED[a] & TERMINAL, a
+    for a in CORE:
+        assert not ALLOWED[a] & (TERMINAL | DISTRICT | ENTRY), a
 
 
 def test_qt_and_sql_stay_in_their_layers():
@@ -176,8 +187,7 @@ def test_qt_and_sql_stay_in_their_layers():
 
 
 def test_no_import_cycle_between_layers():
-    """Module by module (lazy imports too): no cycle that crosses from one layer into
-    another, through the allowed upward imports either."""
+    """Module by module (lazy imports too): no cycle that crosses from one layer into another."""
     graph: dict[str, set[str]] = {}
     lines: dict[tuple[str, str], str] = {}
     for i in all_imports():
@@ -190,6 +200,23 @@ def test_no_import_cycle_between_layers():
             edges = sorted(f"{lines[a, b]}: {a} -> {b}" for a in comp for b in graph.get(a, ()) if b in comp)
             cycles.append("\n  ".join(edges))
     assert not cycles, "import cycles across layers:\n  " + "\n\n  ".join(cycles)
+
+
+def test_no_import_cycle_between_packages():
+    """Folder by folder: no two packages import each other, directly or round a circle
+    (kiosk.district and kiosk.district.console are two packages)."""
+    graph: dict[str, set[str]] = {}
+    lines: dict[tuple[str, str], str] = {}
+    for i in all_imports():
+        if layer_of(i.target) is None:
+            continue
+        a, b = package_of(i.source), package_of(i.target)
+        if a != b:
+            graph.setdefault(a, set()).add(b)
+            lines.setdefault((a, b), f"{where(i)}: {i.source} -> {i.target}")
+    cycles = ["\n  ".join(sorted(lines[a, b] for a in comp for b in graph.get(a, ()) if b in comp))
+              for comp in strongly_connected(graph) if len(comp) > 1]
+    assert not cycles, "import cycles between packages:\n  " + "\n\n  ".join(cycles)
 
 
 def strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:

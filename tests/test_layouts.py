@@ -11,12 +11,12 @@ from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import (QAbstractScrollArea, QCheckBox, QHeaderView, QLabel, QLineEdit, QProgressBar, QPushButton,
                                QScrollArea, QWidget)
 
-from kiosk.services.kiosk import KioskService
+from kiosk.terminal.counter import KioskService
 from kiosk.ui.main_window import KioskWindow
 from kiosk.ui.voice import Voice
 from kiosk.ui.widgets import DishTile
 
-from .test_ui import STAFF_PIN, add_staff, canteen  # noqa: F401  (the canteen fixture)
+from tests.test_ui import STAFF_PIN, add_staff, canteen  # noqa: F401  (the canteen fixture)
 
 SIZES = [(1080, 1920), (720, 1280), (1280, 800), (1920, 1080)]
 

@@ -19,10 +19,10 @@ from kiosk.vision.liveness import (REFUSED_CUT, REFUSED_ROLL, LiveFrame, Passive
                                    frames_from_path, nose_parallax)
 from kiosk.vision.quality import pose_from_landmarks, primary_face
 
-from .conftest import shared_engine
-from .liveness_helpers import (ATTACKS, approach_frames, attack_frames, bent_print_frames, cutout_frames,
+from tests.conftest import shared_engine
+from tests.liveness_helpers import (ATTACKS, approach_frames, attack_frames, bent_print_frames, cutout_frames,
                                live_frames, screen_frames, swap_frames)
-from .vision_helpers import face_frame
+from tests.vision_helpers import face_frame
 
 
 @pytest.mark.parametrize("backend", ["sface", "insightface"])
@@ -162,10 +162,10 @@ def test_passive_model_errors(tmp_path):
 
 @pytest.mark.parametrize("backend", ["sface", "insightface"])
 def test_synthetic_head_turns_of_real_photos_pass(backend, obama, biden):
-    """2.5-D turns (kiosk.demo.turn_head: a real photo on an ellipsoid head with a nose)
+    """2.5-D turns (kiosk.terminal.demo.turn_head: a real photo on an ellipsoid head with a nose)
     seen through the real detector pass the way asked, and fail the other way.
     Synthetic, not a real head: see docs/liveness.md."""
-    from kiosk.demo import turn_head
+    from kiosk.terminal.demo import turn_head
 
     eng = shared_engine(backend)
     passed = 0
@@ -186,7 +186,7 @@ def test_dense_test_is_not_skipped_by_a_gap_and_a_lost_track_is_refused(obama):
     does not switch off the flatness test; a picture swapped in (here: noise from the
     fourth frame on, with the real landmarks kept) breaks the track: the turn would only
     exist across the break, so it is refused as 画面不连续, not taken as live."""
-    from kiosk.demo import turn_head
+    from kiosk.terminal.demo import turn_head
 
     eng = shared_engine("sface")
     frame = face_frame(obama[0])
@@ -209,7 +209,7 @@ def test_demo_head_turns_no_faster_per_frame_on_a_slow_machine(tmp_path):
     """The demo's generated elder turns with the wall clock, but at most HEAD_STEP_S of
     the turn per frame read, so a slow kiosk still sees the turn progressively."""
     from kiosk.config import get_settings
-    from kiosk.demo import DemoCapture
+    from kiosk.terminal.demo import DemoCapture
 
     now = [100.0]
     cap = DemoCapture(get_settings().model_dir, clock=lambda: now[0])
@@ -474,7 +474,7 @@ def test_the_answer_does_not_depend_on_the_camera_resolution(obama):
     every track at one eye distance (``face_normalised``)."""
     from kiosk.vision.liveness import NORM_IOD, face_normalised
 
-    from .measure_liveness import resized_frames, scaled_clip
+    from tests.measure_liveness import resized_frames, scaled_clip
 
     eng = shared_engine("sface")
     clips = dict((f.name, d) for f, d in _live_clips())

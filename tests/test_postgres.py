@@ -1,33 +1,33 @@
 """The same store code on PostgreSQL (KIOSK_DATABASE_URL). A throwaway cluster is started
-in a temporary folder (kiosk.bench_district.PostgresCluster, shared with the district tests
+in a temporary folder (kiosk.bench.district.PostgresCluster, shared with the district tests
 and the benchmark); install.sh --test installs the server."""
 from datetime import datetime
 
 import pytest
 from sqlalchemy import select
 
-from kiosk.bench_district import PostgresCluster
+from kiosk.bench.district import PostgresCluster
 from kiosk.config import load_settings
 from kiosk.services.context import App
 from kiosk.services.importing import import_menu, import_policy, import_roster
 from kiosk.timeutil import CST
 
-from .billing_helpers import settle_at_once
-from .conftest import add_test_staff, shared_engine, staff_actor
+from tests.billing_helpers import settle_at_once
+from tests.conftest import add_test_staff, shared_engine, staff_actor
 
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture(scope="module")
 def pg_url():
-    """A throwaway cluster with a database ``kiosk`` (kiosk.bench_district.PostgresCluster):
+    """A throwaway cluster with a database ``kiosk`` (kiosk.bench.district.PostgresCluster):
     its URL. Other modules import this fixture and make more databases beside ``kiosk``."""
     with PostgresCluster(fsync=False) as cluster:
         yield cluster.url
 
 
 def test_store_and_checkout_on_postgresql(env, pg_url, formats, obama, biden):
-    from enrollment.batch import enroll_files
+    from kiosk.enrollment.batch import enroll_files
 
     app = App(load_settings(database_url=pg_url), engine=shared_engine("sface"))
     assert app.db.engine.dialect.name == "postgresql"

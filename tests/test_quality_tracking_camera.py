@@ -10,8 +10,8 @@ from kiosk.vision.pipeline import RecognitionPipeline
 from kiosk.vision.tracker import PersonTracker
 from kiosk.vision.types import MatchResult
 
-from .conftest import shared_engine
-from .vision_helpers import face_frame, frame_from_photo
+from tests.conftest import shared_engine
+from tests.vision_helpers import face_frame, frame_from_photo
 
 GOOD = Q.FaceMeasurements(face_px=200, sharpness=300, brightness=120, backlight_ratio=1.0, yaw=0.0,
                           pitch=0.0, det_score=0.95, rival_area_ratio=0.0)
@@ -68,7 +68,7 @@ def test_primary_face_is_largest_and_central(insightface_images):
 
 
 def test_person_decided_over_frames(app, obama, biden):
-    from .test_gallery import _enrol
+    from tests.test_gallery import _enrol
 
     _enrol(app, "R1", obama[0])
     pipe = RecognitionPipeline(app.engine, app.faces.match, PersonTracker(votes_needed=3, window=6))
@@ -95,7 +95,7 @@ def test_two_strong_frames_decide_and_the_worker_hurries_meanwhile(app, obama):
     each scores far above the threshold with a clear lead and a good quality weight,
     so the second frame decides; with the strong rule off it takes the third.
     ``hurry`` (the worker at camera rate) holds exactly while the face waits."""
-    from .test_gallery import _enrol
+    from tests.test_gallery import _enrol
 
     _enrol(app, "R1", obama[0])
     frame = face_frame(obama[1], face_height=220)
@@ -136,7 +136,7 @@ def test_a_stranger_is_never_identified_and_unknown_only_after_the_time_floor(ap
     """A stranger in front at camera rate (25 frames/s): every frame passes the gate and
     matches nobody. Six frames take 0.2 s at that pace: still pending (an elder gets no
     less time than 6 frames took at the old 12/s); unknown once 0.4 s have gone by."""
-    from .test_gallery import _enrol
+    from tests.test_gallery import _enrol
 
     _enrol(app, "R1", obama[0])
     pipe = app_pipeline(app)

@@ -7,7 +7,7 @@ import pytest
 from kiosk.vision.image_io import read_image
 from kiosk.vision.modelpacks import get_pack, install_pack, sha256_of
 
-from .conftest import model_dir, shared_engine
+from tests.conftest import model_dir, shared_engine
 
 
 def test_every_stranger_photo_names_its_subject_source_and_licence():

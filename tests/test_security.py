@@ -13,7 +13,7 @@ from kiosk.db.permissions import PERMISSIONS, ROLES
 from kiosk.services.security import (hash_pin, legacy_scrypt_hash, pin_hash_params, pin_needs_rehash,
                                      verify_pin)
 
-from .conftest import STAFF_PINS, make_app, staff_actor
+from tests.conftest import STAFF_PINS, make_app, staff_actor
 
 
 def test_pin_hash_is_argon2id_with_its_parameters_and_old_hashes_still_verify():
@@ -141,7 +141,7 @@ def test_lockout_after_five_wrong_pins_survives_a_restart(shop):
 
 
 def test_screen_login_by_pin_alone_locks_the_terminal_and_acts_as_the_staff(shop):
-    from kiosk.services.kiosk import KioskService
+    from kiosk.terminal.counter import KioskService
 
     svc = KioskService(shop)
     order = shop.billing.settle("R0001", ["D001"], at=_lunch())

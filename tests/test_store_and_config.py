@@ -116,15 +116,15 @@ def test_data_folder_is_0700_and_its_files_0600_as_created(env, obama, monkeypat
     """No umask from the caller is trusted: with 022 (the usual) the store is still private."""
     import os
 
-    from enrollment.batch import enroll_files
+    from kiosk.enrollment.batch import enroll_files
 
-    from .conftest import add_test_staff, make_app, staff_actor
-    from .test_erasure import index_members
+    from tests.conftest import add_test_staff, make_app, staff_actor
+    from tests.test_erasure import index_members
 
     os.umask(0o022)
     app = make_app()
     add_test_staff(app)
-    from kiosk.demo import FORMATS
+    from kiosk.terminal.demo import FORMATS
     from kiosk.services.importing import import_roster
     import_roster(app, FORMATS / "roster.example.csv")
     enroll_files(app, "R0001", [obama[0]], consent="self", actor=staff_actor(app))

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kiosk.billing.policy import Policy
-from kiosk.demo import FORMATS
+from kiosk.terminal.demo import FORMATS
 from kiosk.billing.pricing import Line, make_quote
 from kiosk.billing.subsidy import ResidentFacts, Usage, decide_subsidy
 

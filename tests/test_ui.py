@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from kiosk.db.models import AuditEntry, Order
 from kiosk.services.importing import import_menu, import_policy, import_roster
-from kiosk.services.kiosk import KioskService, yuan
+from kiosk.terminal.counter import KioskService, yuan
 from kiosk.ui import theme
 from kiosk.ui.main_window import BILL, CHALLENGE_S, IDLE, MENU, NOFACE, PAY, RECEIPT, STAFF, KioskWindow
 from kiosk.ui.voice import Voice
@@ -18,7 +18,7 @@ from kiosk.ui.worker import event_from
 from kiosk.vision.pipeline import RecognitionPipeline
 from kiosk.vision.tracker import PersonTracker
 
-from .vision_helpers import face_frame
+from tests.vision_helpers import face_frame
 
 STAFF_PIN, SUP_PIN = "1234", "5678"
 
@@ -26,7 +26,7 @@ STAFF_PIN, SUP_PIN = "1234", "5678"
 def add_staff(app) -> str:
     """S01 (staff, 1234), SUP (supervisor, 5678) and an admin; returns the admin's PIN."""
     try:
-        from .conftest import STAFF_PINS, add_test_staff
+        from tests.conftest import STAFF_PINS, add_test_staff
     except ImportError:      # a store without per-action staff authentication
         app.residents.add_staff("S01", "李姐", "staff", STAFF_PIN)
         app.residents.add_staff("SUP", "王主管", "supervisor", SUP_PIN)
@@ -679,7 +679,7 @@ def test_voice_prompt_renders_mandarin_offline(tmp_path):
 def test_liveness_challenge_refuses_a_held_photo(qtbot, win, obama, tmp_path):
     """With the active challenge on, a photo in front of the camera is identified but
     never charged: two failed head-turn requests, then the card path."""
-    from .liveness_helpers import attack_frames
+    from tests.liveness_helpers import attack_frames
 
     win.service.app.settings.liveness = "active"
     frame = face_frame(obama[1])
@@ -723,7 +723,7 @@ def test_liveness_challenge_passes_a_turning_head(qtbot, win, obama):
     """The challenge on a (synthetic 2.5-D) turning head leads to the bill."""
     import numpy as np
 
-    from kiosk.demo import turn_head
+    from kiosk.terminal.demo import turn_head
     from kiosk.vision.quality import primary_face
 
     win.service.app.settings.liveness = "active"
@@ -753,7 +753,7 @@ def test_staff_enrols_from_the_camera_and_a_duplicate_needs_a_supervisor(qtbot, 
     authorises it with a reason."""
     import numpy as np
 
-    from kiosk.demo import turn_head
+    from kiosk.terminal.demo import turn_head
     from kiosk.vision.quality import primary_face
 
     canteen = win.service.app

@@ -12,8 +12,8 @@ from kiosk.errors import ModelError
 from kiosk.vision.engine import create_engine
 from kiosk.vision.modelpacks import get_pack, verify_pack
 
-from .conftest import add_test_staff, make_app, model_dir, staff_actor
-from .vision_helpers import tight_photo, two_face_photo
+from tests.conftest import add_test_staff, make_app, model_dir, staff_actor
+from tests.vision_helpers import tight_photo, two_face_photo
 
 
 def seed(app):
@@ -27,7 +27,7 @@ def seed(app):
 
 @pytest.mark.parametrize("backend", ["sface", "insightface"])
 def test_identify_real_photos(env, backend, obama, biden, strangers, tmp_path):
-    from enrollment.batch import enroll_files
+    from kiosk.enrollment.batch import enroll_files
 
     app = make_app(backend)
     seed(app)

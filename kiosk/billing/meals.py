@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, time
 
-from ..timeutil import to_cst
+from kiosk.timeutil import to_cst
 
 DEFAULT_WINDOWS: dict[str, tuple[str, str]] = {
     "早餐": ("06:00", "09:30"), "午餐": ("10:30", "13:30"), "晚餐": ("16:30", "19:30")}

@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..limits import POLICY_MAX_STRING, POLICY_MAX_TIERS
-from ..money import SUBSIDY_PER_MEAL_MAX_FEN, SUBSIDY_PER_MONTH_MAX_FEN, AmountError, yuan_to_fen
+from kiosk.limits import POLICY_MAX_STRING, POLICY_MAX_TIERS
+from kiosk.money import SUBSIDY_PER_MEAL_MAX_FEN, SUBSIDY_PER_MONTH_MAX_FEN, AmountError, yuan_to_fen
 
 MEALS = ("早餐", "午餐", "晚餐")
 MEAL_ALIASES = {"breakfast": "早餐", "lunch": "午餐", "dinner": "晚餐", "supper": "晚餐"}

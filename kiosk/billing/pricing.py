@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .subsidy import SubsidyDecision
+from kiosk.billing.subsidy import SubsidyDecision
 
 
 @dataclass(frozen=True)

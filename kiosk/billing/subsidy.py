@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from ..money import fen_to_yuan
-from ..timeutil import age_on
-from .policy import Policy, Tier, category_matches
+from kiosk.money import fen_to_yuan
+from kiosk.timeutil import age_on
+from kiosk.billing.policy import Policy, Tier, category_matches
 
 
 @dataclass(frozen=True)

@@ -5,17 +5,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .main import out_json
+from kiosk.cli.main import out_json
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from ..db.audit import verify
-    from ..services.context import App
+    from kiosk.db.audit import verify
+    from kiosk.services.context import App
 
     app = App()
     with app.db.session(read_only=True) as s:
         rep = verify(s)
-        from ..db.models import AuditHead
+        from kiosk.db.models import AuditHead
         head = s.get(AuditHead, 1)
         head_hash = head.last_hash if head else None
     d = rep.to_json()

@@ -4,8 +4,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .main import out_json
-from .staffpin import acting_staff
+from kiosk.cli.main import out_json
+from kiosk.cli.staffpin import acting_staff
 
 
 def register(sub) -> None:
@@ -135,7 +135,7 @@ def register(sub) -> None:
 
 
 def _app():
-    from ..services.context import App
+    from kiosk.services.context import App
 
     return App()
 
@@ -143,8 +143,8 @@ def _app():
 def _at(text: str | None):
     if not text:
         return None
-    from ..errors import ValidationError
-    from ..timeutil import parse_cst
+    from kiosk.errors import ValidationError
+    from kiosk.timeutil import parse_cst
 
     try:
         return parse_cst(text)
@@ -160,7 +160,7 @@ def _plan_json(plan, rep=None, **extra) -> dict:
     """The import's JSON: the report's lists (``created``, ``updated``, ``unchanged``,
     ``problems`` ...) and the structured plan (``plan``: ``add``, ``change``,
     ``unchanged``, ``problems``, ``conflicts``, ``counts``)."""
-    from ..services.import_plan import report_of
+    from kiosk.services.import_plan import report_of
 
     rep = rep or report_of(plan, dry_run=True)
     d = rep.to_json()
@@ -202,8 +202,8 @@ def _run_import(a, kind: str) -> int:
     stop there for ``--dry-run``; else refuse overlapping tiers without ``--replace``
     (exit 2) and bad rows without ``--skip-invalid`` (exit 1, nothing written), then ask
     the acting admin's PIN and apply exactly the plan."""
-    from ..services import import_plan as ip
-    from ..timeutil import now_cst
+    from kiosk.services import import_plan as ip
+    from kiosk.timeutil import now_cst
 
     app = _app()
     ip.refuse_on_terminal(app)
@@ -288,7 +288,7 @@ def cmd_residents_erase(a) -> int:
 
 
 def cmd_checkout(a) -> int:
-    from ..money import fen_to_yuan
+    from kiosk.money import fen_to_yuan
 
     app = _app()
     if a.dry_run:
@@ -311,7 +311,7 @@ def cmd_checkout(a) -> int:
 def cmd_staff_add(a) -> int:
     import getpass
 
-    from ..errors import ValidationError
+    from kiosk.errors import ValidationError
 
     app = _app()
     # the first staff member (an admin) needs nobody; after that an admin acts
@@ -353,8 +353,8 @@ def cmd_orders_void(a) -> int:
 
 
 def cmd_topup(a) -> int:
-    from ..errors import ValidationError
-    from ..money import fen_to_yuan, yuan_to_fen
+    from kiosk.errors import ValidationError
+    from kiosk.money import fen_to_yuan, yuan_to_fen
 
     try:
         fen = yuan_to_fen(a.amount_yuan)
@@ -384,8 +384,8 @@ def cmd_recommend(a) -> int:
 
 
 def cmd_canteen_set(a) -> int:
-    from ..errors import ValidationError
-    from ..services.canteen import configure_canteen
+    from kiosk.errors import ValidationError
+    from kiosk.services.canteen import configure_canteen
 
     windows = {}
     for meal, val in (("早餐", a.breakfast), ("午餐", a.lunch), ("晚餐", a.dinner)):
@@ -395,7 +395,7 @@ def cmd_canteen_set(a) -> int:
                 raise ValidationError(f"{meal}时间应写成 HH:MM-HH:MM，不是 {val}", detail=f"bad window {val!r}")
             windows[meal] = parts
     if windows:
-        from ..billing.meals import DEFAULT_WINDOWS
+        from kiosk.billing.meals import DEFAULT_WINDOWS
         windows = {**{k: list(v) for k, v in DEFAULT_WINDOWS.items()}, **windows}
     app = _app()
     who = acting_staff(app, a.staff, "canteen.configure", setup_ok=True)
@@ -406,8 +406,8 @@ def cmd_canteen_set(a) -> int:
 
 
 def cmd_report_monthly(a) -> int:
-    from ..money import fen_to_yuan
-    from ..services.reports import monthly_subsidy, write_report
+    from kiosk.money import fen_to_yuan
+    from kiosk.services.reports import monthly_subsidy, write_report
 
     app = _app()
     rep = monthly_subsidy(app, a.month)

@@ -7,7 +7,7 @@ import argparse
 from datetime import date
 from pathlib import Path
 
-from .main import out_json
+from kiosk.cli.main import out_json
 
 
 def _report_subparsers(sub) -> argparse._SubParsersAction:
@@ -47,14 +47,14 @@ def register(sub) -> None:
 
 
 def _app():
-    from ..services.context import App
+    from kiosk.services.context import App
 
     return App()
 
 
 def _day(text: str | None) -> date:
-    from ..errors import ValidationError
-    from ..timeutil import now_cst
+    from kiosk.errors import ValidationError
+    from kiosk.timeutil import now_cst
 
     if not text:
         return now_cst().date()
@@ -65,8 +65,8 @@ def _day(text: str | None) -> date:
 
 
 def _write(app, rep, out: Path, staff: str, action: str, subject: str) -> None:
-    from ..db import audit
-    from ..services.report_files import write_report_file
+    from kiosk.db import audit
+    from kiosk.services.report_files import write_report_file
 
     write_report_file(rep, out)
     with app.db.session() as s:
@@ -74,9 +74,9 @@ def _write(app, rep, out: Path, staff: str, action: str, subject: str) -> None:
 
 
 def cmd_monthly_pdf(a) -> int:
-    from ..money import fen_to_yuan
-    from ..services.district_reports import monthly_table
-    from ..services.reports import monthly_subsidy
+    from kiosk.money import fen_to_yuan
+    from kiosk.district.domain.reports import monthly_table
+    from kiosk.services.reports import monthly_subsidy
 
     app = _app()
     rep = monthly_table(app, a.month)
@@ -90,8 +90,8 @@ def cmd_monthly_pdf(a) -> int:
 
 
 def cmd_welfare(a) -> int:
-    from ..errors import ValidationError
-    from ..services.district_reports import welfare_alerts, welfare_table
+    from kiosk.errors import ValidationError
+    from kiosk.district.domain.reports import welfare_alerts, welfare_table
 
     if a.days is not None and not 1 <= a.days <= 60:
         raise ValidationError("--days 应在 1 到 60 之间", detail=f"--days {a.days}")
@@ -113,8 +113,8 @@ def cmd_welfare(a) -> int:
 
 
 def cmd_proof(a) -> int:
-    from ..services.district_reports import proof_of_life, proof_table
-    from ..services.reports import parse_month
+    from kiosk.district.domain.reports import proof_of_life, proof_table
+    from kiosk.services.reports import parse_month
 
     app = _app()
     month = f"{parse_month(a.month):%Y-%m}"
@@ -131,7 +131,7 @@ def cmd_proof(a) -> int:
 
 
 def cmd_daily(a) -> int:
-    from ..services.district_reports import daily_sales
+    from kiosk.district.domain.reports import daily_sales
 
     app = _app()
     day = _day(a.date)

@@ -7,7 +7,7 @@ import ipaddress
 import socket
 import sys
 
-from .main import out_json
+from kiosk.cli.main import out_json
 
 DEFAULT_PORT = 8700
 
@@ -79,11 +79,11 @@ def cmd_server(a: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from ..config import get_settings
-    from ..errors import ConfigError
-    from ..server.app import create_app
+    from kiosk.config import get_settings
+    from kiosk.errors import ConfigError
+    from kiosk.district.app import create_app
 
-    log = logging.getLogger("kiosk.server")
+    log = logging.getLogger("kiosk.district")
     tls = bool(a.ssl_certfile or a.ssl_keyfile)
     if tls and not (a.ssl_certfile and a.ssl_keyfile):
         raise ConfigError("HTTPS 需要同时给出 --ssl-certfile 和 --ssl-keyfile", detail="both TLS files are needed")
@@ -109,7 +109,7 @@ def cmd_server(a: argparse.Namespace) -> int:
         log.warning(msg)
     print(f"kiosk server: listening on {scheme}://{a.host}:{port} (store {settings.db_url.split('@')[-1]})",
           flush=True)
-    if a.workers > 1:    # each worker process builds the app from the environment (kiosk.server.app.app_from_env)
+    if a.workers > 1:    # each worker process builds the app from the environment (kiosk.district.app.app_from_env)
         import os
 
         from uvicorn.supervisors import Multiprocess
@@ -117,7 +117,7 @@ def cmd_server(a: argparse.Namespace) -> int:
         api.state.kiosk_app.close()
         os.environ["KIOSK_SERVE_TLS"] = "1" if tls else ""
         os.environ["KIOSK_SERVE_INSECURE_TEMPLATES"] = "1" if a.insecure_templates else ""
-        config = uvicorn.Config("kiosk.server.app:app_from_env", factory=True, workers=a.workers,
+        config = uvicorn.Config("kiosk.district.app:app_from_env", factory=True, workers=a.workers,
                                 log_level=a.log_level, ssl_certfile=a.ssl_certfile, ssl_keyfile=a.ssl_keyfile,
                                 access_log=False, timeout_keep_alive=30)
         Multiprocess(config, sockets=[sock]).run()
@@ -130,8 +130,8 @@ def cmd_server(a: argparse.Namespace) -> int:
 
 
 def _server_app():
-    from ..services.context import App
-    from ..errors import ServerOnlyError
+    from kiosk.services.context import App
+    from kiosk.errors import ServerOnlyError
 
     app = App()
     if app.settings.is_terminal:
@@ -143,14 +143,14 @@ def _server_app():
 def _admin(app, staff_id: str | None) -> str:
     """Terminal tokens are issued by an admin proven by PIN (while the store has no staff
     at all, during setup, by "system")."""
-    from .staffpin import acting_staff
+    from kiosk.cli.staffpin import acting_staff
 
     actor = acting_staff(app, staff_id, "staff.manage", setup_ok=True)
     return actor.staff_id if actor is not None else "system"
 
 
 def cmd_terminal_add(a: argparse.Namespace) -> int:
-    from ..server.auth import add_terminal
+    from kiosk.district.domain.terminals import add_terminal
 
     app = _server_app()
     ident, token = add_terminal(app, a.canteen_id, name=a.name, terminal_id=a.terminal_id,
@@ -165,7 +165,7 @@ def cmd_terminal_add(a: argparse.Namespace) -> int:
 
 
 def cmd_terminal_revoke(a: argparse.Namespace) -> int:
-    from ..server.auth import revoke_terminal
+    from kiosk.district.domain.terminals import revoke_terminal
 
     app = _server_app()
     res = revoke_terminal(app, a.terminal_id, actor=_admin(app, a.staff))
@@ -174,7 +174,7 @@ def cmd_terminal_revoke(a: argparse.Namespace) -> int:
 
 
 def cmd_terminal_list(a: argparse.Namespace) -> int:
-    from ..server.auth import list_terminals
+    from kiosk.district.domain.terminals import list_terminals
 
     rows = list_terminals(_server_app())
     if a.json:
@@ -188,8 +188,8 @@ def cmd_terminal_list(a: argparse.Namespace) -> int:
 
 
 def _terminal_app():
-    from ..services.context import App
-    from ..sync.errors import TerminalOnlyError
+    from kiosk.services.context import App
+    from kiosk.errors import TerminalOnlyError
 
     app = App()
     if not app.settings.is_terminal:
@@ -198,9 +198,9 @@ def _terminal_app():
 
 
 def cmd_sync(a: argparse.Namespace) -> int:
-    from ..sync.client import SyncClient
-    from ..sync.errors import ServerUnreachableError
-    from ..sync.outbox import pending_count
+    from kiosk.terminal.sync.client import SyncClient
+    from kiosk.errors import ServerUnreachableError
+    from kiosk.terminal.sync.outbox import pending_count
 
     app = _terminal_app()
     client = SyncClient(app)
@@ -233,7 +233,7 @@ def cmd_sync(a: argparse.Namespace) -> int:
 def cmd_sync_status(a: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from ..sync.status import sync_status
+    from kiosk.terminal.sync.status import sync_status
 
     st = sync_status(_terminal_app())
     d = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in asdict(st).items()}
@@ -246,21 +246,21 @@ def cmd_sync_status(a: argparse.Namespace) -> int:
 
 
 def cmd_reconcile(a: argparse.Namespace) -> int:
-    from ..money import fen_to_yuan
-    from ..server.reconcile import DECISION_ZH, decide, reconcile
-    from ..errors import ServerOnlyError
+    from kiosk.money import fen_to_yuan
+    from kiosk.district.domain.reconcile import DECISION_ZH, decide, reconcile
+    from kiosk.errors import ServerOnlyError
 
     app = _server_app()
     if app.settings.is_terminal:
         raise ServerOnlyError(detail="reconciliation runs on the district server")
     if a.decide:
-        from ..errors import ValidationError
-        from .staffpin import read_pin
+        from kiosk.errors import ValidationError
+        from kiosk.cli.staffpin import read_pin
 
         if not (a.accept or a.charge_back):
             raise ValidationError("请用 --accept 或 --charge-back 写明处理结果", detail="--decide needs a decision")
         if not a.staff:
-            from ..errors import PermissionDeniedError
+            from kiosk.errors import PermissionDeniedError
             raise PermissionDeniedError("对账处理需要写明经办人：--staff 工号（主管或管理员），并输入其 PIN",
                                         detail="--decide needs --staff and the PIN (KIOSK_STAFF_PIN for scripts)")
         actor = app.auth.verify(a.staff, read_pin(a.staff), min_role="supervisor")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .main import out_json
+from kiosk.cli.main import out_json
 
 
 def register(sub) -> None:
@@ -63,14 +63,14 @@ def register(sub) -> None:
 
 
 def _app():
-    from ..services.context import App
+    from kiosk.services.context import App
 
     return App()
 
 
 def cmd_models_install(args: argparse.Namespace) -> int:
-    from ..config import get_settings
-    from ..vision.modelpacks import default_pack, get_pack, install_pack
+    from kiosk.config import get_settings
+    from kiosk.vision.modelpacks import default_pack, get_pack, install_pack
 
     pack = args.pack or default_pack()
     p = get_pack(pack)
@@ -82,9 +82,9 @@ def cmd_models_install(args: argparse.Namespace) -> int:
 
 
 def cmd_models_samples(args: argparse.Namespace) -> int:
-    from ..config import get_settings
-    from ..vision.modelpacks import install_pack, load_manifest
-    from models import MANIFEST_PATH
+    from kiosk.config import get_settings
+    from kiosk.vision.modelpacks import install_pack, load_manifest
+    from kiosk.models import MANIFEST_PATH
 
     names = args.set or list(load_manifest(MANIFEST_PATH, "samples"))
     for n in names:
@@ -97,9 +97,9 @@ def cmd_models_samples(args: argparse.Namespace) -> int:
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
-    from ..config import get_settings
-    from ..errors import ModelError
-    from ..vision.modelpacks import load_manifest, verify_pack
+    from kiosk.config import get_settings
+    from kiosk.errors import ModelError
+    from kiosk.vision.modelpacks import load_manifest, verify_pack
 
     rows = []
     for name, p in load_manifest().items():
@@ -120,8 +120,8 @@ def cmd_models_list(args: argparse.Namespace) -> int:
 def cmd_keygen(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..config import get_settings
-    from ..services.security import write_key_file
+    from kiosk.config import get_settings
+    from kiosk.services.security import write_key_file
 
     path = Path(args.out) if args.out else get_settings().template_key_file
     if write_key_file(path):
@@ -135,9 +135,9 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
-    from enrollment.batch import enroll_files
+    from kiosk.enrollment.batch import enroll_files
 
-    from .staffpin import acting_staff
+    from kiosk.cli.staffpin import acting_staff
 
     app = _app()
     actor = acting_staff(app, args.staff, "face.consent" if args.consent else "face.enroll")
@@ -197,9 +197,9 @@ def cmd_index_stale(args: argparse.Namespace) -> int:
 
 
 def cmd_liveness(args: argparse.Namespace) -> int:
-    from ..config import get_settings
-    from ..vision.engine import create_engine
-    from ..vision.liveness import check_recording, frames_from_path
+    from kiosk.config import get_settings
+    from kiosk.vision.engine import create_engine
+    from kiosk.vision.liveness import check_recording, frames_from_path
 
     s = get_settings()
     eng = create_engine(s.backend, s.model_dir)
@@ -212,7 +212,7 @@ def cmd_liveness(args: argparse.Namespace) -> int:
 
 
 def cmd_index_reembed(args: argparse.Namespace) -> int:
-    from .staffpin import acting_staff
+    from kiosk.cli.staffpin import acting_staff
 
     app = _app()
     res = app.faces.reembed_from_crops(acting_staff(app, args.staff, "face.reembed"))

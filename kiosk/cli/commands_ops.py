@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 
-from .main import out_json
+from kiosk.cli.main import out_json
 
 
 def register(sub) -> None:
@@ -29,9 +29,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     import os
     from pathlib import Path
 
-    from .. import bench
-    from ..config import get_settings
-    from ..errors import ValidationError
+    from kiosk import bench
+    from kiosk.config import get_settings
+    from kiosk.errors import ValidationError
 
     s = get_settings()
     sections = [x.strip() for x in args.sections.split(",") if x.strip()]
@@ -59,7 +59,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 result["frame_ms"][backend] = bench.bench_frames(backend, eng, photo, n=10 if args.quick else 60,
                                                                    profile=not args.quick)
         if "identity" in sections:
-            from ..vision.modelpacks import verify_pack
+            from kiosk.vision.modelpacks import verify_pack
 
             strangers = [v for _, v in sorted(verify_pack(s.model_dir, "strangers", section="samples").items())]
             clips = [] if args.quick else bench.live_clips()
@@ -79,8 +79,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         say("rebuild ...")
         result["gallery_rebuild_ms"] = bench.bench_rebuild(
             s.model_dir, [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000])
-    if "district" in sections:   # the district server on PostgreSQL (kiosk/bench_district.py)
-        from ..bench_district import bench_district
+    if "district" in sections:   # the district server on PostgreSQL (kiosk/bench/district.py)
+        from kiosk.bench.district import bench_district
         result["district"] = bench_district(10_000 if args.quick else 100_000,
                                             orders_per_terminal=100 if args.quick else 500, say=say)
     for line in bench.report_lines(result):   # the figures to read; the JSON has everything
@@ -95,13 +95,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     from datetime import datetime
 
-    from ..errors import ValidationError
-    from ..db.audit import entries_since
-    from ..services.context import App
-    from ..timeutil import CST
+    from kiosk.errors import ValidationError
+    from kiosk.db.audit import entries_since
+    from kiosk.services.context import App
+    from kiosk.timeutil import CST
 
     if getattr(args, "what", None) == "verify":
-        from .audit_verify import cmd_audit_verify
+        from kiosk.cli.audit_verify import cmd_audit_verify
 
         return cmd_audit_verify(args)
     since = None
@@ -137,7 +137,7 @@ def register_ui(sub) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ..ui.app import run
+    from kiosk.ui.app import run
 
     return run(args.source, args.windowed)
 
@@ -145,7 +145,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     import os
 
-    from ..ui.app import run
+    from kiosk.ui.app import run
 
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")

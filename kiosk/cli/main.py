@@ -7,7 +7,7 @@ import logging
 import sys
 from typing import Callable
 
-from ..errors import KioskError
+from kiosk.errors import KioskError
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -32,15 +32,15 @@ def fail(err: KioskError, as_json: bool) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import commands_billing, commands_faces, commands_ops
+    from kiosk.cli import commands_billing, commands_faces, commands_ops
 
     p = argparse.ArgumentParser(prog="kiosk", description="长寿食堂 刷脸助餐 kiosk")
     p.add_argument("-v", "--verbose", action="store_true")
     sub = p.add_subparsers(dest="command", required=True)
     for mod in (commands_faces, commands_billing, commands_ops):
         mod.register(sub)
-    from . import commands_district; commands_district.register(sub)  # noqa: E702 (the district, after `report`)
-    from . import commands_console; commands_console.register(sub)  # noqa: E702 (the console's reports)
+    from kiosk.cli import commands_district; commands_district.register(sub)  # noqa: E702 (the district, after `report`)
+    from kiosk.cli import commands_console; commands_console.register(sub)  # noqa: E702 (the console's reports)
     return p
 
 

@@ -8,8 +8,8 @@ import getpass
 import os
 import sys
 
-from ..errors import PermissionDeniedError
-from ..db.permissions import PERMISSION_ZH, ROLE_ZH, Actor, roles_with
+from kiosk.errors import PermissionDeniedError
+from kiosk.db.permissions import PERMISSION_ZH, ROLE_ZH, Actor, roles_with
 
 
 def read_pin(staff_id: str, env: str = "KIOSK_STAFF_PIN") -> str:

@@ -4,4 +4,4 @@ and who may do what (permissions), below the services so that every layer uses t
 Importing the store installs its change tracking on every session (``changes``: the
 district server's change log, a terminal's outbox rows), so no program can write
 district records without it."""
-from . import changes  # noqa: F401  (registers the session listeners)
+from kiosk.db import changes  # noqa: F401  (registers the session listeners)

@@ -13,8 +13,8 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from .chain import GENESIS, canonical, link, normalize_detail
-from .models import AuditEntry, AuditHead, new_id, utcnow
+from kiosk.db.chain import GENESIS, canonical, link, normalize_detail
+from kiosk.db.models import AuditEntry, AuditHead, new_id, utcnow
 
 
 def record(session: Session, actor: str, action: str, subject: str | None = None,

@@ -9,7 +9,7 @@ versions become visible in order and a terminal that pulls "since V" never skips
 On a terminal (its replica has ``sync_state.role = terminal``) the same hook instead
 turns the unit of work into one outbox row: the rows it wrote (orders, order lines,
 ledger entries, voids, consents, templates, audit entries) and the operations the
-services named with ``kiosk.sync.outbox.record``; the row is written in the same
+services published (``app.events.publish``, kiosk.services.events); the row is written in the same
 transaction as the sale itself. Writes of records only the server owns (residents,
 menus, policies, staff, canteens) are refused on a terminal: imports run on the server.
 
@@ -24,11 +24,11 @@ from typing import Callable
 from sqlalchemy import event, insert, inspect, select, text
 from sqlalchemy.orm import Session
 
-from .models import (AuditEntry, Canteen, ChangeLogEntry, FaceConsent, FaceTemplate, LedgerEntry,
+from kiosk.db.models import (AuditEntry, Canteen, ChangeLogEntry, FaceConsent, FaceTemplate, LedgerEntry,
                          MenuItem, Order, OrderLine, OrderVoid, OutboxEntry, Resident, Staff,
                          SubsidyPolicy, SyncCounter, SyncState)
-from ..errors import ServerOnlyError
-from . import rowcodec
+from kiosk.errors import ServerOnlyError
+from kiosk.db import rowcodec
 
 APPLY = "kiosk_sync_apply"       # session.info flag: the sync itself is writing
 TOUCHED = "kiosk_touched"        # set of (entity, key)

@@ -14,8 +14,8 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from ..errors import NotFoundError, PermissionDeniedError
-from .models import Staff
+from kiosk.errors import NotFoundError, PermissionDeniedError
+from kiosk.db.models import Staff
 
 ROLES = ("staff", "supervisor", "admin")
 ROLE_ZH = {"staff": "工作人员", "supervisor": "主管", "admin": "管理员"}

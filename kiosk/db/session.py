@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..errors import ConfigError, DiskFullError, StorageError, StoreBusyError, ValidationError
+from kiosk.errors import ConfigError, DiskFullError, StorageError, StoreBusyError, ValidationError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 

@@ -24,11 +24,11 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..db import audit
-from ..db.models import PinLockout, Staff, utcnow
-from ..db.permissions import ROLE_ZH, ROLES, Actor, check_role, make_actor, require
-from ..errors import NotFoundError, PermissionDeniedError, ValidationError
-from .security import hash_pin, pin_needs_rehash, verify_pin
+from kiosk.db import audit
+from kiosk.db.models import PinLockout, Staff, utcnow
+from kiosk.db.permissions import ROLE_ZH, ROLES, Actor, check_role, make_actor, require
+from kiosk.errors import NotFoundError, PermissionDeniedError, ValidationError
+from kiosk.services.security import hash_pin, pin_needs_rehash, verify_pin
 
 MIN_PIN = {"staff": 4, "supervisor": 4, "admin": 6}
 MAX_PIN = 12

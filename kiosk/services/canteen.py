@@ -1,10 +1,10 @@
 """The canteen this terminal serves: its name, district and meal windows."""
 from __future__ import annotations
 
-from ..billing.meals import DEFAULT_WINDOWS, validate_windows
-from ..db import audit
-from ..db.models import Canteen
-from ..errors import ValidationError
+from kiosk.billing.meals import DEFAULT_WINDOWS, validate_windows
+from kiosk.db import audit
+from kiosk.db.models import Canteen
+from kiosk.errors import ValidationError
 
 
 def configure_canteen(app, *, name: str | None = None, district: str | None = None,

@@ -9,22 +9,21 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import and_, bindparam, case, func, select
 from sqlalchemy.orm import Session
 
-from ..billing.meals import DEFAULT_WINDOWS, meal_at
-from ..billing.policy import Policy, normalize_meal
-from ..billing.pricing import Line, Quote, make_quote
-from ..billing.recommend import Dish, Profile, recommend
-from ..billing.subsidy import ResidentFacts, SubsidyDecision, Usage, decide_subsidy
-from ..db import audit
-from ..db.models import (Canteen, LedgerEntry, MenuItem, Order, OrderLine, OrderVoid, Resident,
+from kiosk.billing.meals import DEFAULT_WINDOWS, meal_at
+from kiosk.billing.policy import Policy, normalize_meal
+from kiosk.billing.pricing import Line, Quote, make_quote
+from kiosk.billing.recommend import Dish, Profile, recommend
+from kiosk.billing.subsidy import ResidentFacts, SubsidyDecision, Usage, decide_subsidy
+from kiosk.db import audit
+from kiosk.db.models import (Canteen, LedgerEntry, MenuItem, Order, OrderLine, OrderVoid, Resident,
                          new_id)
-from ..errors import (BillingError, IdempotencyConflictError, InsufficientBalanceError, NotFoundError,
+from kiosk.errors import (BillingError, IdempotencyConflictError, InsufficientBalanceError, NotFoundError,
                       SoldOutError, ValidationError)
-from ..limits import NOTE_MAX_CHARS, check_checkout_request, check_text
-from ..money import TOPUP_MAX_FEN, fen_to_yuan
-from ..timeutil import now_cst, to_cst
-from ..sync import outbox
-from ..db.permissions import require
-from .importing import policy_in_force
+from kiosk.limits import NOTE_MAX_CHARS, check_checkout_request, check_text
+from kiosk.money import TOPUP_MAX_FEN, fen_to_yuan
+from kiosk.timeutil import now_cst, to_cst
+from kiosk.db.permissions import require
+from kiosk.services.importing import policy_in_force
 
 PAY_METHODS = ("balance", "cash", "card")
 FAR_PRICE = 10 ** 9  # "a meal dearer than any subsidy": to show a tier's full per-meal amount
@@ -197,7 +196,7 @@ class CheckoutService:
 
     def menu(self, session: Session, day: date, meal: str) -> list[MenuItem]:
         """Menu rows of a meal (detached copies, cached briefly; an import here clears the cache)."""
-        from . import importing
+        from kiosk.services import importing
 
         key = (day, meal, importing.MENU_GENERATION)
         hit = self._menus.get(key)
@@ -215,7 +214,7 @@ class CheckoutService:
 
     def policy(self, session: Session, day: date) -> tuple[Policy | None, str | None]:
         """The subsidy policy in force on ``day`` for this canteen's district, and its row id."""
-        from . import importing
+        from kiosk.services import importing
 
         district = self.canteen(session).district
         key = (day, district, importing.POLICY_GENERATION)
@@ -313,7 +312,7 @@ class CheckoutService:
             s.add(LedgerEntry(resident_id=resident_id, order_id=order.id, kind="payment", method=pay,
                               amount_fen=-q.to_pay_fen if pay == "balance" else q.to_pay_fen,
                               affects_balance=pay == "balance", staff_id=staff_id))
-            outbox.record(self.app, s, "order.settle", order_id=order.id, resident_id=resident_id)
+            self.app.events.publish(s, "order.settle", order_id=order.id, resident_id=resident_id)
             s.flush()
             return self._receipt(s, order)
 
@@ -364,7 +363,7 @@ class CheckoutService:
             audit.record(s, staff_id, "order.void", order_id, reason=reason.strip(),
                          resident_id=order.resident_id, to_pay_fen=order.to_pay_fen,
                          subsidy_fen=order.subsidy_fen)
-            outbox.record(self.app, s, "order.void", order_id=order_id, resident_id=order.resident_id)
+            self.app.events.publish(s, "order.void", order_id=order_id, resident_id=order.resident_id)
             return {"order_id": order_id, "voided": True, "refund_fen": order.to_pay_fen,
                     "refund_to": order.pay_method, "subsidy_released_fen": order.subsidy_fen,
                     "balance_fen": balance_of(s, order.resident_id) if order.pay_method == "balance" else None}
@@ -383,7 +382,7 @@ class CheckoutService:
             s.add(LedgerEntry(resident_id=resident_id, kind="topup", method=method, amount_fen=amount_fen,
                               affects_balance=True, payer=payer, staff_id=staff_id))
             audit.record(s, staff_id, "account.topup", resident_id, amount_fen=amount_fen, payer=payer)
-            outbox.record(self.app, s, "account.topup", resident_id=resident_id)
+            self.app.events.publish(s, "account.topup", resident_id=resident_id)
             s.flush()
             return {"resident_id": resident_id, "amount_fen": amount_fen, "payer": payer,
                     "balance_fen": balance_of(s, resident_id)}

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from ..config import Settings, get_settings
-from ..datadir import ensure_private_home
-from ..db.session import Database
+from kiosk.config import Settings, get_settings
+from kiosk.datadir import ensure_private_home
+from kiosk.db.session import Database
 
 
 class App:
@@ -18,39 +18,46 @@ class App:
             self.__dict__["engine"] = engine
 
     @cached_property
+    def events(self):
+        """The one port through which the core publishes what changed (kiosk.services.events)."""
+        from kiosk.services.events import ChangeEvents
+
+        return ChangeEvents(terminal=self.settings.is_terminal)
+
+    @cached_property
     def cipher(self):
-        from .security import TemplateCipher
+        from kiosk.services.security import TemplateCipher
 
         s = self.settings
         return TemplateCipher.from_settings(s.template_key, s.template_key_file, s.home)
 
     @cached_property
     def engine(self):
-        from ..vision.engine import create_engine
+        from kiosk.vision.engine import create_engine
 
         return create_engine(self.settings.backend, self.settings.model_dir)
 
     @cached_property
     def faces(self):
-        from .faces import FaceService
+        from kiosk.services.faces import FaceService
 
         return FaceService(self)
 
     @cached_property
     def auth(self):
-        from .auth import StaffAuth
+        from kiosk.services.auth import StaffAuth
 
         return StaffAuth(self)
 
     @cached_property
     def residents(self):
-        from .residents import ResidentService
+        from kiosk.services.residents import ResidentService
 
         return ResidentService(self)
 
     @cached_property
     def billing(self):
-        from .checkout import CheckoutService
+        from kiosk.services.checkout import CheckoutService
 
         return CheckoutService(self)
 

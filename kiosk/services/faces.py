@@ -26,15 +26,14 @@ import numpy as np
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from ..db import audit
-from ..db.models import FaceConsent, FaceTemplate, Resident, StoreCounter
-from ..errors import ConsentRequiredError, ImageError, KioskError, ModelMismatchError, NotFoundError
-from ..vision.engine import BACKEND_DEFAULTS, FaceObservation
-from ..vision.gallery import FaissGallery, fingerprint
-from ..vision.image_io import read_image
-from ..vision.matching import decide
-from ..vision.types import MatchResult
-from ..sync import outbox
+from kiosk.db import audit
+from kiosk.db.models import FaceConsent, FaceTemplate, Resident, StoreCounter
+from kiosk.errors import ConsentRequiredError, ImageError, KioskError, ModelMismatchError, NotFoundError
+from kiosk.vision.engine import BACKEND_DEFAULTS, FaceObservation
+from kiosk.vision.gallery import FaissGallery, fingerprint
+from kiosk.vision.image_io import read_image
+from kiosk.vision.matching import decide
+from kiosk.vision.types import MatchResult
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +111,7 @@ class FaceService:
         session.add(t)
         session.flush()
         self.bump_generation(session)
-        outbox.record(self.app, session, "faces.enroll", resident_id=resident_id)
+        self.app.events.publish(session, "faces.enroll", resident_id=resident_id)
         g = self.gallery()
         with self._lock:
             g.add([t.id], [resident_id], emb[None, :])
@@ -123,7 +122,7 @@ class FaceService:
             FaceTemplate.resident_id == resident_id, FaceTemplate.contract_id == self.contract_id)) or 0
 
     def remove_templates(self, session: Session, template_ids: list[str]) -> None:
-        outbox.record(self.app, session, "faces.remove", template_ids=list(template_ids))
+        self.app.events.publish(session, "faces.remove", template_ids=list(template_ids))
         session.execute(delete(FaceTemplate).where(FaceTemplate.id.in_(template_ids)))
         self.bump_generation(session)
         with self._lock:
@@ -133,7 +132,7 @@ class FaceService:
         """Remove every template and crop of a resident (the rows; with SQLite's
         secure_delete their bytes are overwritten), and this process's index entries.
         Other processes drop theirs at their next generation check."""
-        outbox.record(self.app, session, "faces.erase", resident_id=resident_id)
+        self.app.events.publish(session, "faces.erase", resident_id=resident_id)
         n = session.execute(delete(FaceTemplate).where(FaceTemplate.resident_id == resident_id)).rowcount
         self.bump_generation(session)
         with self._lock:
@@ -223,7 +222,7 @@ class FaceService:
         """After a model change: make templates with the current model from the kept
         (encrypted) face crops. Residents without a crop must be re-enrolled.
         ``actor``: an admin proven by PIN (kiosk.services.auth)."""
-        from ..db.permissions import require
+        from kiosk.db.permissions import require
 
         done, need = 0, set()
         with self.app.db.session() as s:

@@ -1,6 +1,6 @@
 """The one import path: what a roster, menu or policy file would change, computed
 without writing anything (the plan, shown as the dry run), and applying exactly that
-plan. The district console (kiosk.server.console), the command line (`kiosk residents
+plan. The district console (kiosk.district.console), the command line (`kiosk residents
 import`, `kiosk menu import`, `kiosk policy import`), the kiosk's staff pages and the
 ``import_*`` helpers of kiosk.services.importing all go through ``plan_*`` and
 ``apply_*`` here.
@@ -30,15 +30,15 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from ..billing.policy import Policy, Tier, split_category
-from ..db import audit
-from ..db.models import Canteen, FaceTemplate, MenuItem, Resident, SubsidyPolicy
-from ..errors import ImportFileError, ValidationError
-from ..money import fen_to_yuan
-from . import importing
-from .importing import (MENU_COLUMNS, ROSTER_COLUMNS, ImportReport, Problem, check_row_photos,
+from kiosk.billing.policy import Policy, Tier, split_category
+from kiosk.db import audit
+from kiosk.db.models import Canteen, FaceTemplate, MenuItem, Resident, SubsidyPolicy
+from kiosk.errors import ImportFileError, ValidationError
+from kiosk.money import fen_to_yuan
+from kiosk.services import importing
+from kiosk.services.importing import (MENU_COLUMNS, ROSTER_COLUMNS, ImportReport, Problem, check_row_photos,
                         generated_resident_id, load_policy_file, validate_menu_row, validate_roster_row)
-from .tabular import Column, read_table
+from kiosk.services.tabular import Column, read_table
 
 CLEAR = "清除"
 # roster columns whose value may be cleared with 清除 (the others are required or derived)
@@ -61,7 +61,7 @@ def refuse_on_terminal(app) -> None:
     """Imports run on the district server (or a single machine); a terminal of a
     district server receives what was imported there at its next sync."""
     if app.settings.is_terminal:
-        from ..errors import ServerOnlyError
+        from kiosk.errors import ServerOnlyError
 
         raise ServerOnlyError("这是区服务器的终端：花名册、菜单和补贴政策只能在区服务器上导入"
                               "（网页管理台或服务器上的 kiosk 命令），终端会在下次同步时收到",
@@ -298,7 +298,7 @@ def prepare_photos(app, plan: ImportPlan) -> None:
     the desk. Kept in ``plan.extra['prepared']`` for ``apply_roster``."""
     if plan.kind != "roster" or plan.photos_dir is None:
         return
-    from enrollment.batch import EnrollReport, prepare_images
+    from kiosk.enrollment.batch import EnrollReport, prepare_images
 
     prepared = plan.extra.setdefault("prepared", {})
     for p in list(plan.planned):
@@ -360,10 +360,10 @@ def _enrol_photos(app, plan: ImportPlan, staff_id: str) -> list[dict]:
     """Record the roster's face consent (the paper form) and enrol the prepared photos.
     A resident who withdrew consent before (face data erased) is not enrolled again
     from the roster: only a consent given anew, at the desk, brings face data back."""
-    from enrollment.batch import enroll_prepared
-    from enrollment.consent import active_consent, record_consent
+    from kiosk.enrollment.batch import enroll_prepared
+    from kiosk.enrollment.consent import active_consent, record_consent
 
-    from ..errors import KioskError
+    from kiosk.errors import KioskError
 
     out = [{"row": n, "resident_id": rid, "status": "no_consent",
             "message": "未签署人脸授权，照片未登记（可用助老卡就餐）"} for n, rid in plan.extra.get("no_consent", [])]

@@ -22,14 +22,14 @@ import yaml
 from pydantic import ValidationError as PydanticError
 from sqlalchemy import select
 
-from ..billing.policy import CATEGORIES, Policy, category_problem, normalize_meal
-from ..db.models import MenuItem, Resident, SubsidyPolicy
-from ..errors import ImageError, ImportFileError
-from ..idcard import parse_id_number
-from ..limits import (POLICY_MAX_BYTES, POLICY_MAX_DEPTH, POLICY_MAX_NODES, POLICY_MAX_STRING,
+from kiosk.billing.policy import CATEGORIES, Policy, category_problem, normalize_meal
+from kiosk.db.models import MenuItem, Resident, SubsidyPolicy
+from kiosk.errors import ImageError, ImportFileError
+from kiosk.idcard import parse_id_number
+from kiosk.limits import (POLICY_MAX_BYTES, POLICY_MAX_DEPTH, POLICY_MAX_NODES, POLICY_MAX_STRING,
                       describe_char, forbidden_char)
-from ..money import DISH_PRICE_MAX_FEN, PORTIONS_MAX, AmountError, fen_to_yuan, yuan_to_fen
-from .tabular import (Column, Problem, cell_problem, check_file, decode_text, parse_date, read_bytes, read_table,
+from kiosk.money import DISH_PRICE_MAX_FEN, PORTIONS_MAX, AmountError, fen_to_yuan, yuan_to_fen
+from kiosk.services.tabular import (Column, Problem, cell_problem, check_file, decode_text, parse_date, read_bytes, read_table,
                       split_list)
 
 ROSTER_COLUMNS = [
@@ -223,7 +223,7 @@ def check_row_photos(row: int, photos: list[str], photos_dir: Path, file: str,
     """Each photo of a consenting row: a missing one is a warning (the resident can
     enrol later); one that is too large, not an image or of an unknown format is a
     problem of the row. Only the header is read."""
-    from ..vision.image_io import check_image_file
+    from kiosk.vision.image_io import check_image_file
 
     probs = []
     for ph in photos:
@@ -245,7 +245,7 @@ def import_roster(app, path: Path, *, dry_run: bool = False, skip_invalid: bool 
     every photo is checked before anything is written: the cells, the rows against each
     other and the store, each photo's header (size, format, pixels) and, for a real
     import, each photo decoded and embedded."""
-    from . import import_plan
+    from kiosk.services import import_plan
 
     plan = import_plan.plan_roster(app, path, photos_dir=photos_dir)
     return import_plan.run_import(app, plan, dry_run=dry_run, skip_invalid=skip_invalid, staff_id=staff_id)
@@ -330,7 +330,7 @@ def import_menu(app, path: Path, *, dry_run: bool = False, skip_invalid: bool = 
                 staff_id: str | None = None, canteen_id: str | None = None) -> ImportReport:
     """Plan the menu (each row for its 食堂, else ``canteen_id``, else every canteen) and
     apply the plan."""
-    from . import import_plan
+    from kiosk.services import import_plan
 
     plan = import_plan.plan_menu(app, path, canteen_id)
     return import_plan.run_import(app, plan, dry_run=dry_run, skip_invalid=skip_invalid, staff_id=staff_id)
@@ -428,8 +428,8 @@ def import_policy(app, path: Path, *, dry_run: bool = False, staff_id: str | Non
     (same category or age bracket, overlapping dates) is refused (ValidationError naming
     both) unless ``replace``. ``today`` (default: today, China Standard Time): policies
     that ended before it are not in force."""
-    from ..timeutil import now_cst
-    from . import import_plan
+    from kiosk.timeutil import now_cst
+    from kiosk.services import import_plan
 
     plan = import_plan.plan_policy(app, path, replace=replace, today=today or now_cst().date())
     return import_plan.run_import(app, plan, dry_run=dry_run, staff_id=staff_id)

@@ -8,8 +8,8 @@ import subprocess
 from functools import lru_cache
 from pathlib import Path
 
-from ..errors import ConfigError
-from .report_files import Money, TableReport
+from kiosk.errors import ConfigError
+from kiosk.services.report_files import Money, TableReport
 
 FONT_NAME = "WQYMicroHei"
 KNOWN_PATHS = ("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",)

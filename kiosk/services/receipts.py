@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from ..money import fen_to_yuan
+from kiosk.money import fen_to_yuan
 
 
 class ReceiptPrinter(Protocol):

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from ..errors import ValidationError
-from ..money import fen_to_yuan
+from kiosk.errors import ValidationError
+from kiosk.money import fen_to_yuan
 
 
 @dataclass
@@ -129,7 +129,7 @@ def write_report_file(rep: TableReport, path: Path) -> Path:
     if suffix == ".xlsx":
         data = xlsx_bytes(rep)
     elif suffix == ".pdf":
-        from .pdf import pdf_bytes
+        from kiosk.services.pdf import pdf_bytes
 
         data = pdf_bytes(rep)
     else:

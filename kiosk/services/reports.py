@@ -11,12 +11,12 @@ from pathlib import Path
 
 from sqlalchemy import case, func, select
 
-from ..db import audit
-from ..db.models import Order, OrderVoid, Resident
-from ..errors import ValidationError
-from ..money import fen_to_yuan
-from .checkout import month_bounds
-from .tabular import csv_cell, xlsx_append
+from kiosk.db import audit
+from kiosk.db.models import Order, OrderVoid, Resident
+from kiosk.errors import ValidationError
+from kiosk.money import fen_to_yuan
+from kiosk.services.checkout import month_bounds
+from kiosk.services.tabular import csv_cell, xlsx_append
 
 
 def mask_id(id_number: str | None) -> str:

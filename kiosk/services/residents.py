@@ -6,11 +6,11 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from ..db import audit
-from ..db.models import FaceConsent, FaceTemplate, Resident
-from ..db.permissions import require
-from ..errors import NotFoundError, ValidationError
-from ..timeutil import age_on, now_cst, to_cst
+from kiosk.db import audit
+from kiosk.db.models import FaceConsent, FaceTemplate, Resident
+from kiosk.db.permissions import require
+from kiosk.errors import NotFoundError, ValidationError
+from kiosk.timeutil import age_on, now_cst, to_cst
 
 
 @dataclass(frozen=True)

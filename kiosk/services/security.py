@@ -10,7 +10,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from ..errors import StoreBusyError, TemplateKeyError
+from kiosk.errors import StoreBusyError, TemplateKeyError
 
 
 def generate_key() -> str:

@@ -17,8 +17,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import ImportFileError
-from ..limits import (CELL_MAX_CHARS, EXCEL_MAX_ROWS, MB, TABLE_MAX_BYTES, TABLE_MAX_COLUMNS, TABLE_MAX_ROWS,
+from kiosk.errors import ImportFileError
+from kiosk.limits import (CELL_MAX_CHARS, EXCEL_MAX_ROWS, MB, TABLE_MAX_BYTES, TABLE_MAX_COLUMNS, TABLE_MAX_ROWS,
                       XLSX_MAX_OTHER_PART, XLSX_MAX_RATIO, XLSX_MAX_SHARED_STRINGS, XLSX_MAX_UNCOMPRESSED,
                       XLSX_RATIO_FLOOR, describe_char, forbidden_char)
 

@@ -14,7 +14,7 @@ def _qt_app():
     from PySide6.QtGui import QFont, QFontDatabase
     from PySide6.QtWidgets import QApplication
 
-    from . import theme
+    from kiosk.ui import theme
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     families = set(QFontDatabase.families())
@@ -30,11 +30,11 @@ def build_window(app_ctx, source_spec=None, *, capture=None, voice=None, fps: fl
                  leave_seconds: float = 4.0):
     """The window with its worker; ``capture`` (a Capture) overrides ``source_spec``.
     The camera and the recognition pipeline come from the service layer."""
-    from ..services.kiosk import KioskService
-    from ..services.receipts import FilePrinter
-    from .main_window import KioskWindow
-    from .voice import Voice
-    from .worker import VisionWorker
+    from kiosk.terminal.counter import KioskService
+    from kiosk.services.receipts import FilePrinter
+    from kiosk.ui.main_window import KioskWindow
+    from kiosk.ui.voice import Voice
+    from kiosk.ui.worker import VisionWorker
 
     s = app_ctx.settings
     svc = KioskService(app_ctx)
@@ -65,11 +65,11 @@ def run(source: str | None, windowed: bool, *, demo: bool = False, seconds: floa
         autopilot: bool = True, keep_demo: bool = False) -> int:
     from PySide6.QtCore import QTimer
 
-    from ..services.context import App
+    from kiosk.services.context import App
 
     qapp = _qt_app()
     if demo:
-        from ..demo import DemoCapture, make_demo_home, seed_demo
+        from kiosk.terminal.demo import DemoCapture, make_demo_home, seed_demo
 
         settings, base = make_demo_home()
         ctx = App(settings)
@@ -79,7 +79,7 @@ def run(source: str | None, windowed: bool, *, demo: bool = False, seconds: floa
         capture = DemoCapture(settings.model_dir)
         win, worker = build_window(ctx, capture=capture)
         if autopilot:
-            from .demo_pilot import DemoPilot
+            from kiosk.ui.demo_pilot import DemoPilot
             win._pilot = DemoPilot(win, capture)
     else:
         ctx = App()

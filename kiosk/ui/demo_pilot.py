@@ -6,7 +6,7 @@ import time
 
 from PySide6.QtCore import QTimer
 
-from .widgets import label
+from kiosk.ui.widgets import label
 
 
 class DemoPilot:

@@ -14,22 +14,22 @@ from PySide6.QtCore import QThreadPool, QTimer, Qt
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QLabel, QMainWindow, QSizePolicy, QStackedWidget, QVBoxLayout, QWidget
 
-from ..errors import KioskError
-from . import theme
-from .controllers.checkout import CheckoutController
-from .controllers.liveness import ChallengeController
-from .controllers.noface import NoFaceController
-from .controllers.staff import StaffController
-from .pages import BillPage, IdlePage, MenuPage, NoFacePage, PayPage, ReceiptPage
-from .staff_page import StaffPage
-from .widgets import label
-from .worker import FrameEvent, Task
+from kiosk.errors import KioskError
+from kiosk.ui import theme
+from kiosk.ui.controllers.checkout import CheckoutController
+from kiosk.ui.controllers.liveness import ChallengeController
+from kiosk.ui.controllers.noface import NoFaceController
+from kiosk.ui.controllers.staff import StaffController
+from kiosk.ui.pages import BillPage, IdlePage, MenuPage, NoFacePage, PayPage, ReceiptPage
+from kiosk.ui.staff_page import StaffPage
+from kiosk.ui.widgets import label
+from kiosk.ui.worker import FrameEvent, Task
 
 log = logging.getLogger(__name__)
 
 IDLE, BILL, MENU, PAY, RECEIPT, NOFACE, STAFF = "idle", "bill", "menu", "pay", "receipt", "noface", "staff"
 CHALLENGE = "challenge"        # on the idle page: the spoken head-turn request before any charge
-from .controllers.liveness import CHALLENGE_S, MIN_CHALLENGE_FPS  # noqa: E402,F401  (re-exported for tests)
+from kiosk.ui.controllers.liveness import CHALLENGE_S, MIN_CHALLENGE_FPS  # noqa: E402,F401  (re-exported for tests)
 
 TICK_MS = 250
 CALL_SHOWN_S = 180.0           # the staff call stays on screen this long, or until staff log in

@@ -4,14 +4,13 @@ keyboard types into the field in use, and void and erase ask for confirmation fi
 The page draws and emits intents; ``controllers.staff`` runs them through the services."""
 from __future__ import annotations
 
-from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QGridLayout, QHBoxLayout, QHeaderView, QLineEdit, QListWidget,
                                QScrollArea, QStackedWidget, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from ..services.kiosk import PAY_LABELS, yuan
-from .widgets import STAFF_KEYS, Keypad, Page, TypingKeyboard, big_button, field, flip_box, label
+from kiosk.terminal.counter import PAY_LABELS, yuan
+from kiosk.ui.widgets import STAFF_KEYS, Keypad, Page, TypingKeyboard, big_button, field, flip_box, label
 
 VOID_REASONS = ("打错菜", "重复结算", "居民取消", "认错人")
 PAYERS = ("本人", "子女", "亲属", "社区")
@@ -366,12 +365,3 @@ class StaffPage(Page):
                 yuan(sum(o["subsidy_fen"] for o in live)), yuan(sum(o["to_pay_fen"] for o in live))]
         for j, val in enumerate(sums):
             self.orders.setItem(len(rows), j, QTableWidgetItem(val))
-
-
-def report_lines(rep) -> list[str]:
-    name = Path(rep.file).name
-    out = [f"{name}：新增 {len(rep.created)}，更新 {len(rep.updated)}，未变 {len(rep.unchanged)}，跳过 {len(rep.skipped_rows)} 行"
-           + ("" if rep.imported else "（有错误，未导入）")]
-    out += [p.text(name) for p in rep.problems]
-    out += rep.warnings
-    return out

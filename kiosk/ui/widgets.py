@@ -9,7 +9,7 @@ from PySide6.QtGui import QColor, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (QBoxLayout, QGridLayout, QLabel, QLineEdit, QPushButton, QSizePolicy,
                                QVBoxLayout, QWidget)
 
-from . import theme
+from kiosk.ui import theme
 
 
 def big_button(text: str, name: str | None = None, checkable: bool = False) -> QPushButton:

@@ -38,12 +38,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..errors import ImageError
-from .engine import create_engine
-from .image_io import read_image
-from .matching import decide
-from .quality import STILL_THRESHOLDS, assess, measure, primary_face
-from .types import Candidate, Face
+from kiosk.errors import ImageError
+from kiosk.vision.engine import create_engine
+from kiosk.vision.image_io import read_image
+from kiosk.vision.matching import decide
+from kiosk.vision.quality import STILL_THRESHOLDS, assess, measure, primary_face
+from kiosk.vision.types import Candidate, Face
 
 IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
@@ -318,7 +318,7 @@ def run(backend: str, model_dir: Path, labelled: Path, pools: list[Path],
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..config import get_settings
+    from kiosk.config import get_settings
 
     ap = argparse.ArgumentParser(prog="python -m kiosk.vision.calibrate")
     ap.add_argument("--backend", default="sface")

@@ -13,7 +13,7 @@ from typing import Callable, Protocol
 import cv2
 import numpy as np
 
-from .image_io import check_video_capture, read_image
+from kiosk.vision.image_io import check_video_capture, read_image
 
 log = logging.getLogger(__name__)
 

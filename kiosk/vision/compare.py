@@ -33,10 +33,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..errors import ImageError
-from .calibrate import _images, best_per_identity, face_patch, paste, tight_crop, two_face_composite
-from .image_io import read_image
-from .matching import decide
+from kiosk.errors import ImageError
+from kiosk.vision.calibrate import _images, best_per_identity, face_patch, paste, tight_crop, two_face_composite
+from kiosk.vision.image_io import read_image
+from kiosk.vision.matching import decide
 
 
 # The two-face probe: a wide photo, the labelled person's face larger (about 1.3× the
@@ -110,7 +110,7 @@ class Probe:
 def _kiosk_embed(engine, img: np.ndarray) -> tuple[np.ndarray | None, str, bool]:
     """As ``kiosk identify`` does; the flag says whether enrolment would make a
     template of it (``STILL_THRESHOLDS``): only those join the kiosk's gallery."""
-    from .quality import STILL_THRESHOLDS, assess
+    from kiosk.vision.quality import STILL_THRESHOLDS, assess
 
     obs = engine.observe_probe(img)
     if obs.primary is None:
@@ -127,8 +127,8 @@ def run(backend: str, model_dir: Path, labelled: Path, pools: list[Path],
     also probed as a tight crop (``tight_crop``), as a small face (``small_face``)
     and as the larger of two faces (``two_face_composite`` with a pool face in the
     middle)."""
-    from .engine import create_engine
-    from .quality import primary_face
+    from kiosk.vision.engine import create_engine
+    from kiosk.vision.quality import primary_face
 
     engine = create_engine(backend, model_dir)
     plain = PlainSFace(model_dir) if backend == "sface" else PlainInsightFace(model_dir)
@@ -268,8 +268,8 @@ def _judge(vec, why, gal, person, side, *, k_t, k_m, p_t) -> tuple:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..config import get_settings
-    from .engine import BACKEND_DEFAULTS
+    from kiosk.config import get_settings
+    from kiosk.vision.engine import BACKEND_DEFAULTS
 
     ap = argparse.ArgumentParser(prog="python -m kiosk.vision.compare")
     ap.add_argument("--backend", default="sface", choices=["sface", "insightface"])

@@ -51,7 +51,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .types import Face
+from kiosk.vision.types import Face
 
 # Detection runs on an image no larger than this (long side); boxes are scaled back.
 MAX_DETECT_SIDE = 1280
@@ -165,7 +165,7 @@ class ScrfdDetector(_Detector):
                  input_size: tuple[int, int] = (640, 640), max_side: int = MAX_DETECT_SIDE) -> None:
         from insightface.model_zoo.scrfd import SCRFD
 
-        from .onnx_session import make_session
+        from kiosk.vision.onnx_session import make_session
 
         self._model = SCRFD(model_file=str(model_path), session=make_session(model_path))
         self._model.prepare(-1, input_size=input_size, det_thresh=score_threshold)

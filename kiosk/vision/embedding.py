@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .types import Face
+from kiosk.vision.types import Face
 
 
 def l2_normalize(v: np.ndarray) -> np.ndarray:
@@ -48,7 +48,7 @@ class ArcFaceEmbedder:
     def __init__(self, model_path: Path) -> None:
         from insightface.model_zoo.arcface_onnx import ArcFaceONNX
 
-        from .onnx_session import make_session
+        from kiosk.vision.onnx_session import make_session
 
         self._model = ArcFaceONNX(model_file=str(model_path), session=make_session(model_path))
 

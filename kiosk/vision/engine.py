@@ -8,12 +8,12 @@ from typing import Protocol
 
 import numpy as np
 
-from .detection import FRAME_DETECT_SIDE, ScrfdDetector, YuNetDetector
-from .embedding import ArcFaceEmbedder, SFaceEmbedder
-from .modelpacks import get_pack, verify_pack
-from .quality import (IDENTIFY_THRESHOLDS, STILL_THRESHOLDS, QualityReport, QualityThresholds,
+from kiosk.vision.detection import FRAME_DETECT_SIDE, ScrfdDetector, YuNetDetector
+from kiosk.vision.embedding import ArcFaceEmbedder, SFaceEmbedder
+from kiosk.vision.modelpacks import get_pack, verify_pack
+from kiosk.vision.quality import (IDENTIFY_THRESHOLDS, STILL_THRESHOLDS, QualityReport, QualityThresholds,
                       assess, measure, primary_face)
-from .types import Face, ModelContract
+from kiosk.vision.types import Face, ModelContract
 
 
 @dataclass(frozen=True)

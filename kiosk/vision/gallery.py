@@ -11,8 +11,8 @@ from typing import Iterable, Protocol
 import faiss
 import numpy as np
 
-from ..errors import ModelMismatchError
-from .types import Candidate
+from kiosk.errors import ModelMismatchError
+from kiosk.vision.types import Candidate
 
 EXACT_LIMIT = 20_000          # below this many templates: exact inner-product search
 TEMPLATES_PER_QUERY = 64      # templates fetched per query before grouping by resident

@@ -14,8 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..errors import ImageError
-from ..limits import IMAGE_MAX_BYTES, IMAGE_MAX_PIXELS
+from kiosk.errors import ImageError
+from kiosk.limits import IMAGE_MAX_BYTES, IMAGE_MAX_PIXELS
 
 # OpenCV's own decoder limit as a second line (read on its first decode in a process)
 os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(IMAGE_MAX_PIXELS))

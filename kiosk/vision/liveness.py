@@ -50,9 +50,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..errors import ModelError
-from .headpose import track_pose
-from .tracker import iou
+from kiosk.errors import ModelError
+from kiosk.vision.headpose import track_pose
+from kiosk.vision.tracker import iou
 
 CHALLENGES = {"left": ("请慢慢向左转头", +1), "right": ("请慢慢向右转头", -1)}
 
@@ -706,7 +706,7 @@ class PassiveLiveness:
 
     def __init__(self, model_path: Path, threshold: float = 0.8, output: str = "prob",
                  live_index: int = 1, rgb: bool = True, scale: float = 1 / 255.0) -> None:
-        from .onnx_session import make_session
+        from kiosk.vision.onnx_session import make_session
 
         if not 0.0 <= threshold <= 1.0:
             raise ModelError("活体检测阈值应在0到1之间", detail=f"threshold {threshold}")
@@ -776,7 +776,7 @@ DETECT_MAX_IOD = 1.1 * DETECT_IOD
 
 def detect_for_liveness(engine, img: np.ndarray):
     """The primary face of ``img`` (its pixels) with landmarks from a face-sized detection."""
-    from .quality import primary_face
+    from kiosk.vision.quality import primary_face
 
     f = primary_face(engine.detect(img), img.shape)
     if f is None or f.landmarks is None:
@@ -793,8 +793,8 @@ def detect_for_liveness(engine, img: np.ndarray):
 def frames_from_path(engine, path: Path, max_frames: int = 120, fps: float | None = None) -> list[LiveFrame]:
     """A recorded sequence (video file or folder of images) as LiveFrames. A folder's
     frame rate is ``fps``, else its ``fps.txt``, else 12 (the kiosk's)."""
-    from .camera import IMAGE_EXT, FolderCapture
-    from .image_io import check_video_capture
+    from kiosk.vision.camera import IMAGE_EXT, FolderCapture
+    from kiosk.vision.image_io import check_video_capture
 
     p = Path(path)
     if p.is_dir():

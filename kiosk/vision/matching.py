@@ -2,7 +2,7 @@
 best *other* resident; otherwise unknown or ambiguous."""
 from __future__ import annotations
 
-from .types import Candidate, MatchResult
+from kiosk.vision.types import Candidate, MatchResult
 
 
 def decide(candidates: list[Candidate], threshold: float, margin: float) -> MatchResult:

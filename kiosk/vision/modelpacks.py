@@ -23,9 +23,9 @@ from pathlib import Path
 
 import yaml
 
-from models import MANIFEST_PATH
+from kiosk.models import MANIFEST_PATH
 
-from ..errors import ModelError
+from kiosk.errors import ModelError
 
 
 @dataclass(frozen=True)

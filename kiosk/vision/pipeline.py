@@ -23,10 +23,10 @@ from typing import Callable
 
 import numpy as np
 
-from .engine import BACKEND_DEFAULTS, OnnxFaceEngine
-from .quality import QualityReport, QualityThresholds
-from .tracker import BACKEND, Decision, PersonTracker
-from .types import Face, MatchResult
+from kiosk.vision.engine import BACKEND_DEFAULTS, OnnxFaceEngine
+from kiosk.vision.quality import QualityReport, QualityThresholds
+from kiosk.vision.tracker import BACKEND, Decision, PersonTracker
+from kiosk.vision.types import Face, MatchResult
 
 
 @dataclass

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .types import Face
+from kiosk.vision.types import Face
 
 # Stable reason codes (logs, tests and the UI rely on them) and their hints.
 TOO_SMALL = "too_small"

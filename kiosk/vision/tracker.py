@@ -28,7 +28,7 @@ import itertools
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
-from .types import MatchResult
+from kiosk.vision.types import MatchResult
 
 _ids = itertools.count(1)
 # ``PersonTracker(strong_score=BACKEND)``: the strong score of the engine's backend

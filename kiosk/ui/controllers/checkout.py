@@ -14,8 +14,8 @@ import logging
 import time
 import uuid
 
-from ...errors import InsufficientBalanceError, KioskError
-from ...services.kiosk import yuan
+from kiosk.errors import InsufficientBalanceError, KioskError
+from kiosk.terminal.counter import yuan
 
 log = logging.getLogger(__name__)
 

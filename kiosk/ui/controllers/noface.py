@@ -3,7 +3,7 @@ reader), or the phone's last four digits and then the elder's name from big butt
 找工作人员 calls staff (a sound and a call on screen), it is not a login."""
 from __future__ import annotations
 
-from ...errors import KioskError
+from kiosk.errors import KioskError
 
 CARD_PROMPT = "请刷助老卡，或用按键输入卡号"
 PHONE_PROMPT = "请输入手机号后四位"

@@ -6,10 +6,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ...errors import DuplicateFaceError, KioskError
-from ...money import yuan_to_fen
-from ...services.kiosk import yuan
-from ..staff_page import report_lines
+from kiosk.errors import DuplicateFaceError, KioskError
+from kiosk.money import yuan_to_fen
+from kiosk.terminal.counter import yuan
 
 HINT_REPEAT_S = 4.0
 SYNC_EVERY_S = 5.0
@@ -221,3 +220,13 @@ class StaffController:
     def tick(self) -> None:
         if self.win.state == "staff" and time.monotonic() - self._sync_at > SYNC_EVERY_S:
             self.refresh_sync()
+
+
+def report_lines(rep) -> list[str]:
+    """An import report as the lines the staff page shows."""
+    name = Path(rep.file).name
+    out = [f"{name}：新增 {len(rep.created)}，更新 {len(rep.updated)}，未变 {len(rep.unchanged)}，跳过 {len(rep.skipped_rows)} 行"
+           + ("" if rep.imported else "（有错误，未导入）")]
+    out += [p.text(name) for p in rep.problems]
+    out += rep.warnings
+    return out

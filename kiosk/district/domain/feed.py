@@ -23,11 +23,11 @@ from datetime import date, timedelta
 import numpy as np
 from sqlalchemy import func, select
 
-from ..db.models import (Canteen, ChangeLogEntry, FaceConsent, FaceTemplate, LedgerEntry, MenuItem, Order,
+from kiosk.db.models import (Canteen, ChangeLogEntry, FaceConsent, FaceTemplate, LedgerEntry, MenuItem, Order,
                          OrderVoid, Resident, Staff, SubsidyPolicy)
-from ..db import rowcodec
-from ..db.changes import current_version
-from ..timeutil import now_cst
+from kiosk.db import rowcodec
+from kiosk.db.changes import current_version
+from kiosk.timeutil import now_cst
 
 RESIDENT_EXCLUDE = ("id_number",)   # the counter never needs the ID number
 MENU_DAYS_BACK = 1

@@ -26,15 +26,15 @@ import numpy as np
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from ..billing.policy import Policy
-from ..db.models import (AppliedOp, DistrictFlag, FaceConsent, FaceTemplate, LedgerEntry, Order, OrderLine,
+from kiosk.billing.policy import Policy
+from kiosk.db.models import (AppliedOp, DistrictFlag, FaceConsent, FaceTemplate, LedgerEntry, Order, OrderLine,
                          OrderVoid, PushedOrder, Resident, SubsidyPolicy, Terminal, new_id, utcnow)
-from ..db import audit
-from ..services.checkout import balance_of, month_bounds
-from ..db import changes, rowcodec
-from .auth import TerminalIdentity, claim_terminal
+from kiosk.db import audit
+from kiosk.services.checkout import balance_of, month_bounds
+from kiosk.db import changes, rowcodec
+from kiosk.district.domain.terminals import TerminalIdentity, claim_terminal
 
-log = logging.getLogger("kiosk.server.push")
+log = logging.getLogger("kiosk.district.domain.push")
 MAX_OPS = 500
 AUDIT_RESERVED = ("session", "actor", "action", "subject")
 
@@ -62,7 +62,7 @@ def apply_push(app, token_hash: str, ops: list[dict], *, pending: int | None = N
 
 
 def _retried(app, ops: list[dict], **kw):
-    from ..errors import StorageError
+    from kiosk.errors import StorageError
 
     for attempt in range(3):
         try:
@@ -179,7 +179,7 @@ def _apply_one(app, s: Session, term: TerminalIdentity, op: dict) -> dict:
     deadlock (OperationalError) ends the whole push, which is tried again."""
     from sqlalchemy.exc import OperationalError, StatementError
 
-    from ..errors import ValidationError
+    from kiosk.errors import ValidationError
 
     op_id = str(op["op_id"])
     sp = s.begin_nested()
@@ -300,7 +300,7 @@ def _lookup_stmt(pg: bool, with_residents: bool):
     from sqlalchemy import Date, Integer, String, any_, bindparam, cast, literal, literal_column, null, union_all
     from sqlalchemy.dialects.postgresql import ARRAY
 
-    from ..db.models import MenuItem, SyncCounter
+    from kiosk.db.models import MenuItem, SyncCounter
 
     types = {"a": String(), "b": String(), "d": Date(), "n": Integer(), "t": Order.created_at.type}
 
@@ -712,7 +712,7 @@ def apply_op(app, s: Session, term: TerminalIdentity, op_id: str, payload: dict)
 
 def _bump_gallery(app, s: Session) -> None:
     """Every process of this store reloads its gallery (the data-safety generation counter)."""
-    from ..services.faces import FaceService
+    from kiosk.services.faces import FaceService
 
     bump = getattr(FaceService, "bump_generation", None)
     if bump is not None:

@@ -3,7 +3,7 @@
 ``create_app(settings)`` builds the app over the district store (``KIOSK_DATABASE_URL``,
 PostgreSQL in production, SQLite in KIOSK_HOME by default). Routers mount on it:
 
-* ``/api/v1/...``  the terminals' API (kiosk.server.routes), every request with a
+* ``/api/v1/...``  the terminals' API (kiosk.district.api.sync), every request with a
   terminal token (``Authorization: Bearer ...``);
 * ``/console/...`` the district office's web console (mounted by kiosk.console when
   that package is present: it exposes ``router`` or ``mount(app)``).
@@ -11,7 +11,7 @@ PostgreSQL in production, SQLite in KIOSK_HOME by default). Routers mount on it:
 Request handlers get the store and the services through one dependency::
 
     from fastapi import Depends
-    from kiosk.server.app import get_app
+    from kiosk.district.api.deps import get_app
     from kiosk.services.context import App
 
     @router.get("/x")
@@ -28,17 +28,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from ..config import Settings, get_settings
-from ..errors import KioskError
-from ..services.context import App
+from kiosk.config import Settings, get_settings
+from kiosk.errors import KioskError
+from kiosk.services.context import App
 
-log = logging.getLogger("kiosk.server")
+log = logging.getLogger("kiosk.district")
 API_PREFIX = "/api/v1"
-
-
-def get_app(request: Request) -> App:
-    """FastAPI dependency: the server's App context (settings, store, services)."""
-    return request.app.state.kiosk_app
 
 
 def create_app(settings: Settings | None = None, *, kiosk_app: App | None = None,
@@ -48,7 +43,7 @@ def create_app(settings: Settings | None = None, *, kiosk_app: App | None = None
     terminals anyway (logged loudly at every pull; see docs/district.md)."""
     settings = settings or get_settings()
     if settings.is_terminal:
-        from ..sync.errors import DistrictError
+        from kiosk.errors import DistrictError
         raise DistrictError("这台机器配置为终端（KIOSK_SERVER_URL），不能作为区服务器运行",
                             detail="unset KIOSK_SERVER_URL / KIOSK_SERVER_TOKEN to run `kiosk server`")
     app_ctx = kiosk_app or App(settings)
@@ -68,12 +63,12 @@ def create_app(settings: Settings | None = None, *, kiosk_app: App | None = None
 
     @api.exception_handler(KioskError)
     async def _kiosk_error(_request: Request, exc: KioskError):
-        from ..errors import StorageError
+        from kiosk.errors import StorageError
         status = 503 if isinstance(exc, StorageError) else getattr(exc, "http_status", 400)
         return JSONResponse({"error": exc.user_message, "detail": exc.detail, "type": type(exc).__name__},
                             status_code=status)
 
-    from .routes import router
+    from kiosk.district.api.sync import router
     api.include_router(router, prefix=API_PREFIX)
     _mount_console(api)
     return api
@@ -108,12 +103,7 @@ def _no_generic_plans(app_ctx: App) -> None:
 
 
 def _mount_console(api: FastAPI) -> None:
-    """Mount the web console when its package is installed (issue 13)."""
-    try:
-        from . import console  # kiosk/server/console (issue 13)
-    except ImportError:
-        return
-    if hasattr(console, "mount"):
-        console.mount(api)
-    elif hasattr(console, "router"):
-        api.include_router(console.router, prefix="/console")
+    """The district office's web console at /console."""
+    from kiosk.district import console
+
+    console.mount(api)

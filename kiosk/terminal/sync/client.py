@@ -18,14 +18,14 @@ from urllib.parse import urlparse
 import httpx
 from sqlalchemy import delete, select
 
-from .. import __version__
-from ..db.models import OutboxEntry, SyncState, utcnow
-from ..db import changes
-from .errors import DistrictError, ServerUnreachableError, TerminalAuthError, TerminalOnlyError
-from .outbox import pending_count
-from .replica import apply_records
+from kiosk import __version__
+from kiosk.db.models import OutboxEntry, SyncState, utcnow
+from kiosk.db import changes
+from kiosk.errors import DistrictError, ServerUnreachableError, TerminalAuthError, TerminalOnlyError
+from kiosk.terminal.sync.outbox import pending_count
+from kiosk.terminal.sync.replica import apply_records
 
-log = logging.getLogger("kiosk.sync")
+log = logging.getLogger("kiosk.terminal.sync")
 PUSH_BATCH = 200
 PULL_LIMIT = 2000
 _ROUND_LOCK = threading.Lock()   # one sync round at a time per process

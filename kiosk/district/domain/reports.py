@@ -10,14 +10,14 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from ..db import audit
-from ..db.models import (AuditEntry, Canteen, FaceConsent, FaceTemplate, Order, OrderLine, OrderVoid,
+from kiosk.db import audit
+from kiosk.db.models import (AuditEntry, Canteen, FaceConsent, FaceTemplate, Order, OrderLine, OrderVoid,
                          Resident, Staff, Terminal)
-from ..errors import NotFoundError, ValidationError
-from ..timeutil import age_on, now_cst, to_cst
-from .checkout import month_bounds
-from .report_files import Money, Sheet, TableReport
-from .reports import mask_id, monthly_subsidy, parse_month
+from kiosk.errors import NotFoundError, ValidationError
+from kiosk.timeutil import age_on, now_cst, to_cst
+from kiosk.services.checkout import month_bounds
+from kiosk.services.report_files import Money, Sheet, TableReport
+from kiosk.services.reports import mask_id, monthly_subsidy, parse_month
 
 FILING_LINE = 100_000          # faces stored before the register must be filed (备案)
 FILING_WARN_SHARE = 0.8
@@ -103,7 +103,7 @@ def daily_sales(app, day: date) -> TableReport:
 
 # ---------------------------------------------------------------------- welfare
 def welfare_days(app, district: str | None) -> int:
-    from ..db.models import DistrictSetting
+    from kiosk.db.models import DistrictSetting
 
     if not district:
         return WELFARE_DEFAULT_DAYS
@@ -113,7 +113,7 @@ def welfare_days(app, district: str | None) -> int:
 
 
 def set_welfare_days(app, district: str, days: int, staff_id: str) -> None:
-    from ..db.models import DistrictSetting
+    from kiosk.db.models import DistrictSetting
 
     if not district or not district.strip():
         raise ValidationError("请填写区名", detail="empty district")
@@ -130,7 +130,7 @@ def set_welfare_days(app, district: str, days: int, staff_id: str) -> None:
 
 
 def district_days(app) -> dict[str, int]:
-    from ..db.models import DistrictSetting
+    from kiosk.db.models import DistrictSetting
 
     with app.db.session(read_only=True) as s:
         return {r.district: r.welfare_days for r in s.scalars(select(DistrictSetting))}
@@ -159,7 +159,7 @@ class WelfareAlert:
 def welfare_alerts(app, today: date | None = None, days: int | None = None) -> list[WelfareAlert]:
     """Regulars who live alone or are 空巢/失能/孤寡 and have not eaten at any canteen
     for N days (N per district, set by the admin; ``days`` overrides it)."""
-    from ..db.models import WelfareVisit
+    from kiosk.db.models import WelfareVisit
 
     today = today or now_cst().date()
     per_district = {} if days is not None else district_days(app)
@@ -211,7 +211,7 @@ def welfare_alerts(app, today: date | None = None, days: int | None = None) -> l
 
 
 def mark_visited(app, resident_id: str, staff_id: str, note: str) -> dict:
-    from ..db.models import WelfareVisit
+    from kiosk.db.models import WelfareVisit
 
     note = (note or "").strip()
     if not note:
@@ -375,7 +375,7 @@ def terminals(app) -> list[dict]:
 
 def audit_entries(app, *, actor: str | None = None, action: str | None = None, since: date | None = None,
                   until: date | None = None, limit: int = 500) -> list[dict]:
-    from ..timeutil import CST
+    from kiosk.timeutil import CST
 
     q = select(AuditEntry)
     if actor:
@@ -411,7 +411,7 @@ def reconciliation_rows(app, month: str) -> list[dict]:
     """The district server's flagged orders of the month (orders served offline that broke
     a district-wide limit). Uses the server's own reconcile function when it has one."""
     try:
-        from ..server.reconcile import reconcile as server_reconcile  # the district server's (issue 11)
+        from kiosk.district.domain.reconcile import reconcile as server_reconcile  # the district server's (issue 11)
     except ImportError:
         server_reconcile = None
     if server_reconcile is not None:
@@ -429,7 +429,7 @@ def reconciliation_rows(app, month: str) -> list[dict]:
                                       for t in f.get("terminals") or []],
                         "decision": f.get("decision"), "decided_by": f.get("decided_by"), "note": f.get("note")})
         return out
-    from ..db.models import DistrictFlag
+    from kiosk.db.models import DistrictFlag
 
     first, last = month_bounds(parse_month(month))
     with app.db.session(read_only=True) as s:
@@ -466,7 +466,7 @@ def reconciliation(app, month: str) -> TableReport:
 def decide_flag(app, flag_id: str, decision: str, actor, note: str | None = None) -> dict:
     """The office's decision on a flagged order (the district server's ``decide``)."""
     try:
-        from ..server.reconcile import decide
+        from kiosk.district.domain.reconcile import decide
     except ImportError:
-        raise ValidationError("本服务器没有对账处理功能（需要区服务器）", detail="kiosk.server.reconcile missing") from None
+        raise ValidationError("本服务器没有对账处理功能（需要区服务器）", detail="kiosk.district.domain.reconcile missing") from None
     return decide(app, flag_id, decision, actor, note)

@@ -11,15 +11,13 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from fastapi import Depends, Request
 from sqlalchemy import select, update
 
-from ..db.models import Canteen, Terminal, utcnow
-from ..errors import NotFoundError, ValidationError
-from ..db import audit
-from ..services.context import App
-from ..sync.errors import TerminalAuthError
-from .app import get_app
+from kiosk.db.models import Canteen, Terminal, utcnow
+from kiosk.errors import NotFoundError, ValidationError
+from kiosk.db import audit
+from kiosk.services.context import App
+from kiosk.errors import TerminalAuthError
 
 TOKEN_PREFIX = "kt_"
 SEEN_EVERY = timedelta(seconds=10)   # last_seen_at is written at most this often
@@ -74,7 +72,7 @@ def revoke_terminal(app: App, terminal_id: str, *, actor: str = "system") -> dic
 
 
 def list_terminals(app: App) -> list[dict]:
-    from ..timeutil import CST
+    from kiosk.timeutil import CST
 
     def iso(d: datetime | None) -> str | None:
         return d.astimezone(CST).isoformat(timespec="seconds") if d else None
@@ -87,29 +85,6 @@ def list_terminals(app: App) -> list[dict]:
                  "last_pull_at": iso(t.last_pull_at), "pulled_version": t.pulled_version,
                  "pending": t.pending, "software_version": t.software_version, "model": t.model}
                 for t in rows]
-
-
-def _bearer(request: Request) -> str | None:
-    h = request.headers.get("authorization", "")
-    if h[:7].lower() == "bearer ":
-        return h[7:].strip() or None
-    return None
-
-
-def bearer_hash(request: Request) -> str:
-    """The SHA-256 of the request's token (401 when there is none)."""
-    token = _bearer(request)
-    if not token:
-        raise TerminalAuthError("请求没有终端令牌", detail="missing Authorization: Bearer <token>")
-    return hash_token(token)
-
-
-def reported(request: Request) -> dict:
-    """What a terminal reports in its headers: outbox rows waiting, software, face model."""
-    pending = request.headers.get("x-kiosk-pending")
-    return {"pending": int(pending) if pending is not None and pending.isascii() and pending.isdigit() else None,
-            "software": request.headers.get("x-kiosk-software") or None,
-            "model": request.headers.get("x-kiosk-model") or None}
 
 
 def claim_terminal(s, token_hash: str, *, pending: int | None = None, software: str | None = None,
@@ -134,27 +109,3 @@ def claim_terminal(s, token_hash: str, *, pending: int | None = None, software: 
             raise TerminalAuthError(detail="unknown terminal token")
         raise TerminalAuthError("此终端的令牌已被吊销，请联系区管理员", detail=f"terminal {known[0]} revoked")
     return TerminalIdentity(row[0], row[1], row[2])
-
-
-def current_terminal(request: Request, app: App = Depends(get_app)) -> TerminalIdentity:
-    """FastAPI dependency: the terminal whose valid, unrevoked token came with the request."""
-    h = bearer_hash(request)
-    now = utcnow()
-    with app.db.session() as s:
-        t = s.scalars(select(Terminal).where(Terminal.token_hash == h)).first()
-        if t is None:
-            raise TerminalAuthError(detail="unknown terminal token")
-        if t.revoked_at is not None:
-            raise TerminalAuthError("此终端的令牌已被吊销，请联系区管理员", detail=f"terminal {t.id} revoked")
-        ident = TerminalIdentity(t.id, t.canteen_id, t.name)
-        rep = reported(request)
-        pending = rep["pending"] if rep["pending"] is not None and rep["pending"] < 2 ** 31 else None
-        if t.last_seen_at is None or now - t.last_seen_at > SEEN_EVERY or (pending is not None and pending != t.pending):
-            t.last_seen_at = now
-            if pending is not None:
-                t.pending = pending
-            if rep["software"]:
-                t.software_version = rep["software"][:40]
-            if rep["model"]:
-                t.model = rep["model"][:200]
-    return ident

@@ -11,7 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from ...errors import ConfigError
+from kiosk.errors import ConfigError
 
 COOKIE = "kiosk_console"
 PRE_COOKIE = "kiosk_console_login"

@@ -19,9 +19,9 @@ import numpy as np
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from ..db.models import (Canteen, FaceConsent, FaceTemplate, LedgerEntry, MenuItem, Order, OrderLine,
+from kiosk.db.models import (Canteen, FaceConsent, FaceTemplate, LedgerEntry, MenuItem, Order, OrderLine,
                          OrderVoid, OutboxEntry, Resident, Staff, SubsidyPolicy)
-from ..db import changes, rowcodec
+from kiosk.db import changes, rowcodec
 
 SYNC_NS = uuid.UUID("6f1c1f8e-52b1-4a44-9b4e-8e3c2a0d7a11")
 
@@ -104,7 +104,7 @@ def apply_records(app, records: list[dict]) -> dict:
         changed = _apply_faces(app, s, faces, pend_tmpl, stats)
         _apply_accounts(s, by.get("account", []), pend_bal)
         if changed:
-            from ..services.faces import FaceService
+            from kiosk.services.faces import FaceService
             bump = getattr(FaceService, "bump_generation", None)
             if bump is not None:
                 bump(s)
@@ -113,7 +113,7 @@ def apply_records(app, records: list[dict]) -> dict:
         if sync_gallery is not None:
             sync_gallery()
     if menus or pol or by.get("canteen"):
-        from ..services import importing
+        from kiosk.services import importing
         importing.MENU_GENERATION += 1
         importing.POLICY_GENERATION += 1
         if "billing" in app.__dict__:

@@ -20,16 +20,16 @@ from typing import Any, Callable
 
 from sqlalchemy import func, select
 
-from ..billing.policy import Policy
-from ..billing.pricing import Line, Quote, make_quote
-from ..billing.recommend import Dish, Plan, Profile, excluded_reason, plan
-from ..billing.subsidy import SubsidyDecision, Usage, decide_subsidy
-from ..db import audit
-from ..db.models import Canteen, Order, OrderLine, OrderVoid, Resident
-from ..errors import KioskError, NotFoundError, SoldOutError, ValidationError
-from ..money import fen_to_yuan
-from ..timeutil import CST, now_cst
-from .checkout import FAR_PRICE, Receipt, ResidentRecord, balance_of, facts_of, usage_of
+from kiosk.billing.policy import Policy
+from kiosk.billing.pricing import Line, Quote, make_quote
+from kiosk.billing.recommend import Dish, Plan, Profile, excluded_reason, plan
+from kiosk.billing.subsidy import SubsidyDecision, Usage, decide_subsidy
+from kiosk.db import audit
+from kiosk.db.models import Canteen, Order, OrderLine, OrderVoid, Resident
+from kiosk.errors import KioskError, NotFoundError, SoldOutError, ValidationError
+from kiosk.money import fen_to_yuan
+from kiosk.timeutil import CST, now_cst
+from kiosk.services.checkout import FAR_PRICE, Receipt, ResidentRecord, balance_of, facts_of, usage_of
 
 PAY_LABELS = {"balance": "余额", "cash": "现金", "card": "银行卡"}
 CONTEXT_TTL_S = 60.0        # a bill re-priced from the loaded context for this long; settle prices afresh
@@ -216,7 +216,7 @@ class KioskService:
         self._contexts: dict[str, CheckoutContext] = {}
         self._passive = None
         self._actors: dict = {}     # staff logged in on this screen: staff id -> Actor
-        from ..sync.status import start_background_sync
+        from kiosk.terminal.sync.status import start_background_sync
         self._sync = start_background_sync(app)   # a district terminal syncs by itself (None otherwise)
 
     @property
@@ -230,14 +230,14 @@ class KioskService:
             return c.name if c else self.settings.canteen_name
 
     def current_meal(self, at: datetime | None = None) -> str | None:
-        from ..billing.meals import meal_at
+        from kiosk.billing.meals import meal_at
 
         with self.app.db.session() as s:
             return meal_at(at or self.clock(), self.app.billing.windows(s))
 
     def idle_info(self) -> tuple[str, datetime, str | None]:
         """The canteen's name, the time and the meal served now (None outside meal hours)."""
-        from ..billing.meals import meal_at
+        from kiosk.billing.meals import meal_at
 
         at = self.clock()
         with self.app.db.session() as s:
@@ -247,14 +247,14 @@ class KioskService:
     # -- the camera ------------------------------------------------------------------------
     def open_source(self, spec: Any = None, capture: Any = None):
         """The camera (or a file, folder, URL, or a given capture), reconnecting by itself."""
-        from ..vision.camera import ResilientSource, opener_for
+        from kiosk.vision.camera import ResilientSource, opener_for
 
         opener = (lambda: capture) if capture is not None else opener_for(spec if spec is not None else 0)
         return ResilientSource(opener)
 
     def recognition_pipeline(self):
-        from ..vision.pipeline import RecognitionPipeline
-        from ..vision.tracker import PersonTracker
+        from kiosk.vision.pipeline import RecognitionPipeline
+        from kiosk.vision.tracker import PersonTracker
 
         s = self.settings
         pipe = RecognitionPipeline(self.app.engine, self.app.faces.match,
@@ -287,7 +287,7 @@ class KioskService:
 
     def new_challenge(self) -> tuple[str, str]:
         """A random head-turn direction and its spoken request."""
-        from ..vision.liveness import CHALLENGES
+        from kiosk.vision.liveness import CHALLENGES
 
         d = random.choice(sorted(CHALLENGES))
         return d, CHALLENGES[d][0]
@@ -296,20 +296,20 @@ class KioskService:
         """What the head-turn check keeps of one frame."""
         import cv2
 
-        from ..vision.liveness import LiveFrame
+        from kiosk.vision.liveness import LiveFrame
 
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image is not None and image.ndim == 3 else image
         return LiveFrame(ts, bbox, landmarks, gray)
 
     def check_head_turn(self, frames: list, direction: str):
-        from ..vision.liveness import check_active
+        from kiosk.vision.liveness import check_active
 
         return check_active(frames, direction)
 
     def turn_progress(self, first_landmarks, landmarks, direction: str) -> float:
         """How far the head has turned the way asked, 0..1 (for the progress bar)."""
-        from ..vision.liveness import CHALLENGES, LivenessConfig
-        from ..vision.quality import pose_from_landmarks
+        from kiosk.vision.liveness import CHALLENGES, LivenessConfig
+        from kiosk.vision.quality import pose_from_landmarks
 
         if first_landmarks is None or landmarks is None:
             return 0.0
@@ -318,12 +318,12 @@ class KioskService:
 
     def passive_liveness(self, image, landmarks):
         """The configured ONNX anti-spoofing model on one frame."""
-        from ..vision.liveness import PassiveLiveness
+        from kiosk.vision.liveness import PassiveLiveness
 
         if self._passive is None:
             s = self.settings
             if s.liveness_model is None:
-                from ..errors import ConfigError
+                from kiosk.errors import ConfigError
                 raise ConfigError("未配置活体检测模型", detail="KIOSK_LIVENESS=passive needs KIOSK_LIVENESS_MODEL")
             path = s.liveness_model if s.liveness_model.is_absolute() else s.model_dir / s.liveness_model
             self._passive = PassiveLiveness(path, s.liveness_threshold)
@@ -429,7 +429,7 @@ class KioskService:
     def maybe_refresh_template(self, resident_id: str, score: float | None, quality: float, match_status: str | None,
                                live: bool, embedding, crop) -> bool:
         """A confident, live, good-quality checkout may add a fresh template (faces age)."""
-        from enrollment.refresh import maybe_refresh, should_refresh
+        from kiosk.enrollment.refresh import maybe_refresh, should_refresh
 
         if embedding is None or not should_refresh(score or 0.0, self.app.faces.threshold, quality,
                                                    match_status or "", live):
@@ -437,7 +437,7 @@ class KioskService:
         return maybe_refresh(self.app, resident_id, embedding, crop, quality)
 
     def refresh_template(self, resident_id: str, embedding, crop, quality: float) -> bool:
-        from enrollment.refresh import maybe_refresh
+        from kiosk.enrollment.refresh import maybe_refresh
 
         return maybe_refresh(self.app, resident_id, embedding, crop, quality)
 
@@ -451,12 +451,12 @@ class KioskService:
 
     def start_capture(self):
         """A guided capture (frontal, a little left, a little right); feed it with ``capture_offer``."""
-        from enrollment.capture import CaptureSession
+        from kiosk.enrollment.capture import CaptureSession
 
         return CaptureSession()
 
     def capture_offer(self, capture, embedding, aligned, quality: float, landmarks, hint: str | None) -> str | None:
-        from ..vision.quality import pose_from_landmarks
+        from kiosk.vision.quality import pose_from_landmarks
 
         yaw = pose_from_landmarks(landmarks)[0] if embedding is not None and landmarks is not None else 0.0
         return capture.offer(embedding, aligned, embedding is not None, quality, yaw, hint)
@@ -482,7 +482,7 @@ class KioskService:
         """The Actor of a staff member logged in on this screen (the staff id on older stores)."""
         if not self._new_auth():
             return staff_id
-        from ..errors import PermissionDeniedError
+        from kiosk.errors import PermissionDeniedError
 
         actor = self._actors.get(staff_id)
         if actor is None or not self.app.auth.fresh(actor):
@@ -494,7 +494,7 @@ class KioskService:
                         override_reason: str | None = None, supervisor_pin: str | None = None):
         """Templates from a guided camera capture. A duplicate face needs a supervisor's
         PIN and a reason (audited)."""
-        from enrollment.capture import enroll_captured
+        from kiosk.enrollment.capture import enroll_captured
 
         rid = self.resolve_resident(who)
         consent = "self" if consent_now else None
@@ -531,10 +531,10 @@ class KioskService:
         return self.app.billing.topup(rid, amount_fen, payer=payer, actor=self.staff_actor(staff_id))
 
     def sync_status(self):
-        """The district sync state of this terminal (kiosk.sync.status), or None when the
+        """The district sync state of this terminal (kiosk.terminal.sync.status), or None when the
         terminal is not a client of a district server (or sync is not installed)."""
         try:
-            from ..sync import status as sync_status
+            from kiosk.terminal.sync import status as sync_status
         except ImportError:
             return None
         fn = getattr(sync_status, "sync_status", None) or getattr(sync_status, "status", None) \
@@ -585,7 +585,7 @@ class KioskService:
         return self.export_today_csv(self.settings.home / "exports" / f"orders-{self.clock():%Y%m%d}.csv", staff_id)
 
     def export_month(self, month: str, path: Path, staff_id: str) -> Path:
-        from .reports import monthly_subsidy, write_report
+        from kiosk.services.reports import monthly_subsidy, write_report
 
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         return write_report(self.app, monthly_subsidy(self.app, month), path, staff_id)
@@ -595,7 +595,7 @@ class KioskService:
         return self.export_month(month, self.settings.home / "exports" / f"subsidy-{month}.xlsx", staff_id)
 
     def import_file(self, kind: str, path: Path, staff_id: str, skip_invalid: bool = False):
-        from .importing import import_menu, import_policy, import_roster
+        from kiosk.services.importing import import_menu, import_policy, import_roster
 
         if self._new_auth():
             self.app.auth.check(self.staff_actor(staff_id), "data.import")

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import load_settings
+from kiosk.config import load_settings
 
 
 def _pct(xs: list[float]) -> dict:
@@ -53,14 +53,14 @@ WORKER_FPS = 12.0
 HURRY_FPS = 30.0
 CAMERA_FPS = 25.0
 SIZES = {"640x480": (640, 480), "1280x720": (1280, 720)}
-LIVE_CLIPS = Path(__file__).resolve().parents[1].parent / "shared" / "liveness" / "live"
+LIVE_CLIPS = Path(__file__).resolve().parents[2].parent / "shared" / "liveness" / "live"
 
 
 def installed_backends(model_dir: Path) -> tuple[dict, dict[str, str]]:
     """Engines of the backends that are installed here, and why each other one is not."""
-    from .errors import ModelError
-    from .vision.engine import create_engine
-    from .vision.modelpacks import load_manifest
+    from kiosk.errors import ModelError
+    from kiosk.vision.engine import create_engine
+    from kiosk.vision.modelpacks import load_manifest
 
     engines, skipped = {}, {}
     for name in load_manifest():
@@ -76,8 +76,8 @@ def installed_backends(model_dir: Path) -> tuple[dict, dict[str, str]]:
 
 def _face_crop(engine, photo: Path) -> tuple[np.ndarray, tuple[float, float, float, float]]:
     """The photo and its primary face box."""
-    from .vision.image_io import read_image
-    from .vision.quality import primary_face
+    from kiosk.vision.image_io import read_image
+    from kiosk.vision.quality import primary_face
 
     img = read_image(photo)
     f = primary_face(engine.detect(img), img.shape)
@@ -247,7 +247,7 @@ def simulate_kiosk(pipeline, frames: list, stamps: list[float], entered: float,
 def _filler_gallery(engine, enrolled: dict[str, list[np.ndarray]], residents: int = 1000):
     """1,000 residents x 3 templates: the enrolled people's real templates, the others
     fill the index to size (search cost depends on size, not content)."""
-    from .vision.gallery import FaissGallery
+    from kiosk.vision.gallery import FaissGallery
 
     rng = np.random.default_rng(0)
     d = engine.contract.dim
@@ -262,8 +262,8 @@ def _filler_gallery(engine, enrolled: dict[str, list[np.ndarray]], residents: in
 
 
 def _matcher(gallery, backend: str):
-    from .vision.engine import BACKEND_DEFAULTS
-    from .vision.matching import decide
+    from kiosk.vision.engine import BACKEND_DEFAULTS
+    from kiosk.vision.matching import decide
 
     t = BACKEND_DEFAULTS[backend]
     return lambda emb: decide(gallery.search(emb, 6), t.match_threshold, t.match_margin)
@@ -343,10 +343,10 @@ def bench_identity(backend: str, engine, samples: Path, strangers: list[Path], *
     undone, enrolled sample videos)."""
     import faiss
 
-    from .config import load_settings
-    from .vision.image_io import read_image
-    from .vision.pipeline import RecognitionPipeline
-    from .vision.tracker import PersonTracker
+    from kiosk.config import load_settings
+    from kiosk.vision.image_io import read_image
+    from kiosk.vision.pipeline import RecognitionPipeline
+    from kiosk.vision.tracker import PersonTracker
 
     faiss.omp_set_num_threads(1)
     settings = load_settings()
@@ -459,7 +459,7 @@ def bench_search(sizes: list[int], dim: int = 128, queries: int = 500, seed: int
     noisy views of enrolled residents. nprobe is raised until recall@1 >= 0.99."""
     import faiss
 
-    from .vision.gallery import FaissGallery
+    from kiosk.vision.gallery import FaissGallery
 
     out = {}
     rng = np.random.default_rng(seed)
@@ -480,7 +480,7 @@ def bench_search(sizes: list[int], dim: int = 128, queries: int = 500, seed: int
         exact = faiss.IndexFlatIP(dim)
         exact.add(vecs)
         _, truth = exact.search(q, 1)
-        from .vision.gallery import template_key
+        from kiosk.vision.gallery import template_key
         keys = np.array([template_key(t) for t in ids], np.int64)
         truth_keys = keys[truth[:, 0]]
 
@@ -515,15 +515,15 @@ def bench_search(sizes: list[int], dim: int = 128, queries: int = 500, seed: int
 def bench_billing(residents: int = 10_000, orders: int = 200_000, quotes: int = 2000) -> dict:
     from sqlalchemy import insert
 
-    from .db.models import LedgerEntry, MenuItem, Order, OrderLine, Resident
-    from .services.context import App
-    from .services.importing import import_policy
-    from .services.security import generate_key
+    from kiosk.db.models import LedgerEntry, MenuItem, Order, OrderLine, Resident
+    from kiosk.services.context import App
+    from kiosk.services.importing import import_policy
+    from kiosk.services.security import generate_key
 
     tmp = Path(tempfile.mkdtemp(prefix="kiosk-bench-"))
     s = load_settings(home=tmp / "home", template_key=generate_key())
     app = App(s)
-    from .demo import FORMATS
+    from kiosk.terminal.demo import FORMATS
 
     policy = FORMATS / "policy.example.yaml"
     rnd = random.Random(0)
@@ -585,8 +585,8 @@ def bench_billing(residents: int = 10_000, orders: int = 200_000, quotes: int = 
 
 def bench_rebuild(model_dir: Path, sizes: list[int]) -> dict:
     """Decrypt N templates and build the gallery, as a restart does (the index file aside)."""
-    from .services.security import TemplateCipher, generate_key
-    from .vision.gallery import FaissGallery
+    from kiosk.services.security import TemplateCipher, generate_key
+    from kiosk.vision.gallery import FaissGallery
 
     c = TemplateCipher(generate_key())
     rng = np.random.default_rng(0)

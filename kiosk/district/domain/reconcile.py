@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from ..db.models import DistrictFlag, Order, PushedOrder, Resident, Terminal, utcnow
-from ..errors import NotFoundError, PermissionDeniedError, ValidationError
-from ..db import audit
-from ..services.checkout import month_bounds
-from ..services.reports import parse_month
-from ..timeutil import CST
+from kiosk.db.models import DistrictFlag, Order, PushedOrder, Resident, Terminal, utcnow
+from kiosk.errors import NotFoundError, PermissionDeniedError, ValidationError
+from kiosk.db import audit
+from kiosk.services.checkout import month_bounds
+from kiosk.services.reports import parse_month
+from kiosk.timeutil import CST
 
 DECISIONS = ("accept", "charge_back")
 DECISION_ZH = {"accept": "认可（照常报销）", "charge_back": "追回（不予报销超出部分）"}

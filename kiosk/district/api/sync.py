@@ -12,14 +12,15 @@ import anyio
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from .. import __version__
-from ..services.context import App
-from .app import get_app
-from ..db.models import Terminal, utcnow
-from .auth import TerminalIdentity, bearer_hash, current_terminal, reported
+from kiosk import __version__
+from kiosk.services.context import App
+from kiosk.district.api.deps import get_app
+from kiosk.db.models import Terminal, utcnow
+from kiosk.district.api.deps import bearer_hash, current_terminal, reported
+from kiosk.district.domain.terminals import TerminalIdentity
 
 router = APIRouter()
-log = logging.getLogger("kiosk.server")
+log = logging.getLogger("kiosk.district")
 
 
 @router.get("/ping")
@@ -30,7 +31,7 @@ def ping() -> dict:
 
 @router.get("/whoami")
 def whoami(term: TerminalIdentity = Depends(current_terminal), app: App = Depends(get_app)) -> dict:
-    from ..db.changes import current_version
+    from kiosk.db.changes import current_version
 
     with app.db.session(read_only=True) as s:
         v = current_version(s)
@@ -70,7 +71,7 @@ def changes_feed(request: Request, since: int = Query(0, ge=0), cursor: str | No
                  limit: int = Query(1000, ge=1, le=5000), term: TerminalIdentity = Depends(current_terminal),
                  app: App = Depends(get_app)) -> Response:
     """District records changed since ``since`` (0: a snapshot, paged with ``cursor``)."""
-    from .feed import page
+    from kiosk.district.domain.feed import page
 
     allowed = _templates_allowed(request)
     with app.db.session(read_only=True) as s:
@@ -97,8 +98,8 @@ async def push(request: Request, app: App = Depends(get_app)) -> Response:
     ``auth.claim_terminal``): a revoked or unknown token is refused (401) and nothing is
     applied. The body is read as plain JSON (no per-field validation model: each op is
     checked where it is applied, and a bad one is kept as rejected with its reason)."""
-    from ..sync.errors import DistrictError
-    from .push import apply_push
+    from kiosk.errors import DistrictError
+    from kiosk.district.domain.push import apply_push
 
     token_hash = bearer_hash(request)          # no token: 401 before the body is read
     try:

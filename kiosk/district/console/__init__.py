@@ -4,7 +4,7 @@
 ``mount(api)`` includes it at /console on the server's FastAPI app."""
 from __future__ import annotations
 
-from .routes import console_router
+from kiosk.district.console.routes import console_router
 
 PREFIX = "/console"
 
@@ -12,7 +12,7 @@ PREFIX = "/console"
 def mount(api, get_app=None) -> None:
     """Include the console on ``api`` at /console, over the server's App dependency."""
     if get_app is None:
-        from ..app import get_app as server_get_app
+        from kiosk.district.api.deps import get_app as server_get_app
 
         get_app = server_get_app
     api.include_router(console_router(get_app), prefix=PREFIX)

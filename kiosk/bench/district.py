@@ -142,9 +142,9 @@ def _build_district(app, residents: int, canteens: list[str], day) -> dict:
     """Residents with consent and one template each, a policy, each canteen's menu of ``day``."""
     from sqlalchemy import insert
 
-    from .db.models import Canteen, FaceConsent, FaceTemplate, MenuItem, Resident, SubsidyPolicy
-    from .demo import FORMATS
-    from .services.importing import import_policy
+    from kiosk.db.models import Canteen, FaceConsent, FaceTemplate, MenuItem, Resident, SubsidyPolicy
+    from kiosk.terminal.demo import FORMATS
+    from kiosk.services.importing import import_policy
 
     import_policy(app, FORMATS / "policy.example.yaml")
     rng = np.random.default_rng(0)
@@ -412,12 +412,12 @@ def bench_district(residents: int = 100_000, terminals: int = 20, orders_per_ter
     import httpx
     import orjson
 
-    from .config import load_settings
-    from .server.auth import add_terminal
-    from .services.context import App
-    from .services.security import generate_key
-    from .sync.client import SyncClient
-    from .timeutil import now_cst
+    from kiosk.config import load_settings
+    from kiosk.district.domain.terminals import add_terminal
+    from kiosk.services.context import App
+    from kiosk.services.security import generate_key
+    from kiosk.terminal.sync.client import SyncClient
+    from kiosk.timeutil import now_cst
 
     root = Path(tempfile.mkdtemp(prefix="kiosk-bench-district-"))
     cluster = PostgresCluster(prefix="kiosk-bench-pg-", settings={"shared_buffers": "256MB"})
@@ -456,7 +456,7 @@ def bench_district(residents: int = 100_000, terminals: int = 20, orders_per_ter
         pull_s = time.perf_counter() - t0
         from sqlalchemy import func, select
 
-        from .db.models import FaceTemplate, Resident
+        from kiosk.db.models import FaceTemplate, Resident
         with tapp.db.session() as s:
             n_res = s.scalar(select(func.count()).select_from(Resident))
             n_tpl = s.scalar(select(func.count()).select_from(FaceTemplate))
@@ -484,7 +484,7 @@ def bench_district(residents: int = 100_000, terminals: int = 20, orders_per_ter
         # -- 20 terminals push ----------------------------------------------------------------
         from collections import Counter
 
-        from .db.models import DistrictFlag, Order
+        from kiosk.db.models import DistrictFlag, Order
         rnd = random.Random(1)
         pool = list(range(residents))
         rnd.shuffle(pool)
@@ -535,7 +535,7 @@ def bench_district(residents: int = 100_000, terminals: int = 20, orders_per_ter
         shutil.rmtree(root, ignore_errors=True)
 
 
-def main() -> None:   # python -m kiosk.bench_district [residents [orders_per_terminal]]
+def main() -> None:   # python -m kiosk.bench.district [residents [orders_per_terminal]]
     import json
 
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000

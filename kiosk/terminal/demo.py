@@ -12,14 +12,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .config import Settings, load_settings
-from .services.security import write_key_file
-from .timeutil import now_cst
-from .vision.image_io import read_image
-from .vision.modelpacks import verify_pack
+from kiosk.config import Settings, load_settings
+from kiosk.services.security import write_key_file
+from kiosk.timeutil import now_cst
+from kiosk.vision.image_io import read_image
+from kiosk.vision.modelpacks import verify_pack
 
 # the district's example files (copies of ../shared/formats), shipped with the package
-FORMATS = Path(__file__).with_name("data") / "formats"
+FORMATS = Path(__file__).resolve().parents[1] / "data" / "formats"
 
 
 def make_demo_home(base: Path | None = None) -> tuple[Settings, Path]:
@@ -32,8 +32,8 @@ def make_demo_home(base: Path | None = None) -> tuple[Settings, Path]:
 
 
 def seed_demo(app) -> dict:
-    from .services.canteen import configure_canteen
-    from .services.importing import import_menu, import_policy, import_roster
+    from kiosk.services.canteen import configure_canteen
+    from kiosk.services.importing import import_menu, import_policy, import_roster
 
     src = FORMATS
     samples = app.settings.model_dir / "samples"

@@ -18,13 +18,13 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from ...errors import ImportFileError, KioskError, PermissionDeniedError, ValidationError
-from ...money import fen_to_yuan
-from ...timeutil import now_cst
-from ...services import district_reports as dr
-from ...services import import_plan
-from ...services.report_files import Money, TableReport, write_report_file, xlsx_bytes
-from .auth import COOKIE, PRE_COOKIE, ROLE_RANK, Login, Logins, idle_minutes_from_env, same
+from kiosk.errors import ImportFileError, KioskError, PermissionDeniedError, ValidationError
+from kiosk.money import fen_to_yuan
+from kiosk.timeutil import now_cst
+from kiosk.district.domain import reports as dr
+from kiosk.services import import_plan
+from kiosk.services.report_files import Money, TableReport, write_report_file, xlsx_bytes
+from kiosk.district.console.auth import COOKIE, PRE_COOKIE, ROLE_RANK, Login, Logins, idle_minutes_from_env, same
 
 log = logging.getLogger("kiosk.console")
 TEMPLATES = Path(__file__).with_name("templates")
@@ -141,12 +141,12 @@ def console_router(get_app: Callable, *, idle_minutes: float | None = None, cloc
         if fmt == "xlsx":
             data, media = xlsx_bytes(rep), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
         elif fmt == "pdf":
-            from ...services.pdf import pdf_bytes
+            from kiosk.services.pdf import pdf_bytes
 
             data, media = pdf_bytes(rep), "application/pdf"
         else:
             raise ValidationError("格式应为 xlsx 或 pdf", detail=f"format {fmt!r}")
-        from ...db import audit
+        from kiosk.db import audit
 
         with app.db.session() as s:
             audit.record(s, login.staff_id, "console.export", what, format=fmt, title=rep.title)
@@ -212,7 +212,7 @@ def console_router(get_app: Callable, *, idle_minutes: float | None = None, cloc
         except KioskError as exc:
             return again(exc.user_message)
         login = logins.open(who["staff_id"], who["name"], who["role"])
-        from ...db import audit
+        from kiosk.db import audit
 
         with app.db.session() as s:
             audit.record(s, login.staff_id, "console.login", None, role=login.role)
@@ -227,7 +227,7 @@ def console_router(get_app: Callable, *, idle_minutes: float | None = None, cloc
     async def logout(request: Request, app=Depends(get_app)):
         login, _ = await posted(request)
         logins.close(login.token)
-        from ...db import audit
+        from kiosk.db import audit
 
         with app.db.session() as s:
             audit.record(s, login.staff_id, "console.logout", None)
@@ -544,7 +544,7 @@ def console_router(get_app: Callable, *, idle_minutes: float | None = None, cloc
         entries = dr.audit_entries(app, **f, limit=500)
         chain = None
         if request.query_params.get("verify") == "1":      # walks the whole log: on request only
-            from ...db import audit
+            from kiosk.db import audit
 
             if hasattr(audit, "verify"):
                 with app.db.session(read_only=True) as s:

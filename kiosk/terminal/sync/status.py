@@ -12,10 +12,10 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..errors import KioskError
-from ..timeutil import CST
+from kiosk.errors import KioskError
+from kiosk.timeutil import CST
 
-log = logging.getLogger("kiosk.sync")
+log = logging.getLogger("kiosk.terminal.sync")
 
 
 @dataclass(frozen=True)
@@ -34,8 +34,8 @@ def sync_status(app) -> SyncStatus | None:
         return None
     from sqlalchemy import func, select
 
-    from ..db.models import OutboxEntry
-    from .client import get_state, parse_time
+    from kiosk.db.models import OutboxEntry
+    from kiosk.terminal.sync.client import get_state, parse_time
 
     with app.db.session(read_only=True) as s:
         counts = dict(s.execute(select(OutboxEntry.status, func.count()).group_by(OutboxEntry.status)).all())
@@ -63,8 +63,8 @@ class SyncLoop:
         self.thread = threading.Thread(target=self._run, name="kiosk-sync", daemon=True)
 
     def _run(self) -> None:
-        from .client import SyncClient
-        from .errors import ServerUnreachableError
+        from kiosk.terminal.sync.client import SyncClient
+        from kiosk.errors import ServerUnreachableError
 
         client = None
         while not self._stop.is_set():
