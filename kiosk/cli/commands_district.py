@@ -115,6 +115,7 @@ def cmd_server(a: argparse.Namespace) -> int:
         from uvicorn.supervisors import Multiprocess
 
         api.state.kiosk_app.close()
+        _metrics_dir_for_workers()
         os.environ["KIOSK_SERVE_TLS"] = "1" if tls else ""
         os.environ["KIOSK_SERVE_INSECURE_TEMPLATES"] = "1" if a.insecure_templates else ""
         config = uvicorn.Config("kiosk.district.app:app_from_env", factory=True, workers=a.workers,
@@ -127,6 +128,22 @@ def cmd_server(a: argparse.Namespace) -> int:
     server = uvicorn.Server(config)
     server.run(sockets=[sock])
     return 0
+
+
+def _metrics_dir_for_workers() -> None:
+    """The workers count pushes into files of one fresh folder (prometheus-client's
+    multiprocess mode), so /metrics answered by any of them sums them all; the folder is
+    removed when the server stops."""
+    import atexit
+    import os
+    import shutil
+    import tempfile
+
+    from kiosk.district.api.ops import MULTIPROC_ENV
+
+    d = tempfile.mkdtemp(prefix="kiosk-metrics-")
+    os.environ[MULTIPROC_ENV] = d
+    atexit.register(shutil.rmtree, d, True)
 
 
 def _server_app():

@@ -17,6 +17,7 @@ from kiosk.services.context import App
 from kiosk.district.api.deps import get_app
 from kiosk.db.models import Terminal, utcnow
 from kiosk.district.api.deps import bearer_hash, current_terminal, reported
+from kiosk.district.api.ops import count_push
 from kiosk.district.domain.terminals import TerminalIdentity
 
 router = APIRouter()
@@ -110,7 +111,12 @@ async def push(request: Request, app: App = Depends(get_app)) -> Response:
     if not isinstance(ops, list) or len(ops) > MAX_PUSH_OPS or not all(isinstance(o, dict) for o in ops):
         raise DistrictError("上传的数据格式不对", detail=f'expected {{"ops": [op, ...]}} with at most {MAX_PUSH_OPS} ops')
     work = functools.partial(apply_push, app, token_hash, ops, **reported(request))
-    results, version, _term = await anyio.to_thread.run_sync(work, limiter=_push_limiter())
+    try:
+        results, version, _term = await anyio.to_thread.run_sync(work, limiter=_push_limiter())
+    except Exception:
+        count_push(None)                                    # /metrics
+        raise
+    count_push(results)
     return Response(orjson.dumps({"results": results, "server_version": version}), media_type="application/json")
 
 

@@ -83,7 +83,10 @@ def list_terminals(app: App) -> list[dict]:
                  "revoked": t.revoked_at is not None, "created_at": iso(t.created_at),
                  "last_seen_at": iso(t.last_seen_at), "last_push_at": iso(t.last_push_at),
                  "last_pull_at": iso(t.last_pull_at), "pulled_version": t.pulled_version,
-                 "pending": t.pending, "software_version": t.software_version, "model": t.model}
+                 "pending": t.pending, "software_version": t.software_version, "model": t.model,
+                 "disk_free_bytes": t.disk_free_bytes, "camera_state": t.camera_state,
+                 "camera_since": iso(t.camera_since), "last_sale_at": iso(t.last_sale_at),
+                 "health_at": iso(t.health_at)}
                 for t in rows]
 
 
