@@ -86,7 +86,7 @@ def test_healthz_and_metrics_count_across_workers_and_show_what_terminals_report
     """`kiosk server --workers 2`: pushes answered by either worker are counted once in
     /metrics whichever worker answers the scrape; terminal health lands in the database
     and on /metrics; /healthz names the migration."""
-    from kiosk.terminal.health import record_camera
+    from kiosk.terminal.sync.health import record_camera
 
     d = District(tmp_path, formats)
     port = free_port()

@@ -85,6 +85,10 @@ def run(source: str | None, windowed: bool, *, demo: bool = False, seconds: floa
         ctx = App()
         win, worker = build_window(ctx, source)
     worker.failed.connect(lambda m: log.error("vision: %s", m))
+    if ctx.settings.is_terminal:          # the camera's state goes to the district with each sync
+        from kiosk.terminal.sync.health import record_camera
+
+        worker.source_state.connect(lambda state: record_camera(ctx, state))
     if windowed:
         win.resize(720, 1280)
         win.show()
@@ -102,6 +106,8 @@ def run(source: str | None, windowed: bool, *, demo: bool = False, seconds: floa
         QTimer.singleShot(int(seconds * 1000), qapp.quit)
     code = qapp.exec()
     worker.stop()
+    if ctx.settings.is_terminal:
+        record_camera(ctx, "stopped")
     win.close()
     from PySide6.QtCore import QThreadPool
     QThreadPool.globalInstance().waitForDone(5000)

@@ -52,7 +52,7 @@ def _aware_time(v: str | None) -> datetime | None:
 
 
 def reported_health(request: Request) -> dict:
-    """The terminal's health headers (kiosk/terminal/health.py): disk free in bytes, the
+    """The terminal's health headers (kiosk/terminal/sync/health.py): disk free in bytes, the
     kiosk camera's state and since when, its last sale. A value that does not parse is
     left out (None), never stored."""
     h = request.headers

@@ -22,7 +22,7 @@ from kiosk import __version__
 from kiosk.db.models import OutboxEntry, SyncState, utcnow
 from kiosk.db import changes
 from kiosk.errors import DistrictError, ServerUnreachableError, TerminalAuthError, TerminalOnlyError
-from kiosk.terminal import health
+from kiosk.terminal.sync import health
 from kiosk.terminal.sync.outbox import pending_count
 from kiosk.terminal.sync.replica import apply_records
 
