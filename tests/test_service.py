@@ -52,6 +52,7 @@ def test_printed_terminal_unit_starts_the_kiosk_under_a_bare_x_server_and_restar
     assert Path(server[0]).name == "Xorg" and ":0" in server and "vt1" in server
     assert svc["Restart"] == "always" and svc["User"] == "canteen" and svc["PAMName"] == "login"
     assert svc["TTYPath"] == "/dev/tty1"
+    assert u["Unit"]["StartLimitIntervalSec"] == "0"           # never given up on, however often it dies
     envs = _environment(out["text"])
     assert envs["KIOSK_HOME"] == str(env.absolute()) and envs["QT_QPA_PLATFORM"] == "xcb"
     assert svc["EnvironmentFile"] == "-/etc/kiosk/terminal.env"
@@ -74,6 +75,7 @@ def test_printed_server_unit_runs_the_server_with_its_workers(env, tmp_path):
     assert svc["Restart"] == "always" and svc["User"] == "kiosk" and svc["UMask"] == "0077"
     assert _environment(text)["KIOSK_HOME"] == str(env.absolute()) and svc["ReadWritePaths"] == str(env.absolute())
     assert _unit(text)["Install"]["WantedBy"] == "multi-user.target"
+    assert _unit(text)["Unit"]["StartLimitIntervalSec"] == "0"
 
 
 def test_install_writes_unit_and_private_env_file_to_the_given_folder_without_systemctl(env, tmp_path):

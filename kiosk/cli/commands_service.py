@@ -74,6 +74,7 @@ Description=长寿食堂 kiosk (full screen under a bare X server on {tty})
 After=systemd-user-sessions.service network-online.target getty@{tty}.service
 Wants=network-online.target
 Conflicts=getty@{tty}.service
+StartLimitIntervalSec=0
 
 [Service]
 Type=simple
@@ -94,7 +95,6 @@ UMask=0077
 ExecStart={_q(start)}
 Restart=always
 RestartSec=3
-StartLimitIntervalSec=0
 
 [Install]
 WantedBy=graphical.target
@@ -109,6 +109,7 @@ def server_unit(u: UnitSpec) -> str:
 Description=长寿食堂 district server ({u.workers} workers on {u.host}:{u.port})
 After=network-online.target postgresql.service
 Wants=network-online.target
+StartLimitIntervalSec=0
 
 [Service]
 Type=simple
@@ -119,7 +120,6 @@ UMask=0077
 ExecStart={_q(args)}
 Restart=always
 RestartSec=3
-StartLimitIntervalSec=0
 KillSignal=SIGTERM
 TimeoutStopSec=30
 NoNewPrivileges=yes
