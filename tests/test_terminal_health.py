@@ -89,3 +89,40 @@ def test_the_terminals_page_shows_health_and_warns_about_a_silent_terminal(tmp_p
     assert "未同步" not in rows["C2-T1"] and "正常" in rows["C2-T1"] and "40.0 GB" in rows["C2-T1"]
     warn = re.search(r'<p class="bad" id="terminal-warnings">(.*?)</p>', html, re.S).group(1)
     assert "1 台终端" in warn and "东街1号机" in warn and "西街1号机" not in warn
+
+
+def test_the_kiosk_on_a_terminal_records_its_cameras_state_and_the_sync_reports_it(tmp_path, qtbot, obama):
+    """The kiosk window's camera worker says live / lost; the terminal's store keeps it and
+    the next sync's health headers carry it (with disk free and the face model)."""
+    import shutil
+
+    from kiosk.config import load_settings
+    from kiosk.services.context import App
+    from kiosk.services.security import generate_key
+    from kiosk.terminal.sync.health import collect
+    from kiosk.terminal.sync.status import stop_background_sync
+    from kiosk.ui.app import build_window
+    from kiosk.ui.voice import Voice
+    from kiosk.vision.camera import FolderCapture
+
+    from tests.conftest import shared_engine
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    shutil.copy(obama[0], frames / "a.jpg")
+    ctx = App(load_settings(home=tmp_path / "term", template_key=generate_key(),
+                            server_url="http://127.0.0.1:9", server_token="kt_test"), engine=shared_engine("sface"))
+    try:
+        assert collect(ctx).camera == "unknown"
+        win, worker = build_window(ctx, capture=FolderCapture(frames), voice=Voice(enabled=False))
+        qtbot.addWidget(win)
+        worker.source_state.emit("live")
+        h = collect(ctx)
+        assert h.camera == "live" and h.camera_since is not None and h.disk_free_bytes > 0
+        assert h.model.startswith("sface/") and h.headers()["X-Kiosk-Camera"] == "live"
+        worker.source_state.emit("lost")
+        assert collect(ctx).headers()["X-Kiosk-Camera"] == "lost"
+        win.close()
+    finally:
+        stop_background_sync(ctx)
+        ctx.close()
