@@ -146,7 +146,7 @@ def test_healthz_and_metrics_count_across_workers_and_show_what_terminals_report
         d.close()
 
 
-def test_healthz_is_503_when_the_schema_is_not_at_head(env):
+def test_healthz_is_503_when_the_schema_is_not_at_head_or_the_database_is_gone(env, tmp_path):
     from fastapi.testclient import TestClient
 
     from kiosk.district.app import create_app
@@ -161,6 +161,17 @@ def test_healthz_is_503_when_the_schema_is_not_at_head(env):
             r = tc.get("/healthz")
             assert r.status_code == 503 and r.json()["migration"] == "0008" and r.json()["head"] == "0009"
             assert "0009" in r.json()["detail"]
+            # the database gone (a store that cannot be opened): 503, unreachable, with the error
+            from sqlalchemy import create_engine
+
+            live, app.db.engine = app.db.engine, create_engine(f"sqlite:///{tmp_path}/no/such/dir/kiosk.db")
+            try:
+                r = tc.get("/healthz")
+            finally:
+                app.db.engine.dispose()
+                app.db.engine = live
+            assert r.status_code == 503 and r.json()["database"] == "unreachable" and r.json()["ok"] is False
+            assert "OperationalError" in r.json()["detail"]
     finally:
         app.close()
 
