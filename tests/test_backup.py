@@ -118,9 +118,12 @@ def _orders(app: App) -> set[str]:
 
 
 def _audit_verify(env: dict) -> dict:
+    """The chain intact, and its newest entry the restore itself."""
     r = _kiosk(["audit", "verify", "--json"], env)
     out = json.loads(r.stdout)
     assert r.returncode == 0 and out["intact"], out
+    last = json.loads(_kiosk(["audit", "--json"], env).stdout)[-1]
+    assert last["action"] == "store.restore" and last["actor"] == "system", last
     return out
 
 

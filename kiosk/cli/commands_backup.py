@@ -81,7 +81,7 @@ def cmd_restore(a: argparse.Namespace) -> int:
             print("恢复会覆盖：" + "，".join(existing) + "。请先停止本机的 kiosk 和服务器。", file=sys.stderr)
             if input("确认覆盖请输入 yes：").strip().lower() not in ("yes", "是"):
                 raise BackupError("已取消，未做任何改动", detail="not confirmed")
-        res = restore(s, checked)
+        res = restore(s, checked, str(a.archive))
     finally:
         checked.cleanup()
     if a.json:

@@ -400,8 +400,10 @@ def target_in_use(settings) -> list[str]:
     return found
 
 
-def restore(settings, checked: Checked) -> dict:
-    """Put a checked archive in place (the caller has confirmed overwriting)."""
+def restore(settings, checked: Checked, archive: str = "") -> dict:
+    """Put a checked archive in place (the caller has confirmed overwriting), then note it
+    in the restored store's audit log (``store.restore``: sales after the backup's time
+    are gone from this store, and the log says so)."""
     from kiosk.services.security import TemplateCipher
 
     man = checked.manifest
@@ -436,9 +438,27 @@ def restore(settings, checked: Checked) -> dict:
             kept = kf.with_name(f"{kf.name}.before-restore-{datetime.now():%Y%m%d%H%M%S}")
             os.replace(kf, kept)
         os.replace(key_tmp, kf)
+    _audit_restore(settings, man, archive)
     return {"dialect": man["dialect"], "created_at": man["created_at"], "migration": man["migration"],
             "counts": man["counts"], "key_file": None if settings.template_key else str(settings.template_key_file),
             "previous_key_kept_at": str(kept) if kept else None}
+
+
+def _audit_restore(settings, man: dict, archive: str) -> None:
+    import getpass
+
+    from kiosk.db import audit, changes
+    from kiosk.db.session import Database
+
+    db = Database(settings.db_url)          # brings an archive of an older schema to head
+    try:
+        with db.session() as s:
+            s.info[changes.APPLY] = True    # this store's own history, not a change for the district
+            audit.record(s, "system", "store.restore", Path(archive).name or None,
+                         backup_created_at=man["created_at"], migration=man["migration"],
+                         orders=man["counts"]["orders"], key_id=man["key_id"], os_user=getpass.getuser())
+    finally:
+        db.dispose()
 
 
 def _restore_sqlite(src_file: Path, db_file: Path) -> None:
