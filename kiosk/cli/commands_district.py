@@ -199,8 +199,10 @@ def cmd_terminal_list(a: argparse.Namespace) -> int:
     else:
         for r in rows:
             state = "已吊销" if r["revoked"] else "有效"
+            disk = f"{r['disk_free_bytes'] / 1024 ** 3:.1f} GB" if r.get("disk_free_bytes") is not None else "-"
             print(f"{r['terminal_id']:16} {r['canteen_id']:12} {state}  最近同步 {r['last_pull_at'] or '-'}  "
-                  f"待上传 {r['pending'] if r['pending'] is not None else '-'}")
+                  f"待上传 {r['pending'] if r['pending'] is not None else '-'}  摄像头 {r.get('camera_state') or '-'}  "
+                  f"磁盘剩余 {disk}  最后售餐 {r.get('last_sale_at') or '-'}  软件 {r['software_version'] or '-'}")
     return 0
 
 
