@@ -126,10 +126,10 @@ class SyncClient:
             if idx != self._current:
                 log.warning("district server %s did not answer; syncing through %s", self.url, self.urls[idx])
                 self._current = idx
-            return self._answer(r, idx)
+            return self._answer(r)
         raise ServerUnreachableError(detail="; ".join(failures))
 
-    def _answer(self, r: httpx.Response, idx: int) -> dict:
+    def _answer(self, r: httpx.Response) -> dict:
         if r.status_code == 401:
             try:
                 body = r.json()
@@ -195,10 +195,10 @@ class SyncClient:
         now = time.monotonic()
         with self.app.db.session(read_only=True) as s:
             waiting = pending_count(s)
-        known = getattr(self, "_last_sale", None)
-        if known is None or waiting or now - self._last_sale_t >= self.LAST_SALE_EVERY_S:
-            known = self._last_sale = health.last_sale(self.app)
-            self._last_sale_t = now
+        looked = getattr(self, "_last_sale_t", None)
+        if looked is None or waiting or now - looked >= self.LAST_SALE_EVERY_S:
+            self._last_sale, self._last_sale_t = health.last_sale(self.app), now
+        known = self._last_sale
         for k in [k for k in self.headers if k.startswith("X-Kiosk-") and k != "X-Kiosk-Pending"]:
             del self.headers[k]
         self.headers.update(health.collect(self.app, known).headers())

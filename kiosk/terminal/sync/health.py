@@ -87,8 +87,12 @@ def last_sale(app) -> datetime | None:
     return last
 
 
-def collect(app, last_sale_at: datetime | None = None) -> TerminalHealth:
-    """This terminal's health now (``last_sale_at``: known already; None: looked up)."""
+_LOOK_UP = object()
+
+
+def collect(app, last_sale_at: "datetime | None | object" = _LOOK_UP) -> TerminalHealth:
+    """This terminal's health now (``last_sale_at``: known already, None for no sale;
+    by default looked up)."""
     s = app.settings
     try:
         free = shutil.disk_usage(s.home).free
@@ -104,4 +108,4 @@ def collect(app, last_sale_at: datetime | None = None) -> TerminalHealth:
             since = None
     return TerminalHealth(software=__version__, model=face_model(app), disk_free_bytes=free,
                           camera=cam.get("state") or "unknown", camera_since=since,
-                          last_sale_at=last_sale_at if last_sale_at is not None else last_sale(app))
+                          last_sale_at=last_sale(app) if last_sale_at is _LOOK_UP else last_sale_at)
