@@ -134,5 +134,11 @@ class TerminalAuthError(DistrictError):
     http_status = 401
 
 
+class PayloadTooLargeError(DistrictError):
+    """A request body over the server's limit (KIOSK_PUSH_MAX_BYTES), refused unread."""
+    default_user_message = "上传的数据太大，请分批上传"
+    http_status = 413
+
+
 class TerminalOnlyError(DistrictError):
     default_user_message = "这台机器不是区服务器的终端（未设置 KIOSK_SERVER_URL / KIOSK_SERVER_TOKEN）"
