@@ -65,10 +65,8 @@ def create_app(settings: Settings | None = None, *, kiosk_app: App | None = None
     async def _kiosk_error(_request: Request, exc: KioskError):
         from kiosk.errors import StorageError
         status = 503 if isinstance(exc, StorageError) else getattr(exc, "http_status", 400)
-        # a body refused unread (413): the connection is not reused, the rest is not read
-        headers = {"Connection": "close"} if status == 413 else None
         return JSONResponse({"error": exc.user_message, "detail": exc.detail, "type": type(exc).__name__},
-                            status_code=status, headers=headers)
+                            status_code=status)
 
     from kiosk.district.api.sync import router
     api.include_router(router, prefix=API_PREFIX)
