@@ -320,17 +320,27 @@ def _hostile_push(port: int, size: int, chunked: bool, answered_before_body: lis
         s.close()
 
 
-def test_a_60_mb_body_with_a_bad_token_costs_the_real_server_no_memory_and_no_time(tmp_path):
+@pytest.fixture(scope="module")
+def real_server(tmp_path_factory):
+    """A `kiosk server` process on loopback (SQLite store) taking pushes of at most 64 KB."""
+    from tests.district_helpers import District
+
+    d = District(tmp_path_factory.mktemp("real"), FORMATS)
+    env = d.server_env()
+    d.server_env = lambda: {**env, "KIOSK_PUSH_MAX_BYTES": str(64 * 1024)}
+    d.start()
+    yield d
+    d.close()
+
+
+def test_a_60_mb_body_with_a_bad_token_costs_the_real_server_no_memory_and_no_time(real_server):
     """`kiosk server` on loopback: its RSS (from /proc) stays within 50 MB of where it was
     through a 60 MB push with a bad token (Content-Length and chunked), and through three
     at once, while a terminal's requests keep being answered promptly."""
     import httpx
 
-    from tests.district_helpers import District
-
-    d = District(tmp_path, FORMATS)
-    d.start()
-    try:
+    d = real_server
+    if True:
         h = {"Authorization": f"Bearer {d.tokens['C1'][1]}"}
         with httpx.Client(base_url=d.url, headers=h, timeout=30) as c:
             for _ in range(3):                            # warm: a few real pushes and pulls
@@ -372,5 +382,41 @@ def test_a_60_mb_body_with_a_bad_token_costs_the_real_server_no_memory_and_no_ti
             assert all(a.startswith(b"HTTP/1.1 401") for a in first + answers), first + answers
             assert early == [True, True]             # answered on the headers, before any body was sent
             assert c.get("/api/v1/whoami").status_code == 200
+
+
+def test_a_terminal_pushes_a_backlog_larger_than_the_server_takes_in_pieces(real_server, monkeypatch):
+    """60 sales (~90 KB of ops) against a server taking 64 KB a push: the terminal's first
+    push is refused 413, it halves its batch and pushes the rest; nothing lost or doubled."""
+    from kiosk.db.models import Order
+    from kiosk.terminal.sync import client as sync_client
+
+    d = real_server
+    term = App(d.terminal_settings("C1"))
+    try:
+        c = sync_client.SyncClient(term)
+        c.sync()                                           # the replica
+        sold = {term.billing.settle("R000%d" % (i % 3 + 1), ["D00%d" % (i % 4 + 1)], meal="午餐").order_id
+                for i in range(60)}
+        calls: list[int] = []
+        real = c.http.request
+
+        def counting(method, url, **kw):
+            r = real(method, url, **kw)
+            if url == "/push":
+                calls.append(r.status_code)
+            return r
+
+        c.http.request = counting
+        rep = c.sync()
+        c.close()
+        assert rep.pushed == 60 and rep.rejected == 0 and rep.pending == 0, rep
+        assert calls[0] == 413 and calls.count(200) >= 2, calls
+        app = d.server_app()
+        try:
+            with app.db.session() as s:
+                stored = set(s.scalars(select(Order.id).where(Order.id.in_(sold))))
+        finally:
+            app.close()
+        assert stored == sold
     finally:
-        d.close()
+        term.close()

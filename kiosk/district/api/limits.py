@@ -53,7 +53,9 @@ async def known_token(request: Request, app, token_hash: str) -> None:
     Valid tokens are remembered for TOKEN_RECHECK_S per server app; unknown ones never."""
     import anyio
 
-    cache: dict = request.app.state.__dict__.setdefault("_valid_tokens", {})
+    cache = getattr(request.app.state, "valid_tokens", None)
+    if cache is None:
+        cache = request.app.state.valid_tokens = {}
     now = time.monotonic()
     if cache.get(token_hash, 0.0) > now:
         return
@@ -69,7 +71,7 @@ async def known_token(request: Request, app, token_hash: str) -> None:
 
 def forget_token(request: Request, token_hash: str) -> None:
     """The push found the token revoked after all: look it up again next time."""
-    request.app.state.__dict__.get("_valid_tokens", {}).pop(token_hash, None)
+    getattr(request.app.state, "valid_tokens", {}).pop(token_hash, None)
 
 
 # -- the body ---------------------------------------------------------------------------
