@@ -112,7 +112,7 @@ def json_depth(raw: bytes) -> int:
     building it. Escaped backslashes and quotes are dropped first, so every remaining
     ``"`` opens or closes a string; a bracket inside a string has an odd number of quotes
     before it. Meant for text orjson accepts (for other text it gives some number)."""
-    s = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    s = raw.replace(b"\\\\", b"").replace(b'\\"', b"") if b"\\" in raw else raw
     a = np.frombuffer(s, dtype=np.uint8)
     step = _OPEN[a]
     at = np.flatnonzero(step)
