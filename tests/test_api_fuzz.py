@@ -230,9 +230,11 @@ def test_every_console_form_takes_edge_values_without_5xx(district):
 # -- real outbox ops, mutated --------------------------------------------------------------
 
 NOW = "2026-11-23T04:00:00+00:00"
-SCALAR = (st.none() | st.booleans() | st.integers(-2 ** 63, 2 ** 63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
-          | st.text(max_size=6) | st.sampled_from(["R0001", "R0002", NOW, "2026-11-23", "2026-11-23T12:00:00", "S01", "", "x" * 300]))
-VALUE = st.recursive(SCALAR, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=6)      # what JSON can carry
+SCALAR = (st.none() | st.booleans() | st.integers(-2 ** 63, 2 ** 63 - 1)
+          | st.floats(allow_nan=False, allow_infinity=False) | TEXT
+          | st.sampled_from(["R0001", "R0002", NOW, "2026-11-23", "2026-11-23T12:00:00", "S01", "", "x" * 300]))
+VALUE = st.recursive(SCALAR, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
                      max_leaves=6)
 
 
