@@ -18,13 +18,16 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from kiosk.errors import ImportFileError, KioskError, PermissionDeniedError, ValidationError
+from kiosk.errors import ImportFileError, KioskError, PermissionDeniedError, TooManyAttemptsError, ValidationError
 from kiosk.money import fen_to_yuan
 from kiosk.timeutil import now_cst
 from kiosk.district.domain import reports as dr
 from kiosk.services import import_plan
 from kiosk.services.report_files import Money, TableReport, write_report_file, xlsx_bytes
-from kiosk.district.console.auth import COOKIE, PRE_COOKIE, ROLE_RANK, Login, Logins, idle_minutes_from_env, same
+from kiosk.district.console.auth import (COOKIE, PRE_COOKIE, ROLE_RANK, Login, Logins, client_address,
+                                         idle_minutes_from_env, same)
+from kiosk.district.domain import passwords
+from starlette.concurrency import run_in_threadpool
 
 log = logging.getLogger("kiosk.console")
 TEMPLATES = Path(__file__).with_name("templates")
@@ -34,16 +37,6 @@ SUFFIXES = {"roster": (".csv", ".xlsx"), "menu": (".csv", ".xlsx"), "policy": ("
 KIND_ZH = {"roster": "居民花名册", "menu": "菜单", "policy": "补贴政策"}
 ACTION_ZH = {"add": "新增", "change": "修改", "unchanged": "不变"}
 MONTH_RE = re.compile(r"^\d{4}-\d{2}$")
-
-
-def _proven(who: dict):
-    """The staff member whose PIN was just verified, as the services take it: the auth
-    service's Actor (kiosk.services.auth) when it gives one."""
-    if who.get("actor") is not None:
-        return who["actor"]
-    from types import SimpleNamespace
-
-    return SimpleNamespace(staff_id=who["staff_id"], name=who.get("name"), role=who["role"])
 
 
 class _Refusal(Exception):
@@ -196,22 +189,26 @@ def console_router(get_app: Callable, *, idle_minutes: float | None = None, cloc
                           message="请求缺少有效的安全校验码（CSRF），已拒绝。请刷新登录页后重试。")
             return resp
         staff_id = str(form.get("staff_id") or "").strip()
-        pin = str(form.get("pin") or "").strip()
+        password = str(form.get("password") or "")
         pre = secrets.token_urlsafe(24)
 
-        def again(msg: str) -> Response:
-            r = render(request, None, "login.html", status=401, pre=pre, error=msg, staff_id=staff_id)
+        def again(msg: str, status: int = 401) -> Response:
+            r = render(request, None, "login.html", status=status, pre=pre, error=msg, staff_id=staff_id)
             r.set_cookie(PRE_COOKIE, pre, httponly=True, samesite="strict", path=base(request),
                          secure=request.url.scheme == "https", max_age=1800)
             return r
 
-        if not staff_id or not pin:
-            return again("请输入工号和 PIN")
-        try:
-            who = app.residents.authenticate(pin, min_role="supervisor", staff_id=staff_id)
+        if not staff_id or not password:
+            return again("请输入工号和密码")
+        try:   # the password, never the PIN; Argon2id off the event loop
+            who = await run_in_threadpool(passwords.console_login, app, staff_id, password, client_address(request))
+        except TooManyAttemptsError as exc:
+            r = again(exc.user_message, status=429)
+            r.headers["Retry-After"] = str(exc.retry_after)
+            return r
         except KioskError as exc:
             return again(exc.user_message)
-        login = logins.open(who["staff_id"], who["name"], who["role"])
+        login = logins.open(who.staff_id, who.name, who.role)
         from kiosk.db import audit
 
         with app.db.session() as s:
@@ -424,9 +421,9 @@ def console_router(get_app: Callable, *, idle_minutes: float | None = None, cloc
         back = base(request) + "/reconcile" + (f"?month={quote(month)}" if MONTH_RE.match(month) else "")
         decision = str(form.get("decision") or "")
         try:
-            who = app.residents.authenticate(str(form.get("pin") or ""), min_role="supervisor",
-                                             staff_id=login.staff_id)
-            res = dr.decide_flag(app, flag_id, decision, _proven(who), str(form.get("note") or "").strip()[:500] or None)
+            who = await run_in_threadpool(passwords.confirm, app, login.staff_id, str(form.get("password") or ""),
+                                          "supervisor", client_address(request))
+            res = dr.decide_flag(app, flag_id, decision, who, str(form.get("note") or "").strip()[:500] or None)
             login.flash.append(("ok", f"已记录：{res['resident_id']} {dr.DECISION_ZH.get(decision, decision)}"))
         except KioskError as exc:
             login.flash.append(("error", exc.user_message))
@@ -504,9 +501,9 @@ def console_router(get_app: Callable, *, idle_minutes: float | None = None, cloc
             reg = dr.face_register(app, int(str(form.get("months") or 12)))
             chosen = [u for u in reg["unused"] if u["resident_id"] in set(ids)]
             return render(request, login, "faces_confirm.html", chosen=chosen, months=reg["months"])
-        pin = str(form.get("pin") or "")
         try:
-            admin = _proven(app.residents.authenticate(pin, min_role="admin", staff_id=login.staff_id))
+            admin = await run_in_threadpool(passwords.confirm, app, login.staff_id, str(form.get("password") or ""),
+                                            "admin", client_address(request))
         except KioskError as exc:
             reg = dr.face_register(app, int(str(form.get("months") or 12)))
             chosen = [u for u in reg["unused"] if u["resident_id"] in set(ids)]
