@@ -110,9 +110,11 @@ def client_key(address: str | None) -> str | None:
         ip = ipaddress.ip_address(address.strip())
     except ValueError:
         return "address:" + address.strip()[:80]
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is None:
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return "address:" + str(ip.ipv4_mapped)
         return "address:" + str(ipaddress.IPv6Network((ip, 64), strict=False))
-    return "address:" + str(ip.ipv4_mapped or ip)
+    return "address:" + str(ip)
 
 
 # ---------------------------------------------------------------------------- back-off
