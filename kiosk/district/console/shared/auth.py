@@ -1,8 +1,8 @@
 """Console logins: staff sign in with their id and console password (role supervisor
 or admin; the password and its back-off: kiosk.district.domain.passwords, never the
-PIN a terminal holds); a login is a random token in an HttpOnly, SameSite=Strict cookie that expires after
-a period without use and after a working day at most; every form carries the
-login's CSRF token and a POST without it is refused."""
+PIN a terminal holds); a login is a random token in an HttpOnly, SameSite=Strict
+cookie that expires after a period without use and after a working day at most; every
+form carries the login's CSRF token and a POST without it is refused."""
 from __future__ import annotations
 
 import hmac
