@@ -167,7 +167,7 @@ def test_a_bad_month_day_or_number_gets_a_4xx_in_chinese(server, method, path, d
     in UTC, int('abc')."""
     async def scenario():
         async with client(server["api"]) as c:
-            await log_in(c, "A1", ADMIN_PIN)
+            await log_in(c, "A1", ADMIN_PASSWORD)
             if method == "GET":
                 return await c.get(path)
             page = await c.get("/console/faces")
