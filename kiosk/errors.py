@@ -95,6 +95,15 @@ class PermissionDeniedError(KioskError):
     default_user_message = "没有权限"
 
 
+class TooManyAttemptsError(PermissionDeniedError):
+    """Wrong passwords in a row: wait ``retry_after`` seconds (console and server logins)."""
+    default_user_message = "登录失败次数过多，请稍后再试"
+
+    def __init__(self, user_message: str | None = None, detail: str = "", retry_after: int = 1) -> None:
+        super().__init__(user_message, detail)
+        self.retry_after = retry_after
+
+
 class ConsentRequiredError(KioskError):
     default_user_message = "尚未登记人脸授权，不能采集人脸"
 
