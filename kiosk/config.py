@@ -8,6 +8,7 @@
 ``KIOSK_TEMPLATE_KEY`` / ``KIOSK_TEMPLATE_KEY_FILE``  key that encrypts face templates
 ``KIOSK_SERVER_URL``    a terminal's district server; several as a comma list (failover)
 ``KIOSK_BACKUP_PASSPHRASE``  the passphrase of `kiosk backup` / `kiosk restore` in scripts
+``KIOSK_PUSH_MAX_BYTES`` the district server's largest push body (default 4 MB; 413 above)
 """
 from __future__ import annotations
 
@@ -69,6 +70,8 @@ class Settings(BaseSettings):
     # `kiosk backup` / `kiosk restore` (docs/operations.md): the passphrase that encrypts
     # the template key in the archive; asked at the prompt when unset
     backup_passphrase: SecretStr | None = None
+    # the district server: the largest push body it reads (bytes); a larger one gets 413 unread
+    push_max_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024, le=1024 ** 3)
 
     @field_validator("database_url")
     @classmethod
