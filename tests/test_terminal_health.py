@@ -53,6 +53,10 @@ def test_the_terminals_page_shows_health_and_warns_about_a_silent_terminal(tmp_p
     app = App()
     try:
         app.residents.add_staff("A1", "区管理员", "admin", "86420135")
+        admin = app.residents.authenticate("86420135", min_role="admin", staff_id="A1")["actor"]
+        from kiosk.district.domain import passwords
+
+        passwords.set_password(app, "A1", "区管理员 console-2026", actor=admin)
         now = utcnow()
         with app.db.session() as s:       # both canteens serve all day, so the test holds at any hour
             for cid in ("C1", "C2"):
@@ -73,7 +77,8 @@ def test_the_terminals_page_shows_health_and_warns_about_a_silent_terminal(tmp_p
         async def page() -> str:
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://t") as c:
                 pre = re.search(r'name="csrf_token" value="([^"]+)"', (await c.get("/console/login")).text).group(1)
-                r = await c.post("/console/login", data={"csrf_token": pre, "staff_id": "A1", "pin": "86420135"})
+                r = await c.post("/console/login", data={"csrf_token": pre, "staff_id": "A1",
+                                                         "password": "区管理员 console-2026"})
                 assert r.status_code == 303
                 r = await c.get("/console/terminals")
                 assert r.status_code == 200
