@@ -165,9 +165,7 @@ def test_recognized_pay_receipt_idle(qtbot, win, obama, tmp_path):
         assert o.face_verified is True
         assert o.liveness_passed is (win.service.liveness_mode() != "off")
     assert any("张桂兰" in t for t in win.voice.spoken) and any("结算成功" in t for t in win.voice.spoken)
-    # still standing at the counter: not greeted (and charged) again
-    feed(win, face_frame(obama[1]), 5)
-    assert win.state == IDLE and "已经结算" in win.idle.hint.text()
+    # standing on, or coming back: test_second_meal_by_face_an_elder_who_paid_comes_back
 
 
 def test_receipt_stays_until_ok(qtbot, win):
@@ -782,3 +780,112 @@ def test_staff_enrols_from_the_camera_and_a_duplicate_needs_a_supervisor(qtbot, 
     assert "采集 3 张人脸模板" in win.staff.message.text(), win.staff.message.text()
     a = _audit(win, "enroll.duplicate_override")
     assert a.actor == "SUP" and "双胞胎" in a.detail["reason"]
+
+
+# -- a second meal is a decision ---------------------------------------------------------------
+def _paid_earlier(win, rid: str, canteen_id: str | None = None) -> Order:
+    """The elder's lunch today, already paid (at this canteen, or at another one the terminal knows)."""
+    import uuid
+
+    from kiosk.db.models import Canteen
+
+    svc = win.service
+    dishes = svc.greet(rid).recommended
+    svc.settle(rid, dishes, "cash", uuid.uuid4().hex, "card")
+    with svc.app.db.session() as s:
+        o = s.scalars(select(Order).where(Order.resident_id == rid)).one()
+        if canteen_id is not None:
+            s.add(Canteen(id=canteen_id, name="双楠社区长寿食堂", district="武侯区"))
+            o.canteen_id = canteen_id
+            s.flush()
+        s.expunge(o)
+    return o
+
+
+def _orders(win) -> int:
+    with win.service.app.db.session() as s:
+        return len(s.scalars(select(Order)).all())
+
+
+def _check_second_screen(qtbot, win, o: Order, where: str) -> None:
+    from kiosk.timeutil import CST
+
+    wait_state(qtbot, win, "second")
+    texts = " ".join(visible_texts(win))
+    assert "您今天已经买过午餐了" in texts
+    assert o.created_at.astimezone(CST).strftime("%H:%M") in win.second.detail.text()
+    assert where in win.second.detail.text() and f"实付 {yuan(o.to_pay_fen)} 元" in win.second.detail.text()
+    assert win.voice.spoken[-1].endswith("还要再买一份吗？")          # said first, in the same words
+    assert win.second.again_btn.isVisible() and win.second.leave_btn.isVisible()
+    assert _orders(win) == 1                                           # no second bill yet
+
+
+def test_second_meal_by_card_is_a_decision_and_nothing_is_preselected(qtbot, win, tmp_path):
+    o = _paid_earlier(win, "R0002")
+    win.go_noface("请刷助老卡")
+    for k in "ZL0002":
+        win.noface.cardkeys.buttons[k].click()
+    win.noface.cardkeys.buttons["确定"].click()
+    _check_second_screen(qtbot, win, o, "本食堂")
+    shot(win, tmp_path, "11_second_meal")
+    win.second.again_btn.click()                    # 再买一份: the elder decides
+    wait_state(qtbot, win, BILL)
+    qtbot.waitUntil(lambda: "还没有选菜" in win.bill.lines.text())
+    assert win.menu.selected() == [] and not win.bill.confirm_btn.isEnabled()
+    assert "再买一份" in win.bill.why.text()
+    win.bill.change_btn.click()
+    dish = next(d for d, t in win.menu.tiles.items() if t.isEnabled())
+    win.menu.tiles[dish].click()
+    win.menu.done_btn.click()
+    qtbot.waitUntil(lambda: win.state == BILL and win.bill.confirm_btn.isEnabled())
+    win.bill.confirm_btn.click()
+    wait_state(qtbot, win, RECEIPT)
+    assert _orders(win) == 2
+
+
+def test_second_meal_by_phone_at_another_canteen_and_not_again(qtbot, win):
+    o = _paid_earlier(win, "R0001", canteen_id="C-SHUANGNAN")
+    win.go_noface("请输入", mode="phone")
+    for d in "0001":
+        win.noface.keypad.buttons[d].click()
+    win.noface.keypad.buttons["确定"].click()
+    qtbot.waitUntil(lambda: len(win.noface.name_buttons) == 1)
+    win.noface.name_buttons[0].click()
+    _check_second_screen(qtbot, win, o, "双楠社区长寿食堂")
+    win.second.leave_btn.click()                    # 不买了
+    assert win.state == IDLE and _orders(win) == 1
+    assert win.checkout.just_served[0] == "R0001"   # standing on, not asked again
+
+
+def test_second_meal_by_face_an_elder_who_paid_comes_back(qtbot, win, obama):
+    elder = Standing(win, face_frame(obama[1]))
+    wait_state(qtbot, win, BILL)
+    qtbot.waitUntil(lambda: win.bill.confirm_btn.isEnabled())
+    win.bill.confirm_btn.click()
+    wait_state(qtbot, win, RECEIPT)
+    win.receipt.done_btn.click()
+    feed(win, face_frame(obama[1]), 3)              # still standing there: not asked again
+    assert win.state == IDLE and "已经结算" in win.idle.hint.text()
+    elder.leave()
+    qtbot.waitUntil(lambda: win.checkout.just_served is None, timeout=10000)   # walked away ...
+    with win.service.app.db.session() as s:
+        o = s.scalars(select(Order)).one()
+        s.expunge(o)
+    elder = Standing(win, face_frame(obama[1]))      # ... and comes back
+    try:
+        _check_second_screen(qtbot, win, o, "本食堂")
+    finally:
+        elder.leave()
+    wait_state(qtbot, win, IDLE, 15000)              # walks away from the question: nothing bought
+    assert _orders(win) == 1
+
+
+def test_a_voided_order_is_not_an_earlier_meal(win):
+    o = _paid_earlier(win, "R0002")
+    svc = win.service
+    assert svc.earlier_order("R0002").order_id == o.id
+    assert svc.earlier_order("R0001") is None
+    actor = _topup_staff(win)
+    svc.app.billing.void(o.id, "打错菜", actor.get("actor") or actor["staff_id"])
+    assert svc.earlier_order("R0002") is None
+

@@ -20,7 +20,7 @@ from kiosk.ui.controllers.checkout import CheckoutController
 from kiosk.ui.controllers.liveness import ChallengeController
 from kiosk.ui.controllers.noface import NoFaceController
 from kiosk.ui.controllers.staff import StaffController
-from kiosk.ui.pages import BillPage, IdlePage, MenuPage, NoFacePage, PayPage, ReceiptPage
+from kiosk.ui.pages import BillPage, IdlePage, MenuPage, NoFacePage, PayPage, ReceiptPage, SecondMealPage
 from kiosk.ui.staff_page import StaffPage
 from kiosk.ui.widgets import label
 from kiosk.ui.worker import FrameEvent, Task
@@ -28,6 +28,7 @@ from kiosk.ui.worker import FrameEvent, Task
 log = logging.getLogger(__name__)
 
 IDLE, BILL, MENU, PAY, RECEIPT, NOFACE, STAFF = "idle", "bill", "menu", "pay", "receipt", "noface", "staff"
+SECOND = "second"             # the elder already has this meal today: a decision before a second bill
 CHALLENGE = "challenge"        # on the idle page: the spoken head-turn request before any charge
 from kiosk.ui.controllers.liveness import CHALLENGE_S, MIN_CHALLENGE_FPS  # noqa: E402,F401  (re-exported for tests)
 
@@ -58,8 +59,10 @@ class KioskWindow(QMainWindow):
         self.setCentralWidget(host)
         self.idle, self.bill, self.menu, self.pay = IdlePage(), BillPage(), MenuPage(), PayPage()
         self.receipt, self.noface, self.staff = ReceiptPage(), NoFacePage(), StaffPage()
+        self.second = SecondMealPage()
         self.pages = {IDLE: self.idle, BILL: self.bill, MENU: self.menu, PAY: self.pay, RECEIPT: self.receipt,
-                      NOFACE: self.noface, STAFF: self.staff, CHALLENGE: self.idle}
+                      NOFACE: self.noface, STAFF: self.staff, CHALLENGE: self.idle,
+                      SECOND: self.second}
         for p in dict.fromkeys(self.pages.values()):
             # a page hidden in the stack must not make the window bigger than the screen
             p.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)

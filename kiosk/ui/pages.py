@@ -152,6 +152,40 @@ class BillPage(Page):
         self.confirm_btn.setEnabled(True)
 
 
+class SecondMealPage(Page):
+    """The elder already has an order for this meal today: say when, where and how much,
+    and open a second bill only when the elder chooses 再买一份 here."""
+
+    again = Signal()
+    leave = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        v = QVBoxLayout(self)
+        self.title = label("", "title")
+        v.addWidget(self.title)
+        self.headline = label("", "key")        # 您今天已经买过午餐了
+        v.addWidget(self.headline)
+        self.detail = label("", "status")       # 12:05　玉林社区长寿食堂　实付 3 元
+        v.addWidget(self.detail)
+        v.addWidget(self.next)
+        v.addStretch(1)
+        self.leave_btn = big_button("不买了", "primary")
+        self.leave_btn.clicked.connect(self.leave)
+        v.addWidget(self.leave_btn)
+        v.addSpacing(96)                        # the two choices well apart
+        self.again_btn = big_button("再买一份")
+        self.again_btn.clicked.connect(self.again)
+        v.addWidget(self.again_btn)
+
+    def show_earlier(self, title: str, e) -> None:
+        self.title.setText(title)
+        self.headline.setText(f"您今天已经买过{e.meal}了")
+        where = "本食堂" if e.here else e.canteen_name
+        more = f"（今天{e.meal}共 {e.count} 单）" if e.count > 1 else ""
+        self.detail.setText(f"{e.at:%H:%M}　在{where}　实付 {yuan(e.to_pay_fen)} 元{more}")
+
+
 class MenuPage(Page):
     """Choosing dishes: tap a dish to choose it, tap again to leave it out."""
 
@@ -180,14 +214,14 @@ class MenuPage(Page):
         self.tiles: dict[str, DishTile] = {}
         self.columns = 2
 
-    def show_menu(self, g: Greeting) -> None:
+    def show_menu(self, g: Greeting, preselect: bool = True) -> None:
         _clear(self.grid)
         self.tiles = {}
         for m in g.menu:
             note = (f"不宜：{m.excluded}" if m.excluded else (f"推荐：{m.reason}" if m.recommended and m.reason else
                     ("套餐，一份就够" if m.set_meal else "")))
             t = DishTile(m.dish_id, m.name, f"{yuan(m.price_fen)} 元", note, m.excluded is None)
-            t.setChecked(m.recommended and m.excluded is None)
+            t.setChecked(preselect and m.recommended and m.excluded is None)
             t.toggled.connect(lambda _=False: self.changed.emit())
             self.tiles[m.dish_id] = t
         self._place()
