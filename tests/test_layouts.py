@@ -97,7 +97,8 @@ def shot(win, name: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
 def test_every_page_fits(qtbot, canteen, size, tmp_path):  # noqa: F811
     canteen.settings.liveness = "off"
-    win = KioskWindow(KioskService(canteen), Voice(enabled=False), None, leave_seconds=600)
+    win = KioskWindow(KioskService(canteen), Voice(enabled=False), None, leave_seconds=600,
+                      idle_seconds=600, staff_idle_seconds=600)
     win.expected = size
     qtbot.addWidget(win)
     win.resize(*size)

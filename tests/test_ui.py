@@ -889,3 +889,77 @@ def test_a_voided_order_is_not_an_earlier_meal(win):
     svc.app.billing.void(o.id, "打错菜", actor.get("actor") or actor["staff_id"])
     assert svc.earlier_order("R0002") is None
 
+
+# -- every page returns to idle by itself --------------------------------------------------------
+def _open(qtbot, w, page: str) -> None:
+    """Open ``page`` as an elder (or staff) would, then leave it alone."""
+    if page in (BILL, MENU, PAY, RECEIPT):
+        w.go_bill("R0002", "card")
+        qtbot.waitUntil(lambda: w.state == BILL and w.bill.confirm_btn.isEnabled())
+        if page == MENU:
+            w.bill.change_btn.click()
+        elif page == PAY:
+            w.bill.pay_btn.click()
+        elif page == RECEIPT:
+            w.bill.confirm_btn.click()
+    elif page == "second":
+        _paid_earlier(w, "R0002")
+        w.go_bill("R0002", "card")
+    elif page == NOFACE:
+        w.go_noface("请刷助老卡")
+        w.noface.cardkeys.buttons["Z"].click()          # started typing, then walked away
+    elif page == "call":
+        w.go_noface("请刷助老卡")
+        w.noface.staff_btn.click()                      # 找工作人员, then the elder leaves
+        assert w.call_banner.isVisible()
+    elif page == STAFF:
+        w.go_staff()
+        w.staff.login.emit(STAFF_PIN)
+        qtbot.waitUntil(lambda: w.staff.stack.currentIndex() == 1)
+    wait_state(qtbot, w, NOFACE if page == "call" else page)
+
+
+@pytest.mark.parametrize("page", [BILL, MENU, PAY, "second", RECEIPT, NOFACE, "call", STAFF])
+def test_every_page_returns_to_idle_by_itself(qtbot, canteen, page):
+    w = make_window(qtbot, canteen, KioskService(canteen))
+    w.idle_seconds, w.staff_idle_seconds = 1.0, 2.0
+    _open(qtbot, w, page)
+    w.touch()
+    t0 = time.monotonic()
+    wait_state(qtbot, w, IDLE, 8000)
+    took = time.monotonic() - t0
+    assert took >= (2.0 if page == STAFF else 1.0), took         # not before its time ...
+    assert not w.call_banner.isVisible()                        # ... and the call was that customer's
+    if page in (BILL, MENU, PAY, "second"):
+        assert "本单已取消，没有扣钱" in w.idle.hint.text()
+    if page == STAFF:
+        assert w.staffflow.user is None                          # logged out
+    assert _orders(w) == (1 if page in ("second", RECEIPT) else 0)
+
+
+def test_a_page_stays_while_someone_is_in_front_or_touching(qtbot, canteen, strangers):
+    w = make_window(qtbot, canteen, KioskService(canteen))
+    w.idle_seconds = 1.0
+    person = Standing(w, face_frame(strangers[0]))      # not recognised: the card page, and stays there
+    try:
+        wait_state(qtbot, w, NOFACE)
+        qtbot.wait(2500)
+        assert w.state == NOFACE
+    finally:
+        person.leave()
+    w.go_noface("请刷助老卡")
+    for _ in range(5):                                   # nobody on camera, but typing
+        qtbot.mouseClick(w.noface.cardkeys.buttons["Z"], Qt.MouseButton.LeftButton)
+        qtbot.wait(400)
+    assert w.state == NOFACE
+    wait_state(qtbot, w, IDLE, 5000)
+
+
+def test_staff_see_the_call_and_it_ends_when_the_customer_changes(qtbot, win):
+    win.go_noface("请刷卡")
+    win.noface.staff_btn.click()
+    win.go_staff()                                        # staff come (by their gesture)
+    assert "呼叫工作人员" in win.staff.message.text() and "收银台" in win.staff.message.text()
+    win.go_idle()                                         # the next customer
+    assert not win.call_banner.isVisible() and win.call_info is None
+

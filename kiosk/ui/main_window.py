@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime
 
-from PySide6.QtCore import QThreadPool, QTimer, Qt
+from PySide6.QtCore import QEvent, QObject, QThreadPool, QTimer, Qt
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QLabel, QMainWindow, QSizePolicy, QStackedWidget, QVBoxLayout, QWidget
 
 from kiosk.errors import KioskError
+from kiosk.timeutil import now_cst
 from kiosk.ui import theme
 from kiosk.ui.controllers.checkout import CheckoutController
 from kiosk.ui.controllers.liveness import ChallengeController
@@ -33,16 +35,38 @@ CHALLENGE = "challenge"        # on the idle page: the spoken head-turn request 
 from kiosk.ui.controllers.liveness import CHALLENGE_S, MIN_CHALLENGE_FPS  # noqa: E402,F401  (re-exported for tests)
 
 TICK_MS = 250
-CALL_SHOWN_S = 180.0           # the staff call stays on screen this long, or until staff log in
+CALL_SHOWN_S = 180.0           # the staff call stays on screen this long at most (see clear_call)
+IDLE_AFTER_S = 10.0            # an elder's page with nobody in front and no touch for this long: idle
+STAFF_IDLE_AFTER_S = 30.0      # a staff page without a touch for this long: idle (logged out)
+
+
+class TouchWatch(QObject):
+    """Every press or key in the window counts as a touch (the idle return waits for none)."""
+
+    PRESS = (QEvent.Type.MouseButtonPress, QEvent.Type.TouchBegin, QEvent.Type.KeyPress)
+    RELEASE = (QEvent.Type.MouseButtonRelease, QEvent.Type.TouchEnd, QEvent.Type.TouchCancel)
+
+    def __init__(self, win: "KioskWindow") -> None:
+        super().__init__(win)
+        self.win = win
+
+    def eventFilter(self, obj, ev):  # noqa: N802
+        t = ev.type()
+        if (t in self.PRESS or t in self.RELEASE) and isinstance(obj, QWidget) \
+                and (obj is self.win or self.win.isAncestorOf(obj)):
+            if t in self.PRESS:
+                self.win.touch()
+        return False
 
 
 class KioskWindow(QMainWindow):
     def __init__(self, service, voice, worker=None, *, leave_seconds: float = 4.0,
-                 receipt_max_seconds: float = 90.0, inactivity_seconds: float = 120.0, printer=None) -> None:
+                 receipt_max_seconds: float = 90.0, idle_seconds: float = IDLE_AFTER_S,
+                 staff_idle_seconds: float = STAFF_IDLE_AFTER_S, printer=None) -> None:
         super().__init__()
         self.service, self.voice, self.worker, self.printer = service, voice, worker, printer
         self.leave_seconds, self.receipt_max_seconds = leave_seconds, receipt_max_seconds
-        self.inactivity_seconds = inactivity_seconds
+        self.idle_seconds, self.staff_idle_seconds = idle_seconds, staff_idle_seconds
         self.setWindowTitle("长寿食堂 刷脸助餐")
         self.density = theme.LARGE
         self.setStyleSheet(theme.stylesheet(self.density))
@@ -75,6 +99,7 @@ class KioskWindow(QMainWindow):
         self._pending_tasks: list[Task] = []
         self._alive = True
         self._call_until = 0.0
+        self.call_info: tuple[str, datetime] | None = None    # (where, wall time) of the open staff call
         self.debug = QLabel(self)
         self.debug.setStyleSheet("background: rgba(0,0,0,170); color: #FFFFFF; font-size: 20px;")
         self.debug.setVisible(False)
@@ -83,6 +108,9 @@ class KioskWindow(QMainWindow):
         self.liveness = ChallengeController(self)
         self.cardpath = NoFaceController(self)
         self.staffflow = StaffController(self)
+        self.touches = TouchWatch(self)
+        from PySide6.QtWidgets import QApplication
+        QApplication.instance().installEventFilter(self.touches)
         self.ticker = QTimer(self, interval=TICK_MS, timeout=self._tick)
         self.ticker.start()
         if worker is not None:
@@ -98,10 +126,8 @@ class KioskWindow(QMainWindow):
     def touch(self) -> None:
         self.last_touch_ts = time.monotonic()
 
-    def event(self, e):  # any touch or key counts as activity
-        if e.type() in (e.Type.MouseButtonPress, e.Type.KeyPress, e.Type.TouchBegin):
-            self.touch()
-        return super().event(e)
+    def untouched_for(self) -> float:
+        return time.monotonic() - self.last_touch_ts
 
     def resizeEvent(self, e) -> None:  # noqa: N802
         super().resizeEvent(e)
@@ -171,16 +197,19 @@ class KioskWindow(QMainWindow):
             target, msg = page.message, "⚠ " + msg
         self.say(msg, target)
 
-    def show_call(self) -> None:
-        """找工作人员: a sound and a visible call, on every page until staff come."""
+    def show_call(self, where: str = "收银台") -> None:
+        """找工作人员: a sound and a visible call, on every page until staff come or the
+        customer changes (the page goes back to idle); staff see it on their page."""
         self.call_banner.setText("【已呼叫工作人员】请在这里稍等")
         self.call_banner.setVisible(True)
         self._call_until = time.monotonic() + CALL_SHOWN_S
+        self.call_info = (where, now_cst())
         self.chime()
 
     def clear_call(self) -> None:
         self.call_banner.setVisible(False)
         self._call_until = 0.0
+        self.call_info = None
 
     # -- routing -----------------------------------------------------------------------------
     def go_idle(self, announce: str | None = None) -> None:
@@ -239,6 +268,26 @@ class KioskWindow(QMainWindow):
         self.liveness.tick()
         self.checkout.tick()
         self.staffflow.tick()
+        self.idle_return()
+
+    def idle_return(self) -> None:
+        """Every page goes back to idle by itself: an elder's page once nobody is in front and
+        nobody has touched it for ``idle_seconds``, a staff page after ``staff_idle_seconds``
+        without a touch. The next person never finds the last one's page."""
+        st = self.state
+        if st in (IDLE, CHALLENGE):
+            return
+        untouched = self.untouched_for()
+        if st == STAFF:
+            if untouched > self.staff_idle_seconds and not self.staffflow.busy():
+                self.go_idle()
+            return
+        if self.checkout.settling:
+            return
+        wait = self.idle_seconds * (3 if self.camera_state == "lost" else 1)   # no camera: nobody is seen
+        if untouched > wait and self.service.absent_for() > wait:
+            billed = st in (BILL, MENU, PAY, SECOND) and self.checkout.resident_id is not None
+            self.go_idle("没有看到您，本单已取消，没有扣钱" if billed else None)
 
     def toggle_debug(self) -> None:
         self.debug.setVisible(not self.debug.isVisible())

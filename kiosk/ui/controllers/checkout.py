@@ -72,6 +72,7 @@ class CheckoutController:
         self.resident_id, self.greeting, self.last_bill, self.settling = None, None, None, False
         self.earlier, self.again = None, False
         self.refresh_ev = None
+        w.clear_call()                 # the customer changes: the call was theirs (staff saw it)
         w.liveness.cancel()
         w.staffflow.leave()
         if w.worker is not None:
@@ -270,7 +271,7 @@ class CheckoutController:
 
     def ask_topup(self) -> None:
         w = self.win
-        w.show_call()
+        w.show_call("收银台（充值）")
         w.run_task(self.svc.call_staff, lambda _=None: None, lambda _e: None, "充值")
         w.say("已呼叫工作人员来帮您充值，请稍等", w.pay.next)
 
@@ -343,8 +344,6 @@ class CheckoutController:
                     self.go_idle("没有看到您，本单已取消，没有扣钱" if away > w.leave_seconds else
                                  "换了一位，上一单已取消，没有扣钱")
                     return
-            if now - w.last_touch_ts > w.inactivity_seconds and away > w.leave_seconds:
-                self.go_idle("太久没有操作，本单已取消，没有扣钱")
         elif st == "idle" and self.just_served and away > w.leave_seconds:
             self.just_served = None          # the elder has left: back later, the second-meal screen asks
         elif st == "receipt":

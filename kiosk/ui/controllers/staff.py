@@ -50,6 +50,13 @@ class StaffController:
         self.win.staff.show_login()
         self.win.show_page("staff")
         self.refresh_sync()
+        call = self.win.call_info
+        if call is not None:          # staff see the open call of the customer in front
+            self.message(f"⚠ 居民在{call[0]}呼叫工作人员（{call[1]:%H:%M}）")
+
+    def busy(self) -> bool:
+        """A capture from the camera is running: the resident in front is the activity."""
+        return self.capture is not None
 
     def leave(self) -> None:
         if self.user:
