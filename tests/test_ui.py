@@ -963,3 +963,43 @@ def test_staff_see_the_call_and_it_ends_when_the_customer_changes(qtbot, win):
     win.go_idle()                                         # the next customer
     assert not win.call_banner.isVisible() and win.call_info is None
 
+
+# -- staff enter by a staff gesture ------------------------------------------------------------------
+def _press_corner(qtbot, w, hold_ms: int) -> None:
+    from PySide6.QtCore import QPoint
+
+    at = QPoint(30, 30)
+    target = w.childAt(at) or w
+    local = target.mapFrom(w, at)
+    qtbot.mousePress(target, Qt.MouseButton.LeftButton, pos=local)
+    qtbot.wait(hold_ms)
+    qtbot.mouseRelease(target, Qt.MouseButton.LeftButton, pos=local)
+
+
+def _lockout_failures(w) -> int:
+    from kiosk.db.models import PinLockout
+
+    with w.service.app.db.session() as s:
+        return sum(r.failures for r in s.scalars(select(PinLockout)).all())
+
+
+def test_staff_enter_by_holding_the_corner_and_elders_taps_count_for_nothing(qtbot, win):
+    assert not [b for b in _visible(win.idle, QPushButton) if "工作人员" in b.text()]   # no button to guess at
+    for _ in range(8):                                    # an elder taps about, the corner too
+        _press_corner(qtbot, win, 80)
+        qtbot.mouseClick(win.idle.canteen, Qt.MouseButton.LeftButton)
+    assert win.state == IDLE
+    win.go_noface("请刷卡")
+    for _ in range(6):                                    # and on the card page: numbers, 确定, 找工作人员
+        qtbot.mouseClick(win.noface.cardkeys.buttons["1"], Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(win.noface.cardkeys.buttons["确定"], Qt.MouseButton.LeftButton)
+        _press_corner(qtbot, win, 100)
+    assert win.state == NOFACE
+    qtbot.waitUntil(lambda: "没有找到" in win.noface.error.text())
+    assert _lockout_failures(win) == 0                    # not one wrong PIN counted
+    win.go_idle()
+    _press_corner(qtbot, win, 2300)                       # staff hold the corner
+    assert win.state == STAFF and win.staff.stack.currentIndex() == 0
+    win.staff.login.emit("")                               # an empty 确定 is not a wrong PIN
+    qtbot.wait(200)
+    assert _lockout_failures(win) == 0

@@ -11,7 +11,7 @@ import logging
 import time
 from datetime import datetime
 
-from PySide6.QtCore import QEvent, QObject, QThreadPool, QTimer, Qt
+from PySide6.QtCore import QEvent, QObject, QPoint, QThreadPool, QTimer, Qt
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QLabel, QMainWindow, QSizePolicy, QStackedWidget, QVBoxLayout, QWidget
 
@@ -36,12 +36,16 @@ from kiosk.ui.controllers.liveness import CHALLENGE_S, MIN_CHALLENGE_FPS  # noqa
 
 TICK_MS = 250
 CALL_SHOWN_S = 180.0           # the staff call stays on screen this long at most (see clear_call)
+STAFF_HOLD_S = 2.0             # staff enter by holding the top-left corner this long (an elder's tap never)
+STAFF_CORNER_PX = 140          # ... the corner's size
 IDLE_AFTER_S = 10.0            # an elder's page with nobody in front and no touch for this long: idle
 STAFF_IDLE_AFTER_S = 30.0      # a staff page without a touch for this long: idle (logged out)
 
 
 class TouchWatch(QObject):
-    """Every press or key in the window counts as a touch (the idle return waits for none)."""
+    """Every press or key in the window counts as a touch (the idle return waits for none);
+    a press held on the top-left corner for ``STAFF_HOLD_S`` opens the staff page. An elder's
+    tap there is a tap: it opens nothing, and no PIN is ever tried for it."""
 
     PRESS = (QEvent.Type.MouseButtonPress, QEvent.Type.TouchBegin, QEvent.Type.KeyPress)
     RELEASE = (QEvent.Type.MouseButtonRelease, QEvent.Type.TouchEnd, QEvent.Type.TouchCancel)
@@ -49,6 +53,7 @@ class TouchWatch(QObject):
     def __init__(self, win: "KioskWindow") -> None:
         super().__init__(win)
         self.win = win
+        self.hold = QTimer(self, singleShot=True, interval=int(STAFF_HOLD_S * 1000), timeout=win.staff_gesture)
 
     def eventFilter(self, obj, ev):  # noqa: N802
         t = ev.type()
@@ -56,6 +61,12 @@ class TouchWatch(QObject):
                 and (obj is self.win or self.win.isAncestorOf(obj)):
             if t in self.PRESS:
                 self.win.touch()
+                if t == QEvent.Type.MouseButtonPress and self.win.in_staff_corner(
+                        self.win.mapFromGlobal(ev.globalPosition().toPoint())):
+                    if not self.hold.isActive():
+                        self.hold.start()
+            else:
+                self.hold.stop()
         return False
 
 
@@ -128,6 +139,14 @@ class KioskWindow(QMainWindow):
 
     def untouched_for(self) -> float:
         return time.monotonic() - self.last_touch_ts
+
+    def in_staff_corner(self, p: QPoint) -> bool:
+        return 0 <= p.x() < STAFF_CORNER_PX and 0 <= p.y() < STAFF_CORNER_PX
+
+    def staff_gesture(self) -> None:
+        """The corner held long enough: staff, not an elder."""
+        if self.state != STAFF:
+            self.go_staff()
 
     def resizeEvent(self, e) -> None:  # noqa: N802
         super().resizeEvent(e)

@@ -19,8 +19,10 @@ def _clear(grid) -> None:
 
 
 class IdlePage(Page):
+    """The start screen. There is no staff button for elders to guess at: staff hold the
+    top-left corner (``KioskWindow.staff_gesture``)."""
+
     no_face = Signal()
-    staff = Signal()
 
     def __init__(self) -> None:
         super().__init__()
@@ -51,12 +53,6 @@ class IdlePage(Page):
         side.addWidget(self.no_face_btn)
         body.addLayout(side, 2)
         v.addLayout(body, 1)
-        self.staff_btn = big_button("工作人员")
-        self.staff_btn.clicked.connect(self.staff)
-        row = QHBoxLayout()
-        row.addStretch(2)
-        row.addWidget(self.staff_btn, 1)
-        v.addLayout(row)
 
     def show_challenge(self, progress: float, seconds_left: float) -> None:
         self.progress.setVisible(True)

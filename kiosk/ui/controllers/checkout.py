@@ -64,7 +64,6 @@ class CheckoutController:
         win.second.again.connect(self.buy_again)
         win.second.leave.connect(self.not_again)
         win.idle.no_face.connect(lambda: win.go_noface("请刷助老卡，或用按键输入卡号"))
-        win.idle.staff.connect(win.go_staff)
 
     # -- idle --------------------------------------------------------------------------------
     def go_idle(self, announce: str | None = None) -> None:

@@ -71,6 +71,8 @@ class StaffController:
         self.win.show_error(exc)
 
     def login(self, pin: str) -> None:
+        if not pin:
+            return                    # an empty 确定 is not a wrong PIN
         def ok(user):
             self.user = user
             self.win.clear_call()
