@@ -112,7 +112,7 @@ def test_every_page_fits(qtbot, canteen, size, tmp_path):  # noqa: F811
 
     qtbot.waitUntil(lambda: "玉林社区长寿食堂" in win.idle.canteen.text())
     check("idle")
-    win.idle.show_challenge(0.45, 5.2)                  # the head-turn request and its progress
+    win.idle.show_challenge(0.45)                       # the head-turn request and the turn so far
     win.say("请慢慢向左转头", win.idle.prompt)
     win.idle.hint.setText("请慢慢转头，再转回来")
     check("challenge")

@@ -1,5 +1,6 @@
 """The kiosk UI, offscreen, driven by real frames through the real pipeline.
 Screenshots of each state are saved under the test's temp folder (or KIOSK_SCREENSHOTS)."""
+import os
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from kiosk.ui.main_window import BILL, CHALLENGE_S, IDLE, MENU, NOFACE, PAY, REC
 from kiosk.ui.voice import Voice
 from kiosk.ui.worker import event_from
 from kiosk.vision.pipeline import RecognitionPipeline
+from kiosk.vision.types import MatchResult
 from kiosk.vision.tracker import PersonTracker
 
 from tests.vision_helpers import face_frame
@@ -692,7 +694,8 @@ def test_liveness_challenge_refuses_a_held_photo(qtbot, win, obama, tmp_path):
         push(frame)
     assert win.state == "challenge" and "转头" in win.idle.prompt.text()
     assert win.voice.spoken[-1] == win.idle.prompt.text() and win.idle.progress.isVisible()
-    assert "还剩" in win.idle.countdown.text()
+    assert not any("秒" in t for t in visible_texts(win))          # no clock counting down to zero
+    first = (win.challenge.direction, win.idle.prompt.text())
     qtbot.waitUntil(lambda: "玉林社区长寿食堂" in win.idle.canteen.text())
     shot(win, tmp_path, "09_challenge")
     # the attacker turns the photo as asked
@@ -706,6 +709,10 @@ def test_liveness_challenge_refuses_a_held_photo(qtbot, win, obama, tmp_path):
             break
         if second is None and win.challenge.attempt == 2:
             second = t[0]
+            # a gentle second request, the same way; one direction on screen at a time
+            assert win.challenge.direction == first[0] and win.idle.prompt.text().startswith("请再")
+            words = " ".join(visible_texts(win))
+            assert ("向左" in words) != ("向右" in words), words
         push(frame)
     assert win.state == NOFACE
     assert second is not None and t[0] - second >= CHALLENGE_S - 0.15
@@ -1003,3 +1010,73 @@ def test_staff_enter_by_holding_the_corner_and_elders_taps_count_for_nothing(qtb
     win.staff.login.emit("")                               # an empty 确定 is not a wrong PIN
     qtbot.wait(200)
     assert _lockout_failures(win) == 0
+
+
+# -- the head turn: the turn made so far against the turn needed ----------------------------------
+def _follow_turn(qtbot, win, frames, fps: float) -> tuple[list[float], bool]:
+    """Feed a turn to the challenge; the bar's values, frame by frame, and whether it passed."""
+    t = [100.0]
+    values = []
+    for img in frames:
+        t[0] += 1 / fps
+        win.on_frame(event_from(win.pipeline.process(img, ts=t[0]), img, ts=t[0]))
+        if win.state == "challenge" and win.challenge is not None:
+            values.append(win.idle.progress.value())
+            assert win.idle.progress.isVisible() and win.idle.turned.isVisible()
+        settle_check(qtbot, win)
+        if values and (win.state != "challenge" or win.challenge is None):
+            break
+    passed = bool(values) and win.challenge is None and win.state in ("challenge", BILL)
+    return values, passed
+
+
+def test_the_progress_bar_follows_a_turning_head(qtbot, win, obama):
+    """The bar is the yaw reached against the yaw the check needs: a 28-degree turn fills it
+    (the old bar, a landmark proxy divided by degrees, stayed at 0-2 %)."""
+    import numpy as np
+
+    from kiosk.terminal.demo import turn_head
+    from kiosk.vision.quality import primary_face
+
+    win.service.app.settings.liveness = "active"
+    frame = face_frame(obama[1])
+    f = primary_face(win.service.app.engine.detect(frame), frame.shape)
+    _follow_turn(qtbot, win, [frame] * 4, 12)
+    assert win.state == "challenge"
+    sign = 1 if win.challenge.direction == "left" else -1
+    turn = [turn_head(frame, f.bbox, f.landmarks[2], sign * np.radians(28) * min(i, 12) / 12) for i in range(16)]
+    values, _ = _follow_turn(qtbot, win, turn, 12)
+    assert values[0] <= 20 and max(values) >= 90, values
+    assert values == sorted(values)                      # the turn made so far: it never goes back
+    assert theme.contrast(theme.PROGRESS, "#FFFFFF") >= 3.0   # the fill against the bar's white
+
+
+LIVE_CLIPS = Path(os.environ.get("KIOSK_LIVE_CLIPS") or
+                  Path(__file__).resolve().parents[1].parent / "shared" / "liveness" / "live")
+
+
+@pytest.mark.skipif(not (LIVE_CLIPS / "MANIFEST.tsv").is_file(),
+                    reason=f"real head-turn clips not present ({LIVE_CLIPS}: ../shared/liveness/live is not part "
+                           "of the repository; KIOSK_LIVE_CLIPS names another folder)")
+@pytest.mark.parametrize("clip", ["onyameakasa_selfcam_left", "lp_d12_eason_right"])
+def test_the_progress_bar_follows_a_recorded_turn(qtbot, win, clip, monkeypatch):
+    """A recorded real turn: the bar rises with it and is full when the check passes."""
+    import cv2
+
+    folder = LIVE_CLIPS / clip
+    direction = clip.rsplit("_", 1)[1]
+    fps = float((folder / "fps.txt").read_text())
+    clip_frames = [cv2.imread(str(p)) for p in sorted(folder.glob("*.jpg"))]
+    # recognised while still facing the camera (as at the counter), then the recorded turn
+    frames = [clip_frames[0]] * 6 + clip_frames + [clip_frames[-1]] * 4
+    win.service.app.settings.liveness = "active"
+    monkeypatch.setattr(win.service, "new_challenge",
+                        lambda: (direction, "请慢慢向左转头" if direction == "left" else "请慢慢向右转头"))
+    # the clip's person stands for R0001: the face match is not under test here
+    win.pipeline = RecognitionPipeline(win.service.app.engine, lambda emb, **_k: MatchResult("matched", "R0001", 0.9),
+                                       PersonTracker(votes_needed=3, window=6))
+    values, passed = _follow_turn(qtbot, win, frames, fps)
+    assert len(values) >= 5, values
+    assert values[0] <= 20 and max(values) == 100, values       # rises from nothing to full with the turn
+    assert passed, (values, win.state)                            # ... and the check passed
+    wait_state(qtbot, win, BILL)

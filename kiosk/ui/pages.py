@@ -36,14 +36,15 @@ class IdlePage(Page):
         side = QVBoxLayout()
         self.prompt = self.next            # the request of the moment: 请看屏幕 / 请慢慢向左转头
         side.addWidget(self.prompt)
-        self.progress = QProgressBar()     # the head turn: how far, and the seconds left
+        self.progress = QProgressBar()     # the head turn: the yaw reached against the yaw needed
         self.progress.setRange(0, 100)
+        self.progress.setTextVisible(False)   # the words are below, never on the fill
         self.progress.setVisible(False)
         side.addWidget(self.progress)
-        self.countdown = label("", "status")
-        self.countdown.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.countdown.setVisible(False)
-        side.addWidget(self.countdown)
+        self.turned = label("", "status")    # 再转一点 / ✓ 转够了
+        self.turned.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.turned.setVisible(False)
+        side.addWidget(self.turned)
         self.hint = label("", "hint")
         self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         side.addWidget(self.hint)
@@ -54,16 +55,17 @@ class IdlePage(Page):
         body.addLayout(side, 2)
         v.addLayout(body, 1)
 
-    def show_challenge(self, progress: float, seconds_left: float) -> None:
+    def show_challenge(self, progress: float) -> None:
+        """How far the head has turned, against how far it must: no clock counting down."""
         self.progress.setVisible(True)
-        self.countdown.setVisible(True)
-        self.progress.setValue(int(round(progress * 100)))
-        self.progress.setFormat("转头进度 %p%")
-        self.countdown.setText(f"还剩 {max(0, int(seconds_left + 0.99))} 秒")
+        self.turned.setVisible(True)
+        self.progress.setValue(int(round(min(1.0, progress) * 100)))
+        self.turned.setText("✓ 转够了，请转回来" if progress >= 1.0 else
+                            ("再转一点" if progress >= 0.5 else "慢慢转过去"))
 
     def end_challenge(self) -> None:
         self.progress.setVisible(False)
-        self.countdown.setVisible(False)
+        self.turned.setVisible(False)
 
 
 class BillPage(Page):

@@ -22,6 +22,7 @@ DANGER = "#A4161A"    # red: 7.0:1, always with words
 MUTED = "#4A4A4A"
 TILE_ON = "#DCEBFA"
 TILE_OFF = "#FFFFFF"
+PROGRESS = ACCENT     # the head-turn bar's fill on white: 6.9:1 (rule: >= 3:1 for a graphic)
 CALL_BG = "#FFF1C2"   # the staff-call banner (FG on it: 16:1)
 FONT_FAMILY = "WenQuanYi Micro Hei"
 
@@ -100,7 +101,6 @@ def stylesheet(d: Density = LARGE) -> str:
     QCheckBox::indicator {{ width: 56px; height: 56px; }}
     QLineEdit {{ font-size: {d.title}px; min-height: {d.button}px; border: 3px solid {MUTED}; background: #FFFFFF; }}
     QListWidget, QTableWidget {{ font-size: {d.body}px; background: #FFFFFF; }}
-    QProgressBar {{ min-height: 48px; border: 3px solid {ACCENT}; border-radius: 8px; background: #FFFFFF;
-                    text-align: center; font-size: {d.body}px; color: {FG}; }}
-    QProgressBar::chunk {{ background: {TILE_ON}; }}
+    QProgressBar {{ min-height: 56px; border: 3px solid {ACCENT}; border-radius: 8px; background: #FFFFFF; }}
+    QProgressBar::chunk {{ background: {PROGRESS}; }}
     """
