@@ -87,6 +87,24 @@ def problems(win) -> list[str]:
     return out
 
 
+def bill_problems(win) -> list[str]:
+    """The bill: 确认 is the one large button, >= 48 px from any other button."""
+    out = []
+    c = win.bill.confirm_btn
+    rc = QRect(c.mapTo(win, QPoint(0, 0)), c.size())
+    for b in win.bill.findChildren(QPushButton):
+        if b is c or not b.isVisible():
+            continue
+        rb = QRect(b.mapTo(win, QPoint(0, 0)), b.size())
+        dx = max(rb.left() - rc.right() - 1, rc.left() - rb.right() - 1, 0)
+        dy = max(rb.top() - rc.bottom() - 1, rc.top() - rb.bottom() - 1, 0)
+        if max(dx, dy) < 48:
+            out.append(f"「{b.text()}」{max(dx, dy)} px from 确认 (needs >= 48)")
+        if b.height() * 1.3 > c.height() or b.font().pixelSize() >= c.font().pixelSize():
+            out.append(f"「{b.text()}」as large as 确认: {b.size()} vs {c.size()}")
+    return out
+
+
 def shot(win, name: str, tmp_path: Path) -> None:
     folder = os.environ.get("KIOSK_SCREENSHOTS")
     d = Path(folder) if folder else tmp_path
@@ -119,6 +137,7 @@ def test_every_page_fits(qtbot, canteen, size, tmp_path):  # noqa: F811
     win.go_bill("R0001", "card")
     qtbot.waitUntil(lambda: win.state == "bill" and win.bill.confirm_btn.isEnabled())
     check("bill")
+    found["bill"] += bill_problems(win)
     win.bill.change_btn.click()
     qtbot.waitUntil(lambda: "应付" in win.menu.to_pay.text())
     check("menu")
@@ -133,6 +152,9 @@ def test_every_page_fits(qtbot, canteen, size, tmp_path):  # noqa: F811
     win.bill.confirm_btn.click()
     qtbot.waitUntil(lambda: win.state == "receipt")
     check("receipt")
+    win.go_bill("R0001", "card")                        # the same elder again: a decision first
+    qtbot.waitUntil(lambda: win.state == "second")
+    check("second_meal")
     win.go_noface("没有认出您。请用助老卡，或输入手机号后四位")
     check("noface_card")
     win.noface.phone_mode.click()

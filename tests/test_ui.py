@@ -406,7 +406,8 @@ def test_insufficient_balance_never_switches_the_payment(qtbot, win, tmp_path):
     qtbot.waitUntil(lambda: win.state == BILL and "余额不够" in win.bill.error.text())
     win.bill.confirm_btn.click()
     wait_state(qtbot, win, PAY)
-    assert win.pay.title.text() == "余额不够付这一餐" and not win.pay.buttons["balance"].isVisible()
+    assert win.pay.title.text() == "余额不够付这一餐" and not win.pay.buttons["balance"].isEnabled()
+    assert win.pay.buttons["balance"].text().startswith("✓")         # the method in use, not to be chosen
     assert win.checkout.pay == "balance"                          # not switched by the kiosk
     shot(win, tmp_path, "06_insufficient")
     with win.service.app.db.session() as s:
@@ -821,7 +822,7 @@ def _check_second_screen(qtbot, win, o: Order, where: str) -> None:
     texts = " ".join(visible_texts(win))
     assert "您今天已经买过午餐了" in texts
     assert o.created_at.astimezone(CST).strftime("%H:%M") in win.second.detail.text()
-    assert where in win.second.detail.text() and f"实付 {yuan(o.to_pay_fen)} 元" in win.second.detail.text()
+    assert where in win.second.detail.text() and f"实付　{yuan(o.to_pay_fen)} 元" in win.second.detail.text()
     assert win.voice.spoken[-1].endswith("还要再买一份吗？")          # said first, in the same words
     assert win.second.again_btn.isVisible() and win.second.leave_btn.isVisible()
     assert _orders(win) == 1                                           # no second bill yet
@@ -1080,3 +1081,28 @@ def test_the_progress_bar_follows_a_recorded_turn(qtbot, win, clip, monkeypatch)
     assert values[0] <= 20 and max(values) == 100, values       # rises from nothing to full with the turn
     assert passed, (values, win.state)                            # ... and the check passed
     wait_state(qtbot, win, BILL)
+
+
+# -- the bill ---------------------------------------------------------------------------------------
+def test_the_bill_says_it_is_settling_and_marks_the_method_in_use(qtbot, win, monkeypatch):
+    import threading
+
+    win.go_bill("R0002", "card")
+    qtbot.waitUntil(lambda: win.state == BILL and win.bill.confirm_btn.isEnabled())
+    assert "✓ 现金" in win.bill.pay_line.text()
+    win.bill.pay_btn.click()
+    wait_state(qtbot, win, PAY)
+    assert win.pay.buttons["cash"].text().startswith("✓") and win.pay.buttons["cash"].isChecked()
+    assert not win.pay.buttons["card"].text().startswith("✓")
+    assert sum("请选择付款方式" in t for t in visible_texts(win)) <= 1     # said once, not twice
+    win.pay.buttons["card"].click()
+    qtbot.waitUntil(lambda: win.state == BILL and "✓ 银行卡" in win.bill.pay_line.text())
+    gate = threading.Event()
+    real = win.service.settle
+    monkeypatch.setattr(win.service, "settle", lambda *a, **k: (gate.wait(10), real(*a, **k))[1])
+    qtbot.waitUntil(lambda: win.bill.confirm_btn.isEnabled())
+    win.bill.confirm_btn.click()
+    assert win.bill.next.text() == "正在结算，请稍候" and not win.bill.confirm_btn.isEnabled()
+    assert "请点确认" not in " ".join(visible_texts(win))
+    gate.set()
+    wait_state(qtbot, win, RECEIPT)

@@ -69,6 +69,11 @@ def elder_key(d: Density) -> int:
     return max(84, d.button - 12)
 
 
+def confirm_h(d: Density) -> int:
+    """确认 on the bill: the one large button, well over the others' height."""
+    return int(d.button * 1.6)
+
+
 BORDER = 6     # both sides of a button's 3 px border
 
 
@@ -82,6 +87,10 @@ def stylesheet(d: Density = LARGE) -> str:
     QPushButton#primary {{ background: {ACCENT}; color: #FFFFFF; font-size: {d.title}px; font-weight: bold; }}
     QPushButton#primary:disabled {{ background: #EEEEEE; color: {MUTED}; border: 3px dashed {MUTED}; }}
     QPushButton#danger {{ color: {DANGER}; border-color: {DANGER}; }}
+    QPushButton#confirm {{ background: {ACCENT}; color: #FFFFFF; font-size: {d.pay}px; font-weight: bold;
+                           min-height: {confirm_h(d)}px; border-radius: 24px; }}
+    QPushButton#confirm:disabled {{ background: #EEEEEE; color: {MUTED}; border: 3px dashed {MUTED}; }}
+    QPushButton#secondary {{ font-size: {d.body}px; }}
     QPushButton#name {{ font-size: {d.title}px; font-weight: bold; color: {FG}; border: 4px solid {ACCENT}; }}
     QPushButton#key {{ min-width: {d.staff_key}px; min-height: {d.staff_key}px; padding: 0px; }}
     QPushButton#elderkey {{ padding: 0px; font-size: {d.title}px; min-width: {elder_key(d)}px; min-height: {elder_key(d)}px; }}
@@ -92,6 +101,8 @@ def stylesheet(d: Density = LARGE) -> str:
     QLabel#title {{ font-size: {d.title}px; font-weight: bold; }}
     QLabel#hint {{ font-size: {d.title}px; color: {WARN}; }}
     QLabel#error {{ font-size: {d.body}px; color: {DANGER}; font-weight: bold; }}
+    QLabel#dishes {{ font-size: {d.title}px; color: {FG}; }}
+    QLabel#dishes_tall {{ font-size: {d.key}px; color: {FG}; }}
     QLabel#status {{ font-size: {d.body}px; font-weight: bold; color: {FG}; }}
     QLabel#next {{ font-size: {d.title}px; font-weight: bold; color: {ACCENT}; }}
     QLabel#call {{ font-size: {d.title}px; font-weight: bold; color: {FG}; background: {CALL_BG};

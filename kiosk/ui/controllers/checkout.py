@@ -255,14 +255,14 @@ class CheckoutController:
         w, b = self.win, self.last_bill
         if b is None:
             return
-        w.pay.show_choices(b, short)
+        w.pay.show_choices(b, short, self.pay)
         w.show_page("pay")
         if short:
             w.say_all([(w.pay.title, "余额不够付这一餐"), (w.pay.to_pay, f"应付 {yuan(b.to_pay_fen)} 元"),
                        (w.pay.balance, f"账户余额 {yuan(b.balance_fen or 0)} 元"),
                        (w.pay.next, "请选付现金，或请工作人员帮您充值")])
         else:
-            w.say("请选择付款方式", w.pay.next)
+            w.say("请点您要用的付款方式", w.pay.next)
 
     def pay_chosen(self, how: str) -> None:
         self.pay = how
@@ -286,7 +286,7 @@ class CheckoutController:
             self.open_pay(short=True)
             return
         self.settling = True
-        w.bill.confirm_btn.setEnabled(False)
+        w.bill.settling(True)
         w.run_task(self.svc.settle, self._settled, self._settle_failed, self.resident_id,
                    w.menu.selected(), self.pay, self.settle_key, self.identified_by)
 
@@ -310,7 +310,8 @@ class CheckoutController:
 
     def _settle_failed(self, exc: Exception) -> None:
         self.settling = False
-        self.win.bill.confirm_btn.setEnabled(True)
+        self.win.bill.settling(False)
+        self.win.bill.next.setText("请点确认")
         if isinstance(exc, InsufficientBalanceError):
             self.win.run_task(self.svc.bill, lambda b: (setattr(self, "last_bill", b), self.open_pay(short=True)),
                               None, self.resident_id, self.win.menu.selected())
