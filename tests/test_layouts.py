@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QPoint, QRect, Qt
-from PySide6.QtGui import QFontMetrics
+from PySide6.QtGui import QFontMetrics, QTextLayout, QTextOption
 from PySide6.QtWidgets import (QAbstractScrollArea, QCheckBox, QHeaderView, QLabel, QLineEdit, QProgressBar, QPushButton,
                                QScrollArea, QWidget)
 
 from kiosk.terminal.counter import KioskService
 from kiosk.ui.main_window import KioskWindow
 from kiosk.ui.voice import Voice
+from kiosk.ui import wrap
 from kiosk.ui.widgets import DishTile
 
 from tests.test_ui import STAFF_PIN, add_staff, canteen  # noqa: F401  (the canteen fixture)
@@ -65,7 +66,8 @@ def problems(win) -> list[str]:
         if isinstance(w, QLabel) and w.text():
             cr = w.contentsRect()
             if w.wordWrap():
-                br = fm.boundingRect(QRect(0, 0, cr.width(), 100000), int(Qt.TextFlag.TextWordWrap), w.text())
+                br = fm.boundingRect(QRect(0, 0, cr.width(), 100000), int(Qt.TextFlag.TextWordWrap),
+                                     QLabel.text(w))      # as shown (phrases held together)
                 if br.width() > cr.width() + 1 or br.height() > cr.height() + 1:
                     out.append(f"{name} clipped: needs {br.width()}×{br.height()}, has {cr.width()}×{cr.height()}")
             else:
@@ -84,6 +86,46 @@ def problems(win) -> list[str]:
         for b, rb in rects[i + 1:]:
             if not (a.isAncestorOf(b) or b.isAncestorOf(a)) and ra.intersects(rb):
                 out.append(f"buttons「{a.text()[:8]}」and「{b.text()[:8]}」overlap: {ra} {rb}")
+    return out
+
+
+def _lines(text: str, font, width: int) -> list[str]:
+    """How Qt wraps ``text`` (one paragraph) in ``width`` px: the lines, as shown."""
+    tl = QTextLayout(text, font)
+    opt = QTextOption()
+    opt.setWrapMode(QTextOption.WrapMode.WordWrap)
+    tl.setTextOption(opt)
+    tl.beginLayout()
+    out = []
+    while True:
+        ln = tl.createLine()
+        if not ln.isValid():
+            break
+        ln.setLineWidth(width)
+        out.append(text[ln.textStart():ln.textStart() + ln.textLength()])
+    tl.endLayout()
+    return out
+
+
+def word_breaks(win) -> list[str]:
+    """Labels whose Chinese breaks inside a phrase (kiosk.ui.wrap.phrases): a line that
+    ends with part of a phrase, e.g. 「手」/「机号后四位」 or 「现」/「金」."""
+    out = []
+    page = win.stack.currentWidget()
+    labels = [w for w in page.findChildren(QLabel) if w.isVisible() and w.wordWrap() and w.text()]
+    labels += [win.call_banner] if win.call_banner.isVisible() else []
+    for w in labels:
+        width = w.contentsRect().width() - 2 * w.margin()
+        for para in QLabel.text(w).split("\n"):
+            plain = wrap.plain(para)
+            bounds = wrap.unit_bounds(plain) | {0}
+            end = 0
+            lines = _lines(para, w.font(), width)
+            for ln in lines[:-1]:
+                end += len(wrap.plain(ln))
+                if end not in bounds and not plain[end - 1:end].isspace():
+                    out.append(f"「{plain}」breaks inside a phrase: 「{plain[:end][-6:]}」/「{plain[end:][:6]}」"
+                               f" ({'|'.join(wrap.phrases(plain))})")
     return out
 
 
@@ -125,7 +167,7 @@ def test_every_page_fits(qtbot, canteen, size, tmp_path):  # noqa: F811
 
     def check(name: str) -> None:
         qtbot.wait(60)
-        found[name] = problems(win)
+        found[name] = problems(win) + word_breaks(win)
         shot(win, name, tmp_path)
 
     qtbot.waitUntil(lambda: "玉林社区长寿食堂" in win.idle.canteen.text())

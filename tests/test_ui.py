@@ -1106,3 +1106,39 @@ def test_the_bill_says_it_is_settling_and_marks_the_method_in_use(qtbot, win, mo
     assert "请点确认" not in " ".join(visible_texts(win))
     gate.set()
     wait_state(qtbot, win, RECEIPT)
+
+
+# -- text: said once, shown long enough, never broken inside a word ----------------------------------
+def test_a_spoken_line_is_not_repeated_within_10_s_and_stays_3_s(qtbot, win, obama):
+    elder = Standing(win, face_frame(obama[1]))
+    try:
+        wait_state(qtbot, win, BILL)
+        qtbot.waitUntil(lambda: win.bill.confirm_btn.isEnabled())
+        win.bill.confirm_btn.click()
+        wait_state(qtbot, win, RECEIPT)
+        win.receipt.done_btn.click()
+        qtbot.wait(2000)                            # still standing there, 13 frames a second
+    finally:
+        elder.leave()
+    assert sum("您已经结算好了" in t for t in win.voice.spoken) == 1, win.voice.spoken
+    qtbot.waitUntil(lambda: win.checkout.just_served is None, timeout=10000)    # gone
+    win.pipeline = RecognitionPipeline(win.service.app.engine, win.service.app.faces.match,
+                                       PersonTracker(votes_needed=3, window=6))
+    win.go_idle("换了一位，上一单已取消，没有扣钱")
+    shown = time.monotonic()
+    blank = face_frame(obama[1]) * 0                 # frames with nobody: the hint would be cleared
+    while time.monotonic() - shown < 2.7:
+        feed(win, blank, 1)
+        assert "换了一位" in win.idle.hint.text()
+        qtbot.wait(100)
+    qtbot.waitUntil(lambda: "换了一位" not in win.idle.hint.text(), timeout=3000)   # ... and then goes
+
+
+def test_labels_hold_phrases_together():
+    from kiosk.ui.wrap import WJ, breakable, phrases, plain
+
+    assert phrases("本餐没有补贴：今日已享受补贴") == ("本餐", "没有", "补贴：", "今日已", "享受", "补贴")
+    assert "手机号后" in phrases("请输入手机号后四位") and "“好的”" in phrases("请点“好的”")
+    assert "18 元" in phrases("应付 18 元") and "20:36" in "".join(phrases("时间　20:36"))
+    shown = breakable("付现金")
+    assert shown == WJ.join("付现金") and plain(shown) == "付现金"

@@ -24,7 +24,7 @@ from kiosk.ui.controllers.noface import NoFaceController
 from kiosk.ui.controllers.staff import StaffController
 from kiosk.ui.pages import BillPage, IdlePage, MenuPage, NoFacePage, PayPage, ReceiptPage, SecondMealPage
 from kiosk.ui.staff_page import StaffPage
-from kiosk.ui.widgets import label
+from kiosk.ui.widgets import Label, label
 from kiosk.ui.worker import FrameEvent, Task
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ from kiosk.ui.controllers.liveness import CHALLENGE_S, MIN_CHALLENGE_FPS  # noqa
 
 TICK_MS = 250
 CALL_SHOWN_S = 180.0           # the staff call stays on screen this long at most (see clear_call)
+SAY_AGAIN_AFTER_S = 10.0       # a line is not spoken again within this many seconds (it stays shown)
 STAFF_HOLD_S = 2.0             # staff enter by holding the top-left corner this long (an elder's tap never)
 STAFF_CORNER_PX = 140          # ... the corner's size
 IDLE_AFTER_S = 10.0            # an elder's page with nobody in front and no touch for this long: idle
@@ -110,6 +111,7 @@ class KioskWindow(QMainWindow):
         self._pending_tasks: list[Task] = []
         self._alive = True
         self._call_until = 0.0
+        self._spoken_at: dict[str, float] = {}
         self.call_info: tuple[str, datetime] | None = None    # (where, wall time) of the open staff call
         self.debug = QLabel(self)
         self.debug.setStyleSheet("background: rgba(0,0,0,170); color: #FFFFFF; font-size: 20px;")
@@ -171,21 +173,38 @@ class KioskWindow(QMainWindow):
 
     def say(self, text: str, where: QLabel | None = None) -> None:
         """Show ``text`` (in ``where``, by default the page's line saying what to do next)
-        and speak the same words. The only way to the voice."""
+        and speak the same words. The only way to the voice. The words stay shown at least
+        ``HOLD_S`` (3 s); the same line is not spoken again within ``SAY_AGAIN_AFTER_S``."""
         if not text:
             return
         target = where if where is not None else self.pages[self.state].next
-        target.setText(text)
+        self._show(target, text)
         target.setVisible(True)
-        self.voice.say(text)
+        self._speak(text)
 
     def say_all(self, parts: list[tuple[QLabel, str]]) -> None:
         """Several lines at once (a greeting, a bill): each shown, spoken as one."""
         parts = [(w, t) for w, t in parts if t]
         for w, t in parts:
-            w.setText(t)
+            self._show(w, t)
         if parts:
-            self.voice.say("。".join(t for _, t in parts))
+            self._speak("。".join(t for _, t in parts))
+
+    @staticmethod
+    def _show(target: QLabel, text: str) -> None:
+        if isinstance(target, Label):
+            target.setText(text, force=True)
+            target.hold()
+        else:
+            target.setText(text)
+
+    def _speak(self, text: str) -> None:
+        now = time.monotonic()
+        self._spoken_at = {t: at for t, at in self._spoken_at.items() if now - at < SAY_AGAIN_AFTER_S}
+        if text in self._spoken_at:
+            return
+        self._spoken_at[text] = now
+        self.voice.say(text)
 
     def chime(self) -> None:
         chime = getattr(self.voice, "chime", None)

@@ -165,7 +165,7 @@ class BillPage(Page):
         """While the order is settled: the line says so, 确认 cannot be tapped again."""
         self.confirm_btn.setEnabled(not on)
         if on:
-            self.next.setText("正在结算，请稍候")
+            self.next.setText("正在结算，请稍候", force=True)
 
 
 class SecondMealPage(Page):
@@ -279,19 +279,25 @@ class PayPage(Page):
         v.addWidget(self.next)
         v.addStretch(1)
         self.buttons = {}
+        choices = flip_box()                 # a column in portrait, a row in landscape
+        choices.setSpacing(16)
         for key in ("cash", "balance", "card"):
             b = big_button(self.NAMES[key], checkable=True)
             b.setAutoExclusive(True)
             b.clicked.connect(lambda _=False, k=key: self.chosen.emit(k))
             self.buttons[key] = b
-            v.addWidget(b)
+            choices.addWidget(b)
+        v.addLayout(choices)
         v.addSpacing(48)
+        others = flip_box()
+        others.setSpacing(16)
         self.topup_btn = big_button("请工作人员帮我充值", "secondary")
         self.topup_btn.clicked.connect(self.staff_topup)
-        v.addWidget(self.topup_btn)
+        others.addWidget(self.topup_btn)
         self.back_btn = big_button("回到账单", "secondary")
         self.back_btn.clicked.connect(self.back)
-        v.addWidget(self.back_btn)
+        others.addWidget(self.back_btn)
+        v.addLayout(others)
 
     def show_choices(self, b: Bill, short: bool, current: str = "cash") -> None:
         self.title.setText("余额不够付这一餐" if short else "换付款方式")

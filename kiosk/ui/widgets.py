@@ -10,6 +10,9 @@ from PySide6.QtWidgets import (QBoxLayout, QGridLayout, QLabel, QLineEdit, QPush
                                QVBoxLayout, QWidget)
 
 from kiosk.ui import theme
+from kiosk.ui.wrap import breakable
+
+HOLD_S = 3.0          # a message spoken and shown stays at least this long
 
 
 def big_button(text: str, name: str | None = None, checkable: bool = False) -> QPushButton:
@@ -22,8 +25,57 @@ def big_button(text: str, name: str | None = None, checkable: bool = False) -> Q
     return b
 
 
-def label(text: str = "", name: str | None = None, wrap: bool = True) -> QLabel:
-    w = QLabel(text)
+class Label(QLabel):
+    """A label whose Chinese never breaks inside a word (kiosk.ui.wrap): it shows the text
+    with its phrases held together and returns the plain text. ``hold`` keeps a message on
+    screen for a while: later texts wait until it has been seen (the newest one wins)."""
+
+    def __init__(self, text: str = "", parent=None) -> None:
+        super().__init__(parent)
+        self._plain = ""
+        self._held_until = 0.0
+        self._pending: str | None = None
+        self._timer = None
+        self.setText(text)
+
+    def text(self) -> str:  # noqa: D401 - the plain text, without the joiners
+        return self._plain
+
+    def setText(self, text: str, force: bool = False) -> None:  # noqa: N802
+        import time
+
+        text = text or ""
+        if not force and time.monotonic() < self._held_until:
+            if text != self._plain:
+                self._pending = text
+            return
+        self._pending = None
+        self._plain = text
+        super().setText(breakable(text) if self.wordWrap() else text)
+
+    def setWordWrap(self, on: bool) -> None:  # noqa: N802
+        super().setWordWrap(on)
+        super().setText(breakable(self._plain) if on else self._plain)
+
+    def hold(self, seconds: float = HOLD_S) -> None:
+        """Keep the text shown now for ``seconds``; a text set meanwhile follows after."""
+        import time
+
+        from PySide6.QtCore import QTimer
+
+        self._held_until = time.monotonic() + seconds
+        if self._timer is None:
+            self._timer = QTimer(self, singleShot=True, timeout=self._release)
+        self._timer.start(int(seconds * 1000) + 20)
+
+    def _release(self) -> None:
+        self._held_until = 0.0
+        if self._pending is not None:
+            self.setText(self._pending)
+
+
+def label(text: str = "", name: str | None = None, wrap: bool = True) -> Label:
+    w = Label(text)
     if name:
         w.setObjectName(name)
     w.setWordWrap(wrap)
