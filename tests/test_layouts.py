@@ -129,6 +129,42 @@ def word_breaks(win) -> list[str]:
     return out
 
 
+def keyboard_problems(win, edit, button) -> list[str]:
+    """With the staff keyboard open: the field being typed and its form's button are whole
+    on the screen (not scrolled away, not under the keyboard), and the keys are in their rows."""
+    out = []
+    kb = win.staff.keyboard
+    if not kb.isVisible():
+        return ["the keyboard is not open"]
+    rk = QRect(kb.mapTo(win, QPoint(0, 0)), kb.size())
+    for w in (edit, button):
+        r = QRect(w.mapTo(win, QPoint(0, 0)), w.size())
+        sa = _scroll_parent(w, win)
+        view = QRect(sa.viewport().mapTo(win, QPoint(0, 0)), sa.viewport().size()) if sa else win.rect()
+        if not w.isVisible() or not view.contains(r) or not win.rect().contains(r) or rk.intersects(r):
+            out.append(f"{type(w).__name__}「{w.text()[:10]}」not in view with the keyboard open: {r} in {view}")
+    return out + key_rows_problems(win, kb)
+
+
+def key_rows_problems(win, kb) -> list[str]:
+    """A keyboard in its fixed rows at every size: the digits 1-0 in one row on top, then the
+    letter rows, each key left of the next, and 删除 and 清除 on it."""
+    out = []
+    if kb.layout_rows[0] != list("1234567890"):
+        out.append(f"the first row is {kb.layout_rows[0]}, not the digits 1-0")
+    if not {"删除", "清除"} <= set(kb.buttons):
+        out.append("删除 or 清除 missing")
+    tops = []
+    for row in kb.layout_rows:
+        pos = [kb.buttons[k].mapTo(win, QPoint(0, 0)) for k in row]
+        if len({p.y() for p in pos}) != 1 or [p.x() for p in pos] != sorted(p.x() for p in pos):
+            out.append(f"keyboard row {''.join(row)} is not one row in order: {[(p.x(), p.y()) for p in pos]}")
+        tops.append(pos[0].y())
+    if tops != sorted(tops) or len(set(tops)) != len(tops):
+        out.append(f"keyboard rows out of order: {tops}")
+    return out
+
+
 def bill_problems(win) -> list[str]:
     """The bill: 确认 is the one large button, >= 48 px from any other button."""
     out = []
@@ -199,7 +235,10 @@ def test_every_page_fits(qtbot, canteen, size, tmp_path):  # noqa: F811
     check("second_meal")
     win.go_noface("没有认出您。请用助老卡，或输入手机号后四位")
     check("noface_card")
+    found["noface_card"] += key_rows_problems(win, win.noface.cardkeys)
     win.noface.phone_mode.click()
+    qtbot.wait(60)
+    found["noface_card"] += key_rows_problems(win, win.noface.keypad)
     win.noface.entry.setText("0001")
     win.noface.keypad.buttons["确定"].click()
     qtbot.waitUntil(lambda: len(win.noface.name_buttons) == 1)
@@ -212,9 +251,13 @@ def test_every_page_fits(qtbot, canteen, size, tmp_path):  # noqa: F811
     win.staff.show_override(True)
     win.staff.message.setText("⚠ 这张脸已登记在另一位居民名下：R0001（张桂兰），相似度 0.96。如确认无误，请主管授权后重试。")
     check("staff_enrol_duplicate")
-    win.staff.section_buttons["topup"].click()
-    win.staff.type_into(win.staff.topup_rid)
-    check("staff_topup_keyboard")
+    for form, edit in (("topup", win.staff.topup_rid), ("topup", win.staff.amount), ("enrol", win.staff.rid),
+                       ("erase", win.staff.erase_rid)):
+        win.staff.section_buttons[form].click()
+        win.staff.type_into(edit)                     # the keyboard open: the field and its button in view
+        name = f"staff_{form}_keyboard" + ("_amount" if edit is win.staff.amount else "")
+        check(name)
+        found[name] += keyboard_problems(win, edit, win.staff.form_buttons[form])
     win.staff.section_buttons["void"].click()
     qtbot.waitUntil(lambda: "上一单" in win.staff.last_order.text())
     win.staff.void_buttons["打错菜"].click()
@@ -228,6 +271,9 @@ def test_every_page_fits(qtbot, canteen, size, tmp_path):  # noqa: F811
     win.staff.section_buttons["admin"].click()
     qtbot.waitUntil(lambda: "有效" in win.staff.totals.text())
     check("staff_admin")
+    win.staff.type_into(win.staff.path)
+    check("staff_admin_keyboard")
+    found["staff_admin_keyboard"] += keyboard_problems(win, win.staff.path, win.staff.import_btn)
     bad = {k: v for k, v in found.items() if v}
     assert not bad, "\n".join(f"{k}: {p}" for k, v in bad.items() for p in v)
 

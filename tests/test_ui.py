@@ -1142,3 +1142,21 @@ def test_labels_hold_phrases_together():
     assert "18 元" in phrases("应付 18 元") and "20:36" in "".join(phrases("时间　20:36"))
     shown = breakable("付现金")
     assert shown == WJ.join("付现金") and plain(shown) == "付现金"
+
+
+# -- keyboards --------------------------------------------------------------------------------------
+def test_the_phone_keypad_and_the_card_keyboard_share_the_digits_row_and_both_delete(qtbot, win):
+    win.go_noface("请输入", mode="phone")
+    kp, ck = win.noface.keypad, win.noface.cardkeys
+    assert kp.layout_rows[0] == ck.layout_rows[0] == list("1234567890")
+    for k in "0012":
+        kp.buttons[k].click()
+    kp.buttons["删除"].click()                      # a wrong digit: one back, not all
+    assert win.noface.entry.text() == "001"
+    kp.buttons["清除"].click()
+    assert win.noface.entry.text() == ""
+    win.noface.set_mode("card")
+    for k in "ZL0":
+        ck.buttons[k].click()
+    ck.buttons["删除"].click()
+    assert win.noface.entry.text() == "ZL"

@@ -160,10 +160,6 @@ class KioskWindow(QMainWindow):
         landscape = w > h
         for p in dict.fromkeys(self.pages.values()):
             p.set_landscape(landscape)
-        inner = w - 24
-        room = (inner * 2 // 3 if landscape else inner) + 8
-        self.noface.cardkeys.reflow(max(3, min(12, room // (theme.elder_key(d) + theme.BORDER + 8))))
-        self.staff.keyboard.reflow(max(3, min(20, (inner + 8) // (d.staff_key + theme.BORDER + 8))))
         self.menu.set_columns(3 if w >= 1500 else 2)
 
     def show_page(self, state: str) -> None:

@@ -394,13 +394,14 @@ class NoFacePage(Page):
         left.addStretch(1)
         body.addLayout(left, 1)
         self.keys = QStackedWidget()
-        self.cardkeys = TypingKeyboard(CARD_KEYS, 7)
+        self.cardkeys = TypingKeyboard(CARD_KEYS)
         self.cardkeys.target = self.entry
         self.cardkeys.entered.connect(self._submit)
         self.keypad = Keypad()
         self.keypad.target = self.entry
         self.keypad.digit.connect(lambda d: self.entry.insert(d))
         self.keypad.cleared.connect(self.entry.clear)
+        self.keypad.back.connect(self.entry.backspace)
         self.keypad.entered.connect(self._submit)
         self.names_host = QWidget()
         self.names = QGridLayout(self.names_host)

@@ -75,6 +75,7 @@ def confirm_h(d: Density) -> int:
 
 
 BORDER = 6     # both sides of a button's 3 px border
+KEY_MIN_W = 48  # a key's content: ten keys in a row fit a 720 px portrait screen (about 64 px each there, 90+ tall)
 
 
 def stylesheet(d: Density = LARGE) -> str:
@@ -92,9 +93,9 @@ def stylesheet(d: Density = LARGE) -> str:
     QPushButton#confirm:disabled {{ background: #EEEEEE; color: {MUTED}; border: 3px dashed {MUTED}; }}
     QPushButton#secondary {{ font-size: {d.body}px; }}
     QPushButton#name {{ font-size: {d.title}px; font-weight: bold; color: {FG}; border: 4px solid {ACCENT}; }}
-    QPushButton#key {{ min-width: {d.staff_key}px; min-height: {d.staff_key}px; padding: 0px; }}
-    QPushButton#elderkey {{ padding: 0px; font-size: {d.title}px; min-width: {elder_key(d)}px; min-height: {elder_key(d)}px; }}
-    QPushButton#elderctl {{ padding: 0px; font-size: {d.body}px; min-width: {elder_key(d)}px; min-height: {elder_key(d)}px; }}
+    QPushButton#key {{ min-width: {KEY_MIN_W}px; min-height: {d.staff_key}px; padding: 0px; }}
+    QPushButton#elderkey {{ padding: 0px; font-size: {d.title}px; min-width: {KEY_MIN_W}px; min-height: {elder_key(d)}px; }}
+    QPushButton#elderctl {{ padding: 0px; font-size: {d.body}px; min-width: {KEY_MIN_W}px; min-height: {elder_key(d)}px; }}
     QPushButton QLabel {{ background: transparent; }}
     QLabel#key {{ font-size: {d.key}px; font-weight: bold; color: {OK}; }}
     QLabel#pay {{ font-size: {d.pay}px; font-weight: bold; color: {ACCENT}; }}

@@ -121,9 +121,18 @@ def flip_box(parent: QWidget | None = None) -> QBoxLayout:
     return box
 
 
+DIGITS = list("1234567890")
+LETTER_ROWS = [list("QWERTYUIOP"), list("ASDFGHJKL"), list("ZXCVBNM")]
+
+
 class Keyboard(QWidget):
-    """Keys in a grid that reflows to the width it gets. Emits ``key`` for characters,
-    ``back``, ``cleared``, ``entered``."""
+    """Keys in fixed rows, the same at every screen size: the digits row 1-0 on top, then
+    the letter rows (as on a phone or a computer), then the control keys. Emits ``key`` for
+    characters, ``back`` (删除), ``cleared`` (清除), ``entered`` (确定), ``hide_me`` (收起).
+
+    The grid has two half-columns per key, so a row of fewer keys sits indented as on a
+    real keyboard; a control key is two keys wide and the last one (确定) takes the rest of
+    its row: easy to find, easy to hit."""
 
     key = Signal(str)
     back = Signal()
@@ -132,36 +141,35 @@ class Keyboard(QWidget):
     hide_me = Signal()
 
     SPECIAL = {"删除": "back", "清除": "cleared", "确定": "entered", "收起": "hide_me"}
+    WIDTH = 10          # keys in the widest row
 
-    def __init__(self, keys: list[str], columns: int = 3, name: str = "elderkey", parent=None) -> None:
+    def __init__(self, rows: list[list[str]], name: str = "elderkey", parent=None) -> None:
         super().__init__(parent)
         self.grid = QGridLayout(self)
-        self.grid.setSpacing(8)
+        self.grid.setSpacing(6)
         self.grid.setContentsMargins(0, 0, 0, 0)
-        self.keys = keys
-        self.columns = columns
+        self.layout_rows = [list(r) for r in rows]
+        self.keys = [k for r in rows for k in r]
         self.buttons: dict[str, QPushButton] = {}
-        for k in keys:
-            b = big_button(k, "primary" if k == "确定" else
-                           ("elderctl" if name == "elderkey" and k in self.SPECIAL else name))
-            b.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-            b.clicked.connect(lambda _=False, k=k: self._press(k))
-            self.buttons[k] = b
-        self.reflow(columns)
-
-    def reflow(self, columns: int) -> None:
-        columns = max(3, columns)
-        self.columns = columns
-        for b in self.buttons.values():
-            self.grid.removeWidget(b)
-        for i, k in enumerate(self.keys):
-            row, col = divmod(i, columns)
-            last = i == len(self.keys) - 1
-            # the last key (确定) takes the rest of its row: easy to find, easy to hit
-            self.grid.addWidget(self.buttons[k], row, col, 1, columns - col if last and k == "确定" else 1)
+        half = 2 * self.WIDTH
+        for c in range(half):
+            self.grid.setColumnStretch(c, 1)
+        for r, row in enumerate(self.layout_rows):
+            special = all(k in self.SPECIAL for k in row)
+            span = 4 if special else 2
+            col = 0 if special else self.WIDTH - len(row)       # shorter rows indented, centred
+            for i, k in enumerate(row):
+                b = big_button(k, "primary" if k == "确定" else
+                               ("elderctl" if name == "elderkey" and k in self.SPECIAL else name))
+                b.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Expanding)
+                b.clicked.connect(lambda _=False, k=k: self._press(k))
+                self.buttons[k] = b
+                width = half - col if special and i == len(row) - 1 else span
+                self.grid.addWidget(b, r, col, 1, width)
+                col += width
 
     def rows(self) -> int:
-        return -(-len(self.keys) // self.columns)
+        return len(self.layout_rows)
 
     def _press(self, k: str) -> None:
         sig = self.SPECIAL.get(k)
@@ -172,24 +180,25 @@ class Keyboard(QWidget):
 
 
 class Keypad(Keyboard):
-    """Digits with 清除 and 确定; a USB card reader that types and presses Enter works too."""
+    """Digits in the same row as on the card keyboard (1-0), then 删除, 清除 and 确定; a USB
+    card reader that types and presses Enter works too."""
 
     digit = Signal(str)
 
     def __init__(self, parent=None) -> None:
-        super().__init__(["1", "2", "3", "4", "5", "6", "7", "8", "9", "清除", "0", "确定"], 3, "elderkey", parent)
+        super().__init__([DIGITS, ["删除", "清除", "确定"]], "elderkey", parent)
         self.key.connect(self.digit)
 
 
-CARD_KEYS = list("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ") + ["删除", "清除", "确定"]
-STAFF_KEYS = list("1234567890QWERTYUIOPASDFGHJKLZXCVBNM.-") + ["删除", "清除", "收起"]
+CARD_KEYS = [DIGITS, *LETTER_ROWS, ["删除", "清除", "确定"]]
+STAFF_KEYS = [DIGITS, *LETTER_ROWS[:2], LETTER_ROWS[2] + [".", "-"], ["删除", "清除", "收起"]]
 
 
 class TypingKeyboard(Keyboard):
     """Types into a line edit: the card keyboard for elders, the staff keyboard."""
 
-    def __init__(self, keys: list[str], columns: int, name: str = "elderkey", parent=None) -> None:
-        super().__init__(keys, columns, name, parent)
+    def __init__(self, rows: list[list[str]], name: str = "elderkey", parent=None) -> None:
+        super().__init__(rows, name, parent)
         self.target: QLineEdit | None = None
         self.key.connect(lambda k: self.target and self.target.insert(k))
         self.back.connect(lambda: self.target and self.target.backspace())
