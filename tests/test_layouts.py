@@ -17,7 +17,12 @@ from kiosk.ui.voice import Voice
 from kiosk.ui import wrap
 from kiosk.ui.widgets import DishTile
 
+from kiosk.ui.worker import event_from
+from kiosk.vision.pipeline import RecognitionPipeline
+from kiosk.vision.tracker import PersonTracker
+
 from tests.test_ui import STAFF_PIN, add_staff, canteen  # noqa: F401  (the canteen fixture)
+from tests.vision_helpers import face_frame
 
 SIZES = [(1080, 1920), (720, 1280), (1280, 800), (1920, 1080)]
 
@@ -191,7 +196,7 @@ def shot(win, name: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
-def test_every_page_fits(qtbot, canteen, size, tmp_path):  # noqa: F811
+def test_every_page_fits(qtbot, canteen, size, tmp_path, obama):  # noqa: F811
     canteen.settings.liveness = "off"
     win = KioskWindow(KioskService(canteen), Voice(enabled=False), None, leave_seconds=600,
                       idle_seconds=600, staff_idle_seconds=600)
@@ -249,6 +254,9 @@ def test_every_page_fits(qtbot, canteen, size, tmp_path):  # noqa: F811
     win.staff.login.emit(STAFF_PIN)
     qtbot.waitUntil(lambda: win.staff.stack.currentIndex() == 1)
     win.staff.show_override(True)
+    img = face_frame(obama[1])                          # enrolment: the live camera and the quality hint
+    pipe = RecognitionPipeline(canteen.engine, canteen.faces.match, PersonTracker())
+    win.on_frame(event_from(pipe.process(img, ts=1.0), img, ts=1.0))
     win.staff.message.setText("⚠ 这张脸已登记在另一位居民名下：R0001（张桂兰），相似度 0.96。如确认无误，请主管授权后重试。")
     check("staff_enrol_duplicate")
     for form, edit in (("topup", win.staff.topup_rid), ("topup", win.staff.amount), ("enrol", win.staff.rid),

@@ -663,6 +663,30 @@ def test_contrast_of_every_colour_pair():
     assert abs(theme.contrast("#000000", "#FFFFFF") - 21.0) < 0.01
 
 
+def test_every_border_and_mark_has_3_to_1_contrast():
+    """Borders of buttons, fields, check boxes and the head-turn bar's fill: >= 3:1 against the
+    page and against white (WCAG 1.4.11); the consent check box's was 1.7:1."""
+    import re
+
+    for d in (theme.LARGE, theme.COMPACT):
+        css = theme.stylesheet(d)
+        colours = set(re.findall(r"border(?:-color)?:[^;]*?(#[0-9A-Fa-f]{6})", css))
+        colours |= set(re.findall(r"::chunk \{\{? *background: (#[0-9A-Fa-f]{6})", css))
+        assert theme.ACCENT in colours and theme.FG in colours, colours
+        for c in colours:
+            for bg in (theme.BG, "#FFFFFF"):
+                assert theme.contrast(c, bg) >= 3.0, (c, bg, theme.contrast(c, bg))
+        assert "QCheckBox::indicator {" in css and re.search(r"QCheckBox::indicator \{[^}]*border: 3px solid", css)
+
+
+def test_consent_is_a_big_check_with_a_mark(qtbot, win):
+    win.go_staff()
+    c = win.staff.consent
+    assert c.text().startswith("☐") and not c.isChecked()
+    c.click()
+    assert c.isChecked() and c.text().startswith("☑") and c.height() >= 90
+
+
 def test_voice_prompt_renders_mandarin_offline(tmp_path):
     from kiosk.ui.voice import to_pinyin
 
@@ -775,6 +799,8 @@ def test_staff_enrols_from_the_camera_and_a_duplicate_needs_a_supervisor(qtbot, 
     assert "请正对屏幕" in win.staff.capture_status.text()
     for img in poses:
         win.on_frame(event_from(win.pipeline.process(img, ts=time.monotonic()), img))
+        # the live camera, with the face's box and the frame to fill, and the quality in words
+        assert not win.staff.camera.pixmap().isNull() and win.staff.quality.text()
     qtbot.waitUntil(lambda: win.staff.override_box.isVisible(), timeout=5000)
     assert "R0001" in win.staff.message.text() and "张桂兰" in win.staff.message.text()
     shot(win, tmp_path, "10_enrol_duplicate")

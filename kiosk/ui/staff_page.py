@@ -6,11 +6,11 @@ from __future__ import annotations
 
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
-from PySide6.QtWidgets import (QCheckBox, QGridLayout, QHBoxLayout, QHeaderView, QLineEdit, QListWidget,
+from PySide6.QtWidgets import (QGridLayout, QSizePolicy, QHBoxLayout, QHeaderView, QLineEdit, QListWidget,
                                QPushButton, QScrollArea, QStackedWidget, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from kiosk.terminal.counter import PAY_LABELS, yuan
-from kiosk.ui.widgets import STAFF_KEYS, Keypad, Page, TypingKeyboard, big_button, field, flip_box, label
+from kiosk.ui.widgets import STAFF_KEYS, CameraView, CheckButton, Keypad, Page, TypingKeyboard, big_button, field, flip_box, label
 
 VOID_REASONS = ("打错菜", "重复结算", "居民取消", "认错人")
 PAYERS = ("本人", "子女", "亲属", "社区")
@@ -142,10 +142,12 @@ class StaffPage(Page):
 
     def _build_enrol(self) -> QWidget:
         f = QWidget()
-        fv = QVBoxLayout(f)
+        split = flip_box(f)                    # the camera beside the form in landscape, below it in portrait
+        fv = QVBoxLayout()
+        split.addLayout(fv, 1)
         self.rid = _edit()
         fv.addWidget(field("居民编号或助老卡号", self.rid))
-        self.consent = QCheckBox("居民（或监护人）已签署人脸授权书")
+        self.consent = CheckButton("居民（或监护人）已签署人脸授权书")
         fv.addWidget(self.consent)
         self.enroll_btn = big_button("开始采集")
         self.enroll_btn.clicked.connect(lambda: self.enroll_start.emit(self.rid.text().strip(), self.consent.isChecked()))
@@ -167,6 +169,18 @@ class StaffPage(Page):
         self.override_box.setVisible(False)
         fv.addWidget(self.override_box)
         fv.addStretch(1)
+        self.camera_box = QWidget()            # out of the way while the keyboard is open
+        cam = QVBoxLayout(self.camera_box)
+        cam.setContentsMargins(0, 0, 0, 0)
+        self.camera = CameraView()             # the live picture: the face's box, the frame to fill
+        self.camera.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.camera.setFixedHeight(360)
+        cam.addWidget(self.camera)
+        self.quality = label("", "hint")       # 请靠近一点 / 位置合适
+        self.quality.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        cam.addWidget(self.quality)
+        cam.addStretch(1)
+        split.addWidget(self.camera_box, 1)
         return f
 
     def _build_topup(self) -> QWidget:
@@ -298,6 +312,7 @@ class StaffPage(Page):
         self.keyboard.target = edit
         self.keyboard.setVisible(True)
         self.section_grid.setVisible(False)
+        self.camera_box.setVisible(False)
         area = self.sections.currentWidget()
         if isinstance(area, QScrollArea):
             QTimer.singleShot(0, lambda: self._keep_in_view(area, edit))
@@ -312,11 +327,18 @@ class StaffPage(Page):
     def hide_keyboard(self) -> None:
         self.keyboard.setVisible(False)
         self.section_grid.setVisible(True)
+        self.camera_box.setVisible(True)
 
     def show_section(self, key: str) -> None:
         self.section_buttons[key].setChecked(True)
         self.sections.setCurrentIndex(list(self.forms).index(key))
         self.hide_keyboard()
+
+    def show_camera(self, ev) -> None:
+        """Enrolment: the live camera with the face's box and the frame to fill, and the
+        quality hint in words."""
+        self.camera.show_frame(ev.image, ev.boxes, ev.primary, guide=True)
+        self.quality.setText(ev.hint or ("位置合适，请保持" if ev.primary is not None else "请站到摄像头前"))
 
     def payer(self) -> str:
         return next(p for p, b in self.payer_buttons.items() if b.isChecked())

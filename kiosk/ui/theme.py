@@ -110,7 +110,10 @@ def stylesheet(d: Density = LARGE) -> str:
                    border: 4px solid {WARN}; padding: 8px; }}
     QLabel#field {{ font-size: {d.body}px; color: {MUTED}; }}
     QCheckBox {{ min-height: {d.button}px; }}
-    QCheckBox::indicator {{ width: 56px; height: 56px; }}
+    QCheckBox::indicator {{ width: 56px; height: 56px; border: 3px solid {FG}; background: #FFFFFF; }}
+    QCheckBox::indicator:checked {{ background: {ACCENT}; }}
+    QPushButton#check {{ text-align: left; color: {FG}; border: 3px solid {FG}; }}
+    QPushButton#check:checked {{ background: {TILE_ON}; border: 6px solid {ACCENT}; }}
     QLineEdit {{ font-size: {d.title}px; min-height: {d.button}px; border: 3px solid {MUTED}; background: #FFFFFF; }}
     QListWidget, QTableWidget {{ font-size: {d.body}px; background: #FFFFFF; }}
     QProgressBar {{ min-height: 56px; border: 3px solid {ACCENT}; border-radius: 8px; background: #FFFFFF; }}

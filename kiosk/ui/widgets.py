@@ -205,6 +205,24 @@ class TypingKeyboard(Keyboard):
         self.cleared.connect(lambda: self.target and self.target.clear())
 
 
+class CheckButton(QPushButton):
+    """A yes/no choice as a big button with ☐ / ☑ before its words (a check box's tiny,
+    faint square is hard to see and to hit); ``isChecked`` and ``setChecked`` as usual."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.base = text
+        self.setCheckable(True)
+        self.setObjectName("check")
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.toggled.connect(self._mark)
+        self._mark(False)
+
+    def _mark(self, on: bool) -> None:
+        self.setText(("☑ " if on else "☐ ") + self.base)
+
+
 class DishTile(QPushButton):
     """A dish: name and price on the first line, why (or why not) below, wrapped, never cut."""
 
@@ -261,9 +279,19 @@ class CameraView(QLabel):
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
         self.setText("摄像头准备中…")
 
-    def show_frame(self, img: np.ndarray, boxes, primary) -> None:
+    def show_frame(self, img: np.ndarray, boxes, primary, guide: bool = False) -> None:
+        """The picture, every face's box (the customer's thick, in green), and with ``guide``
+        the frame where the face should be (enrolment)."""
         qimg = to_qimage(img)
         p = QPainter(qimg)
+        if guide:
+            h, w = img.shape[:2]
+            pen = QPen(QColor(theme.ACCENT))
+            pen.setWidth(4)
+            pen.setStyle(Qt.PenStyle.DashLine)
+            p.setPen(pen)
+            gw, gh = int(w * 0.36), int(h * 0.62)
+            p.drawEllipse((w - gw) // 2, (h - gh) // 2, gw, gh)
         for b in boxes:
             is_primary = primary is not None and tuple(b) == tuple(primary)
             pen = QPen(QColor(theme.OK if is_primary else theme.MUTED))
@@ -271,6 +299,15 @@ class CameraView(QLabel):
             p.setPen(pen)
             p.drawRect(int(b[0]), int(b[1]), int(b[2]), int(b[3]))
         p.end()
-        pm = QPixmap.fromImage(qimg).scaled(self.width(), self.height(), Qt.AspectRatioMode.KeepAspectRatio,
-                                            Qt.TransformationMode.SmoothTransformation)
-        self.setPixmap(pm)
+        self._image = qimg
+        self._fit()
+
+    def _fit(self) -> None:
+        img = getattr(self, "_image", None)
+        if img is not None:
+            self.setPixmap(QPixmap.fromImage(img).scaled(self.width(), self.height(), Qt.AspectRatioMode.KeepAspectRatio,
+                                                         Qt.TransformationMode.SmoothTransformation))
+
+    def resizeEvent(self, e) -> None:  # noqa: N802 - the newest picture fills the new size
+        super().resizeEvent(e)
+        self._fit()

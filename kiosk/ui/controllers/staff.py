@@ -159,6 +159,9 @@ class StaffController:
             self.win.worker.reset_person()
 
     def on_frame(self, ev) -> None:
+        st = self.win.staff
+        if self.user and st.stack.currentIndex() == 1 and st.sections.currentIndex() == list(st.forms).index("enrol"):
+            st.show_camera(ev)
         if self.capture is None:
             return
         prompt = self.svc.capture_offer(self.capture, ev.embedding, ev.aligned, ev.quality,
