@@ -200,7 +200,7 @@ class KioskWindow(QMainWindow):
         if text in self._spoken_at:
             return
         self._spoken_at[text] = now
-        self.voice.say(text)
+        self.voice.say(text.replace("\n", "，"))      # a line break on screen is a pause in speech
 
     def chime(self) -> None:
         chime = getattr(self.voice, "chime", None)

@@ -75,7 +75,7 @@ def confirm_h(d: Density) -> int:
 
 
 BORDER = 6     # both sides of a button's 3 px border
-KEY_MIN_W = 48  # a key's content: ten keys in a row fit a 720 px portrait screen (about 64 px each there, 90+ tall)
+KEY_MIN_W = 48  # a key's content: ten keys in a row fit a 720 px portrait screen (about 63 px each there, 90+ tall)
 
 
 def stylesheet(d: Density = LARGE) -> str:

@@ -146,7 +146,8 @@ class Keyboard(QWidget):
     def __init__(self, rows: list[list[str]], name: str = "elderkey", parent=None) -> None:
         super().__init__(parent)
         self.grid = QGridLayout(self)
-        self.grid.setSpacing(6)
+        self.grid.setHorizontalSpacing(4)      # between half-columns too: keep it small, keys stay wide
+        self.grid.setVerticalSpacing(6)
         self.grid.setContentsMargins(0, 0, 0, 0)
         self.layout_rows = [list(r) for r in rows]
         self.keys = [k for r in rows for k in r]
