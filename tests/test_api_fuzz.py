@@ -35,7 +35,10 @@ def district(tmp_path_factory):
     from kiosk.district.app import create_app
     from kiosk.district.domain.terminals import add_terminal
 
+    from tests.conftest import add_test_passwords
+
     app = server_store(tmp_path_factory.mktemp("fuzz"))
+    add_test_passwords(app)
     _, token = add_terminal(app, "C1")
     api = create_app(app.settings, kiosk_app=app)
     yield app, api, token
@@ -92,11 +95,11 @@ def console_login(api, staff: str = "ADM") -> dict:
 
     from kiosk.district.console.shared.auth import COOKIE, PRE_COOKIE
 
-    from tests.conftest import STAFF_PINS
+    from tests.conftest import STAFF_PASSWORDS
 
     c = TestClient(api)
     pre = c.get("/console/login").cookies.get(PRE_COOKIE)
-    r = c.post("/console/login", data={"csrf_token": pre, "staff_id": staff, "pin": STAFF_PINS[staff]},
+    r = c.post("/console/login", data={"csrf_token": pre, "staff_id": staff, "password": STAFF_PASSWORDS[staff]},
                follow_redirects=False)
     assert r.status_code == 303, r.text[:300]
     return {COOKIE: r.cookies.get(COOKIE)}
