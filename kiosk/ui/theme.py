@@ -22,7 +22,7 @@ DANGER = "#A4161A"    # red: 7.0:1, always with words
 MUTED = "#4A4A4A"
 TILE_ON = "#DCEBFA"
 TILE_OFF = "#FFFFFF"
-PROGRESS = ACCENT     # the head-turn bar's fill on white: 6.9:1 (rule: >= 3:1 for a graphic)
+PROGRESS = ACCENT     # the head-turn bar's fill on white: 6.7:1 (rule: >= 3:1 for a graphic)
 CALL_BG = "#FFF1C2"   # the staff-call banner (FG on it: 16:1)
 FONT_FAMILY = "WenQuanYi Micro Hei"
 
