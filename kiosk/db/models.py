@@ -327,6 +327,24 @@ class LoginThrottle(Base):
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+
+class ConsoleSession(Base):
+    """A console login (0012), shared by every server process over the store: the
+    browser holds a random token in a cookie, the row only its SHA-256 (``token_hash``),
+    so a copy of the database opens no login. ``csrf``: the token every form of this
+    login carries. ``expires_at``: the earlier of ``last_seen_at`` + the idle timeout and
+    ``created_at`` + the working day (kiosk.district.console.shared.auth), the one indexed
+    column expired rows are deleted by. ``flash``: messages for the next page shown."""
+
+    __tablename__ = "console_sessions"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    staff_id: Mapped[str] = mapped_column(String(64), index=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    flash: Mapped[list | None] = mapped_column(JSON)
+
 # --------------------------------------------------------------------------- the district (0003)
 class ChangeLogEntry(Base):
     """Which district record changed, at which version. Terminals pull what changed since
