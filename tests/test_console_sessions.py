@@ -21,7 +21,7 @@ from starlette.testclient import TestClient
 
 from kiosk.config import get_settings
 from tests.conftest import STAFF_PASSWORDS
-from tests.district_helpers import KIOSK, District, free_port
+from tests.district_helpers import KIOSK, District, PostgresCluster, free_port
 
 ADMIN_PIN = "86420135"
 SUPERVISOR_PIN = "97531"
@@ -29,10 +29,17 @@ ADMIN_PASSWORD = "区管理员 console-2026"
 SUPERVISOR_PASSWORD = "supervisor-97531-west"
 
 
-@pytest.fixture
-def two_servers(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def pg_cluster():
+    with PostgresCluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def two_servers(request, tmp_path, monkeypatch):
     """Two district server apps, each with its own App (engine, connections) over one
-    SQLite store, as two server processes would be; an admin A1 and a supervisor S1."""
+    store (SQLite; PostgreSQL), as two server processes would be; an admin A1 and a
+    supervisor S1."""
     from kiosk.district.app import create_app
     from kiosk.district.domain import passwords
     from kiosk.services.context import App
@@ -42,6 +49,8 @@ def two_servers(tmp_path, monkeypatch):
     monkeypatch.setenv("KIOSK_TEMPLATE_KEY", generate_key())
     for k in ("KIOSK_DATABASE_URL", "KIOSK_SERVER_URL", "KIOSK_SERVER_TOKEN", "KIOSK_CANTEEN_ID"):
         monkeypatch.delenv(k, raising=False)
+    if request.param == "postgres":
+        monkeypatch.setenv("KIOSK_DATABASE_URL", request.getfixturevalue("pg_cluster").new_db())
     monkeypatch.setenv("KIOSK_AUDIO", "off")
     get_settings.cache_clear()
     a = App()
@@ -52,6 +61,7 @@ def two_servers(tmp_path, monkeypatch):
     passwords.set_password(a, "S1", SUPERVISOR_PASSWORD, actor=admin)
     b = App(a.settings)
     assert b.db is not a.db and b.db.engine is not a.db.engine
+    assert a.db.engine.dialect.name == b.db.engine.dialect.name == {"postgres": "postgresql"}.get(request.param, "sqlite")
     try:
         yield {"a": a, "b": b, "admin": admin,
                "ca": TestClient(create_app(a.settings, kiosk_app=a), follow_redirects=False),
@@ -151,6 +161,9 @@ def test_a_password_change_or_deactivation_ends_the_logins_on_every_server(two_s
 
     again = _log_in(ca, "S1", new_password)
     assert _get(cb, "/console/", again).status_code == 200
+    a.residents.add_staff("S1", "巡访主管", "staff", SUPERVISOR_PIN, actor=admin)    # demoted: counts at once
+    refused = _get(cb, "/console/", again)
+    assert refused.status_code == 403 and "您的角色是工作人员" in refused.text
     a.auth.deactivate("S1", actor=admin)
     assert _signed_out(_get(cb, "/console/", again)) and _signed_out(_get(ca, "/console/", again))
     assert _get(cb, "/console/", adm).status_code == 200
