@@ -327,7 +327,6 @@ class LoginThrottle(Base):
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-
 class ConsoleSession(Base):
     """A console login (0012), shared by every server process over the store: the
     browser holds a random token in a cookie, the row only its SHA-256 (``token_hash``),
@@ -344,6 +343,7 @@ class ConsoleSession(Base):
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     flash: Mapped[list | None] = mapped_column(JSON)
+
 
 # --------------------------------------------------------------------------- the district (0003)
 class ChangeLogEntry(Base):

@@ -101,9 +101,8 @@ class Logins:
     staff member's password is changed or they are deactivated
     (kiosk.services.auth.end_console_sessions, in the same unit of work).
 
-    A use is written to the row at most every ``touch_s`` (30 s, or 1/60 of the idle
-    time when shorter), so the idle time counts from at most that long before the last
-    use. Expired rows are deleted at each login (one DELETE on an index)."""
+    A use is written to the row at most every ``touch`` (30 s, or 1/60 of the idle time
+    when shorter), so the idle time counts from at most that long before the last use. Expired rows are deleted at each login (one DELETE on an index)."""
 
     def __init__(self, db, idle_s: float, max_s: float = MAX_HOURS * 3600,
                  clock: Callable[[], datetime] = utcnow) -> None:
