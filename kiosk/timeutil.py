@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
 
+from kiosk.errors import ValidationError
+
 CST = timezone(timedelta(hours=8), "CST")
 
 
@@ -28,3 +30,31 @@ def age_on(birth: date, day: date) -> int:
     if (day.month, day.day) < (birth.month, birth.day):
         years -= 1
     return years
+
+
+def parse_day(text: str | None) -> date:
+    """A day written YYYY-MM-DD (CST business date); empty means today in CST.
+
+    Raises ValidationError (Chinese message naming the bad text) otherwise."""
+    if text is None or not str(text).strip():
+        return now_cst().date()
+    try:
+        return date.fromisoformat(str(text).strip())
+    except ValueError:
+        raise ValidationError(f"日期应写成 YYYY-MM-DD，不是「{text}」", detail=f"bad date {text!r}") from None
+
+
+def parse_month(text: str | None) -> date:
+    """A month written YYYY-MM, as its first day; empty means this month in CST.
+
+    Raises ValidationError (Chinese message naming the bad text) otherwise."""
+    if text is None or not str(text).strip():
+        return now_cst().date().replace(day=1)
+    s = str(text).strip()
+    parts = s.split("-")
+    try:
+        if len(parts) != 2 or len(parts[0]) != 4 or not 1 <= len(parts[1]) <= 2:
+            raise ValueError(s)
+        return date(int(parts[0]), int(parts[1]), 1)
+    except ValueError:
+        raise ValidationError(f"月份应写成 YYYY-MM，不是「{text}」", detail=f"bad month {text!r}") from None

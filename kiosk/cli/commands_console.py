@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import argparse
-from datetime import date
 from pathlib import Path
 
 from kiosk.cli.main import out_json
+from kiosk.timeutil import parse_day, parse_month
 
 
 def _report_subparsers(sub) -> argparse._SubParsersAction:
@@ -52,18 +52,6 @@ def _app():
     return App()
 
 
-def _day(text: str | None) -> date:
-    from kiosk.errors import ValidationError
-    from kiosk.timeutil import now_cst
-
-    if not text:
-        return now_cst().date()
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise ValidationError(f"日期应写成 YYYY-MM-DD，不是「{text}」", detail=f"bad date {text!r}") from None
-
-
 def _write(app, rep, out: Path, staff: str, action: str, subject: str) -> None:
     from kiosk.db import audit
     from kiosk.services.report_files import write_report_file
@@ -96,7 +84,7 @@ def cmd_welfare(a) -> int:
     if a.days is not None and not 1 <= a.days <= 60:
         raise ValidationError("--days 应在 1 到 60 之间", detail=f"--days {a.days}")
     app = _app()
-    day = _day(a.date)
+    day = parse_day(a.date)
     alerts = welfare_alerts(app, day, a.days)
     if a.out:
         _write(app, welfare_table(alerts, day), a.out, "system", "report.welfare", str(day))
@@ -114,7 +102,6 @@ def cmd_welfare(a) -> int:
 
 def cmd_proof(a) -> int:
     from kiosk.district.domain.reports import proof_of_life, proof_table
-    from kiosk.services.reports import parse_month
 
     app = _app()
     month = f"{parse_month(a.month):%Y-%m}"
@@ -134,7 +121,7 @@ def cmd_daily(a) -> int:
     from kiosk.district.domain.reports import daily_sales
 
     app = _app()
-    day = _day(a.date)
+    day = parse_day(a.date)
     rep = daily_sales(app, day)
     if a.out:
         _write(app, rep, a.out, "system", "report.daily", str(day))

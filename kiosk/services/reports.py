@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from kiosk.errors import ValidationError
 from kiosk.money import fen_to_yuan
 from kiosk.services.checkout import month_bounds
 from kiosk.services.tabular import csv_cell, xlsx_append
+from kiosk.timeutil import parse_month
 
 
 def mask_id(id_number: str | None) -> str:
@@ -39,14 +39,6 @@ class MonthlyReport:
 
     def to_json(self) -> dict:
         return self.__dict__.copy()
-
-
-def parse_month(text: str) -> date:
-    try:
-        y, m = (int(x) for x in text.split("-"))
-        return date(y, m, 1)
-    except ValueError:
-        raise ValidationError(f"月份应写成 YYYY-MM，不是 {text}", detail=f"bad month {text!r}") from None
 
 
 def monthly_subsidy(app, month: str) -> MonthlyReport:

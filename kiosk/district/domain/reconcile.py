@@ -10,8 +10,7 @@ from kiosk.db.models import DistrictFlag, Order, PushedOrder, Resident, Terminal
 from kiosk.errors import NotFoundError, PermissionDeniedError, ValidationError
 from kiosk.db import audit
 from kiosk.services.checkout import month_bounds
-from kiosk.services.reports import parse_month
-from kiosk.timeutil import CST
+from kiosk.timeutil import CST, parse_month
 
 DECISIONS = ("accept", "charge_back")
 DECISION_ZH = {"accept": "认可（照常报销）", "charge_back": "追回（不予报销超出部分）"}

@@ -14,10 +14,10 @@ from kiosk.db import audit
 from kiosk.db.models import (AuditEntry, Canteen, FaceConsent, FaceTemplate, Order, OrderLine, OrderVoid,
                          Resident, Staff, Terminal)
 from kiosk.errors import NotFoundError, ValidationError
-from kiosk.timeutil import age_on, now_cst, to_cst
+from kiosk.timeutil import age_on, now_cst, parse_month, to_cst
 from kiosk.services.checkout import month_bounds
 from kiosk.services.report_files import Money, Sheet, TableReport
-from kiosk.services.reports import mask_id, monthly_subsidy, parse_month
+from kiosk.services.reports import mask_id, monthly_subsidy
 
 FILING_LINE = 100_000          # faces stored before the register must be filed (备案)
 FILING_WARN_SHARE = 0.8
