@@ -105,11 +105,6 @@ class Settings(BaseSettings):
     def index_path(self) -> Path:
         return self.home / "gallery.faiss.enc"
 
-    @property
-    def log_dir(self) -> Path:
-        return self.home / "logs"
-
-
 def load_settings(**overrides: object) -> Settings:
     """Read and validate settings; a bad value raises ConfigError naming the variable."""
     try:

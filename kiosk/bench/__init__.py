@@ -24,12 +24,16 @@ import statistics
 import tempfile
 import time
 import uuid
+from typing import TYPE_CHECKING
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
 
 from kiosk.config import load_settings
+
+if TYPE_CHECKING:
+    from kiosk.vision.engine import FaceEngine
 
 
 def _pct(xs: list[float]) -> dict:
@@ -74,7 +78,7 @@ def installed_backends(model_dir: Path) -> tuple[dict, dict[str, str]]:
     return engines, skipped
 
 
-def _face_crop(engine, photo: Path) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+def _face_crop(engine: FaceEngine, photo: Path) -> tuple[np.ndarray, tuple[float, float, float, float]]:
     """The photo and its primary face box."""
     from kiosk.vision.image_io import read_image
     from kiosk.vision.quality import primary_face
@@ -117,7 +121,7 @@ def _place(bg: np.ndarray, img: np.ndarray, bbox, face_h: float, cx: float, cy: 
     return frame, face
 
 
-def _camera_frame(engine, photo: Path, size=(640, 480)) -> np.ndarray:
+def _camera_frame(engine: FaceEngine, photo: Path, size=(640, 480)) -> np.ndarray:
     """A frame with the photo's face 0.42 of the frame height tall (~200 px at 640x480),
     as a counter camera sees it."""
     w, h = size
@@ -139,7 +143,7 @@ class _Video:
         return self._make(i)
 
 
-def entering_scene(engine, photo: Path, size=(640, 480), motion: str = "left", fps: float = CAMERA_FPS,
+def entering_scene(engine: FaceEngine, photo: Path, size=(640, 480), motion: str = "left", fps: float = CAMERA_FPS,
                    enter_s: float = 0.6, stay_s: float = 3.0):
     """A recorded video of a face entering the scene: empty scene for 0.3 s, then the
     person comes in from the left or the right (or walks up from afar: ``motion`` "walk",
@@ -244,7 +248,7 @@ def simulate_kiosk(pipeline, frames: list, stamps: list[float], entered: float,
         t = max(t, start + (1.0 / max(worker_fps, hurry_fps) if hurry else period))
 
 
-def _filler_gallery(engine, enrolled: dict[str, list[np.ndarray]], residents: int = 1000):
+def _filler_gallery(engine: FaceEngine, enrolled: dict[str, list[np.ndarray]], residents: int = 1000):
     """1,000 residents x 3 templates: the enrolled people's real templates, the others
     fill the index to size (search cost depends on size, not content)."""
     from kiosk.vision.gallery import FaissGallery
@@ -269,7 +273,7 @@ def _matcher(gallery, backend: str):
     return lambda emb: decide(gallery.search(emb, 6), t.match_threshold, t.match_margin)
 
 
-def bench_frames(backend: str, engine, photo: Path, n: int = 60, sizes=("640x480", "1280x720"),
+def bench_frames(backend: str, engine: FaceEngine, photo: Path, n: int = 60, sizes=("640x480", "1280x720"),
                  profile: bool = True) -> dict:
     import faiss
 
@@ -323,7 +327,7 @@ def bench_frames(backend: str, engine, photo: Path, n: int = 60, sizes=("640x480
     return out
 
 
-def bench_identity(backend: str, engine, samples: Path, strangers: list[Path], *, quick: bool = False,
+def bench_identity(backend: str, engine: FaceEngine, samples: Path, strangers: list[Path], *, quick: bool = False,
                    clips: list[dict] | None = None) -> dict:
     """Identity decided: p50/p95 ms from the face entering to the kiosk's decision.
 

@@ -166,9 +166,6 @@ class CheckoutService:
             self._canteen = (now, info)
         return self._canteen[1]
 
-    def forget_canteen(self) -> None:
-        self._canteen = None
-
     def windows(self, session: Session) -> dict:
         return self.canteen(session).windows
 

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from kiosk.db import audit
 from kiosk.db.models import FaceConsent, FaceTemplate, Resident, StoreCounter
 from kiosk.errors import ConsentRequiredError, ImageError, KioskError, ModelMismatchError, NotFoundError
-from kiosk.vision.engine import BACKEND_DEFAULTS, FaceObservation
+from kiosk.vision.engine import BACKEND_DEFAULTS, FaceEngine, FaceObservation
 from kiosk.vision.gallery import FaissGallery, fingerprint
 from kiosk.vision.image_io import read_image
 from kiosk.vision.matching import decide
@@ -78,7 +78,7 @@ class FaceService:
         faiss.omp_set_num_threads(1)
 
     @property
-    def engine(self):
+    def engine(self) -> FaceEngine:
         return self.app.engine
 
     @property

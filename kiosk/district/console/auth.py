@@ -89,11 +89,6 @@ class Logins:
         with self._lock:
             self._by_token.pop(token or "", None)
 
-    def close_staff(self, staff_id: str) -> None:
-        with self._lock:
-            for t in [t for t, lg in self._by_token.items() if lg.staff_id == staff_id]:
-                del self._by_token[t]
-
     def _drop_expired(self, now: float) -> None:
         for t in [t for t, lg in self._by_token.items()
                   if now - lg.last_seen > self.idle_s or now - lg.created > self.max_s]:
