@@ -5,6 +5,7 @@ from kiosk.billing.meals import DEFAULT_WINDOWS, validate_windows
 from kiosk.db import audit
 from kiosk.db.models import Canteen
 from kiosk.errors import ValidationError
+from kiosk.services.events import CATALOGUE_CHANGED
 
 
 def configure_canteen(app, *, name: str | None = None, district: str | None = None,
@@ -26,7 +27,7 @@ def configure_canteen(app, *, name: str | None = None, district: str | None = No
             c.meal_windows = {k: list(v) for k, v in checked.items()}
         audit.record(s, actor, "canteen.configure", c.id, name=c.name, district=c.district,
                      windows=c.meal_windows)
+        app.events.publish(s, CATALOGUE_CHANGED, part="canteen")
         out = {"id": c.id, "name": c.name, "district": c.district,
                "meal_windows": c.meal_windows or {k: list(v) for k, v in DEFAULT_WINDOWS.items()}}
-    app.billing.forget_cached()       # this process sees the change at once (others within their TTL)
     return out

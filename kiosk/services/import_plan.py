@@ -35,7 +35,7 @@ from kiosk.db import audit
 from kiosk.db.models import Canteen, FaceTemplate, MenuItem, Resident, SubsidyPolicy
 from kiosk.errors import ImportFileError, ValidationError
 from kiosk.money import fen_to_yuan
-from kiosk.services import importing
+from kiosk.services.events import CATALOGUE_CHANGED
 from kiosk.services.importing import (MENU_COLUMNS, ROSTER_COLUMNS, ImportReport, Problem, check_row_photos,
                         generated_resident_id, load_policy_file, validate_menu_row, validate_roster_row)
 from kiosk.services.tabular import Column, read_table
@@ -469,7 +469,7 @@ def apply_menu(app, plan: ImportPlan, staff_id: str, *, skip_invalid: bool = Fal
         audit.record(s, staff_id, "import.menu", plan.file, via=via, created=len(plan.add),
                      updated=len(plan.change), canteens=sorted({p.record["canteen_id"] for p in plan.planned}),
                      skipped_rows=plan.bad_rows or None)
-    importing.MENU_GENERATION += 1
+        app.events.publish(s, CATALOGUE_CHANGED, part="menu")
     return {"created": len(plan.add), "updated": len(plan.change), "unchanged": len(plan.unchanged)}
 
 
@@ -594,7 +594,7 @@ def apply_policy(app, plan: ImportPlan, staff_id: str, *, skip_invalid: bool = F
         s.add(SubsidyPolicy(**p.record))
         audit.record(s, staff_id, "import.policy", p.record["policy_id"], via=via,
                      version=p.record["version"], replaces=[c.text() for c in plan.conflicts] or None)
-    importing.POLICY_GENERATION += 1
+        app.events.publish(s, CATALOGUE_CHANGED, part="policy")
     return {"created": int(p.action == "add"), "updated": int(p.action == "change"), "unchanged": 0}
 
 
