@@ -10,7 +10,8 @@ from sqlalchemy import select
 
 from kiosk.db.models import AuditEntry, Order
 from kiosk.services.importing import import_menu, import_policy, import_roster
-from kiosk.terminal.counter import KioskService, yuan
+from kiosk.money import yuan
+from kiosk.terminal.counter import KioskService
 from kiosk.ui import theme
 from kiosk.ui.main_window import BILL, CHALLENGE_S, IDLE, MENU, NOFACE, PAY, RECEIPT, STAFF, KioskWindow
 from kiosk.ui.voice import Voice
@@ -141,7 +142,7 @@ def test_recognized_pay_receipt_idle(qtbot, win, obama, tmp_path):
     assert win.menu.selected(), "the recommended set is preselected"
     assert any("推荐：" in win.menu.tiles[d].text() for d in win.menu.selected())   # one-line reasons shown
     assert all(win.menu.tiles[d].text().startswith("✓") for d in win.menu.selected())   # not colour alone
-    expect = win.service.bill("R0001", win.menu.selected())
+    expect = win.service.checkout.bill("R0001", win.menu.selected())
     assert expect.to_pay_fen == expect.total_fen - 500
     assert f"应付 {yuan(expect.to_pay_fen)} 元" == win.bill.to_pay.text()
     # the amount to pay is the largest type on the screen, and it is spoken
@@ -163,7 +164,7 @@ def test_recognized_pay_receipt_idle(qtbot, win, obama, tmp_path):
         assert (o.resident_id, o.identified_by, o.subsidy_fen) == ("R0001", "face", 500)
         # proof of life (高龄津贴): the face was matched; liveness passed unless it is switched off
         assert o.face_verified is True
-        assert o.liveness_passed is (win.service.liveness_mode() != "off")
+        assert o.liveness_passed is (win.service.liveness.mode() != "off")
     assert any("张桂兰" in t for t in win.voice.spoken) and any("结算成功" in t for t in win.voice.spoken)
     # still standing at the counter: not greeted (and charged) again
     feed(win, face_frame(obama[1]), 5)
@@ -201,7 +202,7 @@ def test_breakfast_is_full_price_and_the_screen_says_why(qtbot, canteen, obama):
     wait_state(qtbot, w, BILL)
     qtbot.waitUntil(lambda: "应付" in w.bill.to_pay.text())
     assert "早餐不在补贴范围" in w.bill.subsidy.text()
-    expect = w.service.bill("R0001", w.menu.selected())
+    expect = w.service.checkout.bill("R0001", w.menu.selected())
     assert expect.total_fen > 0 and expect.subsidy_fen == 0 and expect.to_pay_fen == expect.total_fen
     qtbot.mouseClick(w.bill.confirm_btn, Qt.MouseButton.LeftButton)
     wait_state(qtbot, w, RECEIPT)
@@ -233,7 +234,7 @@ def test_a_bill_whose_elder_left_resets_and_the_next_person_cannot_pay_it(qtbot,
     wait_state(qtbot, win, BILL)
     qtbot.waitUntil(lambda: win.bill.confirm_btn.isEnabled())
     elder.swap(face_frame(strangers[0]))          # the elder steps away, the next person steps up
-    qtbot.waitUntil(lambda: not win.service.still_in_front("R0001"), timeout=5000)
+    qtbot.waitUntil(lambda: not win.service.camera.still_in_front("R0001"), timeout=5000)
     if win.state == BILL:
         win.bill.confirm_btn.click()              # the next person taps 确认
         assert "请您本人" in win.bill.error.text()
@@ -392,8 +393,8 @@ def test_insufficient_balance_never_switches_the_payment(qtbot, win, tmp_path):
     """The elder pays from a balance that covers the suggested meal; adding a dish takes the
     bill over it: the kiosk says so and offers cash or a top-up; nothing is switched or charged
     until the elder chooses."""
-    g = win.service.greet("R0002")
-    need = win.service.bill("R0002", g.recommended).to_pay_fen
+    g = win.service.checkout.greet("R0002")
+    need = win.service.checkout.bill("R0002", g.recommended).to_pay_fen
     win.service.app.billing.topup("R0002", need, **_topup_staff(win))
     win.go_bill("R0002", "card")
     qtbot.waitUntil(lambda: win.state == BILL and win.bill.confirm_btn.isEnabled())
@@ -483,9 +484,9 @@ def test_a_greeting_reads_the_store_once(win):
         return real(*a, **k)
     db.session = counting
     try:
-        g = win.service.greet("R0001")
-        win.service.bill("R0001", g.recommended)
-        win.service.bill("R0001", g.recommended[:1])
+        g = win.service.checkout.greet("R0001")
+        win.service.checkout.bill("R0001", g.recommended)
+        win.service.checkout.bill("R0001", g.recommended[:1])
     finally:
         db.session = real
     assert len(calls) == 1 and g.why
@@ -581,7 +582,7 @@ def test_staff_page_shows_the_sync_state(qtbot, win, monkeypatch):
         server_version: int
 
     st = St(False, datetime(2026, 11, 23, 11, 40, tzinfo=CST), None, 5, 12)
-    monkeypatch.setattr(win.service, "sync_status", lambda: st)
+    monkeypatch.setattr(win.service.records, "sync_status", lambda: st)
     win.go_staff()
     qtbot.waitUntil(lambda: win.staff.sync.isVisible())
     assert "离线" in win.staff.sync.text() and "11:40" in win.staff.sync.text() and "5 单" in win.staff.sync.text()

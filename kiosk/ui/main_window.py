@@ -213,7 +213,7 @@ class KioskWindow(QMainWindow):
     def on_frame(self, ev: FrameEvent) -> None:
         self._last_event = ev
         self.last_frame_ts = time.monotonic()
-        self.service.note_frame(ev.primary is not None, ev.track_id, ev.decision, ev.resident_id,
+        self.service.camera.note_frame(ev.primary is not None, ev.track_id, ev.decision, ev.resident_id,
                                 ev.match_status, ev.match_resident)
         if self.debug.isVisible():
             self.debug.setText(f"FPS {ev.fps:.1f}  " + "  ".join(f"{k} {v:.1f}ms" for k, v in ev.timings_ms.items())
