@@ -39,7 +39,7 @@ def build_window(app_ctx, source_spec=None, *, capture=None, voice=None, fps: fl
     s = app_ctx.settings
     svc = KioskService(app_ctx)
     worker = VisionWorker(svc.camera.open_source(source_spec, capture), svc.camera.recognition_pipeline(), fps=fps)
-    win = KioskWindow(svc, voice or Voice(), worker, leave_seconds=leave_seconds,
+    win = KioskWindow(svc, voice or Voice(enabled=s.audio), worker, leave_seconds=leave_seconds,
                       printer=FilePrinter(s.home / "receipts", s.canteen_name))
     return win, worker
 

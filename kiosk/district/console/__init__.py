@@ -15,7 +15,8 @@ def mount(api, get_app=None) -> None:
         from kiosk.district.api.deps import get_app as server_get_app
 
         get_app = server_get_app
-    api.include_router(console_router(get_app), prefix=PREFIX)
+    idle = api.state.kiosk_app.settings.console_idle_minutes      # KIOSK_CONSOLE_IDLE_MINUTES
+    api.include_router(console_router(get_app, idle_minutes=idle), prefix=PREFIX)
 
 
 __all__ = ["console_router", "mount", "PREFIX"]

@@ -24,7 +24,7 @@ from kiosk.timeutil import now_cst
 from kiosk.district.domain import reports as dr
 from kiosk.services import import_plan
 from kiosk.services.report_files import Money, TableReport, write_report_file, xlsx_bytes
-from kiosk.district.console.auth import COOKIE, PRE_COOKIE, ROLE_RANK, Login, Logins, idle_minutes_from_env, same
+from kiosk.district.console.auth import COOKIE, PRE_COOKIE, ROLE_RANK, Login, Logins, same
 
 log = logging.getLogger("kiosk.console")
 TEMPLATES = Path(__file__).with_name("templates")
@@ -53,10 +53,10 @@ class _Refusal(Exception):
         self.response = response
 
 
-def console_router(get_app: Callable, *, idle_minutes: float | None = None, clock=time.monotonic) -> APIRouter:
+def console_router(get_app: Callable, *, idle_minutes: float, clock=time.monotonic) -> APIRouter:
     """The console's router (mount at /console). ``get_app`` is the server's FastAPI
     dependency giving the App context."""
-    logins = Logins((idle_minutes or idle_minutes_from_env()) * 60, clock=clock)
+    logins = Logins(idle_minutes * 60, clock=clock)
     templates = Jinja2Templates(directory=str(TEMPLATES))
     templates.env.policies["json.dumps_kwargs"] = {"ensure_ascii": False, "sort_keys": True}
     templates.env.filters["yuan"] = lambda fen: fen_to_yuan(int(fen or 0))
