@@ -219,9 +219,6 @@ class CheckoutService:
         self._canteen = (gen, time.monotonic(), info)
         return info
 
-    def windows(self, session: Session | None = None) -> dict:
-        return self.canteen(session).windows
-
     def _reading(self, session: Session | None):
         """The given session, or a read-only unit of its own."""
         return nullcontext(session) if session is not None else self.app.db.session(read_only=True)
@@ -297,7 +294,7 @@ class CheckoutService:
             hit = self._policies[key] = (gen, time.monotonic(), found)
         return hit[2] if hit[2] else (None, None)
 
-    def decision(self, session: Session, r: ResidentRecord, day: date, meal: str, price_fen: int,
+    def _decision(self, session: Session, r: ResidentRecord, day: date, meal: str, price_fen: int,
                  ) -> tuple[SubsidyDecision, str | None]:
         policy, row_id = self.policy(session, day)
         return decide_subsidy(policy, facts_of(r), day, meal, price_fen, usage_of(session, r.id, day)), row_id
@@ -483,7 +480,7 @@ class CheckoutService:
         with self.app.db.session() as s:
             r = self.resident(s, resident_id)
             day, meal_name = self.resolve_meal(s, at, meal)
-            dec, _ = self.decision(s, r, day, meal_name, FAR_PRICE)
+            dec, _ = self._decision(s, r, day, meal_name, FAR_PRICE)
             return {"meal_date": day, "meal": meal_name, "tier": dec.tier, "subsidy_fen": dec.subsidy_fen,
                     "reason": dec.reason, "month_left_fen": dec.month_left_fen,
                     "balance_fen": balance_of(s, r.id)}
@@ -508,7 +505,7 @@ class CheckoutService:
             profile = Profile(frozenset(r.diet_tags or []), frozenset(r.allergies or []))
             sugg = recommend(dishes, profile, sorted(by_day.items()), day)
             total = sum(x.dish.price_fen for x in sugg)
-            dec, _ = self.decision(s, r, day, meal_name, total)
+            dec, _ = self._decision(s, r, day, meal_name, total)
             subsidy = min(dec.subsidy_fen, total)
             return {"resident_id": r.id, "meal": meal_name, "meal_date": day.isoformat(),
                     "dishes": [{"dish_id": x.dish.dish_id, "name": x.dish.name, "price_fen": x.dish.price_fen,

@@ -167,7 +167,7 @@ class CheckoutFlow:
         at = self.clock()
         with self.app.db.session() as s:
             c = s.get(Canteen, self.app.settings.canteen_id)
-            return (c.name if c else self.app.settings.canteen_name), at, meal_at(at, self.app.billing.windows(s))
+            return (c.name if c else self.app.settings.canteen_name), at, meal_at(at, self.app.billing.canteen(s).windows)
 
     def load_context(self, resident_id: str, at: datetime | None = None) -> CheckoutContext:
         """One read-only session: resident, meal, policy, today's use, balance, menu, history."""
