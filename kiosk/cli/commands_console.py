@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import argparse
+from datetime import date
 from pathlib import Path
 
 from kiosk.cli.main import out_json
-from kiosk.timeutil import parse_day, parse_month
 
 
 def _report_subparsers(sub) -> argparse._SubParsersAction:
@@ -52,6 +52,12 @@ def _app():
     return App()
 
 
+def _day(text: str | None) -> date:
+    from kiosk.timeutil import now_cst, parse_day
+
+    return parse_day(text, "--date") if text else now_cst().date()
+
+
 def _write(app, rep, out: Path, staff: str, action: str, subject: str) -> None:
     from kiosk.db import audit
     from kiosk.services.report_files import write_report_file
@@ -69,11 +75,12 @@ def cmd_monthly_pdf(a) -> int:
     app = _app()
     rep = monthly_table(app, a.month)
     _write(app, rep, a.out, a.staff, "report.monthly", a.month)
+    m = monthly_subsidy(app, a.month)
     if a.json:
-        out_json(monthly_subsidy(app, a.month).to_json())
+        out_json(m.to_json())
     else:
-        total = rep.sheets[0].totals()
-        print(f"{a.month}：补贴合计 {fen_to_yuan(total[8].fen) if total else '0.00'} 元，已写入 {a.out}")
+        print(f"{m.month}：补贴合计 {fen_to_yuan(m.subsidy_fen)} 元，追回 {fen_to_yuan(m.charged_back_fen)} 元，"
+              f"应报销 {fen_to_yuan(m.net_subsidy_fen)} 元，已写入 {a.out}")
     return 0
 
 
@@ -84,7 +91,7 @@ def cmd_welfare(a) -> int:
     if a.days is not None and not 1 <= a.days <= 60:
         raise ValidationError("--days 应在 1 到 60 之间", detail=f"--days {a.days}")
     app = _app()
-    day = parse_day(a.date)
+    day = _day(a.date)
     alerts = welfare_alerts(app, day, a.days)
     if a.out:
         _write(app, welfare_table(alerts, day), a.out, "system", "report.welfare", str(day))
@@ -102,9 +109,10 @@ def cmd_welfare(a) -> int:
 
 def cmd_proof(a) -> int:
     from kiosk.district.domain.reports import proof_of_life, proof_table
+    from kiosk.timeutil import parse_month
 
     app = _app()
-    month = f"{parse_month(a.month):%Y-%m}"
+    month = f"{parse_month(a.month, '--month'):%Y-%m}"
     rows = proof_of_life(app, month)
     if a.out:
         _write(app, proof_table(month, rows), a.out, "system", "report.proof_of_life", month)
@@ -121,7 +129,7 @@ def cmd_daily(a) -> int:
     from kiosk.district.domain.reports import daily_sales
 
     app = _app()
-    day = parse_day(a.date)
+    day = _day(a.date)
     rep = daily_sales(app, day)
     if a.out:
         _write(app, rep, a.out, "system", "report.daily", str(day))
