@@ -8,6 +8,7 @@
 ``KIOSK_TEMPLATE_KEY`` / ``KIOSK_TEMPLATE_KEY_FILE``  key that encrypts face templates
 ``KIOSK_AUDIO``         ``on`` (default) or ``off``: the counter's voice
 ``KIOSK_CONSOLE_IDLE_MINUTES``  the district console's idle sign-out (default 30)
+``KIOSK_PUSH_MAX_BYTES`` the district server's largest push body (default 4 MB; 413 above)
 """
 from __future__ import annotations
 
@@ -74,6 +75,8 @@ class Settings(BaseSettings):
     # --insecure-templates) and handed to every worker process with the settings
     serve_tls: bool = False
     serve_insecure_templates: bool = False
+    # the district server: the largest push body it reads (bytes); a larger one gets 413 unread
+    push_max_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024, le=1024 ** 3)
 
     @field_validator("database_url")
     @classmethod
