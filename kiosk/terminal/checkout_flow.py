@@ -229,6 +229,12 @@ class CheckoutFlow:
                         ctx.balance_fen, ctx.meal, ctx.meal_date, menu,
                         subsidy_text(dec.subsidy_fen, dec.reason, _notes(dec)), p.why, pay)
 
+    def earlier_order(self, resident_id: str, at: datetime | None = None):
+        """The elder's order for this meal today, as far as this terminal knows (or None)."""
+        from kiosk.terminal.today import earlier_order
+
+        return earlier_order(self.app, resident_id, at or self.clock())
+
     def bill(self, resident_id: str, dish_ids: list[str], at: datetime | None = None) -> Bill:
         if not dish_ids:
             return Bill(0, 0, 0, "", None)

@@ -37,14 +37,15 @@ class LivenessCheck:
         return check_active(frames, direction)
 
     def turn_progress(self, first_landmarks, landmarks, direction: str) -> float:
-        """How far the head has turned the way asked, 0..1 (for the progress bar)."""
+        """The yaw reached the way asked against the yaw the check needs, 0..1 (the progress
+        bar): the head pose in degrees, as the check measures it (kiosk.vision.headpose)."""
+        from kiosk.vision.headpose import head_pose
         from kiosk.vision.liveness import CHALLENGES, LivenessConfig
-        from kiosk.vision.quality import pose_from_landmarks
 
         if first_landmarks is None or landmarks is None:
             return 0.0
-        turned = (pose_from_landmarks(landmarks)[0] - pose_from_landmarks(first_landmarks)[0]) * CHALLENGES[direction][1]
-        return max(0.0, min(1.0, turned / LivenessConfig().min_turn))
+        turned = (head_pose(landmarks).yaw - head_pose(first_landmarks).yaw) * CHALLENGES[direction][1]
+        return max(0.0, min(1.0, turned / LivenessConfig().min_turn_deg))
 
     def passive(self, image, landmarks):
         """The configured ONNX anti-spoofing model on one frame."""
