@@ -11,7 +11,6 @@ from kiosk.db.models import AuditEntry, FaceConsent, FaceTemplate, LedgerEntry, 
 from kiosk.errors import ConsentRequiredError, DuplicateFaceError, PermissionDeniedError
 from kiosk.services.importing import import_roster
 from kiosk.timeutil import CST
-from kiosk.vision.image_io import read_image
 
 from tests.conftest import staff_actor
 
@@ -136,22 +135,3 @@ def test_guided_capture_takes_frontal_left_right_then_enrols(shop, obama):
     rep = enroll_captured(shop, "R0001", cap, staff_actor(shop), consent="self")
     assert len(rep.enrolled) == 3 and rep.templates_total == 3
     assert shop.faces.identify_file(obama[2]).resident_id == "R0001"
-
-
-def test_template_refresh_rule_and_rotation(shop, obama):
-    from kiosk.enrollment.refresh import maybe_refresh, should_refresh
-
-    t = shop.faces.threshold
-    assert should_refresh(t + 0.2, t, 0.8, "matched", live=True)
-    assert not should_refresh(t + 0.2, t, 0.8, "ambiguous", live=True)      # never on an ambiguous match
-    assert not should_refresh(t + 0.2, t, 0.8, "matched", live=False)        # never without liveness
-    assert not should_refresh(t + 0.05, t, 0.8, "matched", live=True)        # not a weak match
-    assert not should_refresh(t + 0.2, t, 0.3, "matched", live=True)         # not a poor frame
-    enroll_files(shop, "R0001", [obama[0]], consent="self", actor=staff_actor(shop))
-    shop.settings.max_templates_per_resident = 3
-    obs = shop.engine.observe_still(read_image(obama[1]))
-    for _ in range(4):
-        assert maybe_refresh(shop, "R0001", obs.embedding, obs.aligned, 0.9)
-    rows = templates(shop, "R0001")
-    assert len(rows) == 3 and all(r.source == "refresh" for r in rows)      # bounded; the oldest went first
-    assert not maybe_refresh(shop, "R0002", obs.embedding, obs.aligned, 0.9)   # no consent, no template

@@ -140,21 +140,19 @@ def refresh_consented(session: Session, resident_id: str) -> bool:
 
 def most_redundant(templates: list[StoredTemplate], fresh: StoredTemplate) -> str:
     """The refreshed template (``fresh`` included) whose removal loses least: the highest
-    mean similarity to all the others; on a tie the older goes."""
+    mean similarity to all the others. On a tie (within 1e-6) the fresh one loses (adding
+    it would change nothing), else the older."""
     every = [*templates, fresh]
-    e = np.vstack([np.asarray(t.embedding, np.float32) for t in every])
+    e = np.vstack([np.asarray(t.embedding, np.float32) for t in every]).astype(np.float64)
     sims = e @ e.T
     n = len(every)
     mean = (sims.sum(axis=1) - np.diag(sims)) / max(1, n - 1)
-    best: tuple[float, datetime, str] | None = None
-    for i, t in enumerate(every):
-        if t.enrolment:
-            continue
-        key = (-float(mean[i]), t.created_at, t.id)
-        if best is None or key < best:
-            best = key
-    assert best is not None          # fresh is never an enrolment template
-    return best[2]
+    refreshed = [i for i, t in enumerate(every) if not t.enrolment]
+    top = max(float(mean[i]) for i in refreshed)
+    tied = [every[i] for i in refreshed if float(mean[i]) >= top - 1e-6]
+    if any(t is fresh for t in tied):
+        return fresh.id
+    return min(tied, key=lambda t: (t.created_at, t.id)).id
 
 
 def decide_refresh(resident_id: str, match: MatchResult, embedding: np.ndarray, *, live: bool,
