@@ -31,8 +31,11 @@ async def _refusal(_request: Request, exc: Refusal):
 
 def mount(api: FastAPI, *, idle_minutes: float | None = None, clock: Callable[[], datetime] = utcnow) -> None:
     """Include the console on ``api`` at /console; its logins are rows of the store of
-    ``api.state.kiosk_app``. ``idle_minutes``: a login's idle timeout (default
-    KIOSK_CONSOLE_IDLE_MINUTES or 30); ``clock`` (UTC) for tests."""
+    ``api.state.kiosk_app``. ``idle_minutes``: a login's idle timeout (default the
+    server's Settings.console_idle_minutes, KIOSK_CONSOLE_IDLE_MINUTES); ``clock`` (UTC)
+    for tests."""
+    if idle_minutes is None:
+        idle_minutes = api.state.kiosk_app.settings.console_idle_minutes
     state = new_state(api.state.kiosk_app.db, idle_minutes, clock)
     state.nav = pages.nav()
     api.state.console = state

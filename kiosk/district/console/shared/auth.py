@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-import os
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -19,28 +18,12 @@ from typing import Callable
 from sqlalchemy import delete, select, update
 
 from kiosk.db.models import ConsoleSession, Staff, utcnow
-from kiosk.errors import ConfigError
 
 COOKIE = "kiosk_console"
 PRE_COOKIE = "kiosk_console_login"
 ROLE_RANK = {"staff": 0, "supervisor": 1, "admin": 2}
 ROLE_ZH = {"staff": "工作人员", "supervisor": "主管", "admin": "管理员"}
-DEFAULT_IDLE_MINUTES = 30
 MAX_HOURS = 10
-
-
-def idle_minutes_from_env() -> float:
-    raw = os.environ.get("KIOSK_CONSOLE_IDLE_MINUTES", "")
-    if not raw:
-        return DEFAULT_IDLE_MINUTES
-    try:
-        v = float(raw)
-    except ValueError:
-        v = -1
-    if not 0 < v <= 24 * 60:
-        raise ConfigError("KIOSK_CONSOLE_IDLE_MINUTES 应为 1 到 1440 之间的分钟数",
-                          detail=f"KIOSK_CONSOLE_IDLE_MINUTES={raw!r}")
-    return v
 
 
 class Flash(list):

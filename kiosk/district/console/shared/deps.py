@@ -140,11 +140,9 @@ SupervisorPost = Annotated[Posted, Depends(supervisor_post)]
 AdminPost = Annotated[Posted, Depends(admin_post)]
 
 
-def new_state(db, idle_minutes: float | None = None, clock: Callable[[], datetime] = utcnow) -> ConsoleState:
+def new_state(db, idle_minutes: float, clock: Callable[[], datetime] = utcnow) -> ConsoleState:
     """The console's state over the store ``db`` (its logins are rows there)."""
-    from kiosk.district.console.shared.auth import idle_minutes_from_env
-
-    return ConsoleState(Logins(db, (idle_minutes or idle_minutes_from_env()) * 60, clock=clock))
+    return ConsoleState(Logins(db, idle_minutes * 60, clock=clock))
 
 
 # ---------------------------------------------------------------------- query parameters
