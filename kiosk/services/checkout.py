@@ -13,12 +13,13 @@ from kiosk.billing.meals import DEFAULT_WINDOWS, meal_at
 from kiosk.billing.policy import Policy, normalize_meal
 from kiosk.billing.pricing import Line, Quote, make_quote
 from kiosk.billing.recommend import Dish, Profile, recommend
+from kiosk.billing.status import checkout_refusal
 from kiosk.billing.subsidy import ResidentFacts, SubsidyDecision, Usage, decide_subsidy
 from kiosk.db import audit
 from kiosk.db.models import (Canteen, LedgerEntry, MenuItem, Order, OrderLine, OrderVoid, Resident,
                          new_id)
 from kiosk.errors import (BillingError, IdempotencyConflictError, InsufficientBalanceError, NotFoundError,
-                      SoldOutError, ValidationError)
+                      ResidentStatusError, SoldOutError, ValidationError)
 from kiosk.limits import NOTE_MAX_CHARS, check_checkout_request, check_text
 from kiosk.money import TOPUP_MAX_FEN, fen_to_yuan
 from kiosk.timeutil import month_bounds, now_cst, to_cst  # noqa: F401  (month_bounds: imported from here too)
@@ -87,14 +88,18 @@ class ResidentRecord:
     diet_tags: list
     allergies: list
     status: str
+    roster_status: str | None = None     # the roster's 状态 and its date (kiosk.billing.status)
+    status_date: date | None = None
 
 
 _RESIDENT = select(Resident.id, Resident.name, Resident.birth_date, Resident.hukou, Resident.categories,
-                   Resident.diet_tags, Resident.allergies, Resident.status).where(Resident.id == bindparam("rid"))
+                   Resident.diet_tags, Resident.allergies, Resident.status, Resident.roster_status,
+                   Resident.status_date).where(Resident.id == bindparam("rid"))
 
 
 def facts_of(r: ResidentRecord) -> ResidentFacts:
-    return ResidentFacts(r.id, r.birth_date, r.hukou, frozenset(r.categories or []))
+    return ResidentFacts(r.id, r.birth_date, r.hukou, frozenset(r.categories or []),
+                         r.roster_status or "registered", r.status_date)
 
 
 _USAGE = (select(func.coalesce(func.sum(case((and_(Order.meal_date == bindparam("day"), Order.subsidy_fen > 0), 1),
@@ -255,6 +260,9 @@ class CheckoutService:
     def _quote(self, s: Session, resident_id: str, dish_ids: list[str], at, meal) -> QuoteResult:
         r = self.resident(s, resident_id)
         day, meal_name = self.resolve_meal(s, at, meal)
+        refused = checkout_refusal(r.name, r.roster_status, r.status_date, day)
+        if refused:     # 迁出 / 死亡 in effect: the counter shows these words
+            raise ResidentStatusError(refused, detail=f"roster_status={r.roster_status} from {r.status_date}")
         lines, ids = self._lines(s, day, meal_name, dish_ids)
         total = sum(ln.amount_fen for ln in lines)
         dec, row_id = self.decision(s, r, day, meal_name, total)

@@ -31,6 +31,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from kiosk.billing.policy import Policy, Tier, split_category
+from kiosk.billing.status import ENDS_CHECKOUT, REGISTERED, STATUS_ZH
 from kiosk.db import audit
 from kiosk.db.models import Canteen, FaceTemplate, MenuItem, Resident, SubsidyPolicy
 from kiosk.errors import ImportFileError, ValidationError
@@ -50,7 +51,7 @@ FIELD_HEAD = {"name": "姓名", "id_number": "身份证号", "birth_date": "出�
               "allergies": "过敏", "card_no": "卡号", "emergency_contact": "紧急联系人",
               "menu_date": "日期", "meal": "餐次", "dish_id": "菜品编号", "price_fen": "价格",
               "category": "类别", "tags": "标签", "allergens": "过敏原", "portions": "份数",
-              "canteen_id": "食堂"}
+              "canteen_id": "食堂", "roster_status": "状态", "status_date": "状态日期"}
 CANTEEN_COLUMN = Column("食堂", "canteen_id")
 MENU_FIELD_ALIAS = {"menu_date": "date", "price_fen": "price"}
 MENU_COLUMNS_WITH_CANTEEN = MENU_COLUMNS + ([CANTEEN_COLUMN] if not any(
@@ -167,6 +168,13 @@ def _text(v: object) -> str:
     return str(v)
 
 
+def _cell(key: str, v: object) -> str:
+    """A stored or new value as the roster writes it (a status code in Chinese)."""
+    if key == "roster_status" and isinstance(v, str):
+        return STATUS_ZH.get(v, v)
+    return _text(v)
+
+
 def _blank(v: object) -> bool:
     return v is None or (isinstance(v, str) and not v.strip())
 
@@ -281,10 +289,14 @@ def plan_roster(app, path: Path, *, photos_dir: Path | None = None) -> ImportPla
                 plan.planned.append(PlannedRow(n, rid, "add", fields["name"], record=fields,
                                                photos=photos, face_consent=consent))
                 continue
+            if fields.get("roster_status") == REGISTERED and stored.roster_status in ENDS_CHECKOUT:
+                plan.warnings.append(f"{plan.file} 第{n}行（{fields['name']}）：原登记为"
+                                     f"{STATUS_ZH[stored.roster_status]}（{stored.status_date}），本次改为在册，"
+                                     f"将恢复就餐和补贴，请核实")
             same = {k: v for k, v in fields.items()
                     if getattr(stored, k) != v and not (getattr(stored, k) in (None, []) and v in (None, []))}
-            changes = {FIELD_HEAD[k]: [_text(getattr(stored, k)), _text(v)] for k, v in same.items()}
-            by_field = {k: [_text(getattr(stored, k)), _text(v)] for k, v in same.items()}
+            changes = {FIELD_HEAD[k]: [_cell(k, getattr(stored, k)), _cell(k, v)] for k, v in same.items()}
+            by_field = {k: [_cell(k, getattr(stored, k)), _cell(k, v)] for k, v in same.items()}
             plan.planned.append(PlannedRow(n, rid, "change" if changes else "unchanged", fields["name"],
                                            changes, record=fields, fields=by_field, photos=photos,
                                            face_consent=consent))
