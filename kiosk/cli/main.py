@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     from kiosk.cli import commands_console; commands_console.register(sub)  # noqa: E702 (the console's reports)
     from kiosk.cli import commands_staff_password; commands_staff_password.register(sub)  # noqa: E702 (after `staff`)
     from kiosk.cli import commands_canteen; commands_canteen.register(sub)  # noqa: E702 (after `canteen`)
+    from kiosk.cli import commands_anomalies; commands_anomalies.register(sub)  # noqa: E702 (after `report`)
     return p
 
 
