@@ -147,6 +147,12 @@ def test_deceased_refused_at_a_terminal_after_its_next_sync_and_an_offline_sale_
         t1.billing.settle("R0002", ["D001"], meal="午餐", pay="cash")
     assert "王德福" in ei.value.user_message and "死亡" in ei.value.user_message
     assert "请找工作人员" in ei.value.user_message
+    from kiosk.terminal.counter import KioskService     # the counter refuses before showing the menu
+
+    lunch = datetime.combine(today, datetime.min.time(), CST).replace(hour=12)
+    with pytest.raises(ResidentStatusError, match="请找工作人员"):
+        KioskService(t1).greet("R0002", at=lunch)
+    assert KioskService(t1).greet("R0001", at=lunch).name == "张桂兰"
     # canteen 2's sale reaches the server: flagged for reconciliation
     r2 = sync(t2)
     assert late.subsidy_fen > 0

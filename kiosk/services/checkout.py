@@ -193,6 +193,14 @@ class CheckoutService:
             raise BillingError(f"居民 {r.name} 的账户已停用，请联系工作人员", detail=f"status={r.status}")
         return r
 
+    @staticmethod
+    def refuse_if_gone(r: ResidentRecord, day: date) -> None:
+        """迁出 / 死亡 in effect on ``day`` (kiosk.billing.status): no checkout; the words the
+        counter shows send the elder to staff."""
+        refused = checkout_refusal(r.name, r.roster_status, r.status_date, day)
+        if refused:
+            raise ResidentStatusError(refused, detail=f"roster_status={r.roster_status} from {r.status_date}")
+
     def menu(self, session: Session, day: date, meal: str) -> list[MenuItem]:
         """Menu rows of a meal (detached copies, cached briefly; an import here clears the cache)."""
         from kiosk.services import importing
@@ -260,9 +268,7 @@ class CheckoutService:
     def _quote(self, s: Session, resident_id: str, dish_ids: list[str], at, meal) -> QuoteResult:
         r = self.resident(s, resident_id)
         day, meal_name = self.resolve_meal(s, at, meal)
-        refused = checkout_refusal(r.name, r.roster_status, r.status_date, day)
-        if refused:     # 迁出 / 死亡 in effect: the counter shows these words
-            raise ResidentStatusError(refused, detail=f"roster_status={r.roster_status} from {r.status_date}")
+        self.refuse_if_gone(r, day)
         lines, ids = self._lines(s, day, meal_name, dish_ids)
         total = sum(ln.amount_fen for ln in lines)
         dec, row_id = self.decision(s, r, day, meal_name, total)
