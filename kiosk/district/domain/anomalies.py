@@ -21,6 +21,7 @@ grouped scans of the month's orders and one window over its non-face checkouts;
 rows come back to Python only for what is already suspicious)."""
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import date, datetime, timedelta
@@ -347,6 +348,13 @@ def scan(app, month: str, th: Thresholds | None = None) -> dict:
     th = th or thresholds(app)
     in_month = and_(Order.meal_date >= first, Order.meal_date <= last, _live())
     out: list[Anomaly] = []
+    clock = [time.monotonic()]
+    seconds: dict[str, float] = {}
+
+    def took(kind: str) -> None:
+        clock.append(time.monotonic())
+        seconds[kind] = round(clock[-1] - clock[-2], 3)
+
     with app.db.session(read_only=True) as s:
         dialect = s.get_bind().dialect.name
 
@@ -357,6 +365,7 @@ def scan(app, month: str, th: Thresholds | None = None) -> dict:
                          .where(in_month, Resident.status_date.is_not(None),
                                 Resident.roster_status != REGISTERED, Order.meal_date >= Resident.status_date))
         out += find_after_status([StatusMeal(*r) for r in rows], th)
+        took("after_status")
 
         # too_close: the meal before each meal (a window over the month), kept only when the canteen changed
         prev = (select(Order.id.label("oid"), Order.resident_id.label("rid"), Order.canteen_id.label("cid"),
@@ -367,6 +376,7 @@ def scan(app, month: str, th: Thresholds | None = None) -> dict:
                                     prev.c.pcid, prev.c.pat).join(Resident, Resident.id == prev.c.rid)
                              .where(prev.c.pcid.is_not(None), prev.c.pcid != prev.c.cid)).all()
         out += find_too_close([Hop(*r) for r in hop_rows], th)
+        took("too_close")
 
         # burst: a window over each terminal's non-face checkouts; rows come back only around a burst
         ep = _epoch(dialect)
@@ -391,6 +401,7 @@ def scan(app, month: str, th: Thresholds | None = None) -> dict:
                                       ep >= t0, ep <= t1)):
                 found.append(Checkout(*r))
         out += find_bursts(found, th)
+        took("burst")
 
         # nonface_share: one grouped scan over the checkouts of face-enrolled elders
         enrolled = select(FaceTemplate.resident_id)
@@ -404,6 +415,7 @@ def scan(app, month: str, th: Thresholds | None = None) -> dict:
                 Order.resident_id.in_(enrolled)).order_by(Order.created_at).limit(IDS_MAX)).all()
             a.order_ids, a.resident_ids = _ids(r[0] for r in rows), _ids(r[1] for r in rows)
             out.append(a)
+        took("nonface_share")
 
         # no_liveness: grouped per canteen and per elder (born before the month's cut-off)
         is_face = case((Order.identified_by == "face", 1), else_=0)
@@ -430,9 +442,10 @@ def scan(app, month: str, th: Thresholds | None = None) -> dict:
                              .order_by(Order.created_at).limit(IDS_MAX)).all()
             a.order_ids = list(rows)
             out.append(a)
+        took("no_liveness")
     counts_by = {k: sum(1 for a in out if a.kind == k) for k in KINDS}
     return {"month": first.strftime("%Y-%m"), "thresholds": asdict(th), "counts": counts_by,
-            "anomalies": [a.to_json() for a in out]}
+            "seconds": seconds, "anomalies": [a.to_json() for a in out]}
 
 
 def _lag(col, label: str):
