@@ -24,10 +24,10 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, fields, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Iterable
 
-from sqlalchemy import Integer, and_, case, cast, func, select
+from sqlalchemy import Integer, and_, case, cast, func, or_, select
 
 from kiosk.billing.status import ENDS_CHECKOUT, REGISTERED, STATUS_ZH
 from kiosk.db import audit
@@ -338,6 +338,10 @@ def _epoch(dialect: str):
     return cast(func.strftime("%s", Order.created_at), Integer)
 
 
+def _at(epoch: int) -> datetime:
+    return datetime.fromtimestamp(int(epoch), timezone.utc)
+
+
 def _age(born: date, day: date) -> int:
     return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
 
@@ -394,11 +398,12 @@ def scan(app, month: str, th: Thresholds | None = None) -> dict:
             else:
                 spans.append([tid, t0, t1])
         found: list[Checkout] = []
-        for tid, t0, t1 in spans:
+        for i in range(0, len(spans), 200):        # the rows of up to 200 bursts per scan
+            within = or_(*[and_(Order.terminal_id == tid, Order.created_at >= _at(t0 - 1), Order.created_at <= _at(t1 + 1))
+                           for tid, t0, t1 in spans[i:i + 200]])
             for r in s.execute(select(Order.id, Order.resident_id, Order.terminal_id, Order.canteen_id,
                                       Order.created_at, Order.identified_by)
-                               .where(in_month, Order.terminal_id == tid, Order.identified_by.in_(NON_FACE),
-                                      ep >= t0, ep <= t1)):
+                               .where(in_month, Order.identified_by.in_(NON_FACE), within)):
                 found.append(Checkout(*r))
         out += find_bursts(found, th)
         took("burst")
