@@ -371,11 +371,14 @@ def scan(app, month: str, th: Thresholds | None = None) -> dict:
         out += find_after_status([StatusMeal(*r) for r in rows], th)
         took("after_status")
 
-        # too_close: the meal before each meal (a window over the month), kept only when the canteen changed
+        # too_close: the meal before each meal (a window over the month's meals of the residents who ate
+        # at more than one canteen), kept only when the canteen changed
+        movers = (select(Order.resident_id).where(in_month).group_by(Order.resident_id)
+                  .having(func.count(func.distinct(Order.canteen_id)) > 1))
         prev = (select(Order.id.label("oid"), Order.resident_id.label("rid"), Order.canteen_id.label("cid"),
                        Order.created_at.label("at"),
                        _lag(Order.id, "pid"), _lag(Order.canteen_id, "pcid"), _lag(Order.created_at, "pat"))
-                .where(in_month).subquery())
+                .where(in_month, Order.resident_id.in_(movers)).subquery())
         hop_rows = s.execute(select(prev.c.rid, Resident.name, prev.c.oid, prev.c.cid, prev.c.at, prev.c.pid,
                                     prev.c.pcid, prev.c.pat).join(Resident, Resident.id == prev.c.rid)
                              .where(prev.c.pcid.is_not(None), prev.c.pcid != prev.c.cid)).all()
