@@ -89,9 +89,9 @@ def check_bounds(order: dict, lines: list[dict], entries: list[dict]) -> list[Pr
         if not _amount_ok(order.get(k)):
             out.append(Problem(f"订单 {oid} 的{zh} {_yuan(order.get(k) or 0)} 元超出范围（须在 0 至 "
                                f"{_yuan(MAX_AMOUNT_FEN)} 元之间）", True))
-    if out:
+    total, subsidy, to_pay = order.get("total_fen"), order.get("subsidy_fen"), order.get("to_pay_fen")
+    if not all(isinstance(v, int) for v in (total, subsidy, to_pay)):
         return out
-    total, subsidy, to_pay = order["total_fen"], order["subsidy_fen"], order["to_pay_fen"]
     if subsidy > total:
         out.append(Problem(f"订单 {oid} 的补贴 {_yuan(subsidy)} 元超过餐费 {_yuan(total)} 元", True))
     if to_pay != total - subsidy:

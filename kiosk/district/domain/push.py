@@ -554,7 +554,7 @@ def _apply_run(app, s: Session, term: TerminalIdentity, run: list[dict], loaded:
         if bad:
             results[str(op["op_id"])] = _reject(s, term, op, bad[0], trusted)
             continue
-        problems = [derive.Problem(f"账目 {e['id']} 不属于本次结算的订单", True) for e in es
+        problems = [derive.Problem(f"账目 {e['id']}（{e.get('kind')}）不属于本次结算的订单", True) for e in es
                     if e.get("order_id") not in mine]
         for o in os_:
             problems += derive.check_bounds(o, ls, es)
