@@ -13,7 +13,7 @@ from datetime import date, datetime, timezone
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from kiosk.db import audit
 from kiosk.db.models import AuditEntry, LedgerEntry, Order, Resident
@@ -440,3 +440,55 @@ def test_derivation_uses_the_counters_billing_rules():
     bad = check_bounds(order(500), [line], entries[:2] + [{**entries[2], "amount_fen": 1}])
     assert bad and all(p.hard for p in bad)
     assert all(p.hard for p in check_bounds({**order(500), "total_fen": -1}, [line], entries))
+
+
+# ---------------------------------------------------------------------------- the console's page 待核查
+def test_the_console_lists_quarantined_ops_and_an_admin_decides_with_pin(fresh):
+    import asyncio
+    import re
+
+    from tests.test_console_pages import client, log_in
+
+    ctx = fresh
+    honest = _sale(_quote(ctx, "C1", "R0001", ["D001", "D005"]), "C1")
+    cheap, cheap2 = _restate(honest, price=100), _restate(honest, price=200)
+    assert [r["status"] for r in ctx.push("C1", cheap, cheap2)] == ["quarantined"] * 2
+    api = ctx.client.app
+
+    async def scenario():
+        async with client(api) as c:
+            await log_in(c, "SUP", STAFF_PINS["SUP"])
+            assert (await c.get("/console/quarantine")).status_code == 403          # admins only
+        async with client(api) as c:
+            await log_in(c, "ADM", STAFF_PINS["ADM"])
+            page = await c.get("/console/quarantine")
+            assert page.status_code == 200 and "待核查" in page.text
+            for op in (cheap, cheap2):
+                assert f'id="op-{op["op_id"]}"' in page.text
+            assert "与菜单 12.00 元不符" in page.text and ctx.d.tokens["C1"][0] in page.text
+            token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+
+            async def decide(op, decision, pin):
+                r = await c.post(f"/console/quarantine/{op['op_id']}",
+                                 data={"csrf_token": token, "decision": decision, "pin": pin, "note": "核实"})
+                assert r.status_code == 303
+
+            r = await c.post(f"/console/quarantine/{cheap['op_id']}", data={"decision": "accept",
+                                                                            "pin": STAFF_PINS["ADM"]})
+            assert r.status_code == 403                                              # no CSRF token
+            await decide(cheap, "accept", "000000")                                  # a wrong PIN decides nothing
+            assert _order(cheap)["id"] not in _state(ctx)["orders"]
+            await decide(cheap, "accept", STAFF_PINS["ADM"])
+            await decide(cheap2, "reject", STAFF_PINS["ADM"])
+            await decide(cheap, "accept", STAFF_PINS["ADM"])                         # once
+            done = await c.get("/console/quarantine", params={"status": "accepted"})
+            assert f'id="op-{cheap["op_id"]}"' in done.text and f'id="op-{cheap2["op_id"]}"' not in done.text
+
+    asyncio.run(scenario())
+    state = _state(ctx)
+    assert _order(cheap)["id"] in state["orders"] and _order(cheap2)["id"] not in state["orders"] and state["intact"]
+    with ctx.app.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Order).where(Order.id == _order(cheap)["id"])) == 1
+        acts = [(e.actor, e.action, e.subject) for e in s.scalars(
+            select(AuditEntry).where(AuditEntry.action.like("quarantine.%")).order_by(AuditEntry.seq))]
+    assert acts == [("ADM", "quarantine.accept", cheap["op_id"]), ("ADM", "quarantine.reject", cheap2["op_id"])]

@@ -52,8 +52,7 @@ def cmd_report_quarantine(a: argparse.Namespace) -> int:
         return 0
     print(f"待核查 {len(items)} 条" if a.status == "waiting" else f"{len(items)} 条")
     for x in items:
-        amount = "" if x["amount_fen"] is None else f"  {x['amount_fen'] / 100:.2f} 元" \
-            if x["amount_fen"] < 0 else f"  {fen_to_yuan(x['amount_fen'])} 元" if x["amount_fen"] <= 10 ** 12 else ""
+        amount = "" if x["amount_fen"] is None else f"  {fen_to_yuan(x['amount_fen'])} 元"
         print(f"  {x['op_id']}  {x['terminal_id']}  {x['kind']}  {x['resident_id'] or ''}{amount}  "
               f"{x['received_at']}  {x['status_zh']}\n      {x['reason']}")
     return 0

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from kiosk.district.console.pages import (audit, faces, home, imports, login, proof, reconcile, reports, terminals,
-                                          welfare)
+from kiosk.district.console.pages import (audit, faces, home, imports, login, proof, quarantine, reconcile, reports,
+                                          terminals, welfare)
 from kiosk.district.console.shared.render import NavLink
 
 PAGES = (
@@ -23,6 +23,7 @@ PAGES = (
     imports,
     reports,
     reconcile,
+    quarantine,
     welfare,
     proof,
     faces,
