@@ -36,10 +36,10 @@ class Ctx:
         return r.json()["results"]
 
 
-def _make(tmp: "pytest.TempPathFactory") -> Ctx:
+def _make(tmp: "pytest.TempPathFactory", db_url: str | None = None) -> Ctx:
     from kiosk.district.app import create_app
 
-    d = District(tmp.mktemp("hostile"), FORMATS)
+    d = District(tmp.mktemp("hostile"), FORMATS, db_url)
     apps = {c: d.server_app(c) for c in ("C1", "C2")}
     return Ctx(d, apps, TestClient(create_app(apps["C1"].settings, kiosk_app=apps["C1"])))
 
@@ -58,10 +58,20 @@ def hostile(tmp_path_factory):
         a.close()
 
 
-@pytest.fixture
-def fresh(tmp_path_factory):
-    """A district of its own (for what changes it)."""
-    ctx = _make(tmp_path_factory)
+@pytest.fixture(scope="module")
+def pg_cluster():
+    from tests.district_helpers import PostgresCluster
+
+    c = PostgresCluster()
+    yield c
+    c.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def fresh(request, tmp_path_factory):
+    """A district of its own (for what changes it), on SQLite and on PostgreSQL."""
+    url = request.getfixturevalue("pg_cluster").new_db() if request.param == "postgresql" else None
+    ctx = _make(tmp_path_factory, url)
     with ctx.client:
         yield ctx
     for a in ctx.apps.values():

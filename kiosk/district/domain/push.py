@@ -135,6 +135,7 @@ def apply_ops(app, s: Session, term: TerminalIdentity, ops: list[dict], *,
     pre = _lookup(s, [i for i in ids if _good_id(i)], loaded, locked)
     in_prefix = set(loaded)
     known = pre.known
+    facts = _SaleFacts.of(s, term)      # what sales are derived from, read once per batch
     run: list[dict] = []
     size = 0
     fresh = True            # nothing written since the lookup: the first run uses it
@@ -149,10 +150,10 @@ def apply_ops(app, s: Session, term: TerminalIdentity, ops: list[dict], *,
         simple = _is_simple(op)
         if fresh and id(op) not in in_prefix:        # past the rows the batch's lookup read
             if run:
-                results.update(_apply_run(app, s, term, run, loaded, pre, trusted))
+                results.update(_apply_run(app, s, term, run, loaded, pre, facts, trusted))
             run, size, fresh = [], 0, False
         elif run and (not simple or size + _size(op) > limit):
-            results.update(_apply_run(app, s, term, run, loaded, pre if fresh else None, trusted))
+            results.update(_apply_run(app, s, term, run, loaded, pre if fresh else None, facts, trusted))
             run, size, fresh = [], 0, False
         if simple:
             run.append(op)
@@ -161,7 +162,7 @@ def apply_ops(app, s: Session, term: TerminalIdentity, ops: list[dict], *,
         fresh = False
         results[op_id] = _apply_one(app, s, term, op, trusted)
     if run:
-        results.update(_apply_run(app, s, term, run, loaded, pre if fresh else None, trusted))
+        results.update(_apply_run(app, s, term, run, loaded, pre if fresh else None, facts, trusted))
     s.flush()
     # the server version read before this batch (its own version comes at commit: the pull gets it)
     for r in at.values():               # a duplicate within the batch: what became of the first
@@ -471,25 +472,29 @@ class _SaleFacts:
     policies: dict[tuple, tuple] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, s: Session, term: TerminalIdentity, sales: list[tuple[list[dict], list[dict]]]) -> "_SaleFacts":
-        from kiosk.billing.subsidy import ResidentFacts
+    def of(cls, s: Session, term: TerminalIdentity) -> "_SaleFacts":
         from kiosk.timeutil import now_cst
 
-        menu_ids = sorted({str(x["menu_item_id"]) for _, ls in sales for x in ls})
-        rids = sorted({str(o["resident_id"]) for os_, _ in sales for o in os_})
-        menu, residents = {}, {}
+        district = s.scalar(select(Canteen.district).where(Canteen.id == term.canteen_id))
+        return cls(term.canteen_id, district, {}, {}, now_cst().date())
+
+    def load(self, s: Session, sales: list[tuple[list[dict], list[dict]]]) -> "_SaleFacts":
+        """The menu rows and residents of these sales not read yet (in this batch)."""
+        from kiosk.billing.subsidy import ResidentFacts
+
+        menu_ids = sorted({str(x["menu_item_id"]) for _, ls in sales for x in ls} - set(self.menu))
+        rids = sorted({str(o["resident_id"]) for os_, _ in sales for o in os_} - set(self.residents))
         for i in range(0, len(menu_ids), 500):
             for row in s.execute(select(MenuItem.id, MenuItem.canteen_id, MenuItem.menu_date, MenuItem.meal,
                                         MenuItem.dish_id, MenuItem.name, MenuItem.price_fen)
                                  .where(MenuItem.id.in_(menu_ids[i:i + 500]))):
-                menu[row.id] = derive.MenuRow(*row)
+                self.menu[row.id] = derive.MenuRow(*row)
         for i in range(0, len(rids), 500):
             for r in s.execute(select(Resident.id, Resident.birth_date, Resident.hukou, Resident.categories,
                                       Resident.status).where(Resident.id.in_(rids[i:i + 500]))):
-                residents[r.id] = derive.ResidentView(ResidentFacts(r.id, r.birth_date, r.hukou,
-                                                                    frozenset(r.categories or [])), r.status)
-        district = s.scalar(select(Canteen.district).where(Canteen.id == term.canteen_id))
-        return cls(term.canteen_id, district, menu, residents, now_cst().date())
+                self.residents[r.id] = derive.ResidentView(ResidentFacts(r.id, r.birth_date, r.hukou,
+                                                                         frozenset(r.categories or [])), r.status)
+        return self
 
     def view(self, s: Session, o: dict) -> derive.SaleView:
         policy, row_id = self.policy(s, o["meal_date"], o.get("policy_row_id"))
@@ -517,7 +522,7 @@ class _SaleFacts:
 
 
 def _apply_run(app, s: Session, term: TerminalIdentity, run: list[dict], loaded: dict,
-               seen: _Seen | None, trusted: bool = False) -> dict[str, dict]:
+               seen: _Seen | None, facts: _SaleFacts, trusted: bool = False) -> dict[str, dict]:
     """Plain sales in bulk: validated against one lookup (``seen``, made here when the
     batch's own is stale), each order checked against the server's own derivation of its
     money (kiosk.district.domain.derive: the README's Limits, the server's menu, the policy
@@ -538,7 +543,7 @@ def _apply_run(app, s: Session, term: TerminalIdentity, run: list[dict], loaded:
     residents, menu, have_orders, keys, have_entries = (seen.residents, seen.menu, seen.orders, seen.keys,
                                                         seen.entries)
     day_ids, month_sum, bal = seen.day_ids, seen.month_sum, seen.bal
-    facts = _SaleFacts.load(s, term, [(os_, ls) for _, os_, ls, _ in good_loaded])
+    facts = facts.load(s, [(os_, ls) for _, os_, ls, _ in good_loaded])
 
     good = []
     for op, os_, ls, es in good_loaded:
