@@ -80,7 +80,8 @@ def _is_simple(op: dict) -> bool:
     if not isinstance(p, dict):
         return False
     rows = p.get("rows")
-    if not isinstance(rows, dict) or not rows.get("orders") or (set(rows) - SIMPLE_TABLES) or p.get("deleted"):
+    if not isinstance(rows, dict) or not rows.get("orders") or (set(rows) - SIMPLE_TABLES) or p.get("deleted") \
+            or not all(isinstance(v, list) for v in rows.values()) or not isinstance(p.get("ops") or [], list):
         return False
     try:
         return (all(e.get("kind") != "reversal" for e in rows.get("ledger_entries", []))
@@ -230,7 +231,7 @@ def _apply_one(app, s: Session, term: TerminalIdentity, op: dict, trusted: bool)
     canteen (kiosk.district.domain.scope), then applied whole, quarantined or kept whole as
     rejected. A malformed payload or a value the database refuses rejects the op; a lost
     connection or a deadlock (OperationalError) ends the whole push, which is tried again."""
-    from sqlalchemy.exc import OperationalError, StatementError
+    from sqlalchemy.exc import InvalidRequestError, OperationalError, StatementError
 
     from kiosk.errors import ValidationError
 
@@ -251,7 +252,8 @@ def _apply_one(app, s: Session, term: TerminalIdentity, op: dict, trusted: bool)
             return _quarantine(s, term, op, blocking, trusted)
         apply_op(app, s, term, op_id, payload)
         sp.commit()
-    except (Rejected, StatementError, ValidationError, KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (Rejected, StatementError, InvalidRequestError, ValidationError, KeyError, TypeError, ValueError,
+            AttributeError) as exc:
         if isinstance(exc, OperationalError):
             raise
         sp.rollback()
@@ -730,9 +732,9 @@ def apply_op(app, s: Session, term: TerminalIdentity, op_id: str, payload: dict)
 
     for c in rows.get("face_consents", []):
         d = rowcodec.load(FaceConsent, c)
-        if s.get(Resident, d.get("resident_id")) is None:
+        if scope.row_of(s, Resident, d.get("resident_id")) is None:
             raise Rejected(f"unknown resident {d.get('resident_id')!r} (consent)")
-        existing = s.get(FaceConsent, d["id"])
+        existing = scope.row_of(s, FaceConsent, d["id"])
         if existing is None:
             s.add(FaceConsent(**d))
         else:
@@ -744,7 +746,7 @@ def apply_op(app, s: Session, term: TerminalIdentity, op_id: str, payload: dict)
     voids = []
     for v in rows.get("order_voids", []):
         d = rowcodec.load(OrderVoid, v)
-        if s.get(Order, d.get("order_id")) is None:
+        if scope.row_of(s, Order, d.get("order_id")) is None:
             raise Rejected(f"void of unknown order {d.get('order_id')!r}")
         if s.scalar(select(OrderVoid.id).where(OrderVoid.order_id == d["order_id"])) is not None:
             voided_before.add(d["order_id"])   # voided already (at the server or another terminal)
@@ -758,24 +760,24 @@ def apply_op(app, s: Session, term: TerminalIdentity, op_id: str, payload: dict)
         d = rowcodec.load(LedgerEntry, e)
         if d.get("kind") == "reversal" and d.get("order_id") in voided_before:
             continue
-        if s.get(LedgerEntry, d["id"]) is not None:
+        if scope.row_of(s, LedgerEntry, d["id"]) is not None:
             continue
-        if s.get(Resident, d.get("resident_id")) is None:
+        if scope.row_of(s, Resident, d.get("resident_id")) is None:
             raise Rejected(f"unknown resident {d.get('resident_id')!r} (ledger)")
         entries.append(d)
         touched_res.add(d["resident_id"])
     if entries:
         s.execute(insert(LedgerEntry), entries)
     for d in voids:
-        touched_res.add(s.get(Order, d["order_id"]).resident_id)
+        touched_res.add(scope.row_of(s, Order, d["order_id"]).resident_id)
 
     # faces: templates arrive decrypted (over TLS or loopback) and are encrypted with the server's key
     tmpl_res: set[str] = set()
     for t in rows.get("face_templates", []):
-        if s.get(FaceTemplate, t["id"]) is not None:
+        if scope.row_of(s, FaceTemplate, t["id"]) is not None:
             continue
         rid = t.get("resident_id")
-        r = s.get(Resident, rid)
+        r = scope.row_of(s, Resident, rid)
         if r is None or r.status == "erased":
             raise Rejected(f"template for unknown or erased resident {rid!r}")
         if s.scalar(select(FaceConsent.id).where(FaceConsent.resident_id == rid,

@@ -33,6 +33,13 @@ NOTE_ACTIONS = {"staff.login", "staff.pin_wrong", "staff.pin_locked", "staff.pin
 _HAS_LIST: dict = {}
 
 
+def row_of(s: Session, model, key):
+    """``session.get`` for a key a terminal sent: None unless it is text of a sane length."""
+    if not isinstance(key, str) or not key or len(key) > 200:
+        return None
+    return s.get(model, key)
+
+
 def _lists_kept(s: Session) -> bool:
     """Does this store keep canteens' staff lists (the ``canteen_staff`` table)?"""
     bind = s.get_bind()
@@ -57,7 +64,7 @@ def on_canteen_staff(s: Session, canteen_id: str, st: Staff) -> bool:
 
 def staff_problem(s: Session, canteen_id: str, staff_id, permission: str) -> Problem | None:
     what = PERMISSION_ZH.get(permission, permission)
-    st = s.get(Staff, str(staff_id)) if staff_id else None
+    st = row_of(s, Staff, staff_id)
     if st is None:
         return Problem(f"「{what}」的经办人 {staff_id!r} 不是登记的工作人员")
     if not st.active:
@@ -116,7 +123,7 @@ def check_op(s: Session, canteen_id: str, payload: dict) -> list[Problem]:
     voids = [rowcodec.load(OrderVoid, v) for v in rows.get("order_voids", [])]
     voided = {}
     for v in voids:
-        o = s.get(Order, v.get("order_id"))
+        o = row_of(s, Order, v.get("order_id"))
         if o is None:
             out.append(Problem(f"作废的订单 {v.get('order_id')!r} 在服务器上不存在"))
             continue
@@ -143,7 +150,7 @@ def check_op(s: Session, canteen_id: str, payload: dict) -> list[Problem]:
                 or d.get("affects_balance") is not True:
             shown = f"{amount / 100:.2f}" if isinstance(amount, int) else repr(amount)
             out.append(Problem(f"充值金额 {shown} 元超出范围（每次 0.01 至 {fen_to_yuan(TOPUP_MAX_FEN)} 元）", True))
-        r = s.get(Resident, d.get("resident_id"))
+        r = row_of(s, Resident, d.get("resident_id"))
         if r is None:
             out.append(Problem(f"充值的居民 {d.get('resident_id')!r} 不存在"))
         elif r.status != "active":
@@ -153,12 +160,12 @@ def check_op(s: Session, canteen_id: str, payload: dict) -> list[Problem]:
     for c in rows.get("face_consents", []):
         d = rowcodec.load(FaceConsent, c)
         rid = d.get("resident_id")
-        existing = s.get(FaceConsent, d.get("id"))
+        existing = row_of(s, FaceConsent, d.get("id"))
         if existing is not None:         # an existing consent changes only by its withdrawal at an erasure
             if existing.resident_id != rid or rid not in erased or d.get("withdrawn_at") is None:
                 out.append(Problem(f"人脸授权 {d.get('id')} 只能在删除人脸数据时撤回"))
             continue
-        r = s.get(Resident, rid)
+        r = row_of(s, Resident, rid)
         if r is None or r.status == "erased":
             out.append(Problem(f"人脸授权的居民 {rid!r} 不存在或已注销"))
         need(d.get("staff_id"), "face.consent", "consent.record", rid)
