@@ -502,3 +502,16 @@ def test_the_console_lists_quarantined_ops_and_an_admin_decides_with_pin(fresh):
         acts = [(e.actor, e.action, e.subject) for e in s.scalars(
             select(AuditEntry).where(AuditEntry.action.like("quarantine.%")).order_by(AuditEntry.seq))]
     assert acts == [("ADM", "quarantine.accept", cheap["op_id"]), ("ADM", "quarantine.reject", cheap2["op_id"])]
+
+
+def test_malformed_ops_are_answered_alone_never_failing_the_push(hostile):
+    """Keys that are not text and rows that are not lists (found by fuzzing the push)."""
+    odd_consent = _op("consent", {"face_consents": [{"id": {"a": 1}, "resident_id": ["R0001"], "staff_id": "S01"}]})
+    odd_void = _op("order.void", {"order_voids": [{"id": str(uuid.uuid4()), "order_id": {"x": 1}, "staff_id": "S01"}]})
+    int_orders = _op("order.settle", {"orders": 1})
+    before = _state(hostile)
+    res = hostile.push("C1", odd_consent, odd_void, int_orders)
+    assert [r["status"] for r in res] == ["quarantined"] * 3 and all(r["error"] for r in res)
+    assert _state(hostile) == before
+    for op in (odd_consent, odd_void, int_orders):
+        assert _listed(hostile, op["op_id"])["reason"]
