@@ -141,3 +141,63 @@ def test_a_post_needs_a_login_and_its_csrf_token(server):
     anon, no_csrf = run(scenario())
     assert anon.status_code == 303 and anon.headers["location"].endswith("/console/login")
     assert no_csrf.status_code == 403 and "CSRF" in no_csrf.text
+
+
+@pytest.mark.parametrize("method, path, data, words", [
+    ("GET", "/console/reconcile?month=9999-12", None, "月份「9999-12」超出范围"),
+    ("GET", "/console/reconcile?month=2026-13", None, "月份应写成 YYYY-MM"),
+    ("GET", "/console/reports?month=0000-01", None, "月份「0000-01」超出范围"),
+    ("GET", "/console/reports?day=2026-02-30", None, "日期应写成 YYYY-MM-DD"),
+    ("GET", "/console/proof?month=abc", None, "月份应写成 YYYY-MM"),
+    ("GET", "/console/audit?since=0001-01-01", None, "起始日期「0001-01-01」超出范围"),
+    ("GET", "/console/audit?until=9999-12-31", None, "截止日期「9999-12-31」超出范围"),
+    ("GET", "/console/reports/audit.xlsx?since=0001-01-01", None, "起始日期「0001-01-01」超出范围"),
+    ("GET", "/console/faces?months=abc", None, "未使用月数应为 1 到 120 之间的整数"),
+    ("POST", "/console/faces/erase", {"resident_id": "R1", "months": "abc"}, "未使用月数应为 1 到 120 之间的整数"),
+    ("POST", "/console/faces/erase", {"resident_id": "R1", "months": "99999999999999999999"}, "未使用月数"),
+])
+def test_a_bad_month_day_or_number_gets_a_4xx_in_chinese(server, method, path, data, words):
+    """These answered 500 (issue 17): the month's end past year 9999, a day before year 1
+    in UTC, int('abc')."""
+    async def scenario():
+        async with client(server["api"]) as c:
+            await log_in(c, "A1", ADMIN_PIN)
+            if method == "GET":
+                return await c.get(path)
+            page = await c.get("/console/faces")
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+            return await c.post(path, data={**data, "csrf_token": csrf})
+
+    r = run(scenario())
+    assert r.status_code == 400, (r.status_code, r.text[:300])
+    assert words in r.text
+
+
+def test_month_and_day_parsing_is_one_function_with_bounds():
+    from kiosk.errors import ValidationError
+    from kiosk.timeutil import month_bounds, parse_day, parse_month
+    from datetime import date
+
+    assert parse_month("2026-11") == date(2026, 11, 1) and parse_month(" 2026-2 ") == date(2026, 2, 1)
+    assert month_bounds(parse_month("2199-12")) == (date(2199, 12, 1), date(2199, 12, 31))
+    assert month_bounds(date(2028, 2, 10)) == (date(2028, 2, 1), date(2028, 2, 29))
+    assert parse_day("2026-11-05") == date(2026, 11, 5)
+    for bad in ("9999-12", "0000-01", "2026-13", "2026-00", "2026/11", "abc", "", "2026-11-01", "１２３４-11"):
+        with pytest.raises(ValidationError) as e:
+            parse_month(bad, "--month")
+        assert "--month" in e.value.user_message
+    for bad in ("0001-01-01", "9999-12-31", "2026-02-30", "20261105", "2026-11-5", "abc", ""):
+        with pytest.raises(ValidationError) as e:
+            parse_day(bad, "起始日期")
+        assert "起始日期" in e.value.user_message
+
+
+def test_the_command_line_refuses_a_bad_month_or_day_with_exit_2(server, capsys):
+    from kiosk.cli.main import main
+
+    assert main(["report", "reconcile", "--month", "9999-12", "--json"]) == 2
+    assert main(["audit", "--since", "0001-01-01"]) == 2
+    assert main(["report", "daily", "--date", "2026-02-30", "--json"]) == 2
+    cap = capsys.readouterr()
+    err = cap.out + cap.err
+    assert "月份「9999-12」超出范围" in err and "--since「0001-01-01」超出范围" in err and "--date应写成" in err

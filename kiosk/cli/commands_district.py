@@ -247,7 +247,7 @@ def cmd_sync_status(a: argparse.Namespace) -> int:
 
 def cmd_reconcile(a: argparse.Namespace) -> int:
     from kiosk.money import fen_to_yuan
-    from kiosk.district.domain.reconcile import DECISION_ZH, decide, reconcile
+    from kiosk.district.domain.reconcile import BALANCE, SUBSIDY, decide, reconcile
     from kiosk.errors import ServerOnlyError
 
     app = _server_app()
@@ -265,16 +265,20 @@ def cmd_reconcile(a: argparse.Namespace) -> int:
                                         detail="--decide needs --staff and the PIN (KIOSK_STAFF_PIN for scripts)")
         actor = app.auth.verify(a.staff, read_pin(a.staff), min_role="supervisor")
         res = decide(app, a.decide, "accept" if a.accept else "charge_back", actor, a.note)
-        out_json(res) if a.json else print(f"{a.decide}: {DECISION_ZH[res['decision']]}，经办 {res['decided_by']}")
+        out_json(res) if a.json else print(f"{a.decide}: {res['decision_zh']}，经办 {res['decided_by']}")
         return 0
     rep = reconcile(app, a.month)
     if a.json:
         out_json(rep)
         return 0
-    print(f"{rep['month']}：待对账 {len(rep['flagged'])} 条（未处理 {rep['undecided']}），超出合计 {fen_to_yuan(rep['over_fen'])} 元")
-    for f in rep["flagged"]:
-        meals = "；".join(f"{m['canteen_id']} {m['meal']} 补贴{fen_to_yuan(m['subsidy_fen'])}元 售于{m['sold_at']} "
-                         f"同步于{m['synced_at'] or '-'}" for m in f["meals"])
-        print(f"  {f['flag_id']}  {f['resident_id']} {f['name'] or ''}  {f['meal_date']}  {f['reason']}  "
-              f"超出 {fen_to_yuan(f['over_fen'])} 元  [{meals}]  {f['decision'] or '未处理'}")
+    print(f"{rep['month']}：待对账 {len(rep['flagged'])} 条（未处理 {rep['undecided']}）")
+    for group, amount in ((SUBSIDY, "超出"), (BALANCE, "透支")):
+        t = rep[group]
+        print(f"{t['label']}：{t['flags']} 条（未处理 {t['undecided']}），{amount}合计 {fen_to_yuan(t['total_fen'])} 元"
+              + (f"，其中追回 {fen_to_yuan(t['charged_back_fen'])} 元" if group == SUBSIDY else ""))
+        for f in (x for x in rep["flagged"] if x["group"] == group):
+            meals = "；".join(f"{m['canteen_id']} {m['meal']} 补贴{fen_to_yuan(m['subsidy_fen'])}元 售于{m['sold_at']} "
+                             f"到达服务器{m['synced_at'] or '-'}" for m in f["meals"])
+            print(f"  {f['flag_id']}  {f['resident_id']} {f['name'] or ''}  {f['meal_date']}  {f['reason']}  "
+                  f"{amount} {fen_to_yuan(f['over_fen'])} 元  [{meals}]  {f['decision_zh']}")
     return 0

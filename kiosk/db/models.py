@@ -326,6 +326,12 @@ class PushedOrder(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+# what a district flag is about: a subsidy over a district-wide limit (a charge-back
+# lowers the subsidy claimed) or a balance gone below zero (money the resident owes)
+FLAG_KINDS_SUBSIDY = ("daily_meals", "monthly_amount")
+FLAG_KINDS_BALANCE = ("balance",)
+
+
 class DistrictFlag(Base):
     """An order recorded as served that broke a district-wide limit (for reconciliation)."""
 
