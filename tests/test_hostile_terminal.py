@@ -1,7 +1,7 @@
 """A hostile terminal: one with a valid token (its disk carried away, its token copied)
 pushing forged ops through the real API. Each forged op leaves the balances, the monthly
 report and the audit chain as they were, and waits in the quarantine list (待核查) with
-its reason; an admin proven by PIN accepts (applied once) or rejects (never applied),
+its reason; an admin proven by password accepts (applied once) or rejects (never applied),
 audited. Honest sales, online and offline (a double subsidy crossed offline stays a
 flag, audited), top-ups and voids apply as before."""
 from __future__ import annotations
@@ -20,7 +20,7 @@ from kiosk.db.models import AuditEntry, LedgerEntry, Order, Resident
 from kiosk.services.checkout import balance_of
 from kiosk.timeutil import now_cst
 
-from tests.conftest import FORMATS, STAFF_PINS
+from tests.conftest import FORMATS, STAFF_PASSWORDS, STAFF_PINS
 from tests.district_helpers import District
 
 
@@ -359,7 +359,7 @@ def test_honest_top_up_and_void_apply_and_are_recorded_as_the_terminals_report(f
 
 
 # ---------------------------------------------------------------------------- the admin's decision
-def test_an_admin_accepts_once_or_rejects_never_with_pin_and_audited(fresh):
+def test_an_admin_accepts_once_or_rejects_never_with_password_and_audited(fresh):
     ctx, d = fresh, fresh.d
     honest = _sale(_quote(ctx, "C1", "R0001", ["D001", "D005"]), "C1")
     cheap = _restate(honest, price=100)            # a price not on the menu: for the office to judge
@@ -372,13 +372,14 @@ def test_an_admin_accepts_once_or_rejects_never_with_pin_and_audited(fresh):
     for x in listed["quarantined"]:
         assert {"op_id", "terminal_id", "kind", "reason", "received_at", "resident_id", "amount_fen"} <= set(x)
         assert x["terminal_id"] == d.tokens["C1"][0] and x["kind"] == "order.settle" and x["reason"]
-    pin = {"KIOSK_STAFF_PIN": STAFF_PINS["ADM"]}
+    pin = {"KIOSK_STAFF_PASSWORD": STAFF_PASSWORDS["ADM"]}       # the server's command line: a password
 
-    # a staff member's PIN is not an admin's; a wrong PIN proves nothing
-    r = d.cli("quarantine", "accept", cheap["op_id"], "--staff", "S01", env={"KIOSK_STAFF_PIN": STAFF_PINS["S01"]},
-              check=False)
+    # a supervisor is not an admin; the admin's PIN (on every terminal's disk) proves nothing here
+    r = d.cli("quarantine", "accept", cheap["op_id"], "--staff", "SUP",
+              env={"KIOSK_STAFF_PASSWORD": STAFF_PASSWORDS["SUP"]}, check=False)
     assert r.returncode == 2
-    r = d.cli("quarantine", "accept", cheap["op_id"], "--staff", "ADM", env={"KIOSK_STAFF_PIN": "000000"}, check=False)
+    r = d.cli("quarantine", "accept", cheap["op_id"], "--staff", "ADM",
+              env={"KIOSK_STAFF_PIN": STAFF_PINS["ADM"], "KIOSK_STAFF_PASSWORD": STAFF_PINS["ADM"]}, check=False)
     assert r.returncode == 2
     before = _state(ctx)
     assert before["orders"] == sorted(before["orders"]) and _order(cheap)["id"] not in before["orders"]
@@ -453,7 +454,7 @@ def test_derivation_uses_the_counters_billing_rules():
 
 
 # ---------------------------------------------------------------------------- the console's page 待核查
-def test_the_console_lists_quarantined_ops_and_an_admin_decides_with_pin(fresh):
+def test_the_console_lists_quarantined_ops_and_an_admin_decides_with_password(fresh):
     import asyncio
     import re
 
@@ -467,10 +468,10 @@ def test_the_console_lists_quarantined_ops_and_an_admin_decides_with_pin(fresh):
 
     async def scenario():
         async with client(api) as c:
-            await log_in(c, "SUP", STAFF_PINS["SUP"])
+            await log_in(c, "SUP", STAFF_PASSWORDS["SUP"])
             assert (await c.get("/console/quarantine")).status_code == 403          # admins only
         async with client(api) as c:
-            await log_in(c, "ADM", STAFF_PINS["ADM"])
+            await log_in(c, "ADM", STAFF_PASSWORDS["ADM"])
             page = await c.get("/console/quarantine")
             assert page.status_code == 200 and "待核查" in page.text
             for op in (cheap, cheap2):
@@ -478,19 +479,19 @@ def test_the_console_lists_quarantined_ops_and_an_admin_decides_with_pin(fresh):
             assert "与菜单 12.00 元不符" in page.text and ctx.d.tokens["C1"][0] in page.text
             token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
 
-            async def decide(op, decision, pin):
+            async def decide(op, decision, password):
                 r = await c.post(f"/console/quarantine/{op['op_id']}",
-                                 data={"csrf_token": token, "decision": decision, "pin": pin, "note": "核实"})
+                                 data={"csrf_token": token, "decision": decision, "password": password, "note": "核实"})
                 assert r.status_code == 303
 
             r = await c.post(f"/console/quarantine/{cheap['op_id']}", data={"decision": "accept",
-                                                                            "pin": STAFF_PINS["ADM"]})
+                                                                            "password": STAFF_PASSWORDS["ADM"]})
             assert r.status_code == 403                                              # no CSRF token
-            await decide(cheap, "accept", "000000")                                  # a wrong PIN decides nothing
+            await decide(cheap, "accept", STAFF_PINS["ADM"])                         # the PIN decides nothing
             assert _order(cheap)["id"] not in _state(ctx)["orders"]
-            await decide(cheap, "accept", STAFF_PINS["ADM"])
-            await decide(cheap2, "reject", STAFF_PINS["ADM"])
-            await decide(cheap, "accept", STAFF_PINS["ADM"])                         # once
+            await decide(cheap, "accept", STAFF_PASSWORDS["ADM"])
+            await decide(cheap2, "reject", STAFF_PASSWORDS["ADM"])
+            await decide(cheap, "accept", STAFF_PASSWORDS["ADM"])                    # once
             done = await c.get("/console/quarantine", params={"status": "accepted"})
             assert f'id="op-{cheap["op_id"]}"' in done.text and f'id="op-{cheap2["op_id"]}"' not in done.text
 

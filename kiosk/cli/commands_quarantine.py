@@ -1,6 +1,7 @@
 """The district server's quarantine list (待核查): `kiosk report quarantine` and
-`kiosk quarantine accept|reject OP_ID --staff ADM` (an admin, PIN asked; scripts:
-KIOSK_STAFF_PIN)."""
+`kiosk quarantine accept|reject OP_ID --staff ADM` (an admin, proven as the server's
+command line proves people: kiosk.cli.staffpin.prove, the password on a district
+server; scripts: KIOSK_STAFF_PASSWORD)."""
 from __future__ import annotations
 
 import argparse
@@ -17,12 +18,12 @@ def register(sub) -> None:
                         help="which items (default: waiting for a decision)")
         rq.add_argument("--json", action="store_true")
         rq.set_defaults(func=cmd_report_quarantine)
-    q = sub.add_parser("quarantine", help="the district server: accept or reject a quarantined op (admin, PIN)")
+    q = sub.add_parser("quarantine", help="the district server: accept or reject a quarantined op (admin, password)")
     qs = q.add_subparsers(dest="quarantine_cmd", required=True)
     for name, zh in (("accept", "认可：照上传入账（一次）"), ("reject", "驳回：不入账")):
         p = qs.add_parser(name, help=zh)
         p.add_argument("op_id")
-        p.add_argument("--staff", required=True, help="acting admin; the PIN is asked (scripts: KIOSK_STAFF_PIN)")
+        p.add_argument("--staff", required=True, help="acting admin; the password is asked (scripts: KIOSK_STAFF_PASSWORD)")
         p.add_argument("--note", help="why (kept on the item and in the audit log)")
         p.add_argument("--json", action="store_true")
         p.set_defaults(func=cmd_quarantine_decide, decision=name)
@@ -59,12 +60,12 @@ def cmd_report_quarantine(a: argparse.Namespace) -> int:
 
 
 def cmd_quarantine_decide(a: argparse.Namespace) -> int:
-    from kiosk.cli.staffpin import read_pin
+    from kiosk.cli.staffpin import prove
     from kiosk.district.domain.quarantine import decide
 
     app = _server_app()
     try:
-        actor = app.auth.verify(a.staff, read_pin(a.staff), min_role="admin")
+        actor = prove(app, a.staff, min_role="admin")
         res = decide(app, a.op_id, a.decision, actor, a.note)
     finally:
         app.close()

@@ -11,11 +11,11 @@ PIN, a misidentified face, an export). What does not hold is a ``Problem``
 (kiosk.district.domain.derive): the op waits in the quarantine list, never applied."""
 from __future__ import annotations
 
-from sqlalchemy import inspect as sa_inspect, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kiosk.db import rowcodec
-from kiosk.db.models import FaceConsent, FaceTemplate, LedgerEntry, Order, OrderVoid, Resident, Staff
+from kiosk.db.models import CanteenStaff, FaceConsent, FaceTemplate, LedgerEntry, Order, OrderVoid, Resident, Staff
 from kiosk.db.permissions import PERMISSION_ZH, PERMISSIONS, ROLE_ZH
 from kiosk.district.domain.derive import Problem
 from kiosk.money import TOPUP_MAX_FEN, fen_to_yuan
@@ -30,9 +30,6 @@ EFFECT_ACTIONS = {"order.void", "account.topup", "consent.record", "enroll.templ
 NOTE_ACTIONS = {"staff.login", "staff.pin_wrong", "staff.pin_locked", "staff.pin_rehash",
                 "face.misidentified", "orders.export"}
 
-_HAS_LIST: dict = {}
-
-
 def row_of(s: Session, model, key):
     """``session.get`` for a key a terminal sent: None unless it is text of a sane length."""
     if not isinstance(key, str) or not key or len(key) > 200:
@@ -40,26 +37,10 @@ def row_of(s: Session, model, key):
     return s.get(model, key)
 
 
-def _lists_kept(s: Session) -> bool:
-    """Does this store keep canteens' staff lists (the ``canteen_staff`` table)?"""
-    bind = s.get_bind()
-    eng = getattr(bind, "engine", bind)
-    v = _HAS_LIST.get(eng)
-    if v is None:
-        v = _HAS_LIST[eng] = sa_inspect(s.connection()).has_table("canteen_staff")
-    return v
-
-
 def on_canteen_staff(s: Session, canteen_id: str, st: Staff) -> bool:
-    """Is ``st`` one of the canteen's staff? Its staff list when the store keeps lists;
-    else (a store without them) the counter's staff and supervisors, never an admin."""
-    if _lists_kept(s):
-        from sqlalchemy import column, table
-
-        cs = table("canteen_staff", column("canteen_id"), column("staff_id"))
-        return s.execute(select(cs.c.staff_id).where(cs.c.canteen_id == canteen_id,
-                                                      cs.c.staff_id == st.id)).first() is not None
-    return st.role in ("staff", "supervisor")
+    """Is ``st`` on the canteen's staff list (``canteen_staff``, the list whose PIN hashes
+    reach its terminals)?"""
+    return s.get(CanteenStaff, (canteen_id, st.id)) is not None
 
 
 def staff_problem(s: Session, canteen_id: str, staff_id, permission: str) -> Problem | None:
