@@ -528,3 +528,37 @@ def test_malformed_ops_are_answered_alone_never_failing_the_push(hostile):
     assert _state(hostile) == before
     for op in direct:
         assert _listed(hostile, op["op_id"])["reason"]
+
+
+def test_an_op_id_with_odd_characters_is_not_kept_and_the_page_encodes_ids(hostile):
+    """Terminals' op ids are UUIDs: one with a control character is answered and not kept
+    (it would break the console's links); a printable one with a slash or a space is kept
+    and its link on the page is encoded."""
+    odd = _restate(_sale(_quote(hostile, "C1", "R0001", ["D001"]), "C1"), price=100)
+    odd["op_id"] = "bad\x1aid"
+    res = hostile.push("C1", odd)[0]
+    assert res["status"] == "rejected" and "bad op id" in res["error"]
+    slash = _restate(odd, price=100)
+    slash["op_id"] = "a/b c?d"
+    assert hostile.push("C1", slash)[0]["status"] == "quarantined"
+    from kiosk.district.domain.quarantine import list_quarantine
+
+    assert not any("\x1a" in x["op_id"] for x in list_quarantine(hostile.app))
+
+    import asyncio
+    import re
+
+    from tests.test_console_pages import client, log_in
+
+    async def reject_on_the_page():
+        async with client(hostile.client.app) as c:
+            await log_in(c, "ADM", STAFF_PASSWORDS["ADM"])
+            page = (await c.get("/console/quarantine")).text
+            assert '/quarantine/a/b%20c%3Fd"' in page
+            token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+            r = await c.post("/console/quarantine/a/b%20c%3Fd", data={"csrf_token": token, "decision": "reject",
+                                                                     "password": STAFF_PASSWORDS["ADM"]})
+            assert r.status_code == 303
+
+    asyncio.run(reject_on_the_page())
+    assert {x["op_id"]: x["status"] for x in list_quarantine(hostile.app, status=None)}["a/b c?d"] == "rejected"

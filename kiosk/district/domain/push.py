@@ -91,7 +91,8 @@ def _is_simple(op: dict) -> bool:
 
 
 def _good_id(op_id: str) -> bool:
-    return bool(op_id) and len(op_id) <= 36
+    """An op id the server keeps (a terminal's are UUIDs): 1-36 printable characters."""
+    return bool(op_id) and len(op_id) <= 36 and op_id.isprintable()
 
 
 def _apply_batch_once(app, ops: list[dict], auth: dict) -> tuple[list[dict], int, TerminalIdentity]:

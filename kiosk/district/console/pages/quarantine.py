@@ -26,7 +26,7 @@ def quarantine_page(request: Request, app: AppDep, login: Admin, status: str | N
                   status_zh=dq.STATUS_ZH)
 
 
-@router.post("/quarantine/{op_id}")
+@router.post("/quarantine/{op_id:path}")
 def quarantine_decide(op_id: str, request: Request, app: AppDep, post: AdminPost):
     login, form = post.login, post.form
     decision = str(form.get("decision") or "")
