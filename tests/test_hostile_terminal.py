@@ -562,3 +562,20 @@ def test_an_op_id_with_odd_characters_is_not_kept_and_the_page_encodes_ids(hosti
 
     asyncio.run(reject_on_the_page())
     assert {x["op_id"]: x["status"] for x in list_quarantine(hostile.app, status=None)}["a/b c?d"] == "rejected"
+
+
+def test_a_template_that_ages_with_the_elder_needs_its_refresh_record_not_staff(hostile):
+    """A refreshed template (source ``refresh``, the system's act on the elder's consent,
+    audited by ``kiosk``) passes the canteen check with its ``face.template_refresh``
+    entry; without it, or passed off by a forged entry of another kind, it does not."""
+    from kiosk.district.domain.scope import check_op
+
+    def payload(audit_rows):
+        return {"ops": [{"kind": "faces.enroll", "resident_id": "R0001"}], "deleted": {},
+                "rows": {"face_templates": [{"id": str(uuid.uuid4()), "resident_id": "R0001", "source": "refresh"}],
+                         "audit_log": audit_rows}}
+
+    with hostile.app.db.session() as s:
+        assert check_op(s, "C1", payload([_audit("kiosk", "face.template_refresh", "R0001")])) == []
+        assert check_op(s, "C1", payload([]))
+        assert check_op(s, "C1", payload([_audit("kiosk", "face.template_refresh", "R0002")]))

@@ -19,13 +19,14 @@ from kiosk.db.models import CanteenStaff, FaceConsent, FaceTemplate, LedgerEntry
 from kiosk.db.permissions import PERMISSION_ZH, PERMISSIONS, ROLE_ZH
 from kiosk.district.domain.derive import Problem
 from kiosk.money import TOPUP_MAX_FEN, fen_to_yuan
+from kiosk.services.template_refresh import REFRESH_SOURCE
 
 # what a terminal's op other than a sale may carry
 TABLES = {"order_voids", "ledger_entries", "face_consents", "face_templates", "audit_log"}
 METAS = {"order.void", "account.topup", "faces.enroll", "faces.remove", "faces.erase"}
 # audit actions the counter writes that describe an effect of the same op
 EFFECT_ACTIONS = {"order.void", "account.topup", "consent.record", "enroll.templates",
-                  "enroll.duplicate_override", "resident.erase_faces"}
+                  "enroll.duplicate_override", "resident.erase_faces", "face.template_refresh"}
 # audit actions the counter writes on their own (nothing changes at the server)
 NOTE_ACTIONS = {"staff.login", "staff.pin_wrong", "staff.pin_locked", "staff.pin_rehash",
                 "face.misidentified", "orders.export"}
@@ -151,21 +152,35 @@ def check_op(s: Session, canteen_id: str, payload: dict) -> list[Problem]:
             out.append(Problem(f"人脸授权的居民 {rid!r} 不存在或已注销"))
         need(d.get("staff_id"), "face.consent", "consent.record", rid)
 
-    enrolled = set()
+    enrolled: set[str] = set()
+    by_staff: set[str] = set()          # residents with templates enrolled by staff (not only refreshed)
     for t in rows.get("face_templates", []):
         if not isinstance(t, dict):
             return [Problem("人脸模板格式不对", True)]
         enrolled.add(str(t.get("resident_id")))
+        if t.get("source") != REFRESH_SOURCE:
+            by_staff.add(str(t.get("resident_id")))
     for rid in sorted(enrolled):
+        if rid not in by_staff:         # a template that ages with the elder: the system's, on the elder's consent
+            i = next((i for i, a in enumerate(audits) if i not in used and a.get("action") == "face.template_refresh"
+                      and str(a.get("subject")) == rid), None)
+            if i is None:
+                out.append(Problem(f"居民 {rid} 的更新人脸模板没有对应的更新记录"))
+            else:
+                used.add(i)
+            continue
         a = next((a for i, a in enumerate(audits) if i not in used and a.get("action") == "enroll.templates"
                   and str(a.get("subject")) == rid), None)
         need(a.get("actor") if a else None, "face.enroll", "enroll.templates", rid)
     gone = [str(x) for x in deleted.get("face_templates", [])]
     gone += [str(x) for m in metas if m.get("kind") == "faces.remove" for x in (m.get("template_ids") or [])]
     if gone:
-        owners = set(s.scalars(select(FaceTemplate.resident_id).where(FaceTemplate.id.in_(gone))))
+        found = s.execute(select(FaceTemplate.resident_id, FaceTemplate.source).where(FaceTemplate.id.in_(gone))).all()
+        owners = {r for r, _ in found}
         if owners - enrolled:
             out.append(Problem(f"删除了不在本次采集中的居民的人脸模板：{'、'.join(sorted(owners - enrolled))}"))
+        if any(r not in by_staff and src != REFRESH_SOURCE for r, src in found):
+            out.append(Problem("模板更新只能替换更新过的模板，不能删除登记时采集的模板"))
     for rid in sorted(erased):
         a = next((a for i, a in enumerate(audits) if i not in used and a.get("action") == "resident.erase_faces"
                   and str(a.get("subject")) == rid), None)
