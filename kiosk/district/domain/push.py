@@ -610,10 +610,12 @@ def _apply_run(app, s: Session, term: TerminalIdentity, run: list[dict], loaded:
                                    for op, _, _, _ in good])
 
     # the limits, walked in push order
+    statuses = _statuses(s, new_orders)
     for op, os_, _, es in good:
         flags = []
         for o in os_:
             rid, d = o["resident_id"], o["meal_date"]
+            flags += _status_flag(s, term, o, statuses)
             if o["subsidy_fen"] > 0:
                 lim = _limits(s, o.get("policy_row_id"))
                 ids = day_ids.setdefault((rid, d), [])
@@ -860,6 +862,30 @@ def _limits(s: Session, policy_row_id: str | None):
 
 def _live(q):
     return q.where(~select(OrderVoid.id).where(OrderVoid.order_id == Order.id).exists())
+
+
+def _statuses(s: Session, orders: list[dict]) -> dict[str, tuple[str, date]]:
+    """The roster status (not 在册, with its date) of these orders' residents."""
+    rids = sorted({o["resident_id"] for o in orders})
+    out: dict[str, tuple[str, date]] = {}
+    for i in range(0, len(rids), 500):
+        out.update((r, (st, d)) for r, st, d in s.execute(
+            select(Resident.id, Resident.roster_status, Resident.status_date)
+            .where(Resident.id.in_(rids[i:i + 500]), Resident.status_date.is_not(None))))
+    return out
+
+
+def _status_flag(s: Session, term: TerminalIdentity, o: dict, statuses: dict) -> list[dict]:
+    """An order sold on or after the resident's status date (a terminal that had not synced
+    it yet): flagged ``resident_status`` with its subsidy as the amount over. 暂停 only when it
+    was subsidised (a suspended elder may eat, without subsidy); 迁出 / 死亡 always."""
+    from kiosk.billing.status import ENDS_CHECKOUT, status_in_effect
+
+    st, since = statuses.get(o["resident_id"], (None, None))
+    st = status_in_effect(st, since, o["meal_date"])
+    if st is None or (st not in ENDS_CHECKOUT and o["subsidy_fen"] <= 0):
+        return []
+    return [_flag(s, term, o, "resident_status", o["subsidy_fen"], [o["id"]])]
 
 
 def _flag(s: Session, term: TerminalIdentity, o: dict, kind: str, over: int, order_ids: list[str]) -> dict:
