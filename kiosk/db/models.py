@@ -417,6 +417,29 @@ class DistrictFlag(Base):
     note: Mapped[str | None] = mapped_column(Text)
 
 
+class QuarantinedOp(Base):
+    """A terminal's op the server did not apply (待核查): its reported amounts differ from
+    the server's own derivation, it acts outside the terminal's canteen, or it cannot be
+    applied as it stands. Kept whole with its reason until an admin accepts it (applied
+    then, once) or rejects it (never applied). Migration 0006."""
+
+    __tablename__ = "quarantined_ops"
+    op_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    terminal_id: Mapped[str] = mapped_column(String(64), index=True)
+    canteen_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(Text)
+    resident_id: Mapped[str | None] = mapped_column(String(64))
+    amount_fen: Mapped[int | None] = mapped_column(BigInteger)      # as the terminal reported it
+    payload: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime | None] = mapped_column(UTCDateTime)   # on the terminal
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    status: Mapped[str] = mapped_column(String(20), default="waiting")   # waiting | accepted | rejected
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    note: Mapped[str | None] = mapped_column(Text)
+
+
 class OutboxEntry(Base):
     """A terminal's change waiting for the server, pushed in ``seq`` order."""
 
