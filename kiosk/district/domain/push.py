@@ -496,6 +496,9 @@ class _SaleFacts:
         for i in range(0, len(rids), 500):
             for r in s.execute(select(Resident.id, Resident.birth_date, Resident.hukou, Resident.categories,
                                       Resident.status).where(Resident.id.in_(rids[i:i + 500]))):
+                # the roster status (暂停/迁出/死亡) is left out on purpose: a terminal that has
+                # not pulled it yet sells as before, and the flag step (_status_flag) flags that
+                # sale for reconciliation instead of quarantining it (issue 21)
                 self.residents[r.id] = derive.ResidentView(ResidentFacts(r.id, r.birth_date, r.hukou,
                                                                          frozenset(r.categories or [])), r.status)
         return self
