@@ -508,11 +508,16 @@ def pool_leads(leads: list[tuple[float, float, int]]) -> tuple[float, float] | N
 
 
 def _smooth(v: np.ndarray) -> np.ndarray:
-    """Median of three along the track (one frame's landmark glitch does not make a turn)."""
+    """Median of three along the track (one frame's landmark glitch does not make a turn);
+    the first and the last frame take the median of the three at their end (padding with
+    the end value itself left them unsmoothed: the whole turn was measured from the first
+    frame's landmarks alone)."""
     if len(v) < 3:
         return v.copy()
     p = np.concatenate([v[:1], v, v[-1:]])
-    return np.median(np.stack([p[:-2], p[1:-1], p[2:]]), axis=0)
+    out = np.median(np.stack([p[:-2], p[1:-1], p[2:]]), axis=0)
+    out[0], out[-1] = np.median(v[:3]), np.median(v[-3:])
+    return out
 
 
 def _pieces(frames: list[LiveFrame], cfg: LivenessConfig) -> tuple[list[list[int]], str | None]:
@@ -549,8 +554,12 @@ def _check_piece(frames: list[LiveFrame], idx: list[int], sign: int,
     yaw = _smooth(np.array([p.yaw for p in poses]))
     roll_raw = [p.roll for p in poses]
     roll = _smooth(np.array(roll_raw))
-    turn = (yaw - yaw[0]) * sign
+    # the turn at each frame is measured from the lowest pose before it (the asked way): a
+    # head that drifts a little the other way before it turns has turned from there
+    rise = yaw * sign
+    turn = rise - np.minimum.accumulate(rise)
     k = int(np.argmax(turn))
+    j0 = int(k - np.argmin(rise[k::-1]))           # where that turn started
     best_turn = float(turn[k])
     d_roll = float(np.abs(roll - roll[0]).max())
     details = {"turn_deg": round(best_turn, 1), "roll_deg": round(d_roll, 1), "frames": len(seen)}
@@ -559,12 +568,12 @@ def _check_piece(frames: list[LiveFrame], idx: list[int], sign: int,
             return LivenessResult(False, 0.0, REFUSED_ROLL, details, code=ROLL)
         return LivenessResult(False, max(0.0, best_turn) / cfg.min_turn_deg,
                               f"没有看到{'向左' if sign > 0 else '向右'}转头，请慢慢转头", details, code=NO_TURN)
-    steps = np.diff(turn[: k + 1]) if k > 0 else np.array([best_turn])
+    steps = np.diff(rise[j0: k + 1]) if k > j0 else np.array([best_turn])
     details["jump"] = round(float(steps.max()) / best_turn, 2)
     if steps.max() > cfg.max_jump_share * best_turn:
         return LivenessResult(False, 0.0, "转头太突然，请慢慢转头", details, code=JUMP)
-    par = [nose_parallax(seen[0].landmarks, f.landmarks) for f in seen]
-    best_par = max(par[j] for j in range(len(seen)) if turn[j] >= 0.6 * best_turn)
+    par = [nose_parallax(seen[j0].landmarks, f.landmarks) for f in seen]
+    best_par = max(par[j] for j in range(j0, len(seen)) if rise[j] - rise[j0] >= 0.6 * best_turn)
     details["parallax"] = round(best_par, 3)
     score = min(best_par / cfg.min_parallax, best_turn / cfg.min_turn_deg)
     if best_par < cfg.min_parallax:
@@ -789,23 +798,62 @@ def folder_fps(folder: Path, default: float = 12.0) -> float:
 # Every face more than 10 % above it is, so a face gives the same landmarks at any resolution
 # above that.
 DETECT_IOD = 80.0
-DETECT_MAX_IOD = 1.1 * DETECT_IOD
+DETECT_CROP_IOD = 5.0      # the crop's side, in eye distances
 
 
 def detect_for_liveness(engine, img: np.ndarray):
-    """The primary face of ``img`` (its pixels) with landmarks from a face-sized detection."""
+    """The primary face of ``img`` (its pixels) with landmarks from a face-sized detection:
+    the detector looks again at a crop around the face scaled so that the eye distance is
+    ``DETECT_IOD`` pixels, whatever the face's size and wherever it is in the frame."""
     from kiosk.vision.quality import primary_face
 
     f = primary_face(engine.detect(img), img.shape)
     if f is None or f.landmarks is None:
         return f
-    d = _iod(f.landmarks)
-    if d > DETECT_MAX_IOD:
-        side = max(64, int(round(max(img.shape[:2]) * DETECT_IOD / d)))
-        g = primary_face(engine.detect(img, max_side=side), img.shape)
-        if g is not None and g.landmarks is not None:
-            return g
-    return f
+    g = face_sized_detection(engine, img, f)
+    return g if g is not None else f
+
+
+def face_sized_detection(engine, img: np.ndarray, face):
+    """``face`` detected again on a crop of ``img`` around it, resized so that its eye
+    distance is ``DETECT_IOD`` px (None when the detector does not find it there). The
+    detectors' landmarks depend on the face's size in pixels (small faces: biased toward
+    frontal; large ones: misplaced) and on where the face falls on their grid of anchors;
+    a crop at one scale gives the same face the same landmarks anywhere in any frame."""
+    from kiosk.vision.quality import primary_face
+
+    lm = np.asarray(face.landmarks, np.float64)
+    d = _iod(lm)
+    s = DETECT_IOD / d
+    c = lm.mean(0)
+    half = DETECT_CROP_IOD / 2 * d
+    h, w = img.shape[:2]
+    x0, y0 = int(max(0, np.floor(c[0] - half))), int(max(0, np.floor(c[1] - half)))
+    x1, y1 = int(min(w, np.ceil(c[0] + half))), int(min(h, np.ceil(c[1] + half)))
+    if x1 - x0 < 16 or y1 - y0 < 16:
+        return None
+    ow, oh = max(16, int(round((x1 - x0) * s))), max(16, int(round((y1 - y0) * s)))
+    crop = cv2.resize(np.ascontiguousarray(img[y0:y1, x0:x1]), (ow, oh),
+                      interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+    g = primary_face(engine.detect(crop, max_side=max(ow, oh), pad_empty=False), crop.shape)
+    if g is None or g.landmarks is None:
+        return None
+    gl = np.asarray(g.landmarks, np.float64)
+    # and on the crop mirrored: the landmarks of the mirrored face, mirrored back (left and
+    # right swapped), averaged with the first: a detector's errors that lean one way
+    # (toward a frontal face, toward one side of its anchors) cancel, and the noise halves
+    m = primary_face(engine.detect(np.ascontiguousarray(crop[:, ::-1]), max_side=max(ow, oh),
+                                   pad_empty=False), crop.shape)
+    if m is not None and m.landmarks is not None:
+        ml = np.asarray(m.landmarks, np.float64)[[1, 0, 2, 4, 3]]
+        ml[:, 0] = ow - 1 - ml[:, 0]
+        if np.abs(ml - gl).max() < 0.25 * DETECT_IOD:
+            gl = (gl + ml) / 2
+    sx, sy = ow / (x1 - x0), oh / (y1 - y0)
+    lmo = np.column_stack([(gl[:, 0] + 0.5) / sx - 0.5 + x0, (gl[:, 1] + 0.5) / sy - 0.5 + y0]).astype(np.float32)
+    bx, by, bw, bh = (float(v) for v in g.bbox[:4])
+    bbox = (bx / sx + x0, by / sy + y0, bw / sx, bh / sy)
+    return type(g)(bbox=bbox, landmarks=lmo, det_score=g.det_score, raw=None)
 
 
 def frames_from_path(engine, path: Path, max_frames: int = 120, fps: float | None = None) -> list[LiveFrame]:
