@@ -508,16 +508,11 @@ def pool_leads(leads: list[tuple[float, float, int]]) -> tuple[float, float] | N
 
 
 def _smooth(v: np.ndarray) -> np.ndarray:
-    """Median of three along the track (one frame's landmark glitch does not make a turn);
-    the first and the last frame take the median of the three at their end (padding with
-    the end value itself left them unsmoothed: the whole turn was measured from the first
-    frame's landmarks alone)."""
+    """Median of three along the track (one frame's landmark glitch does not make a turn)."""
     if len(v) < 3:
         return v.copy()
     p = np.concatenate([v[:1], v, v[-1:]])
-    out = np.median(np.stack([p[:-2], p[1:-1], p[2:]]), axis=0)
-    out[0], out[-1] = np.median(v[:3]), np.median(v[-3:])
-    return out
+    return np.median(np.stack([p[:-2], p[1:-1], p[2:]]), axis=0)
 
 
 def _pieces(frames: list[LiveFrame], cfg: LivenessConfig) -> tuple[list[list[int]], str | None]:
