@@ -70,7 +70,9 @@ NO_NOSE = "no_nose_lead"        # what turned showed no nose ahead of its column
 CUT = "cut"                     # the clip was cut in the middle of the turn
 GAP = "gap"                     # frames missing in the middle of the turn
 PASSIVE_SPOOF = "passive_spoof"  # the anti-spoofing model saw a photo or screen
-CODES = (PASSED, UNSEEN, ROLL, NO_TURN, JUMP, FLAT, BLUR, PLANAR, NO_NOSE, CUT, GAP, PASSIVE_SPOOF)
+SCREEN_SUSPECTED = "screen_suspected"  # the turn passed but the face may be on a device's screen
+CODES = (PASSED, UNSEEN, ROLL, NO_TURN, JUMP, FLAT, BLUR, PLANAR, NO_NOSE, CUT, GAP, PASSIVE_SPOOF,
+         SCREEN_SUSPECTED)
 
 REFUSED_FLAT = "检测到照片或屏幕，请本人到场"
 REFUSED_CUT = "画面不连续，请再试一次"
@@ -78,6 +80,7 @@ REFUSED_GAP = "画面中断，请再试一次"
 REFUSED_UNSEEN = "没有看清您的脸，请再试一次"
 REFUSED_ROLL = "请不要歪头，慢慢向一边转头"
 REFUSED_BLUR = "画面太模糊，请在亮一点的地方慢慢转头"
+ASK_STAFF_SCREEN = "请工作人员确认是本人在场"
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,10 @@ class LivenessConfig:
     # the check runs on frames scaled so that the face's eye distance is this many pixels
     # (``face_normalised``): the same face gives the same answer at any camera resolution
     face_iod: float | None = 64.0
+    # the replay measure (``kiosk.vision.screen``: a device's frame around the face, a screen's
+    # pixel grid over it). Off by default: measured, it suspects 2 of the 18 real clips (the
+    # OTB lab scene's straight edges) and catches only some replays (docs/liveness.md)
+    screen_check: bool = False
 
     # names kept for callers of the earlier version
     @property
@@ -692,6 +699,7 @@ def check_active(frames: list[LiveFrame], challenge: str,
     if challenge not in CHALLENGES:
         raise ValueError(f"challenge must be one of {sorted(CHALLENGES)}")
     sign = CHALLENGES[challenge][1]
+    raw = frames
     frames = face_normalised(frames, cfg.face_iod)
     seen = [f for f in frames if f.bbox is not None and f.landmarks is not None]
     if len(seen) < cfg.min_frames:
@@ -700,9 +708,9 @@ def check_active(frames: list[LiveFrame], challenge: str,
     results = [_check_piece(frames, p, sign, cfg) for p in pieces if len(p) >= cfg.min_frames]
     for r in results:
         if r.live:
-            if len(pieces) == 1:
-                return r
-            return LivenessResult(True, r.score, r.reason, {**r.details, "pieces": len(pieces)}, code=r.code)
+            if len(pieces) > 1:
+                r = LivenessResult(True, r.score, r.reason, {**r.details, "pieces": len(pieces)}, code=r.code)
+            return _screen_verdict(raw, r) if cfg.screen_check else r
     if broken:
         # a turn that only appears across a break (a cut, a swap, a long gap) does not count
         yaw = _smooth(np.array([p.yaw for p in track_pose([f.landmarks for f in seen])]))
@@ -712,6 +720,19 @@ def check_active(frames: list[LiveFrame], challenge: str,
                                   {"turn_deg": round(whole, 1), "frames": len(seen), "pieces": len(pieces)},
                                   code=GAP if broken == "gap" else CUT)
     return max(results, key=lambda r: r.details.get("turn_deg", 0.0))
+
+
+def _screen_verdict(frames: list[LiveFrame], passed: LivenessResult) -> LivenessResult:
+    """A turn that passed, looked at once more for a device around the face (on the camera's
+    own pixels): when suspected, staff are asked to confirm (``screen_suspected``); the
+    elder is not refused outright."""
+    from kiosk.vision.screen import screen_evidence
+
+    ev = screen_evidence([f.gray for f in frames], [f.bbox for f in frames])
+    details = {**passed.details, "screen": ev.to_json()}
+    if ev.suspected:
+        return LivenessResult(False, passed.score, ASK_STAFF_SCREEN, details, code=SCREEN_SUSPECTED)
+    return LivenessResult(True, passed.score, passed.reason, details, code=passed.code)
 
 
 # --------------------------------------------------------------------------- passive
