@@ -556,12 +556,19 @@ def _check_piece(frames: list[LiveFrame], idx: list[int], sign: int,
     yaw = _smooth(np.array([p.yaw for p in poses]))
     roll_raw = [p.roll for p in poses]
     roll = _smooth(np.array(roll_raw))
-    # the turn at each frame is measured from the lowest pose before it (the asked way): a
-    # head that drifts a little the other way before it turns has turned from there
+    # the turn at each frame is measured from the lowest pose before it (the asked way) among
+    # the frames of the start, those until the head first moved half the threshold the other
+    # way: a head that drifts a little the other way before it turns (or whose first frame's
+    # landmarks are off by a few degrees) has turned from there; a head that turned the other
+    # way and came back has not turned the asked way
     rise = yaw * sign
-    turn = rise - np.minimum.accumulate(rise)
+    away = np.nonzero(rise < rise[0] - cfg.min_turn_deg / 2)[0]
+    start = int(away[0]) if len(away) else len(rise)
+    low = np.minimum.accumulate(rise)
+    low[start:] = low[start - 1] if start > 0 else rise[0]
+    turn = rise - low
     k = int(np.argmax(turn))
-    j0 = int(k - np.argmin(rise[k::-1]))           # where that turn started
+    j0 = int(np.argmin(rise[:min(k, start - 1) + 1]))   # where that turn started
     best_turn = float(turn[k])
     d_roll = float(np.abs(roll - roll[0]).max())
     details = {"turn_deg": round(best_turn, 1), "roll_deg": round(d_roll, 1), "frames": len(seen)}

@@ -9,8 +9,8 @@ pixels (before any resizing, which would blur them), classically (OpenCV, numpy)
   peaks in the spatial spectrum of the face's region that no skin, hair or room gives
   (``grid_peak``: the highest peak of the spectrum over its local level).
 * the device: the screen's edge and the body around it, a rectangle with the face inside
-  that the face moves within (``device_sides``: straight edges longer than the face on
-  two opposite sides of it, on most frames).
+  that the face moves within (``device_sides``: straight edges running past the whole face
+  above and below it, or on three sides of it, on a quarter of the frames).
 
 Neither is certain (a door frame, a striped shirt; a screen too fine and too blurred to
 show its grid, held so close that no edge is seen), so the verdict they give is
@@ -97,10 +97,12 @@ def device_sides(gray: np.ndarray, bbox) -> int:
         dx, dy = x2 - x1, y2 - y1
         vertical = abs(dx) < 0.45 * abs(dy)
         horizontal = abs(dy) < 0.45 * abs(dx)
-        if vertical and min(y1, y2) < y + h and max(y1, y2) > y:
+        # an edge counts when it runs past the whole face (a device's edge is in front of
+        # everything; an edge of the room behind a person is cut by the head or the body)
+        if vertical and min(y1, y2) <= y and max(y1, y2) >= y + h:
             side = "left" if max(x1, x2) < x else ("right" if min(x1, x2) > x + w else None)
             nx, ny = (-1, 0) if side == "left" else (1, 0)
-        elif horizontal and min(x1, x2) < x + w and max(x1, x2) > x:
+        elif horizontal and min(x1, x2) <= x and max(x1, x2) >= x + w:
             side = "above" if max(y1, y2) < y else ("below" if min(y1, y2) > y + h else None)
             nx, ny = (0, -1) if side == "above" else (0, 1)
         else:
@@ -123,24 +125,28 @@ def device_sides(gray: np.ndarray, bbox) -> int:
     return frozenset(sides)
 
 
-# a sequence is suspected of being on a screen when, on at least this share of its frames,
-# the face is framed by edges on two opposite sides (a device's frame: left and right, or
-# above and below) ...
-FRAMED_SHARE = 0.5
+# a sequence is suspected of being on a screen when, on at least this share of its frames
+# (and two frames), the face is framed by edges running past it above and below it, or on
+# three sides: a device's frame. (Left and right alone are not enough: a window's or a door's
+# frame behind a person gives them - the OTB clips' blinds do; an edge below the face that
+# runs past all of it is in front of the person's body.)
+FRAMED_SHARE = 0.25
+FRAMED_MIN = 2
 # ... or when the median frame shows a periodic pattern over the face this strong
 GRID_PEAK = 45.0
-MAX_FRAMES = 8              # frames measured per check (time: about 1-2 ms each)
+MAX_FRAMES = 12             # frames measured per check (time: docs/liveness.md)
 
 
 @dataclass(frozen=True)
 class ScreenEvidence:
-    framed_share: float       # share of frames with the face between two opposite straight edges
+    framed_share: float       # share of frames with the face inside a device-like frame (``device_sides``)
     grid_peak: float | None   # median over frames of ``grid_peak``
     frames: int
 
     @property
     def suspected(self) -> bool:
-        return self.frames > 0 and (self.framed_share >= FRAMED_SHARE
+        return self.frames > 0 and ((self.framed_share >= FRAMED_SHARE
+                                     and self.framed_share * self.frames >= FRAMED_MIN - 1e-9)
                                     or (self.grid_peak is not None and self.grid_peak >= GRID_PEAK))
 
     def to_json(self) -> dict:
@@ -156,7 +162,7 @@ def screen_evidence(grays: list[np.ndarray], boxes: list) -> ScreenEvidence:
     framed, peaks = 0, []
     for i in idx:
         sides = device_sides(grays[i], boxes[i])
-        framed += ({"left", "right"} <= sides) or ({"above", "below"} <= sides)
+        framed += ({"above", "below"} <= sides) or len(sides) >= 3
         p = grid_peak(grays[i], boxes[i])
         if p is not None:
             peaks.append(p)
