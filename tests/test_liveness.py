@@ -588,8 +588,9 @@ def test_the_turn_does_not_depend_on_where_the_face_is():
 def test_a_replay_on_a_device_is_suspected_and_staff_are_asked():
     """A real turn played on a phone drifting before the camera and on a tablet held still
     (rendered: bezel, screen look, pixel grid sampled by the camera's pixels): the screen
-    measure suspects both; the same clip seen directly is not suspected; with the screen check
-    on, the phone replay, whose turn passes, is answered ``screen_suspected`` (ask staff)."""
+    measure suspects both; the same clip seen directly is not suspected and passes; with the
+    screen check on (the default), the phone replay, whose turn passes, is answered ``screen_suspected``
+    (ask staff)."""
     from kiosk.vision.liveness import LivenessConfig
     from kiosk.vision.screen import screen_evidence
 
@@ -600,12 +601,10 @@ def test_a_replay_on_a_device_is_suspected_and_staff_are_asked():
     clip = [cv2.imread(str(p)) for p in sorted((LIVE / name).glob("*.jpg"))]
     real = frames_from_path(eng, LIVE / name)
     assert not screen_evidence([f.gray for f in real], [f.bbox for f in real]).suspected
-    cfg = LivenessConfig(screen_check=True)
-    assert check_active(real, "left", cfg).live
+    assert check_active(real, "left").live
     phone = live_frames(eng, replay_of(clip[::2], "phone_drift", seed=len(name)))
-    assert not lv.LivenessConfig().screen_check                  # off by default (docs/liveness.md)
-    assert check_active(phone, "left").live                        # the turn alone is fooled
-    r = check_active(phone, "left", cfg)
+    assert check_active(phone, "left", LivenessConfig(screen_check=False)).live    # the turn alone is fooled
+    r = check_active(phone, "left")
     assert not r.live and r.code == lv.SCREEN_SUSPECTED and r.details["screen"]["framed_share"] >= 0.5, r.details
     tablet = live_frames(eng, replay_of(clip[::4], "tablet_still", seed=len(name)))
     assert screen_evidence([f.gray for f in tablet], [f.bbox for f in tablet]).suspected

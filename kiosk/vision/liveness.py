@@ -35,9 +35,14 @@ solid head, not a picture:
   two pieces). Time between frames alone does not split it: a slow terminal is
   not a cut.
 
+* a replay (a phone or tablet playing a recorded turn): once a turn passes, the camera's
+  own frames are looked at for a device around the face (``kiosk.vision.screen``); when
+  one is suspected the verdict is ``screen_suspected``: staff confirm, the elder is not
+  refused outright. It catches some rendered replays, not all.
+
 docs/liveness.md has what was measured, on real recordings and on rendered attacks,
-and what is not covered (a replayed video of the person turning, paper folded about
-a slanted line).
+and what is not covered (replays the screen measure misses, paper folded about a
+slanted line).
 
 Passive (when an ONNX anti-spoofing model is configured): an 80x80 aligned crop
 scored by the model (insightface's liveness add-on and MiniFASNet-style models
@@ -121,9 +126,10 @@ class LivenessConfig:
     # (``face_normalised``): the same face gives the same answer at any camera resolution
     face_iod: float | None = 64.0
     # the replay measure (``kiosk.vision.screen``: a device's frame around the face, a screen's
-    # pixel grid over it). Off by default: measured, it suspects 2 of the 18 real clips (the
-    # OTB lab scene's straight edges) and catches only some replays (docs/liveness.md)
-    screen_check: bool = False
+    # pixel grid over it), on a turn that passed: when it suspects a screen the verdict is
+    # ``screen_suspected`` (staff confirm). Measured: no real clip suspected, some replays
+    # caught, not all (docs/liveness.md "Replays")
+    screen_check: bool = True
 
     # names kept for callers of the earlier version
     @property
@@ -557,12 +563,12 @@ def _check_piece(frames: list[LiveFrame], idx: list[int], sign: int,
     roll_raw = [p.roll for p in poses]
     roll = _smooth(np.array(roll_raw))
     # the turn at each frame is measured from the lowest pose before it (the asked way) among
-    # the frames of the start, those until the head first moved half the threshold the other
-    # way: a head that drifts a little the other way before it turns (or whose first frame's
-    # landmarks are off by a few degrees) has turned from there; a head that turned the other
-    # way and came back has not turned the asked way
+    # the frames of the start, those until the head first moved a quarter of the threshold
+    # the other way: a head whose first frame's landmarks are off by a degree or two has
+    # turned from the frames after it; a head (or a picture) that went the other way and came
+    # back has not turned the asked way
     rise = yaw * sign
-    away = np.nonzero(rise < rise[0] - cfg.min_turn_deg / 2)[0]
+    away = np.nonzero(rise < rise[0] - cfg.min_turn_deg / 4)[0]
     start = int(away[0]) if len(away) else len(rise)
     low = np.minimum.accumulate(rise)
     low[start:] = low[start - 1] if start > 0 else rise[0]
