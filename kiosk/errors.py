@@ -50,10 +50,6 @@ class DiskFullError(StorageError):
     default_user_message = "存储空间不足，本次操作未保存，请联系管理员清理磁盘"
 
 
-class CameraError(KioskError):
-    default_user_message = "摄像头无法打开"
-
-
 class NotFoundError(KioskError):
     default_user_message = "未找到"
 
@@ -95,6 +91,15 @@ class PermissionDeniedError(KioskError):
     default_user_message = "没有权限"
 
 
+class TooManyAttemptsError(PermissionDeniedError):
+    """Wrong passwords in a row: wait ``retry_after`` seconds (console and server logins)."""
+    default_user_message = "登录失败次数过多，请稍后再试"
+
+    def __init__(self, user_message: str | None = None, detail: str = "", retry_after: int = 1) -> None:
+        super().__init__(user_message, detail)
+        self.retry_after = retry_after
+
+
 class ConsentRequiredError(KioskError):
     default_user_message = "尚未登记人脸授权，不能采集人脸"
 
@@ -134,5 +139,18 @@ class TerminalAuthError(DistrictError):
     http_status = 401
 
 
+class PayloadTooLargeError(DistrictError):
+    """A request body over the server's limit (KIOSK_PUSH_MAX_BYTES), refused unread."""
+    default_user_message = "上传的数据太大，请分批上传"
+    http_status = 413
+
+
 class TerminalOnlyError(DistrictError):
     default_user_message = "这台机器不是区服务器的终端（未设置 KIOSK_SERVER_URL / KIOSK_SERVER_TOKEN）"
+
+
+class BackupError(KioskError):
+    """A backup could not be made, or an archive is refused by `kiosk restore` (corrupt,
+    not a kiosk backup, a wrong passphrase): nothing was written or changed."""
+
+    default_user_message = "备份或恢复失败，未做任何改动"

@@ -86,7 +86,7 @@ def insightface_missing() -> str | None:
 @lru_cache(maxsize=None)
 def postgres_missing() -> str | None:
     """Why a throwaway PostgreSQL server cannot be started here, or None (the bench's check)."""
-    from kiosk.bench.district import postgres_missing as why
+    from kiosk.bench.pgcluster import postgres_missing as why
 
     return why()
 
@@ -193,6 +193,23 @@ def add_test_staff(app) -> None:
             if sid not in _PIN_HASHES:
                 _PIN_HASHES[sid] = hash_pin(STAFF_PINS[sid])
             s.add(Staff(id=sid, name=name, role=role, pin_hash=_PIN_HASHES[sid]))
+
+
+# console passwords (the district server's proof; kiosk.district.domain.passwords)
+STAFF_PASSWORDS = {"ADM": "adm-console-246810", "SUP": "sup-console-5678"}
+_PASSWORD_HASHES: dict[str, str] = {}
+
+
+def add_test_passwords(app, ids=("ADM", "SUP")) -> None:
+    """Console passwords of test staff as rows (hashes made once per test session)."""
+    from kiosk.db.models import StaffPassword
+    from kiosk.district.domain.passwords import hash_password
+
+    with app.db.session() as s:
+        for sid in ids:
+            if sid not in _PASSWORD_HASHES:
+                _PASSWORD_HASHES[sid] = hash_password(STAFF_PASSWORDS[sid])
+            s.add(StaffPassword(staff_id=sid, password_hash=_PASSWORD_HASHES[sid], set_by="test"))
 
 
 def staff_actor(app, staff_id: str = "S01"):

@@ -6,20 +6,23 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
-from kiosk.bench.district import KIOSK, PostgresCluster as _Cluster, free_port  # noqa: F401  (free_port: tests)
+from kiosk.bench.pgcluster import PostgresCluster as _Cluster, free_port  # noqa: F401  (free_port: tests)
 from kiosk.config import load_settings
 from kiosk.services.context import App
 from kiosk.services.security import generate_key
 from kiosk.timeutil import now_cst
 
-from tests.conftest import add_test_staff, shared_engine
+from tests.conftest import add_test_passwords, add_test_staff, shared_engine
+
+KIOSK = [sys.executable, "-m", "kiosk.cli.main"]   # the command line, run with this interpreter
 
 
 class PostgresCluster(_Cluster):
-    """The district tests' throwaway cluster (kiosk.bench.district.PostgresCluster, without
+    """The district tests' throwaway cluster (kiosk.bench.pgcluster.PostgresCluster, without
     fsync): one database per test with ``new_db()``."""
 
     def __init__(self) -> None:
@@ -62,6 +65,12 @@ class District:
         for c in ("C1", "C2"):
             ident, tok = add_terminal(app2, c)
             self.tokens[c] = (ident.terminal_id, tok)
+        from kiosk.db.models import CanteenStaff
+
+        with app2.db.session() as s:     # the counters' staff lists: S01 and SUP at both canteens, ADM at none
+            s.add_all([CanteenStaff(canteen_id=c, staff_id=sid, added_by="ADM")
+                       for c in ("C1", "C2") for sid in ("S01", "SUP")])
+        add_test_passwords(app2)         # the server's command line takes passwords (it has terminals)
         app2.close()
         self.terminals: list[App] = []
 

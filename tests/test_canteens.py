@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from tests.test_console_pages import ADMIN_PIN, SUPERVISOR_PIN, client, log_in, run, server  # noqa: F401
+from tests.test_console_pages import (ADMIN_PASSWORD, ADMIN_PIN, SUPERVISOR_PASSWORD, SUPERVISOR_PIN,  # noqa: F401
+                                     client, log_in, run, server)
 from tests.test_console_reports import _write_menu
 
 
@@ -73,10 +74,10 @@ def test_a_terminal_cannot_add_a_canteen(server):
 def test_the_console_canteens_page_lists_and_adds(server):
     async def scenario():
         async with client(server["api"]) as c:
-            await log_in(c, "S1", SUPERVISOR_PIN)
+            await log_in(c, "S1", SUPERVISOR_PASSWORD)
             as_supervisor = await c.get("/console/canteens")
         async with client(server["api"]) as c:
-            await log_in(c, "A1", ADMIN_PIN)
+            await log_in(c, "A1", ADMIN_PASSWORD)
             page = await c.get("/console/canteens")
             csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
             no_csrf = await c.post("/console/canteens", data={"canteen_id": "C5", "name": "北街"})

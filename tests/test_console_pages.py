@@ -14,6 +14,8 @@ from kiosk.config import get_settings
 
 ADMIN_PIN = "86420135"
 SUPERVISOR_PIN = "97531"
+ADMIN_PASSWORD = "区管理员 console-2026"          # the console takes passwords, never PINs
+SUPERVISOR_PASSWORD = "supervisor-97531-west"
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +38,10 @@ def server(tmp_path_factory):
         app.residents.add_staff("A1", "区管理员", "admin", ADMIN_PIN)
         admin = app.residents.authenticate(ADMIN_PIN, min_role="admin", staff_id="A1")["actor"]
         app.residents.add_staff("S1", "主管", "supervisor", SUPERVISOR_PIN, actor=admin)
+        from kiosk.district.domain import passwords
+
+        passwords.set_password(app, "A1", ADMIN_PASSWORD, actor=admin)
+        passwords.set_password(app, "S1", SUPERVISOR_PASSWORD, actor=admin)
         yield {"api": create_app(app.settings, kiosk_app=app), "app": app}
     finally:
         app.close()
@@ -47,10 +53,10 @@ def client(api) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://testserver")
 
 
-async def log_in(c: httpx.AsyncClient, staff: str, pin: str) -> None:
+async def log_in(c: httpx.AsyncClient, staff: str, password: str) -> None:
     page = await c.get("/console/login")
     pre = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
-    r = await c.post("/console/login", data={"csrf_token": pre, "staff_id": staff, "pin": pin})
+    r = await c.post("/console/login", data={"csrf_token": pre, "staff_id": staff, "password": password})
     assert r.status_code == 303, r.text
     assert r.headers["location"].endswith("/console/")
 
@@ -75,7 +81,7 @@ def test_a_slow_report_does_not_hold_up_the_terminals_api(server, monkeypatch):
 
     async def scenario():
         async with client(server["api"]) as c:
-            await log_in(c, "A1", ADMIN_PIN)
+            await log_in(c, "A1", ADMIN_PASSWORD)
             t0 = time.monotonic()
             report = asyncio.create_task(c.get("/console/reports", params={"month": "2026-11"}))
             await asyncio.sleep(0.3)                 # the report is being built now
@@ -107,12 +113,12 @@ def test_every_page_of_the_nav_bar_answers_and_supervisors_see_no_admin_link(ser
     async def scenario():
         out = {}
         async with client(server["api"]) as c:
-            await log_in(c, "A1", ADMIN_PIN)
+            await log_in(c, "A1", ADMIN_PASSWORD)
             for n in links:
                 r = await c.get("/console" + n.path)
                 out[("admin", n.path)] = (r.status_code, r.text)
         async with client(server["api"]) as c:
-            await log_in(c, "S1", SUPERVISOR_PIN)
+            await log_in(c, "S1", SUPERVISOR_PASSWORD)
             for n in links:
                 r = await c.get("/console" + n.path)
                 out[("supervisor", n.path)] = (r.status_code, r.text)
@@ -134,7 +140,7 @@ def test_a_post_needs_a_login_and_its_csrf_token(server):
     async def scenario():
         async with client(server["api"]) as c:
             anon = await c.post("/console/welfare/R1/visited", data={"note": "x"})
-            await log_in(c, "S1", SUPERVISOR_PIN)
+            await log_in(c, "S1", SUPERVISOR_PASSWORD)
             no_csrf = await c.post("/console/welfare/R1/visited", data={"note": "x"})
             return anon, no_csrf
 
@@ -161,7 +167,7 @@ def test_a_bad_month_day_or_number_gets_a_4xx_in_chinese(server, method, path, d
     in UTC, int('abc')."""
     async def scenario():
         async with client(server["api"]) as c:
-            await log_in(c, "A1", ADMIN_PIN)
+            await log_in(c, "A1", ADMIN_PASSWORD)
             if method == "GET":
                 return await c.get(path)
             page = await c.get("/console/faces")

@@ -11,7 +11,7 @@ from datetime import date, datetime, timezone
 import pytest
 
 from kiosk.config import get_settings
-from tests.test_console_reports import ADMIN_PIN, MONTH, seed
+from tests.test_console_reports import ADMIN_PASSWORD, MONTH, seed
 
 RECEIVED = datetime(2026, 11, 3, 1, 15, tzinfo=timezone.utc)        # 09:15 in Beijing
 LAST_PUSH = datetime(2026, 11, 28, 6, 0, tzinfo=timezone.utc)       # the terminal's last sync, much later
@@ -115,7 +115,7 @@ def test_console_reconcile_page_lists_two_tables_with_their_own_totals(district)
 
     async def scenario():
         async with client(api) as c:
-            await log_in(c, "A1", ADMIN_PIN)
+            await log_in(c, "A1", ADMIN_PASSWORD)
             return await c.get("/console/reconcile", params={"month": MONTH})
 
     r = run(scenario())

@@ -30,12 +30,12 @@ def register(sub) -> None:
     ta.add_argument("canteen_id")
     ta.add_argument("--name")
     ta.add_argument("--id", dest="terminal_id", help="terminal id (default CANTEEN-Tn)")
-    ta.add_argument("--staff", help="acting admin; the PIN is asked (scripts: KIOSK_STAFF_PIN)")
+    ta.add_argument("--staff", help="acting admin; the password is asked (scripts: KIOSK_STAFF_PASSWORD; the PIN while no terminal exists)")
     ta.add_argument("--json", action="store_true")
     ta.set_defaults(func=cmd_terminal_add)
     tr = ts.add_parser("revoke", help="revoke a terminal's token (refused at its next request)")
     tr.add_argument("terminal_id")
-    tr.add_argument("--staff", help="acting admin; the PIN is asked (scripts: KIOSK_STAFF_PIN)")
+    tr.add_argument("--staff", help="acting admin; the password is asked (scripts: KIOSK_STAFF_PASSWORD; the PIN while no terminal exists)")
     tr.add_argument("--json", action="store_true")
     tr.set_defaults(func=cmd_terminal_revoke)
     tl = ts.add_parser("list")
@@ -60,7 +60,7 @@ def register(sub) -> None:
         g.add_argument("--accept", action="store_true", help="with --decide: accept (reimburse as served)")
         g.add_argument("--charge-back", action="store_true", help="with --decide: charge the excess back")
         rc.add_argument("--note")
-        rc.add_argument("--staff", help="supervisor or admin deciding; the PIN is asked (scripts: KIOSK_STAFF_PIN)")
+        rc.add_argument("--staff", help="supervisor or admin deciding; the password is asked (scripts: KIOSK_STAFF_PASSWORD)")
         rc.add_argument("--json", action="store_true")
         rc.set_defaults(func=cmd_reconcile)
 
@@ -87,8 +87,8 @@ def cmd_server(a: argparse.Namespace) -> int:
     tls = bool(a.ssl_certfile or a.ssl_keyfile)
     if tls and not (a.ssl_certfile and a.ssl_keyfile):
         raise ConfigError("HTTPS 需要同时给出 --ssl-certfile 和 --ssl-keyfile", detail="both TLS files are needed")
-    settings = get_settings()
-    api = create_app(settings, tls=tls, insecure_templates=a.insecure_templates)
+    settings = get_settings().model_copy(update={"serve_tls": tls, "serve_insecure_templates": a.insecure_templates})
+    api = create_app(settings)
     family = socket.AF_INET6 if ":" in a.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -109,15 +109,14 @@ def cmd_server(a: argparse.Namespace) -> int:
         log.warning(msg)
     print(f"kiosk server: listening on {scheme}://{a.host}:{port} (store {settings.db_url.split('@')[-1]})",
           flush=True)
-    if a.workers > 1:    # each worker process builds the app from the environment (kiosk.district.app.app_from_env)
-        import os
-
+    if a.workers > 1:    # each worker process builds the app from these settings (kiosk.district.app.WorkerApp)
         from uvicorn.supervisors import Multiprocess
 
+        from kiosk.district.app import WorkerApp
+
         api.state.kiosk_app.close()
-        os.environ["KIOSK_SERVE_TLS"] = "1" if tls else ""
-        os.environ["KIOSK_SERVE_INSECURE_TEMPLATES"] = "1" if a.insecure_templates else ""
-        config = uvicorn.Config("kiosk.district.app:app_from_env", factory=True, workers=a.workers,
+        _metrics_dir_for_workers()      # prometheus-client's own variable, read by the library in each worker
+        config = uvicorn.Config(WorkerApp(settings), factory=True, workers=a.workers,
                                 log_level=a.log_level, ssl_certfile=a.ssl_certfile, ssl_keyfile=a.ssl_keyfile,
                                 access_log=False, timeout_keep_alive=30)
         Multiprocess(config, sockets=[sock]).run()
@@ -127,6 +126,22 @@ def cmd_server(a: argparse.Namespace) -> int:
     server = uvicorn.Server(config)
     server.run(sockets=[sock])
     return 0
+
+
+def _metrics_dir_for_workers() -> None:
+    """The workers count pushes into files of one fresh folder (prometheus-client's
+    multiprocess mode), so /metrics answered by any of them sums them all; the folder is
+    removed when the server stops."""
+    import atexit
+    import os
+    import shutil
+    import tempfile
+
+    from kiosk.district.api.ops import MULTIPROC_ENV
+
+    d = tempfile.mkdtemp(prefix="kiosk-metrics-")
+    os.environ[MULTIPROC_ENV] = d
+    atexit.register(shutil.rmtree, d, True)
 
 
 def _server_app():
@@ -141,7 +156,8 @@ def _server_app():
 
 
 def _admin(app, staff_id: str | None) -> str:
-    """Terminal tokens are issued by an admin proven by PIN (while the store has no staff
+    """Terminal tokens are issued by an admin proven by password (by PIN before the first
+    terminal; while the store has no staff
     at all, during setup, by "system")."""
     from kiosk.cli.staffpin import acting_staff
 
@@ -182,8 +198,10 @@ def cmd_terminal_list(a: argparse.Namespace) -> int:
     else:
         for r in rows:
             state = "已吊销" if r["revoked"] else "有效"
+            disk = f"{r['disk_free_bytes'] / 1024 ** 3:.1f} GB" if r.get("disk_free_bytes") is not None else "-"
             print(f"{r['terminal_id']:16} {r['canteen_id']:12} {state}  最近同步 {r['last_pull_at'] or '-'}  "
-                  f"待上传 {r['pending'] if r['pending'] is not None else '-'}")
+                  f"待上传 {r['pending'] if r['pending'] is not None else '-'}  摄像头 {r.get('camera_state') or '-'}  "
+                  f"磁盘剩余 {disk}  最后售餐 {r.get('last_sale_at') or '-'}  软件 {r['software_version'] or '-'}")
     return 0
 
 
@@ -255,15 +273,16 @@ def cmd_reconcile(a: argparse.Namespace) -> int:
         raise ServerOnlyError(detail="reconciliation runs on the district server")
     if a.decide:
         from kiosk.errors import ValidationError
-        from kiosk.cli.staffpin import read_pin
+        from kiosk.cli.staffpin import prove
 
         if not (a.accept or a.charge_back):
             raise ValidationError("请用 --accept 或 --charge-back 写明处理结果", detail="--decide needs a decision")
         if not a.staff:
             from kiosk.errors import PermissionDeniedError
-            raise PermissionDeniedError("对账处理需要写明经办人：--staff 工号（主管或管理员），并输入其 PIN",
-                                        detail="--decide needs --staff and the PIN (KIOSK_STAFF_PIN for scripts)")
-        actor = app.auth.verify(a.staff, read_pin(a.staff), min_role="supervisor")
+            raise PermissionDeniedError("对账处理需要写明经办人：--staff 工号（主管或管理员），并输入其密码",
+                                        detail="--decide needs --staff and the password (KIOSK_STAFF_PASSWORD "
+                                               "for scripts; the PIN where the store has no terminals)")
+        actor = prove(app, a.staff, min_role="supervisor")
         res = decide(app, a.decide, "accept" if a.accept else "charge_back", actor, a.note)
         out_json(res) if a.json else print(f"{a.decide}: {res['decision_zh']}，经办 {res['decided_by']}")
         return 0

@@ -75,6 +75,13 @@ class Terminal(Base):
     pending: Mapped[int | None] = mapped_column(Integer)          # outbox rows it reported waiting
     software_version: Mapped[str | None] = mapped_column(String(40))
     model: Mapped[str | None] = mapped_column(String(200))        # face model contract it reported
+    # its health as it reported it (migration 0009; kiosk/terminal/sync/health.py): disk free in its
+    # KIOSK_HOME, the kiosk camera's state and since when, its last sale, when it said so
+    disk_free_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    camera_state: Mapped[str | None] = mapped_column(String(20))
+    camera_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_sale_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    health_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Resident(Base):
@@ -280,6 +287,44 @@ class PinLockout(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+
+# --------------------------------------------------------------------------- console passwords (0007)
+class CanteenStaff(Base):
+    """A canteen's staff list: the people whose PIN hashes that canteen's terminals
+    receive (kiosk.district.domain.feed). Nobody else's hash, admins' included,
+    reaches a terminal."""
+
+    __tablename__ = "canteen_staff"
+    canteen_id: Mapped[str] = mapped_column(ForeignKey("canteens.id"), primary_key=True)
+    staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id"), primary_key=True, index=True)
+    added_by: Mapped[str | None] = mapped_column(String(64))
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class StaffPassword(Base):
+    """The console's password of a staff member (Argon2id, kiosk.district.domain.passwords).
+    A table of its own: never part of the staff record a terminal pulls."""
+
+    __tablename__ = "staff_passwords"
+    staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id"), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    set_by: Mapped[str | None] = mapped_column(String(64))
+    set_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LoginThrottle(Base):
+    """Wrong passwords, counted apart from PINs (``pin_lockouts``): ``key`` is
+    ``account:ID`` or ``address:IP`` (an IPv6 client by its /64). After a few free tries
+    each failure doubles the wait (``locked_until``); kept in the store, so a restart
+    does not reset it."""
+
+    __tablename__ = "login_throttle"
+    key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 # --------------------------------------------------------------------------- the district (0003)

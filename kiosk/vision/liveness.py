@@ -49,6 +49,8 @@ scored by the model (insightface's liveness add-on and MiniFASNet-style models
 both take 80x80)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +60,9 @@ import numpy as np
 from kiosk.errors import ModelError
 from kiosk.vision.headpose import track_pose
 from kiosk.vision.tracker import iou
+
+if TYPE_CHECKING:
+    from kiosk.vision.engine import FaceEngine
 
 CHALLENGES = {"left": ("请慢慢向左转头", +1), "right": ("请慢慢向右转头", -1)}
 
@@ -830,7 +835,7 @@ DETECT_IOD = 80.0
 DETECT_CROP_IOD = 5.0      # the crop's side, in eye distances
 
 
-def detect_for_liveness(engine, img: np.ndarray):
+def detect_for_liveness(engine: FaceEngine, img: np.ndarray):
     """The primary face of ``img`` (its pixels) with landmarks from a face-sized detection:
     the detector looks again at a crop around the face scaled so that the eye distance is
     ``DETECT_IOD`` pixels, whatever the face's size and wherever it is in the frame."""
@@ -843,7 +848,7 @@ def detect_for_liveness(engine, img: np.ndarray):
     return g if g is not None else f
 
 
-def face_sized_detection(engine, img: np.ndarray, face):
+def face_sized_detection(engine: FaceEngine, img: np.ndarray, face):
     """``face`` detected again on a crop of ``img`` around it, resized so that its eye
     distance is ``DETECT_IOD`` px (None when the detector does not find it there). The
     detectors' landmarks depend on the face's size in pixels (small faces: biased toward
@@ -885,7 +890,7 @@ def face_sized_detection(engine, img: np.ndarray, face):
     return type(g)(bbox=bbox, landmarks=lmo, det_score=g.det_score, raw=None)
 
 
-def frames_from_path(engine, path: Path, max_frames: int = 120, fps: float | None = None) -> list[LiveFrame]:
+def frames_from_path(engine: FaceEngine, path: Path, max_frames: int = 120, fps: float | None = None) -> list[LiveFrame]:
     """A recorded sequence (video file or folder of images) as LiveFrames. A folder's
     frame rate is ``fps``, else its ``fps.txt``, else 12 (the kiosk's)."""
     from kiosk.vision.camera import IMAGE_EXT, FolderCapture
@@ -924,7 +929,7 @@ def frames_from_path(engine, path: Path, max_frames: int = 120, fps: float | Non
     return out
 
 
-def check_recording(engine, frames: list[LiveFrame], challenge: str | None) -> LivenessResult:
+def check_recording(engine: FaceEngine, frames: list[LiveFrame], challenge: str | None) -> LivenessResult:
     """``challenge`` None: either direction (a recording of a disputed meal)."""
     if challenge:
         return check_active(frames, challenge)

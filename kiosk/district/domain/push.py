@@ -31,6 +31,7 @@ from kiosk.db.models import (AppliedOp, DistrictFlag, FaceConsent, FaceTemplate,
                          OrderVoid, PushedOrder, Resident, SubsidyPolicy, Terminal, new_id, utcnow)
 from kiosk.db import audit
 from kiosk.services.checkout import balance_of, month_bounds
+from kiosk.services.template_refresh import REFRESH_SOURCE, refresh_consented
 from kiosk.db import changes, rowcodec
 from kiosk.district.domain.terminals import TerminalIdentity, claim_terminal
 
@@ -669,6 +670,8 @@ def apply_op(app, s: Session, term: TerminalIdentity, op_id: str, payload: dict)
         if s.scalar(select(FaceConsent.id).where(FaceConsent.resident_id == rid,
                                                  FaceConsent.withdrawn_at.is_(None)).limit(1)) is None:
             raise Rejected(f"template for {rid} without a face consent in force")
+        if t.get("source") == REFRESH_SOURCE and not refresh_consented(s, rid):
+            raise Rejected(f"refreshed template for {rid} without a consent whose text covers refreshes")
         if "embedding" not in t:
             raise Rejected(f"template {t['id']} without its embedding")
         emb = np.frombuffer(base64.b64decode(t["embedding"]), dtype=np.float32)

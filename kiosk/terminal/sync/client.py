@@ -16,17 +16,23 @@ from datetime import datetime
 from urllib.parse import urlparse
 
 import httpx
+import orjson
 from sqlalchemy import delete, select
 
 from kiosk import __version__
 from kiosk.db.models import OutboxEntry, SyncState, utcnow
 from kiosk.db import changes
-from kiosk.errors import DistrictError, ServerUnreachableError, TerminalAuthError, TerminalOnlyError
+from kiosk.errors import (DistrictError, PayloadTooLargeError, ServerUnreachableError, TerminalAuthError,
+                          TerminalOnlyError)
+from kiosk.terminal.sync import health
 from kiosk.terminal.sync.outbox import pending_count
 from kiosk.terminal.sync.replica import apply_records
 
 log = logging.getLogger("kiosk.terminal.sync")
 PUSH_BATCH = 200
+# a push body stays under this many bytes (the server refuses more than KIOSK_PUSH_MAX_BYTES,
+# 4 MB by default, with 413): enrolments with face crops can make 200 ops several MB
+PUSH_BUDGET_BYTES = 1024 * 1024
 PULL_LIMIT = 2000
 _ROUND_LOCK = threading.Lock()   # one sync round at a time per process
 
@@ -73,41 +79,75 @@ def set_state(session, key: str, value) -> None:
 
 
 class SyncClient:
+    """``KIOSK_SERVER_URL`` may list several servers over one database (comma list): a
+    request that gets no answer (connection refused or reset, a timeout, HTTP 5xx) is sent
+    again to the next server, and the client stays with the one that answered. A push
+    repeated that way is safe: the server applies each op once and answers ``duplicate``
+    for one it already has (the first server may have committed before it died)."""
+
     def __init__(self, app, *, timeout: float = 20.0, transport: httpx.BaseTransport | None = None) -> None:
         s = app.settings
         if not s.is_terminal:
             raise TerminalOnlyError(detail="set KIOSK_SERVER_URL and KIOSK_SERVER_TOKEN")
         self.app = app
-        self.url = s.server_url
-        headers = {"Authorization": f"Bearer {s.server_token}", "X-Kiosk-Software": __version__,
-                   "X-Kiosk-Model": s.backend}
-        self.http = httpx.Client(base_url=self.url + "/api/v1", headers=headers, transport=transport,
-                                 timeout=httpx.Timeout(timeout, connect=3.0))
-        self.insecure = self.url.startswith("http://") and not _loopback_url(self.url)
+        self.urls = s.server_urls
+        self._current = 0
+        self.headers = {"Authorization": f"Bearer {s.server_token}", "X-Kiosk-Software": __version__,
+                        "X-Kiosk-Model": s.backend}
+        self.https = [httpx.Client(base_url=u + "/api/v1", transport=transport,
+                                   timeout=httpx.Timeout(timeout, connect=3.0)) for u in self.urls]
+        self.insecure = any(u.startswith("http://") and not _loopback_url(u) for u in self.urls)
         ensure_terminal(app)
 
+    @property
+    def http(self) -> httpx.Client:
+        """The HTTP client of the current server."""
+        return self.https[self._current]
+
+    @property
+    def url(self) -> str:
+        """The server this client talks to now."""
+        return self.urls[self._current]
+
     def close(self) -> None:
-        self.http.close()
+        for h in self.https:
+            h.close()
 
     # -- HTTP -----------------------------------------------------------------------
-    def _call(self, method: str, path: str, **kw) -> dict:
-        try:
-            r = self.http.request(method, path, **kw)
-        except httpx.HTTPError as exc:
-            raise ServerUnreachableError(detail=f"{self.url}: {type(exc).__name__}: {exc}") from None
+    def _call(self, method: str, path: str, headers: dict | None = None, **kw) -> dict:
+        """One request, to the current server, then to the others in turn while none answers."""
+        start = self._current
+        failures = []
+        for i in range(len(self.urls)):
+            idx = (start + i) % len(self.urls)
+            try:
+                r = self.https[idx].request(method, path, headers={**self.headers, **(headers or {})}, **kw)
+            except httpx.HTTPError as exc:
+                failures.append(f"{self.urls[idx]}: {type(exc).__name__}: {exc}")
+                continue
+            if r.status_code >= 500:
+                failures.append(f"{self.urls[idx]}{path}: HTTP {r.status_code}")
+                continue
+            if idx != self._current:
+                log.warning("district server %s did not answer; syncing through %s", self.url, self.urls[idx])
+                self._current = idx
+            return self._answer(r)
+        raise ServerUnreachableError(detail="; ".join(failures))
+
+    def _answer(self, r: httpx.Response) -> dict:
         if r.status_code == 401:
             try:
                 body = r.json()
             except ValueError:
                 body = {}
             raise TerminalAuthError(body.get("error") or None, detail=body.get("detail", "401"))
-        if r.status_code >= 500:
-            raise ServerUnreachableError(detail=f"{self.url}{path}: HTTP {r.status_code}")
         if r.status_code >= 400:
             try:
                 body = r.json()
             except ValueError:
                 body = {"error": r.text[:200]}
+            if r.status_code == 413:
+                raise PayloadTooLargeError(body.get("error") or None, detail=str(body.get("detail") or 413))
             raise DistrictError(body.get("error") or f"区服务器拒绝了请求（{r.status_code}）",
                                 detail=str(body.get("detail") or r.status_code))
         return r.json()
@@ -132,11 +172,12 @@ class SyncClient:
                     raise DistrictError(
                         f"终端令牌属于食堂 {known.get('canteen_id')}，本机设置的是 {self.app.settings.canteen_id}",
                         detail=f"set KIOSK_CANTEEN_ID={known.get('canteen_id')} (or unset it)")
+                self._report_health()
                 with self.app.db.session(read_only=True) as s:
-                    self.http.headers["X-Kiosk-Pending"] = str(pending_count(s))   # the console shows it
+                    self.headers["X-Kiosk-Pending"] = str(pending_count(s))   # the console shows it
                 self.push(rep)
                 with self.app.db.session(read_only=True) as s:
-                    self.http.headers["X-Kiosk-Pending"] = str(pending_count(s))
+                    self.headers["X-Kiosk-Pending"] = str(pending_count(s))
                 self.pull(rep)
             except ServerUnreachableError:
                 _mark_offline(self.app)
@@ -150,7 +191,27 @@ class SyncClient:
                     set_state(s, "warning", rep.warning)
             return rep
 
+    LAST_SALE_EVERY_S = 600.0
+
+    def _report_health(self) -> None:
+        """Version, face model, disk free, camera, last sale: sent as headers every round.
+        The last sale (a scan of the replica's orders) is looked up again only when the
+        outbox holds something or every ten minutes."""
+        import time
+
+        now = time.monotonic()
+        with self.app.db.session(read_only=True) as s:
+            waiting = pending_count(s)
+        looked = getattr(self, "_last_sale_t", None)
+        if looked is None or waiting or now - looked >= self.LAST_SALE_EVERY_S:
+            self._last_sale, self._last_sale_t = health.last_sale(self.app), now
+        known = self._last_sale
+        for k in [k for k in self.headers if k.startswith("X-Kiosk-") and k != "X-Kiosk-Pending"]:
+            del self.headers[k]
+        self.headers.update(health.collect(self.app, known).headers())
+
     def push(self, rep: SyncReport) -> None:
+        budget = PUSH_BUDGET_BYTES
         while True:
             with self.app.db.session(read_only=True) as s:
                 batch = s.scalars(select(OutboxEntry).where(OutboxEntry.status == "pending")
@@ -158,9 +219,26 @@ class SyncClient:
                 waiting = pending_count(s)
             if not batch:
                 return
-            ops = [{"op_id": e.id, "kind": e.kind, "created_at": e.created_at.isoformat(),
-                    "payload": self._wire(e.payload)} for e in batch]
-            res = self._call("POST", "/push", json={"ops": ops}, headers={"X-Kiosk-Pending": str(waiting)})
+            fetched = len(batch)
+            encoded: list[bytes] = []
+            size = 0
+            for e in batch:            # in outbox order, as many as fit the budget (at least one)
+                op = orjson.dumps({"op_id": e.id, "kind": e.kind, "created_at": e.created_at.isoformat(),
+                                   "payload": self._wire(e.payload)})
+                if encoded and size + len(op) + 1 > budget:
+                    break
+                encoded.append(op)
+                size += len(op) + 1
+            batch = batch[:len(encoded)]
+            try:
+                res = self._call("POST", "/push", content=b'{"ops":[' + b",".join(encoded) + b"]}",
+                                 headers={"X-Kiosk-Pending": str(waiting), "Content-Type": "application/json"})
+            except PayloadTooLargeError as exc:
+                if len(batch) > 1:          # the server takes less than the budget: halve it and go on
+                    budget = max(1, size // 2)
+                    continue
+                self._too_large(batch[0], exc, rep)     # one op the server will never take: kept, marked
+                continue
             rep.server_version = res.get("server_version")
             by_id = {r["op_id"]: r for r in res.get("results", [])}
             done, rejected = [], []
@@ -185,8 +263,19 @@ class SyncClient:
                         e.status, e.error = "rejected", str(err)[:2000]
                         rep.rejected += 1
                         log.error("the server refused outbox op %s (%s): %s", oid, e.kind, err)
-            if len(batch) < PUSH_BATCH or not (done or rejected):
+            if (fetched < PUSH_BATCH and len(batch) == fetched) or not (done or rejected):
                 return
+
+    def _too_large(self, entry, exc: PayloadTooLargeError, rep: SyncReport) -> None:
+        """An op larger than the server takes in one push: marked rejected with the reason
+        (shown as rejected on the staff screen), so the ops after it still go."""
+        with self.app.db.session() as s:
+            s.info[changes.APPLY] = True
+            e = s.scalars(select(OutboxEntry).where(OutboxEntry.id == entry.id)).first()
+            if e is not None:
+                e.status, e.error = "rejected", f"{exc.user_message} ({exc.detail})"[:2000]
+                rep.rejected += 1
+                log.error("outbox op %s (%s) is larger than the server takes: %s", entry.id, entry.kind, exc.detail)
 
     def _wire(self, payload: dict) -> dict:
         """Templates leave encrypted with this terminal's key only as far as the wire: the

@@ -1,38 +1,23 @@
-"""Console logins: staff sign in with their id and PIN (role supervisor or admin);
-a login is a random token in an HttpOnly, SameSite=Strict cookie that expires after
-a period without use and after a working day at most; every form carries the
-login's CSRF token and a POST without it is refused."""
+"""Console logins: staff sign in with their id and console password (role supervisor
+or admin; the password and its back-off: kiosk.district.domain.passwords, never the
+PIN a terminal holds); a login is a random token in an HttpOnly, SameSite=Strict
+cookie that expires after a period without use and after a working day at most; every
+form carries the login's CSRF token and a POST without it is refused."""
 from __future__ import annotations
 
 import hmac
-import os
+import ipaddress
 import secrets
 import threading
 import time
 from dataclasses import dataclass, field
 
-from kiosk.errors import ConfigError
 
 COOKIE = "kiosk_console"
 PRE_COOKIE = "kiosk_console_login"
 ROLE_RANK = {"staff": 0, "supervisor": 1, "admin": 2}
 ROLE_ZH = {"staff": "工作人员", "supervisor": "主管", "admin": "管理员"}
-DEFAULT_IDLE_MINUTES = 30
 MAX_HOURS = 10
-
-
-def idle_minutes_from_env() -> float:
-    raw = os.environ.get("KIOSK_CONSOLE_IDLE_MINUTES", "")
-    if not raw:
-        return DEFAULT_IDLE_MINUTES
-    try:
-        v = float(raw)
-    except ValueError:
-        v = -1
-    if not 0 < v <= 24 * 60:
-        raise ConfigError("KIOSK_CONSOLE_IDLE_MINUTES 应为 1 到 1440 之间的分钟数",
-                          detail=f"KIOSK_CONSOLE_IDLE_MINUTES={raw!r}")
-    return v
 
 
 @dataclass
@@ -89,11 +74,6 @@ class Logins:
         with self._lock:
             self._by_token.pop(token or "", None)
 
-    def close_staff(self, staff_id: str) -> None:
-        with self._lock:
-            for t in [t for t, lg in self._by_token.items() if lg.staff_id == staff_id]:
-                del self._by_token[t]
-
     def _drop_expired(self, now: float) -> None:
         for t in [t for t, lg in self._by_token.items()
                   if now - lg.last_seen > self.idle_s or now - lg.created > self.max_s]:
@@ -102,3 +82,21 @@ class Logins:
 
 def same(a: str | None, b: str | None) -> bool:
     return bool(a) and bool(b) and hmac.compare_digest(str(a), str(b))
+
+
+def client_address(request) -> str | None:
+    """The address wrong passwords are counted against: the peer's, or, when the peer is
+    a reverse proxy on this machine (loopback), the address it forwarded
+    (``X-Forwarded-For``, the right-most entry: the one that proxy saw)."""
+    host = request.client.host if request.client else None
+    fwd = request.headers.get("x-forwarded-for")
+    if host and fwd:
+        try:
+            local = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            local = False
+        if local:
+            last = fwd.split(",")[-1].strip()
+            if last:
+                return last[:100]
+    return host
