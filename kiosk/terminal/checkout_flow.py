@@ -177,6 +177,7 @@ class CheckoutFlow:
             r = b.resident(s, resident_id)
             sex = s.execute(select(Resident.sex).where(Resident.id == resident_id)).scalar()
             day, meal = b.resolve_meal(s, at, None)
+            b.refuse_if_gone(r, day)         # 迁出 / 死亡: refused before the menu is shown
             policy, _row = b.policy(s, day)
             usage = usage_of(s, r.id, day)
             balance = balance_of(s, r.id)

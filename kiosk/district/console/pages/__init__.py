@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from kiosk.district.console.pages import (audit, canteens, faces, home, imports, login, proof, reconcile, reports,
-                                          terminals, welfare)
+from kiosk.district.console.pages import (anomalies, audit, canteens, faces, home, imports, login, proof, quarantine,
+                                          reconcile, reports, terminals, welfare)
 from kiosk.district.console.shared.render import NavLink
 
 PAGES = (
@@ -24,6 +24,8 @@ PAGES = (
     canteens,
     reports,
     reconcile,
+    quarantine,
+    anomalies,
     welfare,
     proof,
     faces,
