@@ -188,3 +188,138 @@ def approach_frames(frame: np.ndarray, yaw_deg: float, n: int = 10) -> list[np.n
     h, w = frame.shape[:2]
     return [cv2.warpPerspective(frame, plane_homography(w, h, yaw_deg=yaw_deg * i / n, scale=1 + 0.8 * i / n),
                                 (w, h), borderValue=(110, 110, 110)) for i in range(n + 1)]
+
+
+# --------------------------------------------------------------------------- replays
+# A recorded video of a real head turning, played on a phone or a tablet held up to the
+# kiosk's camera (issue 19). Rendered per camera pixel: where each pixel of the camera falls
+# on the device (a homography of the device's plane), what the screen shows there (the clip,
+# fitted into the screen), the screen's pixel grid sampled by the camera's pixels (moire:
+# the beat of the two grids, from sampling the grid at each camera pixel's centre), the
+# screen's own look (raised blacks, compressed whites, a cold tint, the camera's blur of a
+# re-capture), a reflection of a lamp, the refresh's bands, and the device's body and bezel
+# before a still room.
+
+DEVICES = {
+    # screen (width, height) in mm, bezel (mm), screen pixels per mm
+    "phone": ((68.0, 148.0), 4.0, 16.0),
+    "tablet": ((197.0, 148.0), 10.0, 10.4),
+}
+
+
+def _fit(img: np.ndarray, w: int, h: int, cover: bool) -> np.ndarray:
+    """``img`` fitted into w x h (letterboxed in black, or ``cover``: filling it, cropped)."""
+    ih, iw = img.shape[:2]
+    s = max(w / iw, h / ih) if cover else min(w / iw, h / ih)
+    r = cv2.resize(img, (max(1, round(iw * s)), max(1, round(ih * s))), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+    out = np.zeros((h, w, 3), np.uint8)
+    rh, rw = r.shape[:2]
+    x0, y0 = (w - rw) // 2, (h - rh) // 2
+    sx0, sy0 = max(0, -x0), max(0, -y0)
+    dx0, dy0 = max(0, x0), max(0, y0)
+    cw, ch = min(w - dx0, rw - sx0), min(h - dy0, rh - sy0)
+    out[dy0:dy0 + ch, dx0:dx0 + cw] = r[sy0:sy0 + ch, sx0:sx0 + cw]
+    return out
+
+
+def replay_frames(clip: list[np.ndarray], device: str = "phone", fill: float = 0.8,
+                  motion: str = "still", moire: bool = True, glare: bool = True, banding: bool = False,
+                  size: tuple[int, int] = (640, 480), seed: int = 0) -> list[np.ndarray]:
+    """A clip's frames played on a ``device`` held before a camera of ``size``: the screen's
+    height is ``fill`` of the frame's (above 1: so close that the screen fills the picture,
+    no bezel seen); ``motion`` "still" (a hand's tremor only) or "drift" (moved sideways,
+    tilted and brought nearer over the clip). ``moire``: the screen's pixel grid as the
+    camera samples it (else a grid too fine and too blurred to show); ``glare``: a lamp's
+    reflection fixed in the camera image; ``banding``: the backlight's flicker as rolling
+    bands."""
+    rng = np.random.default_rng(seed)
+    W, H = size
+    (sw_mm, sh_mm), bezel_mm, ppmm = DEVICES[device]
+    landscape_clip = clip[0].shape[1] >= clip[0].shape[0]
+    if device == "phone" and landscape_clip and fill <= 1.0:
+        sw_mm, sh_mm = sh_mm, sw_mm              # a landscape video on a phone turned sideways
+    # screen content at 4 canvas px per mm (the clip, letterboxed; edge to edge: cropped)
+    cpm = 4.0
+    cw, ch = int(sw_mm * cpm), int(sh_mm * cpm)
+    bg = textured_background(H, W, seed=seed + 11)
+    bg = cv2.GaussianBlur(bg, (0, 0), 1.5)
+    n = len(clip)
+    px_per_mm0 = fill * H / sh_mm
+    yaw0, pitch0 = rng.uniform(-12, 12), rng.uniform(-10, 10)
+    phase = rng.uniform(0, 2 * np.pi, 4)
+    ys, xs = np.mgrid[0:H, 0:W].astype(np.float64)
+    pts = np.stack([xs.ravel() + 0.5, ys.ravel() + 0.5], 1)
+    gx, gy = W * rng.uniform(0.35, 0.65), H * rng.uniform(0.25, 0.45)
+    lamp = 170 * np.exp(-(((xs - gx) / (0.16 * W)) ** 2 + ((ys - gy) / (0.09 * H)) ** 2))
+    out = []
+    for i, frame in enumerate(clip):
+        t = i / max(1, n - 1)
+        tremor = 1.2 * np.sin(2 * np.pi * (0.9 * i / 12) + phase[:2])
+        dx, dy = tremor
+        roll, scale = 0.4 * np.sin(phase[2] + i / 3), 1.0
+        if motion == "drift":
+            dx += 60 * t - 30
+            dy += 15 * np.sin(np.pi * t)
+            roll += 6 * t
+            scale = 1 + 0.15 * t
+        # the device's plane: mm -> camera pixels (rotation in 3-D, then a pinhole)
+        ppm = px_per_mm0 * scale
+        f = 1.2 * W
+        d = f / ppm                                   # distance in mm that gives ppm at the centre
+        a, b, c = np.radians([pitch0, yaw0 + 2 * np.sin(phase[3] + i / 5), roll])
+        Rx = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+        Ry = np.array([[np.cos(b), 0, np.sin(b)], [0, 1, 0], [-np.sin(b), 0, np.cos(b)]])
+        Rz = np.array([[np.cos(c), -np.sin(c), 0], [np.sin(c), np.cos(c), 0], [0, 0, 1]])
+        R = Rz @ Ry @ Rx
+        K = np.array([[f, 0, W / 2 + dx], [0, f, H / 2 + dy], [0, 0, 1.0]])
+        # plane point (X, Y) mm from the screen's centre -> K (R [X, Y, 0] + [0, 0, d])
+        Hmm = K @ np.column_stack([R[:, 0], R[:, 1], np.array([0, 0, d])])
+        Hinv = np.linalg.inv(Hmm)
+        q = np.column_stack([pts, np.ones(len(pts))]) @ Hinv.T
+        X, Y = (q[:, 0] / q[:, 2]).reshape(H, W), (q[:, 1] / q[:, 2]).reshape(H, W)
+        on_screen = (np.abs(X) < sw_mm / 2) & (np.abs(Y) < sh_mm / 2)
+        on_body = (np.abs(X) < sw_mm / 2 + bezel_mm) & (np.abs(Y) < sh_mm / 2 + bezel_mm)
+        content = _fit(frame, cw, ch, cover=fill > 1.0)
+        mapx = ((X + sw_mm / 2) * cpm - 0.5).astype(np.float32)
+        mapy = ((Y + sh_mm / 2) * cpm - 0.5).astype(np.float32)
+        scr = cv2.remap(content, mapx, mapy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float64)
+        # the screen's look: blacks raised, whites compressed, a cold tint
+        scr = 18 + scr * (215 / 255) * np.array([1.04, 0.98, 0.92])
+        if moire:
+            # RGB stripes of the screen's pixels, sampled at the camera pixels' centres
+            u, v = X * ppmm, Y * ppmm
+            stripes = 0.5 + 0.5 * np.cos(2 * np.pi * u)
+            rows = 0.75 + 0.25 * np.cos(2 * np.pi * v)
+            scr *= (0.7 + 0.3 * stripes * rows)[..., None]
+        if banding:
+            scr *= (1 + 0.06 * np.sin(2 * np.pi * (ys / (H / 3.5) + 0.37 * i)))[..., None]
+        if glare:
+            scr += lamp[..., None]
+        img = bg.astype(np.float64).copy()
+        img[on_body] = np.array([26.0, 24.0, 24.0])
+        img[on_screen] = scr[on_screen]
+        img = cv2.GaussianBlur(np.clip(img, 0, 255).astype(np.float32), (0, 0), 0.7)
+        img += rng.normal(0, 2.0, img.shape)
+        out.append(np.clip(img, 0, 255).astype(np.uint8))
+    return out
+
+
+REPLAYS = {
+    # name: (device, fill, motion, moire, glare)
+    "phone_still": ("phone", 0.85, "still", True, True),
+    "phone_still_plain": ("phone", 0.85, "still", False, False),
+    "phone_drift": ("phone", 0.7, "drift", True, False),
+    "phone_drift_glare": ("phone", 0.7, "drift", False, True),
+    "tablet_still": ("tablet", 0.75, "still", True, False),
+    "tablet_drift_plain": ("tablet", 0.6, "drift", False, False),
+    "tablet_edge_to_edge": ("tablet", 1.25, "still", True, True),
+    "tablet_edge_to_edge_plain": ("tablet", 1.25, "drift", False, False),
+    "phone_fills_picture": ("phone", 1.6, "still", True, False),
+    "phone_fills_picture_glare": ("phone", 1.6, "drift", False, True),
+}
+
+
+def replay_of(clip: list[np.ndarray], kind: str, seed: int = 0) -> list[np.ndarray]:
+    device, fill, motion, moire, glare = REPLAYS[kind]
+    return replay_frames(clip, device, fill, motion, moire, glare, banding=kind.endswith("plain") is False and seed % 2 == 1,
+                         seed=seed)

@@ -3,6 +3,12 @@ attack (docs/liveness.md has the figures this prints). Not a test: a command.
 
     .venv/bin/python -m tests.measure_liveness [--backend sface|insightface] [--cache DIR] [--scale S]
 
+``--placements``: each real clip pasted at the left, centre and right of a 1280x720 frame at
+scales 1.0, 0.8 and 0.6 (issue 19: the turn must not depend on where the face is); prints
+each placement's verdict and turn and each clip's spread. ``--replays``: each real clip played
+on the simulated phones and tablets of ``tests.liveness_helpers.REPLAYS``, checked its own
+way with the screen measure off and on. ``--clips a,b``: only these clips.
+
 ``--scale``: every frame resized by S first (a camera of another resolution, a face nearer or
 farther); its detections are cached apart.
 
@@ -179,6 +185,95 @@ def family(kind: str) -> str:
     return kind.split("_")[0]
 
 
+def placed_frame(img: np.ndarray, size: tuple[int, int], scale: float, where: str, fill: int = 110) -> np.ndarray:
+    """``img`` shrunk by ``scale`` and pasted at the left, centre or right of a ``size``
+    (width, height) frame of one grey, vertically centred."""
+    import cv2
+
+    W, H = size
+    im = cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale != 1 else img
+    h, w = im.shape[:2]
+    out = np.full((H, W, 3), fill, np.uint8)
+    x0 = {"left": 0, "centre": (W - w) // 2, "right": W - w}[where]
+    y0 = (H - h) // 2
+    out[y0:y0 + h, x0:x0 + w] = im
+    return out
+
+
+def _clip_images(name: str) -> list[np.ndarray]:
+    import cv2
+
+    from kiosk.vision.camera import IMAGE_EXT
+
+    return [cv2.imread(str(f)) for f in sorted((LIVE / name).iterdir()) if f.suffix.lower() in IMAGE_EXT][:120]
+
+
+def _detected(engine, imgs: list[np.ndarray], fps: float) -> list[LiveFrame]:
+    import cv2
+
+    from kiosk.vision.liveness import detect_for_liveness
+
+    out = []
+    for i, img in enumerate(imgs):
+        f = detect_for_liveness(engine, img)
+        out.append(LiveFrame(i / fps, f.bbox if f else None, f.landmarks if f else None,
+                             cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)))
+    return out
+
+
+def _manifest(only: list[str] | None) -> list[tuple[str, str]]:
+    with open(LIVE / "MANIFEST.tsv", encoding="utf-8") as fh:
+        rows = [(r["folder"], r["direction"]) for r in csv.DictReader(fh, delimiter="\t")]
+    return [r for r in rows if not only or r[0] in only]
+
+
+def measure_placements(backend: str, clips: list[str] | None) -> None:
+    from tests.conftest import shared_engine
+    from kiosk.vision.liveness import folder_fps
+
+    eng = shared_engine(backend)
+    own_ok = own_n = other_ok = 0
+    for name, direction in _manifest(clips):
+        other = "right" if direction == "left" else "left"
+        imgs, fps = _clip_images(name), folder_fps(LIVE / name)
+        turns = []
+        for scale in (1.0, 0.8, 0.6):
+            for where in ("left", "centre", "right"):
+                seq = _detected(eng, [placed_frame(im, (1280, 720), scale, where) for im in imgs], fps)
+                r, w = check_active(seq, direction), check_active(seq, other)
+                turns.append(r.details.get("turn_deg", 0.0))
+                own_ok, own_n, other_ok = own_ok + r.live, own_n + 1, other_ok + w.live
+                print(f"{backend} {name:30s} x{scale:g} {where:6s} {r.code:14s} turn {r.details.get('turn_deg')}"
+                      f" | other {w.code} {w.details.get('turn_deg')}", flush=True)
+        lo, hi = min(turns), max(turns)
+        print(f"{backend} {name:30s} turn {lo:.1f}-{hi:.1f} spread {(hi - lo) / max(hi, 1e-6):.0%}", flush=True)
+    print(f"== {backend} placements: own way {own_ok}/{own_n}, other way {other_ok}/{own_n}")
+
+
+def measure_replays(backend: str, clips: list[str] | None) -> None:
+    from tests.conftest import shared_engine
+    from tests.liveness_helpers import REPLAYS, replay_of
+    from kiosk.vision.liveness import LivenessConfig, folder_fps
+
+    eng = shared_engine(backend)
+    on = LivenessConfig(screen_check=True)
+    tally = defaultdict(lambda: [0, 0, 0])
+    for name, direction in _manifest(clips):
+        imgs, fps = _clip_images(name), folder_fps(LIVE / name)
+        for kind in REPLAYS:
+            seq = _detected(eng, replay_of(imgs, kind, seed=len(name)), fps)
+            r, s = check_active(seq, direction), check_active(seq, direction, on)
+            tally[kind][0] += r.live
+            tally[kind][1] += s.live
+            tally[kind][2] += 1
+            print(f"{backend} {name:30s} {kind:26s} turn-only {r.code:14s} with screen check {s.code:16s}"
+                  f" {s.details.get('screen')}", flush=True)
+    for kind, (a, b, n) in tally.items():
+        print(f"   {kind:26s} accepted {a}/{n} (screen check off), {b}/{n} (on)")
+    print(f"== {backend} replays accepted: {sum(v[0] for v in tally.values())}/{sum(v[2] for v in tally.values())} "
+          f"off, {sum(v[1] for v in tally.values())}/{sum(v[2] for v in tally.values())} on")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--backend", action="append")
@@ -189,7 +284,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scale", type=float, default=1.0,
                     help="resize every frame (clips and renders) by this factor first, as a camera "
                          "of another resolution would see it")
+    ap.add_argument("--placements", action="store_true", help="the real clips placed in a 1280x720 frame")
+    ap.add_argument("--replays", action="store_true", help="the real clips replayed on simulated devices")
+    ap.add_argument("--clips", help="comma-separated clip folders (default: all)")
     a = ap.parse_args(argv)
+    if a.placements or a.replays:
+        clips = a.clips.split(",") if a.clips else None
+        for backend in a.backend or ["sface"]:
+            if a.placements:
+                measure_placements(backend, clips)
+            if a.replays:
+                measure_replays(backend, clips)
+        return 0
     dump = {}
     for backend in a.backend or ["sface", "insightface"]:
         t0 = time.time()

@@ -35,9 +35,14 @@ solid head, not a picture:
   two pieces). Time between frames alone does not split it: a slow terminal is
   not a cut.
 
+* a replay (a phone or tablet playing a recorded turn): once a turn passes, the camera's
+  own frames are looked at for a device around the face (``kiosk.vision.screen``); when
+  one is suspected the verdict is ``screen_suspected``: staff confirm, the elder is not
+  refused outright. It catches some rendered replays, not all.
+
 docs/liveness.md has what was measured, on real recordings and on rendered attacks,
-and what is not covered (a replayed video of the person turning, paper folded about
-a slanted line).
+and what is not covered (replays the screen measure misses, paper folded about a
+slanted line).
 
 Passive (when an ONNX anti-spoofing model is configured): an 80x80 aligned crop
 scored by the model (insightface's liveness add-on and MiniFASNet-style models
@@ -75,7 +80,9 @@ NO_NOSE = "no_nose_lead"        # what turned showed no nose ahead of its column
 CUT = "cut"                     # the clip was cut in the middle of the turn
 GAP = "gap"                     # frames missing in the middle of the turn
 PASSIVE_SPOOF = "passive_spoof"  # the anti-spoofing model saw a photo or screen
-CODES = (PASSED, UNSEEN, ROLL, NO_TURN, JUMP, FLAT, BLUR, PLANAR, NO_NOSE, CUT, GAP, PASSIVE_SPOOF)
+SCREEN_SUSPECTED = "screen_suspected"  # the turn passed but the face may be on a device's screen
+CODES = (PASSED, UNSEEN, ROLL, NO_TURN, JUMP, FLAT, BLUR, PLANAR, NO_NOSE, CUT, GAP, PASSIVE_SPOOF,
+         SCREEN_SUSPECTED)
 
 REFUSED_FLAT = "检测到照片或屏幕，请本人到场"
 REFUSED_CUT = "画面不连续，请再试一次"
@@ -83,6 +90,7 @@ REFUSED_GAP = "画面中断，请再试一次"
 REFUSED_UNSEEN = "没有看清您的脸，请再试一次"
 REFUSED_ROLL = "请不要歪头，慢慢向一边转头"
 REFUSED_BLUR = "画面太模糊，请在亮一点的地方慢慢转头"
+ASK_STAFF_SCREEN = "请工作人员确认是本人在场"
 
 
 @dataclass(frozen=True)
@@ -122,6 +130,11 @@ class LivenessConfig:
     # the check runs on frames scaled so that the face's eye distance is this many pixels
     # (``face_normalised``): the same face gives the same answer at any camera resolution
     face_iod: float | None = 64.0
+    # the replay measure (``kiosk.vision.screen``: a device's frame around the face, a screen's
+    # pixel grid over it), on a turn that passed: when it suspects a screen the verdict is
+    # ``screen_suspected`` (staff confirm). Measured: no real clip suspected, some replays
+    # caught, not all (docs/liveness.md "Replays")
+    screen_check: bool = True
 
     # names kept for callers of the earlier version
     @property
@@ -554,8 +567,19 @@ def _check_piece(frames: list[LiveFrame], idx: list[int], sign: int,
     yaw = _smooth(np.array([p.yaw for p in poses]))
     roll_raw = [p.roll for p in poses]
     roll = _smooth(np.array(roll_raw))
-    turn = (yaw - yaw[0]) * sign
+    # the turn at each frame is measured from the lowest pose before it (the asked way) among
+    # the frames of the start, those until the head first moved a quarter of the threshold
+    # the other way: a head whose first frame's landmarks are off by a degree or two has
+    # turned from the frames after it; a head (or a picture) that went the other way and came
+    # back has not turned the asked way
+    rise = yaw * sign
+    away = np.nonzero(rise < rise[0] - cfg.min_turn_deg / 4)[0]
+    start = int(away[0]) if len(away) else len(rise)
+    low = np.minimum.accumulate(rise)
+    low[start:] = low[start - 1] if start > 0 else rise[0]
+    turn = rise - low
     k = int(np.argmax(turn))
+    j0 = int(np.argmin(rise[:min(k, start - 1) + 1]))   # where that turn started
     best_turn = float(turn[k])
     d_roll = float(np.abs(roll - roll[0]).max())
     details = {"turn_deg": round(best_turn, 1), "roll_deg": round(d_roll, 1), "frames": len(seen)}
@@ -564,12 +588,12 @@ def _check_piece(frames: list[LiveFrame], idx: list[int], sign: int,
             return LivenessResult(False, 0.0, REFUSED_ROLL, details, code=ROLL)
         return LivenessResult(False, max(0.0, best_turn) / cfg.min_turn_deg,
                               f"没有看到{'向左' if sign > 0 else '向右'}转头，请慢慢转头", details, code=NO_TURN)
-    steps = np.diff(turn[: k + 1]) if k > 0 else np.array([best_turn])
+    steps = np.diff(rise[j0: k + 1]) if k > j0 else np.array([best_turn])
     details["jump"] = round(float(steps.max()) / best_turn, 2)
     if steps.max() > cfg.max_jump_share * best_turn:
         return LivenessResult(False, 0.0, "转头太突然，请慢慢转头", details, code=JUMP)
-    par = [nose_parallax(seen[0].landmarks, f.landmarks) for f in seen]
-    best_par = max(par[j] for j in range(len(seen)) if turn[j] >= 0.6 * best_turn)
+    par = [nose_parallax(seen[j0].landmarks, f.landmarks) for f in seen]
+    best_par = max(par[j] for j in range(j0, len(seen)) if rise[j] - rise[j0] >= 0.6 * best_turn)
     details["parallax"] = round(best_par, 3)
     score = min(best_par / cfg.min_parallax, best_turn / cfg.min_turn_deg)
     if best_par < cfg.min_parallax:
@@ -693,6 +717,7 @@ def check_active(frames: list[LiveFrame], challenge: str,
     if challenge not in CHALLENGES:
         raise ValueError(f"challenge must be one of {sorted(CHALLENGES)}")
     sign = CHALLENGES[challenge][1]
+    raw = frames
     frames = face_normalised(frames, cfg.face_iod)
     seen = [f for f in frames if f.bbox is not None and f.landmarks is not None]
     if len(seen) < cfg.min_frames:
@@ -701,9 +726,9 @@ def check_active(frames: list[LiveFrame], challenge: str,
     results = [_check_piece(frames, p, sign, cfg) for p in pieces if len(p) >= cfg.min_frames]
     for r in results:
         if r.live:
-            if len(pieces) == 1:
-                return r
-            return LivenessResult(True, r.score, r.reason, {**r.details, "pieces": len(pieces)}, code=r.code)
+            if len(pieces) > 1:
+                r = LivenessResult(True, r.score, r.reason, {**r.details, "pieces": len(pieces)}, code=r.code)
+            return _screen_verdict(raw, r) if cfg.screen_check else r
     if broken:
         # a turn that only appears across a break (a cut, a swap, a long gap) does not count
         yaw = _smooth(np.array([p.yaw for p in track_pose([f.landmarks for f in seen])]))
@@ -713,6 +738,19 @@ def check_active(frames: list[LiveFrame], challenge: str,
                                   {"turn_deg": round(whole, 1), "frames": len(seen), "pieces": len(pieces)},
                                   code=GAP if broken == "gap" else CUT)
     return max(results, key=lambda r: r.details.get("turn_deg", 0.0))
+
+
+def _screen_verdict(frames: list[LiveFrame], passed: LivenessResult) -> LivenessResult:
+    """A turn that passed, looked at once more for a device around the face (on the camera's
+    own pixels): when suspected, staff are asked to confirm (``screen_suspected``); the
+    elder is not refused outright."""
+    from kiosk.vision.screen import screen_evidence
+
+    ev = screen_evidence([f.gray for f in frames], [f.bbox for f in frames])
+    details = {**passed.details, "screen": ev.to_json()}
+    if ev.suspected:
+        return LivenessResult(False, passed.score, ASK_STAFF_SCREEN, details, code=SCREEN_SUSPECTED)
+    return LivenessResult(True, passed.score, passed.reason, details, code=passed.code)
 
 
 # --------------------------------------------------------------------------- passive
@@ -794,23 +832,62 @@ def folder_fps(folder: Path, default: float = 12.0) -> float:
 # Every face more than 10 % above it is, so a face gives the same landmarks at any resolution
 # above that.
 DETECT_IOD = 80.0
-DETECT_MAX_IOD = 1.1 * DETECT_IOD
+DETECT_CROP_IOD = 5.0      # the crop's side, in eye distances
 
 
 def detect_for_liveness(engine: FaceEngine, img: np.ndarray):
-    """The primary face of ``img`` (its pixels) with landmarks from a face-sized detection."""
+    """The primary face of ``img`` (its pixels) with landmarks from a face-sized detection:
+    the detector looks again at a crop around the face scaled so that the eye distance is
+    ``DETECT_IOD`` pixels, whatever the face's size and wherever it is in the frame."""
     from kiosk.vision.quality import primary_face
 
     f = primary_face(engine.detect(img), img.shape)
     if f is None or f.landmarks is None:
         return f
-    d = _iod(f.landmarks)
-    if d > DETECT_MAX_IOD:
-        side = max(64, int(round(max(img.shape[:2]) * DETECT_IOD / d)))
-        g = primary_face(engine.detect(img, max_side=side), img.shape)
-        if g is not None and g.landmarks is not None:
-            return g
-    return f
+    g = face_sized_detection(engine, img, f)
+    return g if g is not None else f
+
+
+def face_sized_detection(engine: FaceEngine, img: np.ndarray, face):
+    """``face`` detected again on a crop of ``img`` around it, resized so that its eye
+    distance is ``DETECT_IOD`` px (None when the detector does not find it there). The
+    detectors' landmarks depend on the face's size in pixels (small faces: biased toward
+    frontal; large ones: misplaced) and on where the face falls on their grid of anchors;
+    a crop at one scale gives the same face the same landmarks anywhere in any frame."""
+    from kiosk.vision.quality import primary_face
+
+    lm = np.asarray(face.landmarks, np.float64)
+    d = _iod(lm)
+    s = DETECT_IOD / d
+    c = lm.mean(0)
+    half = DETECT_CROP_IOD / 2 * d
+    h, w = img.shape[:2]
+    x0, y0 = int(max(0, np.floor(c[0] - half))), int(max(0, np.floor(c[1] - half)))
+    x1, y1 = int(min(w, np.ceil(c[0] + half))), int(min(h, np.ceil(c[1] + half)))
+    if x1 - x0 < 16 or y1 - y0 < 16:
+        return None
+    ow, oh = max(16, int(round((x1 - x0) * s))), max(16, int(round((y1 - y0) * s)))
+    crop = cv2.resize(np.ascontiguousarray(img[y0:y1, x0:x1]), (ow, oh),
+                      interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC)
+    g = primary_face(engine.detect(crop, max_side=max(ow, oh), pad_empty=False), crop.shape)
+    if g is None or g.landmarks is None:
+        return None
+    gl = np.asarray(g.landmarks, np.float64)
+    # and on the crop mirrored: the landmarks of the mirrored face, mirrored back (left and
+    # right swapped), averaged with the first: a detector's errors that lean one way
+    # (toward a frontal face, toward one side of its anchors) cancel, and the noise halves
+    m = primary_face(engine.detect(np.ascontiguousarray(crop[:, ::-1]), max_side=max(ow, oh),
+                                   pad_empty=False), crop.shape)
+    if m is not None and m.landmarks is not None:
+        ml = np.asarray(m.landmarks, np.float64)[[1, 0, 2, 4, 3]]
+        ml[:, 0] = ow - 1 - ml[:, 0]
+        if np.abs(ml - gl).max() < 0.25 * DETECT_IOD:
+            gl = (gl + ml) / 2
+    sx, sy = ow / (x1 - x0), oh / (y1 - y0)
+    lmo = np.column_stack([(gl[:, 0] + 0.5) / sx - 0.5 + x0, (gl[:, 1] + 0.5) / sy - 0.5 + y0]).astype(np.float32)
+    bx, by, bw, bh = (float(v) for v in g.bbox[:4])
+    bbox = (bx / sx + x0, by / sy + y0, bw / sx, bh / sy)
+    return type(g)(bbox=bbox, landmarks=lmo, det_score=g.det_score, raw=None)
 
 
 def frames_from_path(engine: FaceEngine, path: Path, max_frames: int = 120, fps: float | None = None) -> list[LiveFrame]:
