@@ -1187,3 +1187,25 @@ def test_the_phone_keypad_and_the_card_keyboard_share_the_digits_row_and_both_de
         ck.buttons[k].click()
     ck.buttons["删除"].click()
     assert win.noface.entry.text() == "ZL"
+
+
+def test_a_turn_suspected_on_a_screen_calls_staff_instead_of_a_second_turn(qtbot, win, obama, monkeypatch):
+    """When the screen measure suspects a device (code screen_suspected), the elder is not
+    refused outright and no second turn is asked (a replay would pass it too): staff are
+    called to confirm, and the call shows on the screen."""
+    from kiosk.vision.liveness import REFUSED_FLAT, SCREEN_SUSPECTED, LivenessResult
+
+    win.service.app.settings.liveness = "active"
+    suspected = LivenessResult(False, 0.5, REFUSED_FLAT, {}, code=SCREEN_SUSPECTED)
+    monkeypatch.setattr(win.service.liveness, "check_head_turn", lambda frames, direction: suspected)
+    frame = face_frame(obama[1])
+    t = [0.0]
+    for _ in range(200):
+        t[0] += 0.1
+        win.on_frame(event_from(win.pipeline.process(frame, ts=t[0]), frame, ts=t[0]))
+        settle_check(qtbot, win)
+        if t[0] > 1 and win.state != "challenge":
+            break
+    assert win.state == NOFACE
+    assert win.challenge is None and "工作人员" in win.noface.prompt.text()
+    assert win.call_banner.isVisible() and win.call_info[0] == "人脸核验"

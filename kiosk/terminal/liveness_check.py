@@ -31,6 +31,14 @@ class LivenessCheck:
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image is not None and image.ndim == 3 else image
         return LiveFrame(ts, bbox, landmarks, gray)
 
+    @staticmethod
+    def needs_staff(result) -> bool:
+        """The turn passed but the face may be on a phone's or tablet's screen: staff are
+        asked to confirm that the elder is there, the elder is not refused outright."""
+        from kiosk.vision.liveness import SCREEN_SUSPECTED
+
+        return result.code == SCREEN_SUSPECTED
+
     def check_head_turn(self, frames: list, direction: str):
         from kiosk.vision.liveness import check_active
 

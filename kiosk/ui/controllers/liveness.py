@@ -12,6 +12,7 @@ log = logging.getLogger(__name__)
 
 MIN_CHALLENGE_FPS = 4      # what the head-turn check needs to see a turn progressively
 CHALLENGE_S = 7.0          # elders turn slowly; a pass ends the challenge at once
+STAFF_CONFIRM = "请稍等，工作人员马上来帮您确认"
 NO_FRAMES_S = 3.0          # no frame for this long during a challenge (camera gone): the card path
 CARD_PROMPT = "请用助老卡，或输入手机号后四位"
 
@@ -123,7 +124,14 @@ class ChallengeController:
         elif final:
             w.run_task(self.svc.liveness.record_failure, lambda _=None: None, None,
                        c.resident_id, result.reason, attempt=c.attempt, details=result.details)
-            if c.attempt == 1:
+            if self.svc.liveness.needs_staff(result):
+                # the turn was real but may have been played on a screen: a person decides, not
+                # a second turn (a replay would pass it too); the elder waits on the card page
+                self.current = None
+                w.go_noface(STAFF_CONFIRM)
+                w.show_call("人脸核验")
+                w.run_task(self.svc.checkout.call_staff, lambda _=None: None, lambda _e: None, "人脸核验")
+            elif c.attempt == 1:
                 # the second try gets its own full window, from the newest frame on
                 last = w._last_event.ts if w._last_event is not None else c.start + CHALLENGE_S
                 self.start(c.event, attempt=2, start_ts=last, again=(c.direction, c.prompt))
