@@ -31,11 +31,12 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # both roles: Python, the CJK font (the kiosk's screens and the PDF reports embed it), libglib
 # (OpenCV)
 APT_PKGS=(python3 python3-venv python3-pip libglib2.0-0 fonts-wqy-microhei fontconfig)
-# the terminal: the system libraries Qt's xcb platform loads, espeak-ng for the voice
+# the terminal: the system libraries Qt's xcb and Wayland platforms load, espeak-ng for the voice
 if [ $TERMINAL -eq 1 ]; then
   APT_PKGS+=(libegl1 libgl1 libfontconfig1 libdbus-1-3 libxkbcommon0 libxkbcommon-x11-0
              libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0
-             libxcb-randr0 libxcb-render-util0 libxcb-image0 libxrender1 libxi6 espeak-ng)
+             libxcb-randr0 libxcb-render-util0 libxcb-image0 libxrender1 libxi6
+             libwayland-client0 libwayland-cursor0 libwayland-egl1 espeak-ng)
 fi
 # --test: PostgreSQL; Debian's chromium (the console's browser tests drive it with Playwright,
 # which never downloads a browser of its own) and libatomic1 (Playwright's node driver links

@@ -26,27 +26,16 @@ from pathlib import Path
 # Files whose missing libraries are never loaded by the kiosk, each with its reason. Nothing
 # else may be listed here: a library missing for a file the kiosk loads is an install bug.
 IGNORED: dict[str, str] = {
-    # Qt platform and integration plugins for displays the kiosk does not drive (the kiosk
-    # runs on xcb, or offscreen for tests and the headless demo)
-    r"PySide6/Qt/plugins/platforms/libqwayland": "Wayland platform plugin (Qt picks xcb or offscreen)",
-    r"PySide6/Qt/plugins/wayland-": "Wayland integration plugins",
-    r"PySide6/Qt/plugins/platforms/libqeglfs": "EGL full-screen plugin (no GPU console here)",
-    r"PySide6/Qt/plugins/egldeviceintegrations/": "EGL device integrations",
-    r"PySide6/Qt/plugins/platforms/libqlinuxfb": "framebuffer plugin",
-    r"PySide6/Qt/plugins/platforms/libqvnc": "VNC plugin",
-    r"PySide6/Qt/plugins/platforms/libqvkkhrdisplay": "Vulkan display plugin",
+    r"PySide6/Qt/plugins/egldeviceintegrations/libqeglfs-kms": "EGL full-screen on KMS (needs PySide6-Addons' "
+                                                               "EglFsKmsGbmSupport; the kiosk runs on xcb or Wayland)",
     r"PySide6/Qt/plugins/platformthemes/libqgtk3": "GTK3 theme plugin (no desktop theme on a kiosk)",
-    r"PySide6/Qt/plugins/platforminputcontexts/": "input-method plugins (ibus, compose): the kiosk has its own keyboard",
-    r"PySide6/Qt/plugins/tls/libqopensslbackend": "Qt's TLS backend (the kiosk's TLS is httpx's, in Python)",
+    r"PySide6/Qt/plugins/platforminputcontexts/libqtvirtualkeyboard": "Qt's virtual keyboard (the kiosk has its own)",
     r"PySide6/Qt/plugins/sqldrivers/": "Qt's SQL drivers (the store is SQLAlchemy's)",
-    r"PySide6/Qt/plugins/multimedia/": "Qt Multimedia (camera frames come from OpenCV)",
-    r"PySide6/Qt/lib/libQt6WaylandEglClientHwIntegration": "Wayland EGL integration",
-    r"PySide6/Qt/lib/libQt6Wayland": "Qt's Wayland libraries",
-    r"PySide6/Qt/lib/libQt6EglFs": "EGL full-screen libraries",
-    r"PySide6/Qt/qml/": "QML modules (the kiosk's screens are Qt Widgets, no QML)",
-    r"PySide6/Qt/plugins/qmltooling/": "QML debugging plugins",
+    r"PySide6/Qt/plugins/printsupport/": "printing through CUPS (the kiosk prints nothing: receipts are on screen)",
+    r"PySide6/Qt/plugins/imageformats/libqpdf": "PDF image plugin (needs PySide6-Addons' QtPdf)",
     r"PySide6/Qt/plugins/designer/": "Qt Designer plugins",
-    r"PySide6/Qt/plugins/imageformats/libqpdf": "PDF image plugin (needs PySide6-Addons' QtPdf, never loaded)",
+    r"PySide6/Qt/plugins/qmltooling/": "QML debugging plugins",
+    r"PySide6/Qt/qml/": "QML modules (the kiosk's screens are Qt Widgets, no QML)",
 }
 
 ELF_MAGIC = b"\x7fELF"
