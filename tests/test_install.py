@@ -171,7 +171,7 @@ def test_extras_split_by_role():
 def test_wheel_holds_only_kiosk(tmp_path):
     """pip wheel: one top-level package, kiosk; enrollment and models inside it, with the
     model manifest and the console's templates."""
-    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
                         "-q", "-w", str(tmp_path), str(ROOT)],
                        capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -185,3 +185,46 @@ def test_wheel_holds_only_kiosk(tmp_path):
     expected = {p.name for p in (ROOT / "kiosk/district/console/templates").iterdir() if p.is_file()}
     assert expected and templates == expected
     assert any(n.startswith("kiosk/db/migrations/versions/") for n in names)
+
+
+def _check_shared_libs(venv: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / ".ci" / "check_shared_libs.py"), str(venv)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_shared_library_check_names_a_missing_library(tmp_path):
+    """install.sh ends with .ci/check_shared_libs.py: a library the machine lacks (as
+    libatomic.so.1 for Playwright's node driver on a bare Debian) fails the install, named
+    with the file that needs it. Shown on a real extension module of this venv whose
+    DT_NEEDED entry libm.so.6 is renamed to a library no machine has."""
+    site = Path(sys.prefix)
+    donor = None
+    for p in sorted(site.rglob("*.so")):
+        if p.is_file() and not p.is_symlink() and p.stat().st_size < 2_000_000 and b"libm.so.6\0" in p.read_bytes():
+            donor = p
+            break
+    assert donor is not None, "no extension module needing libm.so.6 in this venv"
+    fake = tmp_path / "venv" / "lib" / "site-packages" / "pkg"
+    fake.mkdir(parents=True)
+    (fake / "good.so").write_bytes(donor.read_bytes())
+    r = _check_shared_libs(tmp_path / "venv")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+    (fake / "bad.so").write_bytes(donor.read_bytes().replace(b"libm.so.6\0", b"libQ.so.6\0", 1))
+    r = _check_shared_libs(tmp_path / "venv")
+    assert r.returncode == 1
+    assert "libQ.so.6" in r.stderr and "pkg/bad.so" in r.stderr and "APT_PKGS in install.sh" in r.stderr
+    assert "good.so" not in r.stderr
+
+
+def test_install_sh_runs_the_check_and_installs_libatomic_for_tests():
+    """The README's test command is `bash install.sh --test && pytest`: the shared-library
+    check is in that path, and the test role installs libatomic1 (Playwright's node)."""
+    text = (ROOT / "install.sh").read_text(encoding="utf-8")
+    assert ".ci/check_shared_libs.py .venv" in text
+    test_line = next(line for line in text.splitlines() if line.startswith("if [ $TEST -eq 1 ]; then APT_PKGS+="))
+    assert "libatomic1" in test_line and "chromium" in test_line
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    command = "bash install.sh --test && .venv/bin/python -m pytest -q"
+    assert command in readme and command in ci
