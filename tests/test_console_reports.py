@@ -374,7 +374,7 @@ def test_reconciliation_lists_the_flag_and_records_the_decision(store):
 
 
 def test_console_logins_expire_when_idle():
-    from kiosk.district.console.auth import Logins
+    from kiosk.district.console.shared.auth import Logins
 
     now = [1000.0]
     logins = Logins(idle_s=60, max_s=3600, clock=lambda: now[0])

@@ -14,6 +14,7 @@ from onnx import TensorProto, helper
 
 from kiosk.cli.main import main
 from kiosk.errors import ModelError
+from kiosk.vision import liveness as lv
 from kiosk.vision.headpose import FACE_5, HeadPose, _rotation, head_pose
 from kiosk.vision.liveness import (REFUSED_CUT, REFUSED_ROLL, LiveFrame, PassiveLiveness, check_active,
                                    frames_from_path, nose_parallax)
@@ -78,17 +79,42 @@ def test_geometry_of_a_turning_head_passes_and_of_a_plane_does_not():
     assert not check_active(synthetic_turn(turn=0.35, nose_out=0.0), "left").live   # flat: no parallax
     assert not check_active(synthetic_turn(turn=-0.35), "left").live                # wrong way
     r = check_active(synthetic_turn(turn=0.35), "right")
-    assert not r.live and "向右" in r.reason
+    assert not r.live and "向右" in r.reason and r.code == lv.NO_TURN
+    assert check_active(synthetic_turn(turn=0.35), "left").code == lv.PASSED
+    assert check_active(synthetic_turn(turn=0.35, nose_out=0.0), "left").code == lv.NO_TURN   # a plane shows no yaw
 
 
 def test_cut_and_jump_are_refused():
     seq = synthetic_turn(turn=0.35)
     cut = seq[:5] + [LiveFrame(seq[5].ts, (500, 300, 80, 100), seq[5].landmarks)] + seq[6:]
     assert check_active(cut, "left").reason.startswith("画面不连续")
+    assert check_active(cut, "left").code == lv.CUT
     jump = seq[:1] + [LiveFrame(f.ts, seq[-1].bbox, seq[-1].landmarks) for f in seq[1:8]]
     assert "太突然" in check_active(jump, "left").reason
+    assert check_active(jump, "left").code == lv.JUMP
     gone = seq[:3] + [LiveFrame(s.ts, None, None) for s in seq[3:8]] + seq[8:]
     assert check_active(gone, "left").reason == "画面中断，请再试一次"
+    assert check_active(gone, "left").code == lv.GAP
+    assert check_active(seq[:2], "left").code == lv.UNSEEN
+
+
+def test_every_verdict_carries_a_stable_code():
+    """Each refusal and pass in liveness.py names its code from CODES (no verdict without one)."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(lv))
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "LivenessResult"]
+    assert len(calls) >= 12
+    for c in calls:
+        kw = {k.arg: k.value for k in c.keywords}
+        assert "code" in kw, f"liveness.py:{c.lineno} has no code"
+        v = kw["code"]
+        if isinstance(v, ast.Attribute):     # a verdict passed on (r.code)
+            continue
+        names = {n.id for n in ast.walk(v) if isinstance(n, ast.Name)} - {"broken", "ok", "r"}
+        assert names and all(getattr(lv, n) in lv.CODES for n in names), f"liveness.py:{c.lineno}"
+    assert len(set(lv.CODES)) == len(lv.CODES)
 
 
 def test_cli_liveness_on_a_recorded_photo_attack(env, obama, tmp_path, capsys):
@@ -98,7 +124,8 @@ def test_cli_liveness_on_a_recorded_photo_attack(env, obama, tmp_path, capsys):
         cv2.imwrite(str(folder / f"{i:03d}.png"), img)
     assert main(["liveness", str(folder), "--challenge", "left", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["live"] is False and set(out) == {"live", "score", "reason"}
+    assert out["live"] is False and set(out) == {"live", "code", "score", "reason"}
+    assert out["code"] in lv.CODES and out["code"] != lv.PASSED
     video = tmp_path / "attack.avi"
     w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 12, (640, 480))
     for img in attack_frames(face_frame(obama[1]), "shift"):

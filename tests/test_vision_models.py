@@ -74,6 +74,8 @@ def test_cli_identify_json_lines(env, obama, biden, tmp_path, capsys, monkeypatc
     assert [x["status"] for x in lines] == ["matched", "error", "unknown"]
     assert set(lines[0]) >= {"image", "status", "resident_id", "score", "faces"}
     assert lines[0]["resident_id"] == "R1" and lines[1]["message"]
+    assert [x["code"] for x in lines] == ["matched", "error", "unknown"]        # stable codes beside
+    assert all(x["message"] for x in lines)                                      # the Chinese sentence
 
 
 def test_enroll_refuses_image_without_face_and_exits_nonzero(env, tmp_path, capsys, monkeypatch):
@@ -178,3 +180,12 @@ def test_calibration_uses_every_face_of_a_group_photo(env, obama, insightface_im
     assert rep["impostor_pairs"] == 3 * 5 + 10
     r = rep["one_to_n"]["t=0.50,m=0.06"]
     assert r["stranger_false_accepts"] == 0 and r["stranger_probes"] == 3 + 5
+
+
+def test_identify_verdict_code_is_the_first_quality_reason_of_a_poor_photo():
+    from kiosk.services.faces import IdentifyResult
+
+    poor = IdentifyResult("p.jpg", "low_quality", None, None, 1, message="请靠近一点", reasons=("too_small", "blurry"))
+    assert poor.code == "too_small" and poor.to_json()["reasons"] == ["too_small", "blurry"]
+    assert poor.to_json()["message"] == "请靠近一点"
+    assert IdentifyResult("p.jpg", "no_face", None, None, 0).to_json()["code"] == "no_face"

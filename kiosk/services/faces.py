@@ -40,6 +40,10 @@ log = logging.getLogger(__name__)
 GALLERY_CHECK_S = 0.5      # how often a process asks the store whether templates changed
 
 
+STATUS_ZH = {"matched": "已认出", "unknown": "没有认出这位", "ambiguous": "认不准是哪一位，请工作人员确认",
+             "no_face": "照片里没有看到人脸", "low_quality": "照片质量不够", "error": "图片无法读取"}
+
+
 @dataclass(frozen=True)
 class IdentifyResult:
     image: str
@@ -50,11 +54,16 @@ class IdentifyResult:
     message: str | None = None
     reasons: tuple[str, ...] = ()
 
+    @property
+    def code(self) -> str:
+        """The verdict's stable code: the first quality reason of a low-quality photo
+        (kiosk.vision.quality codes), else the status itself."""
+        return self.reasons[0] if self.status == "low_quality" and self.reasons else self.status
+
     def to_json(self) -> dict:
-        d = {"image": self.image, "status": self.status, "resident_id": self.resident_id,
-             "score": None if self.score is None else round(self.score, 4), "faces": self.faces}
-        if self.message:
-            d["message"] = self.message
+        d = {"image": self.image, "status": self.status, "code": self.code, "resident_id": self.resident_id,
+             "score": None if self.score is None else round(self.score, 4), "faces": self.faces,
+             "message": self.message or STATUS_ZH.get(self.status, "")}
         if self.reasons:
             d["reasons"] = list(self.reasons)
         return d

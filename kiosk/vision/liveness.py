@@ -56,6 +56,22 @@ from kiosk.vision.tracker import iou
 
 CHALLENGES = {"left": ("请慢慢向左转头", +1), "right": ("请慢慢向右转头", -1)}
 
+# Stable reason codes of a verdict (logs, the JSON of `kiosk liveness`, the UI and the tests
+# rely on them); the Chinese sentence beside each is what the screen and the voice say.
+PASSED = "passed"
+UNSEEN = "face_unseen"          # too few frames with a face
+ROLL = "head_rolled"            # the head was tilted, not turned
+NO_TURN = "no_turn"             # no turn the asked way (or not far enough)
+JUMP = "turn_jumped"            # the turn came in one jump (a swap of pictures)
+FLAT = "flat_parallax"          # the nose did not move apart from the face's plane
+BLUR = "surface_unseen"         # nothing on the face could be followed over the turn
+PLANAR = "planar_surface"       # the face's surface moved as one plane (a picture)
+NO_NOSE = "no_nose_lead"        # what turned showed no nose ahead of its column (a sheet)
+CUT = "cut"                     # the clip was cut in the middle of the turn
+GAP = "gap"                     # frames missing in the middle of the turn
+PASSIVE_SPOOF = "passive_spoof"  # the anti-spoofing model saw a photo or screen
+CODES = (PASSED, UNSEEN, ROLL, NO_TURN, JUMP, FLAT, BLUR, PLANAR, NO_NOSE, CUT, GAP, PASSIVE_SPOOF)
+
 REFUSED_FLAT = "检测到照片或屏幕，请本人到场"
 REFUSED_CUT = "画面不连续，请再试一次"
 REFUSED_GAP = "画面中断，请再试一次"
@@ -112,12 +128,13 @@ class LivenessConfig:
 class LivenessResult:
     live: bool
     score: float | None
-    reason: str
+    reason: str                         # the Chinese sentence for the screen and the voice
     details: dict = field(default_factory=dict)
+    code: str = field(kw_only=True)     # the stable reason code (one of CODES)
 
     def to_json(self) -> dict:
-        return {"live": self.live, "score": None if self.score is None else round(self.score, 4),
-                "reason": self.reason}
+        return {"live": self.live, "code": self.code,
+                "score": None if self.score is None else round(self.score, 4), "reason": self.reason}
 
 
 def nose_parallax(ref: np.ndarray, cur: np.ndarray) -> float:
@@ -539,24 +556,24 @@ def _check_piece(frames: list[LiveFrame], idx: list[int], sign: int,
     details = {"turn_deg": round(best_turn, 1), "roll_deg": round(d_roll, 1), "frames": len(seen)}
     if best_turn < cfg.min_turn_deg:
         if d_roll >= cfg.min_turn_deg and d_roll > abs(float(np.ptp(yaw))):
-            return LivenessResult(False, 0.0, REFUSED_ROLL, details)
+            return LivenessResult(False, 0.0, REFUSED_ROLL, details, code=ROLL)
         return LivenessResult(False, max(0.0, best_turn) / cfg.min_turn_deg,
-                              f"没有看到{'向左' if sign > 0 else '向右'}转头，请慢慢转头", details)
+                              f"没有看到{'向左' if sign > 0 else '向右'}转头，请慢慢转头", details, code=NO_TURN)
     steps = np.diff(turn[: k + 1]) if k > 0 else np.array([best_turn])
     details["jump"] = round(float(steps.max()) / best_turn, 2)
     if steps.max() > cfg.max_jump_share * best_turn:
-        return LivenessResult(False, 0.0, "转头太突然，请慢慢转头", details)
+        return LivenessResult(False, 0.0, "转头太突然，请慢慢转头", details, code=JUMP)
     par = [nose_parallax(seen[0].landmarks, f.landmarks) for f in seen]
     best_par = max(par[j] for j in range(len(seen)) if turn[j] >= 0.6 * best_turn)
     details["parallax"] = round(best_par, 3)
     score = min(best_par / cfg.min_parallax, best_turn / cfg.min_turn_deg)
     if best_par < cfg.min_parallax:
-        return LivenessResult(False, best_par / cfg.min_parallax, REFUSED_FLAT, details)
+        return LivenessResult(False, best_par / cfg.min_parallax, REFUSED_FLAT, details, code=FLAT)
     # the surface test runs whenever the caller gave grey frames (the kiosk and the CLI always
     # do), on the stretches that start and end on one; callers with landmarks only (geometry
     # tests) get the landmark tests alone
     if all(f.gray is None for f in frames):
-        return LivenessResult(True, score, "活体检测通过", details)
+        return LivenessResult(True, score, "活体检测通过", details, code=PASSED)
     shares, points, leads = [], [], []
     seg = min(cfg.segment_deg, cfg.segment_share * best_turn)
     starts = [j for j in range(k) if any(abs(yaw[m] - yaw[j]) >= seg for m in range(j + 1, k + 1))]
@@ -595,18 +612,18 @@ def _check_piece(frames: list[LiveFrame], idx: list[int], sign: int,
     if not shares:
         # nothing on the face could be followed over a turn: too blurred or too dark to tell a
         # head from a picture (with segments of 12 degrees every real clip measured had some)
-        return LivenessResult(False, 0.0, REFUSED_BLUR, details)
+        return LivenessResult(False, 0.0, REFUSED_BLUR, details, code=BLUR)
     planar = float(np.median(shares))
     details["planar_share"] = round(planar, 3)
     score = min(score, (1 - planar) / (1 - cfg.max_planar_share))
     if planar >= cfg.max_planar_share:
-        return LivenessResult(False, score, REFUSED_FLAT, details)
+        return LivenessResult(False, score, REFUSED_FLAT, details, code=PLANAR)
     if lead_bound is not None:
         score = min(score, max(0.0, lead_bound) / cfg.min_nose_lead)
         if lead_bound < cfg.min_nose_lead:
             # what turned has no nose standing out of its column: a sheet, bent or not
-            return LivenessResult(False, score, REFUSED_FLAT, details)
-    return LivenessResult(True, score, "活体检测通过", details)
+            return LivenessResult(False, score, REFUSED_FLAT, details, code=NO_NOSE)
+    return LivenessResult(True, score, "活体检测通过", details, code=PASSED)
 
 
 # the check's scale: eye distance in pixels (a typical face of a 640x480 kiosk camera at arm's
@@ -674,21 +691,22 @@ def check_active(frames: list[LiveFrame], challenge: str,
     frames = face_normalised(frames, cfg.face_iod)
     seen = [f for f in frames if f.bbox is not None and f.landmarks is not None]
     if len(seen) < cfg.min_frames:
-        return LivenessResult(False, None, REFUSED_UNSEEN, {"frames": len(seen)})
+        return LivenessResult(False, None, REFUSED_UNSEEN, {"frames": len(seen)}, code=UNSEEN)
     pieces, broken = _pieces(frames, cfg)
     results = [_check_piece(frames, p, sign, cfg) for p in pieces if len(p) >= cfg.min_frames]
     for r in results:
         if r.live:
             if len(pieces) == 1:
                 return r
-            return LivenessResult(True, r.score, r.reason, {**r.details, "pieces": len(pieces)})
+            return LivenessResult(True, r.score, r.reason, {**r.details, "pieces": len(pieces)}, code=r.code)
     if broken:
         # a turn that only appears across a break (a cut, a swap, a long gap) does not count
         yaw = _smooth(np.array([p.yaw for p in track_pose([f.landmarks for f in seen])]))
         whole = float(((yaw - yaw[0]) * sign).max())
         if whole >= cfg.min_turn_deg or not results:
             return LivenessResult(False, 0.0, REFUSED_GAP if broken == "gap" else REFUSED_CUT,
-                                  {"turn_deg": round(whole, 1), "frames": len(seen), "pieces": len(pieces)})
+                                  {"turn_deg": round(whole, 1), "frames": len(seen), "pieces": len(pieces)},
+                                  code=GAP if broken == "gap" else CUT)
     return max(results, key=lambda r: r.details.get("turn_deg", 0.0))
 
 
@@ -747,7 +765,7 @@ class PassiveLiveness:
     def check(self, img: np.ndarray, landmarks: np.ndarray) -> LivenessResult:
         s = self.score(img, landmarks)
         ok = s >= self.threshold
-        return LivenessResult(ok, s, "活体检测通过" if ok else "检测到照片或屏幕，请本人到场")
+        return LivenessResult(ok, s, "活体检测通过" if ok else REFUSED_FLAT, code=PASSED if ok else PASSIVE_SPOOF)
 
 
 def folder_fps(folder: Path, default: float = 12.0) -> float:

@@ -1,21 +1,39 @@
 """The district office's web console (issue 13), served by ``kiosk server`` at /console.
 
-``console_router(get_app)`` builds the router over the server's App dependency;
-``mount(api)`` includes it at /console on the server's FastAPI app."""
+Layout (one module per page):
+
+* ``pages/``: the pages, each a module with a ``router`` and its ``NAV`` link
+  (``pages/__init__.py`` says how to add one);
+* ``shared/``: what pages share: ``auth`` (logins), ``deps`` (FastAPI dependencies for
+  the App, the logged-in staff member with role, CSRF-checked forms, parameters) and
+  ``render`` (templates, headers, downloads, the nav bar);
+* ``templates/``: the Jinja2 templates.
+
+``mount(api)`` includes every page at /console on the server's FastAPI app and keeps the
+console's state (logins, nav links) on ``api.state.console``."""
 from __future__ import annotations
 
-from kiosk.district.console.routes import console_router
+import time
 
-PREFIX = "/console"
+from fastapi import FastAPI, Request
 
-
-def mount(api, get_app=None) -> None:
-    """Include the console on ``api`` at /console, over the server's App dependency."""
-    if get_app is None:
-        from kiosk.district.api.deps import get_app as server_get_app
-
-        get_app = server_get_app
-    api.include_router(console_router(get_app), prefix=PREFIX)
+from kiosk.district.console import pages
+from kiosk.district.console.shared.deps import Refusal, new_state
+from kiosk.district.console.shared.render import PREFIX
 
 
-__all__ = ["console_router", "mount", "PREFIX"]
+async def _refusal(_request: Request, exc: Refusal):
+    return exc.response
+
+
+def mount(api: FastAPI, *, idle_minutes: float | None = None, clock=time.monotonic) -> None:
+    """Include the console on ``api`` at /console. ``idle_minutes``: a login's idle
+    timeout (default KIOSK_CONSOLE_IDLE_MINUTES or 30); ``clock`` for tests."""
+    state = new_state(idle_minutes, clock)
+    state.nav = pages.nav()
+    api.state.console = state
+    api.add_exception_handler(Refusal, _refusal)
+    api.include_router(pages.router(), prefix=PREFIX)
+
+
+__all__ = ["mount", "PREFIX"]

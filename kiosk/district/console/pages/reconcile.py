@@ -1,0 +1,46 @@
+"""对账: orders that broke a district-wide limit while a terminal was offline, for a
+supervisor to accept or charge back (PIN asked again, audited)."""
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from kiosk.errors import KioskError
+from kiosk.district.domain import reports as dr
+from kiosk.district.console.shared.deps import AppDep, Supervisor, SupervisorPost, month_arg, proven
+from kiosk.district.console.shared.render import NavLink, base, refused, render
+
+router = APIRouter()
+NAV = NavLink("对账", "/reconcile", order=30)
+
+
+@router.get("/reconcile", response_class=HTMLResponse)
+def reconcile_page(request: Request, app: AppDep, login: Supervisor, month: str | None = None):
+    try:
+        m = month_arg(month)
+        rows = dr.reconciliation_rows(app, m)
+    except KioskError as exc:
+        return refused(request, login, exc.user_message)
+    return render(request, login, "reconcile.html", month=m, rows=rows, kind_zh=dr.KIND_ZH,
+                  decision_zh=dr.DECISION_ZH)
+
+
+@router.post("/reconcile/{flag_id}")
+def reconcile_decide(flag_id: str, request: Request, app: AppDep, post: SupervisorPost):
+    login, form = post.login, post.form
+    try:
+        back_month = month_arg(str(form.get("month") or "")) if form.get("month") else None
+    except KioskError:
+        back_month = None
+    back = base(request) + "/reconcile" + (f"?month={quote(back_month)}" if back_month else "")
+    decision = str(form.get("decision") or "")
+    try:
+        who = app.residents.authenticate(str(form.get("pin") or ""), min_role="supervisor",
+                                         staff_id=login.staff_id)
+        res = dr.decide_flag(app, flag_id, decision, proven(who), str(form.get("note") or "").strip()[:500] or None)
+        login.flash.append(("ok", f"已记录：{res['resident_id']} {dr.DECISION_ZH.get(decision, decision)}"))
+    except KioskError as exc:
+        login.flash.append(("error", exc.user_message))
+    return RedirectResponse(back, status_code=303)
