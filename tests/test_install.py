@@ -109,7 +109,7 @@ def test_server_role_imports_without_qt(tmp_path):
     out = _walk(TERMINAL_ONLY, SERVER_PREFIXES, tmp_path)
     assert out["failed"] == {}
     assert out["leaked"] == []
-    assert {"kiosk.district.app", "kiosk.district.console.routes", "kiosk.district.domain.push",
+    assert {"kiosk.district.app", "kiosk.district.console.pages.reports", "kiosk.district.domain.push",
             "kiosk.services.pdf", "kiosk.cli.main"} <= set(out["imported"])
 
 
