@@ -223,3 +223,18 @@ def test_disk_fills_while_the_kiosk_runs(store, disk):
     assert _integrity(home / "kiosk.db") == "ok"
     r = _kiosk(env, "audit", "verify", "--json")
     assert r.returncode == 0 and _json(r)["intact"] is True, r.stdout + r.stderr
+
+
+def test_a_new_store_on_a_full_disk_is_refused_as_such(disk):
+    """No store yet and no space to make one: 存储空间不足, not a generic failure."""
+    from kiosk.services.security import generate_key
+
+    home = disk / "home"
+    home.mkdir(mode=0o700)
+    fill(disk)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KIOSK_")}
+    env.update(KIOSK_HOME=str(home), KIOSK_TEMPLATE_KEY=generate_key(), PYTHONPATH=str(ROOT))
+    r = _kiosk(env, "staff", "list", "--json")
+    assert r.returncode == 2, r.stdout + r.stderr
+    err = _json(r)
+    assert "存储空间不足" in err["error"] and err["type"] == "DiskFullError", err

@@ -239,8 +239,11 @@ class Database:
             try:
                 upgrade(self.engine)
             except ConfigError:
-                if self.file is None or not self.file.exists() or not disk_is_full(self.file.parent):
+                if self.file is None or not disk_is_full(self.file.parent):
                     raise
+                if not self.file.exists() or self.file.stat().st_size == 0:
+                    raise DiskFullError("存储空间不足，无法建立数据库，请联系管理员清理磁盘",
+                                        detail=f"{self.file.parent} is full") from None
                 self.engine.dispose()
                 self.engine = open_read_only(self.file)
                 self.disk_full = True
