@@ -6,6 +6,7 @@
 ``KIOSK_BACKEND``       ``sface`` (default) or ``insightface``
 ``KIOSK_MATCH_THRESHOLD`` / ``KIOSK_MATCH_MARGIN``  override the backend's calibrated values
 ``KIOSK_TEMPLATE_KEY`` / ``KIOSK_TEMPLATE_KEY_FILE``  key that encrypts face templates
+``KIOSK_PUSH_MAX_BYTES`` the district server's largest push body (default 4 MB; 413 above)
 """
 from __future__ import annotations
 
@@ -64,6 +65,8 @@ class Settings(BaseSettings):
     server_url: str | None = None
     server_token: str | None = None
     sync_interval_s: float = Field(default=5.0, ge=0.5, le=3600)
+    # the district server: the largest push body it reads (bytes); a larger one gets 413 unread
+    push_max_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024, le=1024 ** 3)
 
     @field_validator("database_url")
     @classmethod

@@ -95,6 +95,15 @@ class PermissionDeniedError(KioskError):
     default_user_message = "没有权限"
 
 
+class TooManyAttemptsError(PermissionDeniedError):
+    """Wrong passwords in a row: wait ``retry_after`` seconds (console and server logins)."""
+    default_user_message = "登录失败次数过多，请稍后再试"
+
+    def __init__(self, user_message: str | None = None, detail: str = "", retry_after: int = 1) -> None:
+        super().__init__(user_message, detail)
+        self.retry_after = retry_after
+
+
 class ConsentRequiredError(KioskError):
     default_user_message = "尚未登记人脸授权，不能采集人脸"
 
@@ -132,6 +141,12 @@ class ServerUnreachableError(DistrictError):
 class TerminalAuthError(DistrictError):
     default_user_message = "此终端的令牌无效或已被吊销，请联系区管理员"
     http_status = 401
+
+
+class PayloadTooLargeError(DistrictError):
+    """A request body over the server's limit (KIOSK_PUSH_MAX_BYTES), refused unread."""
+    default_user_message = "上传的数据太大，请分批上传"
+    http_status = 413
 
 
 class TerminalOnlyError(DistrictError):

@@ -11,8 +11,8 @@ CST = timezone(timedelta(hours=8), "CST")
 # a month's bounds and a day's start in any time zone stay within Python's datetime
 FIRST_DAY = date(1900, 1, 1)
 LAST_DAY = date(2199, 12, 31)
-_MONTH = re.compile(r"(\d{4})-(\d{1,2})")
-_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_MONTH = re.compile(r"([0-9]{4})-([0-9]{1,2})")
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def now_cst() -> datetime:
@@ -52,7 +52,10 @@ def parse_month(text: str, what: str = "月份") -> date:
     m = _MONTH.fullmatch(str(text).strip())
     if m is None or not 1 <= int(m.group(2)) <= 12:
         raise ValidationError(f"{what}应写成 YYYY-MM（如 2026-11），不是「{text}」", detail=f"bad month {text!r}")
-    return _in_range(date(int(m.group(1)), int(m.group(2)), 1), text, what, "%Y-%m")
+    year = int(m.group(1))
+    if not FIRST_DAY.year <= year <= LAST_DAY.year:      # year 0 is not even a date
+        return _in_range(date.min if year < FIRST_DAY.year else date.max, text, what, "%Y-%m")
+    return _in_range(date(year, int(m.group(2)), 1), text, what, "%Y-%m")
 
 
 def parse_day(text: str, what: str = "日期") -> date:

@@ -195,6 +195,23 @@ def add_test_staff(app) -> None:
             s.add(Staff(id=sid, name=name, role=role, pin_hash=_PIN_HASHES[sid]))
 
 
+# console passwords (the district server's proof; kiosk.district.domain.passwords)
+STAFF_PASSWORDS = {"ADM": "adm-console-246810", "SUP": "sup-console-5678"}
+_PASSWORD_HASHES: dict[str, str] = {}
+
+
+def add_test_passwords(app, ids=("ADM", "SUP")) -> None:
+    """Console passwords of test staff as rows (hashes made once per test session)."""
+    from kiosk.db.models import StaffPassword
+    from kiosk.district.domain.passwords import hash_password
+
+    with app.db.session() as s:
+        for sid in ids:
+            if sid not in _PASSWORD_HASHES:
+                _PASSWORD_HASHES[sid] = hash_password(STAFF_PASSWORDS[sid])
+            s.add(StaffPassword(staff_id=sid, password_hash=_PASSWORD_HASHES[sid], set_by="test"))
+
+
 def staff_actor(app, staff_id: str = "S01"):
     """A test staff member proven by PIN, to pass to the services as ``actor``."""
     return app.auth.verify(staff_id, STAFF_PINS[staff_id])

@@ -15,7 +15,7 @@ from kiosk.services.context import App
 from kiosk.services.security import generate_key
 from kiosk.timeutil import now_cst
 
-from tests.conftest import add_test_staff, shared_engine
+from tests.conftest import add_test_passwords, add_test_staff, shared_engine
 
 
 class PostgresCluster(_Cluster):
@@ -62,6 +62,12 @@ class District:
         for c in ("C1", "C2"):
             ident, tok = add_terminal(app2, c)
             self.tokens[c] = (ident.terminal_id, tok)
+        from kiosk.db.models import CanteenStaff
+
+        with app2.db.session() as s:     # the counters' staff lists: S01 and SUP at both canteens, ADM at none
+            s.add_all([CanteenStaff(canteen_id=c, staff_id=sid, added_by="ADM")
+                       for c in ("C1", "C2") for sid in ("S01", "SUP")])
+        add_test_passwords(app2)         # the server's command line takes passwords (it has terminals)
         app2.close()
         self.terminals: list[App] = []
 

@@ -28,7 +28,7 @@ pytestmark = [
 ]
 playwright_api = pytest.importorskip("playwright.sync_api", reason="needs Playwright for Python (pip install playwright)")
 
-from tests.test_console_reports import ADMIN_PIN, MONTH, SUPERVISOR_PIN, seed  # noqa: E402
+from tests.test_console_reports import ADMIN_PASSWORD, MONTH, SUPERVISOR_PASSWORD, SUPERVISOR_PIN, seed  # noqa: E402
 
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -100,12 +100,12 @@ def browser():
         b.close()
 
 
-def _login(browser, server, staff: str, pin: str):
+def _login(browser, server, staff: str, password: str):
     ctx = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN", accept_downloads=True)
     page = ctx.new_page()
     page.goto(server["base"] + "/login")
     page.fill("#staff_id", staff)
-    page.fill("#pin", pin)
+    page.fill("#password", password)
     page.click("button[type=submit]")
     page.wait_for_url(re.compile(r".*/console/$"))
     return page
@@ -113,7 +113,7 @@ def _login(browser, server, staff: str, pin: str):
 
 @pytest.fixture(scope="module")
 def admin(browser, server):
-    page = _login(browser, server, "A1", ADMIN_PIN)
+    page = _login(browser, server, "A1", ADMIN_PASSWORD)
     yield page
     page.context.close()
 
@@ -131,15 +131,19 @@ def _resident(app, rid):
         return s.get(Resident, rid)
 
 
-def test_login_shows_the_overview_and_a_wrong_pin_is_refused(browser, server, admin):
+def test_login_shows_the_overview_and_a_wrong_password_or_the_pin_is_refused(browser, server, admin):
     assert "区管理员（A1，管理员）" in admin.inner_text("header")
     assert admin.locator(".cards .card").count() == 4
     page = browser.new_page()
     page.goto(server["base"] + "/login")
     page.fill("#staff_id", "A1")
-    page.fill("#pin", "11111111")
+    page.fill("#password", "11111111-wrong")
     page.click("button[type=submit]")
-    assert "PIN 不正确" in page.inner_text(".flash.error")
+    assert "工号或密码不正确" in page.inner_text(".flash.error")
+    page.fill("#staff_id", "S1")
+    page.fill("#password", SUPERVISOR_PIN)          # the counter's PIN opens nothing here
+    page.click("button[type=submit]")
+    assert "工号或密码不正确" in page.inner_text(".flash.error")
     page.goto(server["base"] + "/imports")
     assert page.url.endswith("/console/login")          # not logged in: back to the login page
     page.close()
@@ -263,24 +267,24 @@ def test_welfare_alert_is_marked_visited_with_a_note(admin, server):
     assert [(x.staff_id, x.note) for x in v] == [("A1", "电话联系上，住院三天，下周回来吃饭")]
 
 
-def test_reconciliation_decision_needs_the_pin_and_is_audited(browser, server):
+def test_reconciliation_decision_needs_the_password_and_is_audited(browser, server):
     from sqlalchemy import select
 
     from kiosk.db.models import AuditEntry
 
-    page = _login(browser, server, "S1", SUPERVISOR_PIN)
+    page = _login(browser, server, "S1", SUPERVISOR_PASSWORD)
     try:
         page.goto(server["base"] + f"/reconcile?month={MONTH}")
         row = page.locator("#flag-F1")
         assert "张桂兰" in row.inner_text() and "5.00" in row.inner_text()
         row.locator("select[name=decision]").select_option("charge_back")
         row.locator("input[name=note]").fill("同日两餐，追回一餐补贴")
-        row.locator("input[name=pin]").fill("00000")
+        row.locator("input[name=password]").fill(SUPERVISOR_PIN)      # the PIN is no proof here
         row.locator("button[type=submit]").click()
-        assert "PIN 不正确" in page.inner_text(".flash.error")
+        assert "工号或密码不正确" in page.inner_text(".flash.error")
         row = page.locator("#flag-F1")
         row.locator("select[name=decision]").select_option("charge_back")
-        row.locator("input[name=pin]").fill(SUPERVISOR_PIN)
+        row.locator("input[name=password]").fill(SUPERVISOR_PASSWORD)
         row.locator("button[type=submit]").click()
         assert "追回" in page.locator("#flag-F1 .decision").inner_text()
     finally:
@@ -313,7 +317,7 @@ def test_proof_of_life_terminals_and_audit_pages(admin, server, tmp_path):
 
 
 def test_supervisor_is_refused_an_admin_page(browser, server):
-    page = _login(browser, server, "S1", SUPERVISOR_PIN)
+    page = _login(browser, server, "S1", SUPERVISOR_PASSWORD)
     try:
         assert page.locator("nav a[href$='/imports']").count() == 0
         resp = page.goto(server["base"] + "/imports")

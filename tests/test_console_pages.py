@@ -14,6 +14,8 @@ from kiosk.config import get_settings
 
 ADMIN_PIN = "86420135"
 SUPERVISOR_PIN = "97531"
+ADMIN_PASSWORD = "区管理员 console-2026"          # the console takes passwords, never PINs
+SUPERVISOR_PASSWORD = "supervisor-97531-west"
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +38,10 @@ def server(tmp_path_factory):
         app.residents.add_staff("A1", "区管理员", "admin", ADMIN_PIN)
         admin = app.residents.authenticate(ADMIN_PIN, min_role="admin", staff_id="A1")["actor"]
         app.residents.add_staff("S1", "主管", "supervisor", SUPERVISOR_PIN, actor=admin)
+        from kiosk.district.domain import passwords
+
+        passwords.set_password(app, "A1", ADMIN_PASSWORD, actor=admin)
+        passwords.set_password(app, "S1", SUPERVISOR_PASSWORD, actor=admin)
         yield {"api": create_app(app.settings, kiosk_app=app), "app": app}
     finally:
         app.close()
@@ -47,10 +53,10 @@ def client(api) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://testserver")
 
 
-async def log_in(c: httpx.AsyncClient, staff: str, pin: str) -> None:
+async def log_in(c: httpx.AsyncClient, staff: str, password: str) -> None:
     page = await c.get("/console/login")
     pre = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
-    r = await c.post("/console/login", data={"csrf_token": pre, "staff_id": staff, "pin": pin})
+    r = await c.post("/console/login", data={"csrf_token": pre, "staff_id": staff, "password": password})
     assert r.status_code == 303, r.text
     assert r.headers["location"].endswith("/console/")
 
@@ -75,7 +81,7 @@ def test_a_slow_report_does_not_hold_up_the_terminals_api(server, monkeypatch):
 
     async def scenario():
         async with client(server["api"]) as c:
-            await log_in(c, "A1", ADMIN_PIN)
+            await log_in(c, "A1", ADMIN_PASSWORD)
             t0 = time.monotonic()
             report = asyncio.create_task(c.get("/console/reports", params={"month": "2026-11"}))
             await asyncio.sleep(0.3)                 # the report is being built now
@@ -107,12 +113,12 @@ def test_every_page_of_the_nav_bar_answers_and_supervisors_see_no_admin_link(ser
     async def scenario():
         out = {}
         async with client(server["api"]) as c:
-            await log_in(c, "A1", ADMIN_PIN)
+            await log_in(c, "A1", ADMIN_PASSWORD)
             for n in links:
                 r = await c.get("/console" + n.path)
                 out[("admin", n.path)] = (r.status_code, r.text)
         async with client(server["api"]) as c:
-            await log_in(c, "S1", SUPERVISOR_PIN)
+            await log_in(c, "S1", SUPERVISOR_PASSWORD)
             for n in links:
                 r = await c.get("/console" + n.path)
                 out[("supervisor", n.path)] = (r.status_code, r.text)
@@ -134,10 +140,70 @@ def test_a_post_needs_a_login_and_its_csrf_token(server):
     async def scenario():
         async with client(server["api"]) as c:
             anon = await c.post("/console/welfare/R1/visited", data={"note": "x"})
-            await log_in(c, "S1", SUPERVISOR_PIN)
+            await log_in(c, "S1", SUPERVISOR_PASSWORD)
             no_csrf = await c.post("/console/welfare/R1/visited", data={"note": "x"})
             return anon, no_csrf
 
     anon, no_csrf = run(scenario())
     assert anon.status_code == 303 and anon.headers["location"].endswith("/console/login")
     assert no_csrf.status_code == 403 and "CSRF" in no_csrf.text
+
+
+@pytest.mark.parametrize("method, path, data, words", [
+    ("GET", "/console/reconcile?month=9999-12", None, "月份「9999-12」超出范围"),
+    ("GET", "/console/reconcile?month=2026-13", None, "月份应写成 YYYY-MM"),
+    ("GET", "/console/reports?month=0000-01", None, "月份「0000-01」超出范围"),
+    ("GET", "/console/reports?day=2026-02-30", None, "日期应写成 YYYY-MM-DD"),
+    ("GET", "/console/proof?month=abc", None, "月份应写成 YYYY-MM"),
+    ("GET", "/console/audit?since=0001-01-01", None, "起始日期「0001-01-01」超出范围"),
+    ("GET", "/console/audit?until=9999-12-31", None, "截止日期「9999-12-31」超出范围"),
+    ("GET", "/console/reports/audit.xlsx?since=0001-01-01", None, "起始日期「0001-01-01」超出范围"),
+    ("GET", "/console/faces?months=abc", None, "未使用月数应为 1 到 120 之间的整数"),
+    ("POST", "/console/faces/erase", {"resident_id": "R1", "months": "abc"}, "未使用月数应为 1 到 120 之间的整数"),
+    ("POST", "/console/faces/erase", {"resident_id": "R1", "months": "99999999999999999999"}, "未使用月数"),
+])
+def test_a_bad_month_day_or_number_gets_a_4xx_in_chinese(server, method, path, data, words):
+    """These answered 500 (issue 17): the month's end past year 9999, a day before year 1
+    in UTC, int('abc')."""
+    async def scenario():
+        async with client(server["api"]) as c:
+            await log_in(c, "A1", ADMIN_PASSWORD)
+            if method == "GET":
+                return await c.get(path)
+            page = await c.get("/console/faces")
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+            return await c.post(path, data={**data, "csrf_token": csrf})
+
+    r = run(scenario())
+    assert r.status_code == 400, (r.status_code, r.text[:300])
+    assert words in r.text
+
+
+def test_month_and_day_parsing_is_one_function_with_bounds():
+    from kiosk.errors import ValidationError
+    from kiosk.timeutil import month_bounds, parse_day, parse_month
+    from datetime import date
+
+    assert parse_month("2026-11") == date(2026, 11, 1) and parse_month(" 2026-2 ") == date(2026, 2, 1)
+    assert month_bounds(parse_month("2199-12")) == (date(2199, 12, 1), date(2199, 12, 31))
+    assert month_bounds(date(2028, 2, 10)) == (date(2028, 2, 1), date(2028, 2, 29))
+    assert parse_day("2026-11-05") == date(2026, 11, 5)
+    for bad in ("9999-12", "0000-01", "2026-13", "2026-00", "2026/11", "abc", "", "2026-11-01", "１２３４-11"):
+        with pytest.raises(ValidationError) as e:
+            parse_month(bad, "--month")
+        assert "--month" in e.value.user_message
+    for bad in ("0001-01-01", "9999-12-31", "2026-02-30", "20261105", "2026-11-5", "abc", ""):
+        with pytest.raises(ValidationError) as e:
+            parse_day(bad, "起始日期")
+        assert "起始日期" in e.value.user_message
+
+
+def test_the_command_line_refuses_a_bad_month_or_day_with_exit_2(server, capsys):
+    from kiosk.cli.main import main
+
+    assert main(["report", "reconcile", "--month", "9999-12", "--json"]) == 2
+    assert main(["audit", "--since", "0001-01-01"]) == 2
+    assert main(["report", "daily", "--date", "2026-02-30", "--json"]) == 2
+    cap = capsys.readouterr()
+    err = cap.out + cap.err
+    assert "月份「9999-12」超出范围" in err and "--since「0001-01-01」超出范围" in err and "--date应写成" in err

@@ -21,6 +21,8 @@ from tests.test_postgres import pg_url  # noqa: F401  (the throwaway PostgreSQL 
 MONTH = "2026-11"
 ADMIN_PIN = "86420135"
 SUPERVISOR_PIN = "97531"
+ADMIN_PASSWORD = "区管理员 console-2026"        # the console's passwords (never a PIN)
+SUPERVISOR_PASSWORD = "supervisor-97531-west"
 MENU_DAYS = range(2, 21)
 
 
@@ -46,6 +48,10 @@ def seed(home: Path) -> dict:
     app.residents.add_staff("A1", "区管理员", "admin", ADMIN_PIN)
     admin = app.residents.authenticate(ADMIN_PIN, min_role="admin", staff_id="A1").get("actor")
     app.residents.add_staff("S1", "巡访主管", "supervisor", SUPERVISOR_PIN, actor=admin)
+    from kiosk.district.domain import passwords
+
+    passwords.set_password(app, "A1", ADMIN_PASSWORD, actor=admin)
+    passwords.set_password(app, "S1", SUPERVISOR_PASSWORD, actor=admin)
     with app.db.session() as s:
         s.add(Canteen(id="C1", name="东街长寿食堂", district="武侯区"))
         s.add(Canteen(id="C2", name="西街长寿食堂", district="武侯区"))

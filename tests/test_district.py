@@ -14,7 +14,7 @@ from kiosk.terminal.sync.client import SyncClient
 from kiosk.errors import ServerOnlyError, ServerUnreachableError, TerminalAuthError
 from kiosk.terminal.sync.status import sync_status
 
-from tests.conftest import STAFF_PINS, staff_actor
+from tests.conftest import STAFF_PASSWORDS, STAFF_PINS, staff_actor
 from tests.district_helpers import District, PostgresCluster
 
 
@@ -122,7 +122,7 @@ def test_offline_sales_reach_the_server_once_and_the_double_subsidy_is_flagged(d
     assert all(m["synced_at"] for m in f["meals"]) and len(f["terminals"]) == 2
     # the office's decision, by a supervisor proven by PIN, lands in the audit log
     d.cli("report", "reconcile", "--month", month, "--decide", f["flag_id"], "--charge-back", "--staff", "SUP",
-          "--note", "两食堂重复补贴", env={"KIOSK_STAFF_PIN": STAFF_PINS["SUP"]})
+          "--note", "两食堂重复补贴", env={"KIOSK_STAFF_PASSWORD": STAFF_PASSWORDS["SUP"]})
     from kiosk.db.models import AuditEntry
     from kiosk.district.domain.reconcile import reconcile
     app = d.server_app()
@@ -171,7 +171,7 @@ def test_the_same_push_twice_is_one_order_and_a_revoked_terminal_is_refused(dist
 
     # a revoked token is refused at its next request, and nothing it sends is applied
     d.cli("server", "terminal", "revoke", d.tokens["C1"][0], "--staff", "ADM",
-          env={"KIOSK_STAFF_PIN": STAFF_PINS["ADM"]})
+          env={"KIOSK_STAFF_PASSWORD": STAFF_PASSWORDS["ADM"]})
     t1.billing.settle("R0002", ["D001"], meal="午餐")
     with pytest.raises(TerminalAuthError):
         sync(t1)
@@ -316,7 +316,7 @@ def test_enrolment_and_erasure_reach_every_terminal_within_one_sync(district, ob
     sync(t2)                                                  # one sync: the new face is known at canteen 2
     assert t2.faces.identify_file(obama[1]).resident_id == "R0001"
 
-    d.cli("residents", "erase", "R0001", "--staff", "SUP", env={"KIOSK_STAFF_PIN": STAFF_PINS["SUP"]})
+    d.cli("residents", "erase", "R0001", "--staff", "SUP", env={"KIOSK_STAFF_PASSWORD": STAFF_PASSWORDS["SUP"]})
     r2 = sync(t2)                                              # one sync: never matched again
     assert r2.erased == 1
     assert t2.faces.identify_file(obama[1]).resident_id is None

@@ -188,3 +188,35 @@ def test_kiosk_recognises_what_the_plain_pipeline_recognises(tmp_path, obama, bi
         assert c["probes"] == 3 and c["kiosk"] >= c["plain"], (kind, c)
         assert c["kiosk"] == 3, (kind, c)
     assert all(c["kiosk"] == 0 for c in rep["strangers_accepted"].values())
+
+
+@pytest.mark.parametrize("backend", ["sface"])
+def test_photos_are_detected_at_the_plain_pipelines_size_and_small_faces_again_larger(backend, obama):
+    """A photo is looked at first at 640 px (the plain pipeline's size, better aligned);
+    a face too small there (far back in a large photo) is looked for again at 1,280 px."""
+    from kiosk.vision.calibrate import face_patch, paste
+    from kiosk.vision.detection import PHOTO_DETECT_SIDE
+    from kiosk.vision.quality import IDENTIFY_THRESHOLDS, primary_face
+
+    eng = shared_engine(backend)
+    sides: list = []
+    real = eng._det.detect
+
+    def spy(img, *, max_side=None, pad_empty=True):
+        sides.append(max_side)
+        return real(img, max_side=max_side, pad_empty=pad_empty)
+
+    eng._det.detect = spy
+    try:
+        photo = read_image(obama[0])
+        obs = eng.observe_probe(photo)
+        assert obs.primary is not None and obs.embedding is not None
+        assert sides == [PHOTO_DETECT_SIDE]                    # one look, at the plain size
+        sides.clear()
+        big = np.full((2000, 2600, 3), 120, np.uint8)          # the face 60 px tall: 15 px at 640
+        paste(big, face_patch(photo, primary_face(real(photo), photo.shape), 60), 1300, 1000)
+        far = eng.observe(big, IDENTIFY_THRESHOLDS, embed_only_if_ok=False)
+        assert sides[0] == PHOTO_DETECT_SIDE and sides[-1] == 1280, sides
+        assert far.primary is not None and abs(far.primary.bbox[3] - 60) < 25
+    finally:
+        del eng._det.detect

@@ -417,5 +417,7 @@ def cmd_report_monthly(a) -> int:
         out_json(rep.to_json())
     else:
         print(f"{rep.month}：就餐 {rep.meals} 次，补贴 {rep.subsidized_meals} 次，补贴合计 {fen_to_yuan(rep.subsidy_fen)} 元"
+              + (f"，追回 {fen_to_yuan(rep.charged_back_fen)} 元，应报销 {fen_to_yuan(rep.net_subsidy_fen)} 元"
+                 if rep.charged_back_fen else "")
               + (f"，已写入 {a.out}" if a.out else ""))
     return 0

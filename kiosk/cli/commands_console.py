@@ -53,15 +53,9 @@ def _app():
 
 
 def _day(text: str | None) -> date:
-    from kiosk.errors import ValidationError
-    from kiosk.timeutil import now_cst
+    from kiosk.timeutil import now_cst, parse_day
 
-    if not text:
-        return now_cst().date()
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise ValidationError(f"日期应写成 YYYY-MM-DD，不是「{text}」", detail=f"bad date {text!r}") from None
+    return parse_day(text, "--date") if text else now_cst().date()
 
 
 def _write(app, rep, out: Path, staff: str, action: str, subject: str) -> None:
@@ -81,11 +75,12 @@ def cmd_monthly_pdf(a) -> int:
     app = _app()
     rep = monthly_table(app, a.month)
     _write(app, rep, a.out, a.staff, "report.monthly", a.month)
+    m = monthly_subsidy(app, a.month)
     if a.json:
-        out_json(monthly_subsidy(app, a.month).to_json())
+        out_json(m.to_json())
     else:
-        total = rep.sheets[0].totals()
-        print(f"{a.month}：补贴合计 {fen_to_yuan(total[8].fen) if total else '0.00'} 元，已写入 {a.out}")
+        print(f"{m.month}：补贴合计 {fen_to_yuan(m.subsidy_fen)} 元，追回 {fen_to_yuan(m.charged_back_fen)} 元，"
+              f"应报销 {fen_to_yuan(m.net_subsidy_fen)} 元，已写入 {a.out}")
     return 0
 
 
@@ -114,10 +109,10 @@ def cmd_welfare(a) -> int:
 
 def cmd_proof(a) -> int:
     from kiosk.district.domain.reports import proof_of_life, proof_table
-    from kiosk.services.reports import parse_month
+    from kiosk.timeutil import parse_month
 
     app = _app()
-    month = f"{parse_month(a.month):%Y-%m}"
+    month = f"{parse_month(a.month, '--month'):%Y-%m}"
     rows = proof_of_life(app, month)
     if a.out:
         _write(app, proof_table(month, rows), a.out, "system", "report.proof_of_life", month)

@@ -30,12 +30,12 @@ def register(sub) -> None:
     ta.add_argument("canteen_id")
     ta.add_argument("--name")
     ta.add_argument("--id", dest="terminal_id", help="terminal id (default CANTEEN-Tn)")
-    ta.add_argument("--staff", help="acting admin; the PIN is asked (scripts: KIOSK_STAFF_PIN)")
+    ta.add_argument("--staff", help="acting admin; the password is asked (scripts: KIOSK_STAFF_PASSWORD; the PIN while no terminal exists)")
     ta.add_argument("--json", action="store_true")
     ta.set_defaults(func=cmd_terminal_add)
     tr = ts.add_parser("revoke", help="revoke a terminal's token (refused at its next request)")
     tr.add_argument("terminal_id")
-    tr.add_argument("--staff", help="acting admin; the PIN is asked (scripts: KIOSK_STAFF_PIN)")
+    tr.add_argument("--staff", help="acting admin; the password is asked (scripts: KIOSK_STAFF_PASSWORD; the PIN while no terminal exists)")
     tr.add_argument("--json", action="store_true")
     tr.set_defaults(func=cmd_terminal_revoke)
     tl = ts.add_parser("list")
@@ -60,7 +60,7 @@ def register(sub) -> None:
         g.add_argument("--accept", action="store_true", help="with --decide: accept (reimburse as served)")
         g.add_argument("--charge-back", action="store_true", help="with --decide: charge the excess back")
         rc.add_argument("--note")
-        rc.add_argument("--staff", help="supervisor or admin deciding; the PIN is asked (scripts: KIOSK_STAFF_PIN)")
+        rc.add_argument("--staff", help="supervisor or admin deciding; the password is asked (scripts: KIOSK_STAFF_PASSWORD)")
         rc.add_argument("--json", action="store_true")
         rc.set_defaults(func=cmd_reconcile)
 
@@ -141,7 +141,8 @@ def _server_app():
 
 
 def _admin(app, staff_id: str | None) -> str:
-    """Terminal tokens are issued by an admin proven by PIN (while the store has no staff
+    """Terminal tokens are issued by an admin proven by password (by PIN before the first
+    terminal; while the store has no staff
     at all, during setup, by "system")."""
     from kiosk.cli.staffpin import acting_staff
 
@@ -247,7 +248,7 @@ def cmd_sync_status(a: argparse.Namespace) -> int:
 
 def cmd_reconcile(a: argparse.Namespace) -> int:
     from kiosk.money import fen_to_yuan
-    from kiosk.district.domain.reconcile import DECISION_ZH, decide, reconcile
+    from kiosk.district.domain.reconcile import BALANCE, SUBSIDY, decide, reconcile
     from kiosk.errors import ServerOnlyError
 
     app = _server_app()
@@ -255,26 +256,31 @@ def cmd_reconcile(a: argparse.Namespace) -> int:
         raise ServerOnlyError(detail="reconciliation runs on the district server")
     if a.decide:
         from kiosk.errors import ValidationError
-        from kiosk.cli.staffpin import read_pin
+        from kiosk.cli.staffpin import prove
 
         if not (a.accept or a.charge_back):
             raise ValidationError("请用 --accept 或 --charge-back 写明处理结果", detail="--decide needs a decision")
         if not a.staff:
             from kiosk.errors import PermissionDeniedError
-            raise PermissionDeniedError("对账处理需要写明经办人：--staff 工号（主管或管理员），并输入其 PIN",
-                                        detail="--decide needs --staff and the PIN (KIOSK_STAFF_PIN for scripts)")
-        actor = app.auth.verify(a.staff, read_pin(a.staff), min_role="supervisor")
+            raise PermissionDeniedError("对账处理需要写明经办人：--staff 工号（主管或管理员），并输入其密码",
+                                        detail="--decide needs --staff and the password (KIOSK_STAFF_PASSWORD "
+                                               "for scripts; the PIN where the store has no terminals)")
+        actor = prove(app, a.staff, min_role="supervisor")
         res = decide(app, a.decide, "accept" if a.accept else "charge_back", actor, a.note)
-        out_json(res) if a.json else print(f"{a.decide}: {DECISION_ZH[res['decision']]}，经办 {res['decided_by']}")
+        out_json(res) if a.json else print(f"{a.decide}: {res['decision_zh']}，经办 {res['decided_by']}")
         return 0
     rep = reconcile(app, a.month)
     if a.json:
         out_json(rep)
         return 0
-    print(f"{rep['month']}：待对账 {len(rep['flagged'])} 条（未处理 {rep['undecided']}），超出合计 {fen_to_yuan(rep['over_fen'])} 元")
-    for f in rep["flagged"]:
-        meals = "；".join(f"{m['canteen_id']} {m['meal']} 补贴{fen_to_yuan(m['subsidy_fen'])}元 售于{m['sold_at']} "
-                         f"同步于{m['synced_at'] or '-'}" for m in f["meals"])
-        print(f"  {f['flag_id']}  {f['resident_id']} {f['name'] or ''}  {f['meal_date']}  {f['reason']}  "
-              f"超出 {fen_to_yuan(f['over_fen'])} 元  [{meals}]  {f['decision'] or '未处理'}")
+    print(f"{rep['month']}：待对账 {len(rep['flagged'])} 条（未处理 {rep['undecided']}）")
+    for group, amount in ((SUBSIDY, "超出"), (BALANCE, "透支")):
+        t = rep[group]
+        print(f"{t['label']}：{t['flags']} 条（未处理 {t['undecided']}），{amount}合计 {fen_to_yuan(t['total_fen'])} 元"
+              + (f"，其中追回 {fen_to_yuan(t['charged_back_fen'])} 元" if group == SUBSIDY else ""))
+        for f in (x for x in rep["flagged"] if x["group"] == group):
+            meals = "；".join(f"{m['canteen_id']} {m['meal']} 补贴{fen_to_yuan(m['subsidy_fen'])}元 售于{m['sold_at']} "
+                             f"到达服务器{m['synced_at'] or '-'}" for m in f["meals"])
+            print(f"  {f['flag_id']}  {f['resident_id']} {f['name'] or ''}  {f['meal_date']}  {f['reason']}  "
+                  f"{amount} {fen_to_yuan(f['over_fen'])} 元  [{meals}]  {f['decision_zh']}")
     return 0

@@ -95,7 +95,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     from datetime import datetime
 
-    from kiosk.errors import ValidationError
     from kiosk.db.audit import entries_since
     from kiosk.services.context import App
     from kiosk.timeutil import CST
@@ -106,10 +105,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
         return cmd_audit_verify(args)
     since = None
     if args.since:
-        try:
-            since = datetime.fromisoformat(args.since).replace(tzinfo=CST)
-        except ValueError:
-            raise ValidationError(f"日期格式不对：{args.since}", detail="use YYYY-MM-DD") from None
+        from kiosk.timeutil import parse_day
+
+        since = datetime.combine(parse_day(args.since, "--since"), datetime.min.time(), CST)
     app = App()
     with app.db.session() as s:
         rows = [{"at": e.at.astimezone(CST).isoformat(), "actor": e.actor, "action": e.action,

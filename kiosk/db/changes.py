@@ -24,9 +24,9 @@ from typing import Callable
 from sqlalchemy import event, insert, inspect, select, text
 from sqlalchemy.orm import Session
 
-from kiosk.db.models import (AuditEntry, Canteen, ChangeLogEntry, FaceConsent, FaceTemplate, LedgerEntry,
-                         MenuItem, Order, OrderLine, OrderVoid, OutboxEntry, Resident, Staff,
-                         SubsidyPolicy, SyncCounter, SyncState)
+from kiosk.db.models import (AuditEntry, Canteen, CanteenStaff, ChangeLogEntry, FaceConsent, FaceTemplate,
+                         LedgerEntry, MenuItem, Order, OrderLine, OrderVoid, OutboxEntry, Resident, Staff,
+                         StaffPassword, SubsidyPolicy, SyncCounter, SyncState)
 from kiosk.errors import ServerOnlyError
 from kiosk.db import rowcodec
 
@@ -45,6 +45,7 @@ ENTITY_OF: dict[type, Callable[[object], tuple[str, str]]] = {
     MenuItem: lambda o: ("menu", f"{o.canteen_id}|{o.menu_date.isoformat()}"),
     SubsidyPolicy: lambda o: ("policy", o.id),
     Staff: lambda o: ("staff", o.id),
+    CanteenStaff: lambda o: ("staff", o.staff_id),      # on or off a canteen's list: its terminals re-pull
     Canteen: lambda o: ("canteen", o.id),
     LedgerEntry: lambda o: ("account", o.resident_id),
     Order: lambda o: ("account", o.resident_id),
@@ -55,7 +56,7 @@ CAPTURED = (Order, OrderLine, LedgerEntry, OrderVoid, FaceConsent, FaceTemplate,
 CAPTURED_TABLES = {m.__tablename__ for m in CAPTURED}
 
 # what only the server may create or change (a terminal gets them by pulling)
-SERVER_OWNED_NEW = (Resident, MenuItem, SubsidyPolicy, Staff, Canteen)
+SERVER_OWNED_NEW = (Resident, MenuItem, SubsidyPolicy, Staff, Canteen, CanteenStaff, StaffPassword)
 SERVER_OWNED_DIRTY = (MenuItem, SubsidyPolicy, Canteen)
 STAFF_FIELDS = ("name", "role", "active")   # a PIN re-hash at login stays local (the next pull replaces it)
 

@@ -282,6 +282,44 @@ class PinLockout(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
+
+# --------------------------------------------------------------------------- console passwords (0007)
+class CanteenStaff(Base):
+    """A canteen's staff list: the people whose PIN hashes that canteen's terminals
+    receive (kiosk.district.domain.feed). Nobody else's hash, admins' included,
+    reaches a terminal."""
+
+    __tablename__ = "canteen_staff"
+    canteen_id: Mapped[str] = mapped_column(ForeignKey("canteens.id"), primary_key=True)
+    staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id"), primary_key=True, index=True)
+    added_by: Mapped[str | None] = mapped_column(String(64))
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class StaffPassword(Base):
+    """The console's password of a staff member (Argon2id, kiosk.district.domain.passwords).
+    A table of its own: never part of the staff record a terminal pulls."""
+
+    __tablename__ = "staff_passwords"
+    staff_id: Mapped[str] = mapped_column(ForeignKey("staff.id"), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    set_by: Mapped[str | None] = mapped_column(String(64))
+    set_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LoginThrottle(Base):
+    """Wrong passwords, counted apart from PINs (``pin_lockouts``): ``key`` is
+    ``account:ID`` or ``address:IP`` (an IPv6 client by its /64). After a few free tries
+    each failure doubles the wait (``locked_until``); kept in the store, so a restart
+    does not reset it."""
+
+    __tablename__ = "login_throttle"
+    key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 # --------------------------------------------------------------------------- the district (0003)
 class ChangeLogEntry(Base):
     """Which district record changed, at which version. Terminals pull what changed since
@@ -324,6 +362,12 @@ class PushedOrder(Base):
     terminal_id: Mapped[str] = mapped_column(String(64))
     op_id: Mapped[str] = mapped_column(String(36))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# what a district flag is about: a subsidy over a district-wide limit (a charge-back
+# lowers the subsidy claimed) or a balance gone below zero (money the resident owes)
+FLAG_KINDS_SUBSIDY = ("daily_meals", "monthly_amount")
+FLAG_KINDS_BALANCE = ("balance",)
 
 
 class DistrictFlag(Base):

@@ -21,7 +21,7 @@ from kiosk.errors import (BillingError, IdempotencyConflictError, InsufficientBa
                       SoldOutError, ValidationError)
 from kiosk.limits import NOTE_MAX_CHARS, check_checkout_request, check_text
 from kiosk.money import TOPUP_MAX_FEN, fen_to_yuan
-from kiosk.timeutil import now_cst, to_cst
+from kiosk.timeutil import month_bounds, now_cst, to_cst  # noqa: F401  (month_bounds: imported from here too)
 from kiosk.db.permissions import require
 from kiosk.services.importing import policy_in_force
 
@@ -74,12 +74,6 @@ class Receipt:
                 "subsidy_fen": self.subsidy_fen, "to_pay_fen": self.to_pay_fen, "tier": self.tier,
                 "reason": self.reason, "pay": self.pay_method, "balance_fen": self.balance_after_fen,
                 "lines": self.lines, "replayed": self.replayed}
-
-
-def month_bounds(day: date) -> tuple[date, date]:
-    first = day.replace(day=1)
-    nxt = (first + timedelta(days=32)).replace(day=1)
-    return first, nxt - timedelta(days=1)
 
 
 @dataclass(frozen=True)

@@ -60,12 +60,24 @@ class TableReport:
     sheets: list[Sheet] = field(default_factory=list)
 
     def to_json(self) -> dict:
+        """The report as JSON: amounts as integer fen, and the label of every amount (a
+        summary line, a column holding amounts) says 分, not the 元 of the printed report."""
         def cell(c):
             return c.fen if isinstance(c, Money) else c
+
+        def head(sh: Sheet) -> list[str]:
+            rows = sh.rows + [sh.totals() or []]
+            return [fen_label(h) if any(i < len(r) and isinstance(r[i], Money) for r in rows) else h
+                    for i, h in enumerate(sh.head)]
         return {"title": self.title, "subtitle": self.subtitle,
-                "summary": [[k, cell(v)] for k, v in self.summary],
-                "sheets": [{"title": s.title, "head": s.head, "rows": [[cell(c) for c in r] for r in s.rows],
+                "summary": [[fen_label(k) if isinstance(v, Money) else k, cell(v)] for k, v in self.summary],
+                "sheets": [{"title": s.title, "head": head(s), "rows": [[cell(c) for c in r] for r in s.rows],
                             "totals": [cell(c) for c in (s.totals() or [])]} for s in self.sheets]}
+
+
+def fen_label(label: str) -> str:
+    """The label of an amount given in fen: 补贴(元) -> 补贴(分), 合计 -> 合计(分)."""
+    return label.replace("(元)", "(分)") if "(元)" in label else f"{label}(分)"
 
 
 def _safe_title(t: str) -> str:

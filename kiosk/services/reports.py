@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from kiosk.db import audit
 from kiosk.db.models import Order, OrderVoid, Resident
 from kiosk.errors import ValidationError
 from kiosk.money import fen_to_yuan
-from kiosk.services.checkout import month_bounds
+from kiosk.timeutil import month_bounds, parse_month
 from kiosk.services.tabular import csv_cell, xlsx_append
 
 
@@ -36,20 +35,35 @@ class MonthlyReport:
     subsidized_meals: int
     subsidy_fen: int
     paid_fen: int
+    charged_back_fen: int = 0     # subsidy the district office charged back (追回): not claimed
+    net_subsidy_fen: int = 0      # subsidy_fen - charged_back_fen: what is claimed
 
     def to_json(self) -> dict:
         return self.__dict__.copy()
 
 
-def parse_month(text: str) -> date:
-    try:
-        y, m = (int(x) for x in text.split("-"))
-        return date(y, m, 1)
-    except ValueError:
-        raise ValidationError(f"月份应写成 YYYY-MM，不是 {text}", detail=f"bad month {text!r}") from None
+def charge_backs(session, first, last) -> dict[str, tuple[str, str | None, str, int]]:
+    """The subsidy charged back (追回) on the live orders of ``first``..``last``: order id ->
+    (resident, tier, canteen, fen), at most the order's subsidy. Only flags about a
+    subsidy count (a balance overdraft is money the resident owes, not subsidy)."""
+    from kiosk.db.models import FLAG_KINDS_SUBSIDY, DistrictFlag
+
+    rows = session.execute(
+        select(Order.id, Order.resident_id, Order.tier, Order.canteen_id, Order.subsidy_fen, DistrictFlag.over_fen)
+        .join(DistrictFlag, DistrictFlag.order_id == Order.id)
+        .where(Order.meal_date >= first, Order.meal_date <= last,
+               ~select(OrderVoid.id).where(OrderVoid.order_id == Order.id).exists(),
+               DistrictFlag.decision == "charge_back", DistrictFlag.kind.in_(FLAG_KINDS_SUBSIDY))).all()
+    out: dict[str, tuple[str, str | None, str, int]] = {}
+    for oid, rid, tier, cid, subsidy, over in rows:
+        before = out[oid][3] if oid in out else 0
+        out[oid] = (rid, tier, cid, min(int(subsidy or 0), before + max(0, int(over or 0))))
+    return out
 
 
 def monthly_subsidy(app, month: str) -> MonthlyReport:
+    """The month's subsidy per resident, tier and canteen; subsidy charged back by the
+    district office (追回) is shown apart and taken off the net claimed."""
     first, last = month_bounds(parse_month(month))
     live = (Order.meal_date >= first, Order.meal_date <= last,
             ~select(OrderVoid.id).where(OrderVoid.order_id == Order.id).exists())
@@ -65,18 +79,33 @@ def monthly_subsidy(app, month: str) -> MonthlyReport:
                           .where(*live, Order.subsidy_fen > 0).group_by(Order.tier).order_by(Order.tier)).all()
         canteens = s.execute(select(Order.canteen_id, func.count(), func.sum(Order.subsidy_fen))
                              .where(*live).group_by(Order.canteen_id).order_by(Order.canteen_id)).all()
-    residents = [{"resident_id": r, "name": n, "id_number": mask_id(idn), "hukou": hk, "meals": int(c),
-                  "subsidized_meals": int(sc or 0), "subsidy_fen": int(sf or 0), "paid_fen": int(pf or 0),
-                  "tier": t} for r, n, idn, hk, c, sc, sf, pf, t in per_res]
+        backs = charge_backs(s, first, last)
+    back_of: dict[tuple[str, object], int] = {}
+    for rid, tier, cid, fen in backs.values():
+        for key in (("resident", rid), ("tier", tier), ("canteen", cid)):
+            back_of[key] = back_of.get(key, 0) + fen
+
+    def net(row: dict, key: tuple[str, object]) -> dict:
+        row["charged_back_fen"] = back_of.get(key, 0)
+        row["net_subsidy_fen"] = row["subsidy_fen"] - row["charged_back_fen"]
+        return row
+    residents = [net({"resident_id": r, "name": n, "id_number": mask_id(idn), "hukou": hk, "meals": int(c),
+                      "subsidized_meals": int(sc or 0), "subsidy_fen": int(sf or 0), "paid_fen": int(pf or 0),
+                      "tier": t}, ("resident", r)) for r, n, idn, hk, c, sc, sf, pf, t in per_res]
+    subsidy = sum(r["subsidy_fen"] for r in residents)
+    back = sum(r["charged_back_fen"] for r in residents)
     return MonthlyReport(
         month=f"{first:%Y-%m}", residents=residents,
-        by_tier=[{"tier": t, "meals": int(c), "subsidy_fen": int(f or 0)} for t, c, f in tiers],
-        by_canteen=[{"canteen_id": cid, "meals": int(c), "subsidy_fen": int(f or 0)} for cid, c, f in canteens],
+        by_tier=[net({"tier": t, "meals": int(c), "subsidy_fen": int(f or 0)}, ("tier", t)) for t, c, f in tiers],
+        by_canteen=[net({"canteen_id": cid, "meals": int(c), "subsidy_fen": int(f or 0)}, ("canteen", cid))
+                    for cid, c, f in canteens],
         meals=sum(r["meals"] for r in residents), subsidized_meals=sum(r["subsidized_meals"] for r in residents),
-        subsidy_fen=sum(r["subsidy_fen"] for r in residents), paid_fen=sum(r["paid_fen"] for r in residents))
+        subsidy_fen=subsidy, paid_fen=sum(r["paid_fen"] for r in residents),
+        charged_back_fen=back, net_subsidy_fen=subsidy - back)
 
 
-HEAD = ["居民编号", "姓名", "身份证号", "户籍", "档次", "就餐次数", "补贴次数", "补贴金额(元)", "自付金额(元)"]
+HEAD = ["居民编号", "姓名", "身份证号", "户籍", "档次", "就餐次数", "补贴次数", "补贴金额(元)", "追回(元)",
+        "应报销补贴(元)", "自付金额(元)"]
 
 
 def _yuan(fen: int) -> Decimal:
@@ -86,7 +115,8 @@ def _yuan(fen: int) -> Decimal:
 
 def _rows(rep: MonthlyReport, money=fen_to_yuan) -> list[list]:
     return [[r["resident_id"], r["name"], r["id_number"], r["hukou"], r["tier"] or "", r["meals"],
-             r["subsidized_meals"], money(r["subsidy_fen"]), money(r["paid_fen"])] for r in rep.residents]
+             r["subsidized_meals"], money(r["subsidy_fen"]), money(r["charged_back_fen"]), money(r["net_subsidy_fen"]),
+             money(r["paid_fen"])] for r in rep.residents]
 
 
 def write_report(app, rep: MonthlyReport, path: Path, staff_id: str = "system") -> Path:
@@ -105,14 +135,17 @@ def write_report(app, rep: MonthlyReport, path: Path, staff_id: str = "system") 
         xlsx_append(ws, [f"{rep.month} 助餐补贴结算表"])
         xlsx_append(ws, ["就餐次数", rep.meals, "补贴次数", rep.subsidized_meals])
         xlsx_append(ws, ["补贴合计(元)", _yuan(rep.subsidy_fen), "自付合计(元)", _yuan(rep.paid_fen)])
+        xlsx_append(ws, ["追回(元)", _yuan(rep.charged_back_fen), "应报销补贴(元)", _yuan(rep.net_subsidy_fen)])
         ws.append([])
-        xlsx_append(ws, ["档次", "补贴次数", "补贴金额(元)"])
+        xlsx_append(ws, ["档次", "补贴次数", "补贴金额(元)", "追回(元)", "应报销补贴(元)"])
         for t in rep.by_tier:
-            xlsx_append(ws, [t["tier"], t["meals"], _yuan(t["subsidy_fen"])])
+            xlsx_append(ws, [t["tier"], t["meals"], _yuan(t["subsidy_fen"]), _yuan(t["charged_back_fen"]),
+                             _yuan(t["net_subsidy_fen"])])
         ws.append([])
-        xlsx_append(ws, ["食堂", "就餐次数", "补贴金额(元)"])
+        xlsx_append(ws, ["食堂", "就餐次数", "补贴金额(元)", "追回(元)", "应报销补贴(元)"])
         for c in rep.by_canteen:
-            xlsx_append(ws, [c["canteen_id"], c["meals"], _yuan(c["subsidy_fen"])])
+            xlsx_append(ws, [c["canteen_id"], c["meals"], _yuan(c["subsidy_fen"]), _yuan(c["charged_back_fen"]),
+                             _yuan(c["net_subsidy_fen"])])
         detail = wb.create_sheet("明细")
         xlsx_append(detail, HEAD)
         for row in _rows(rep, _yuan):
@@ -126,6 +159,7 @@ def write_report(app, rep: MonthlyReport, path: Path, staff_id: str = "system") 
         w.writerow(HEAD)
         w.writerows([csv_cell(v) for v in row] for row in _rows(rep))
         w.writerow(["合计", "", "", "", "", rep.meals, rep.subsidized_meals, fen_to_yuan(rep.subsidy_fen),
+<<<<<<< HEAD
                     fen_to_yuan(rep.paid_fen)])
         data = buf.getvalue().encode("utf-8-sig")
     else:
@@ -137,4 +171,14 @@ def write_report(app, rep: MonthlyReport, path: Path, staff_id: str = "system") 
     except BaseException:
         path.unlink(missing_ok=True)     # an export that is not in the audit log is not kept
         raise
+=======
+                    fen_to_yuan(rep.charged_back_fen), fen_to_yuan(rep.net_subsidy_fen), fen_to_yuan(rep.paid_fen)])
+        tmp.write_text(buf.getvalue(), encoding="utf-8-sig")
+    else:
+        raise ValidationError("报表文件应为 .xlsx 或 .csv", detail=f"unsupported {path.suffix}")
+    tmp.replace(path)
+    with app.db.session() as s:
+        audit.record(s, staff_id, "report.monthly", str(path), month=rep.month, subsidy_fen=rep.subsidy_fen,
+                     charged_back_fen=rep.charged_back_fen)
+>>>>>>> main
     return path

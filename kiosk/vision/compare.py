@@ -5,9 +5,9 @@
 The plain pipeline is what anyone would write from the model authors' samples,
 with nothing of the kiosk in it:
 
-* ``sface``: OpenCV's ``FaceDetectorYN`` (YuNet) on the whole image at its own
-  size (score threshold 0.9, the OpenCV Zoo sample's), the largest face,
-  ``FaceRecognizerSF.alignCrop`` → ``feature``, cosine similarity;
+* ``sface``: OpenCV's ``FaceDetectorYN`` (YuNet) on the whole image scaled to at most
+  640 px on its long side (score threshold 0.9, the OpenCV Zoo sample's), the largest
+  face, ``FaceRecognizerSF.alignCrop`` → ``feature``, cosine similarity;
 * ``insightface``: insightface's ``SCRFD`` at 640×640 (threshold 0.5), the
   largest face, ``face_align.norm_crop`` → ArcFace, cosine similarity.
 
@@ -45,7 +45,10 @@ PAIR = dict(size=(1280, 480), big_x=0.07, big_h=160, small_h=140)
 
 
 class PlainSFace:
-    """YuNet at the image's own size → largest face → alignCrop → SFace feature."""
+    """YuNet on the image scaled to at most ``max_side`` px → largest face → alignCrop →
+    SFace feature."""
+
+    max_side = 640
 
     def __init__(self, model_dir: Path, score_threshold: float = 0.9) -> None:
         d = model_dir / "sface"
@@ -55,6 +58,10 @@ class PlainSFace:
 
     def embed(self, img: np.ndarray) -> np.ndarray | None:
         h, w = img.shape[:2]
+        if max(h, w) > self.max_side:
+            f = self.max_side / max(h, w)
+            img = cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+            h, w = img.shape[:2]
         self.det.setInputSize((w, h))
         _, faces = self.det.detect(img)
         if faces is None or len(faces) == 0:

@@ -42,6 +42,10 @@ are looked at differently, for speed:
   nowhere, it grows), so a camera looking at an empty counter pays one detection per
   frame, not two (a 640×480 empty frame, CPU time under load: 51.7 → 13.8 ms, `kiosk
   bench` of 2026-11-26). Photos keep both looks.
+
+Photos (enrolment and identification) are looked at first at ``PHOTO_DETECT_SIDE``
+(640) px, the plain pipeline's size, whose landmarks align a photo's face better; only
+when that finds no face, or a face under ``PHOTO_MIN_FACE`` px there, at 1,280 px.
 """
 from __future__ import annotations
 
@@ -57,6 +61,14 @@ from kiosk.vision.types import Face
 MAX_DETECT_SIDE = 1280
 # ... and camera frames on one no larger than this (see the module's docstring).
 FRAME_DETECT_SIDE = 640
+# Photos are looked at first at this size, as the plain YuNet + SFace pipeline does: the
+# landmarks found there align a photo's face better than those found at 1,280 px (SFace on
+# ../shared/faces, leave one out: lowest genuine score 0.528 at 1,280 px, 0.615 at 640 px,
+# best stranger 0.358 and 0.353; ArcFace unchanged, 0.423/0.425). A face smaller than
+# ``PHOTO_MIN_FACE`` px at that size (a face far back in a large photo) is looked for
+# again at ``MAX_DETECT_SIDE``.
+PHOTO_DETECT_SIDE = 640
+PHOTO_MIN_FACE = 48
 # The second, padded look: border (share of the long side) and the size it runs at.
 PAD_RATIO = 0.4
 PAD_DETECT_SIDE = 640

@@ -8,7 +8,8 @@ from typing import Protocol
 
 import numpy as np
 
-from kiosk.vision.detection import FRAME_DETECT_SIDE, ScrfdDetector, YuNetDetector
+from kiosk.vision.detection import (FRAME_DETECT_SIDE, MAX_DETECT_SIDE, PHOTO_DETECT_SIDE, PHOTO_MIN_FACE,
+                                    ScrfdDetector, YuNetDetector)
 from kiosk.vision.embedding import ArcFaceEmbedder, SFaceEmbedder
 from kiosk.vision.modelpacks import get_pack, verify_pack
 from kiosk.vision.quality import (IDENTIFY_THRESHOLDS, STILL_THRESHOLDS, QualityReport, QualityThresholds,
@@ -86,9 +87,12 @@ class OnnxFaceEngine:
         ``detect_side`` and ``pad_empty``: how to detect (``detect``); the quality gate,
         the alignment and the embedding always use ``img`` at its own size."""
         t0 = time.perf_counter()
-        faces = self.detect(img, max_side=detect_side, pad_empty=pad_empty)
+        if detect_side is None:
+            faces, prim = self._detect_photo(img, pad_empty)
+        else:
+            faces = self.detect(img, max_side=detect_side, pad_empty=pad_empty)
+            prim = primary_face(faces, img.shape)
         t1 = time.perf_counter()
-        prim = primary_face(faces, img.shape)
         obs = FaceObservation(faces=faces, primary=prim, quality=None)
         obs.timings_ms["detect"] = (t1 - t0) * 1000
         if prim is None:
@@ -101,6 +105,21 @@ class OnnxFaceEngine:
             obs.embedding = self.embed_aligned(obs.aligned)
             obs.timings_ms["embed"] = (time.perf_counter() - t2) * 1000
         return obs
+
+    def _detect_photo(self, img: np.ndarray, pad_empty: bool) -> tuple[list[Face], Face | None]:
+        """A photo: first at ``PHOTO_DETECT_SIDE`` (the plain pipeline's size, better
+        aligned), again at ``MAX_DETECT_SIDE`` when that finds no face or one too small
+        there to place its landmarks well (detection's docstring)."""
+        faces = self.detect(img, max_side=PHOTO_DETECT_SIDE, pad_empty=pad_empty)
+        prim = primary_face(faces, img.shape)
+        scale = min(1.0, PHOTO_DETECT_SIDE / max(img.shape[:2]))
+        if prim is not None and min(prim.bbox[2], prim.bbox[3]) * scale >= PHOTO_MIN_FACE:
+            return faces, prim
+        if scale >= 1.0 and prim is not None:
+            return faces, prim          # the image is no larger: a second look sees the same
+        big = self.detect(img, max_side=MAX_DETECT_SIDE, pad_empty=pad_empty)
+        big_prim = primary_face(big, img.shape)
+        return (big, big_prim) if big_prim is not None else (faces, prim)
 
     def observe_frame(self, img: np.ndarray, thresholds: QualityThresholds = QualityThresholds(),
                       *, near: bool = False) -> FaceObservation:

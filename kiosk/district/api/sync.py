@@ -67,7 +67,8 @@ def _is_loopback(host: str) -> bool:
 
 
 @router.get("/changes")
-def changes_feed(request: Request, since: int = Query(0, ge=0), cursor: str | None = None,
+def changes_feed(request: Request, since: int = Query(0, ge=0, le=2 ** 62),
+                 cursor: str | None = Query(None, max_length=200, pattern=r"^[0-9]{1,18}:"),
                  limit: int = Query(1000, ge=1, le=5000), term: TerminalIdentity = Depends(current_terminal),
                  app: App = Depends(get_app)) -> Response:
     """District records changed since ``since`` (0: a snapshot, paged with ``cursor``)."""
@@ -91,26 +92,60 @@ def changes_feed(request: Request, since: int = Query(0, ge=0), cursor: str | No
 MAX_PUSH_OPS = 500
 
 
-@router.post("/push")
+# the push body as the OpenAPI schema says it (the route reads it itself: no validation
+# model, each op checked where it is applied; the fuzz tests generate bodies from this)
+_OP_SCHEMA = {
+    "type": "object", "required": ["op_id", "payload"],
+    "properties": {
+        "op_id": {"type": "string", "minLength": 1, "maxLength": 36},
+        "kind": {"type": "string", "maxLength": 40},
+        "created_at": {"type": "string", "format": "date-time"},
+        "payload": {"type": "object", "properties": {
+            "rows": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "object"}}},
+            "deleted": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+            "ops": {"type": "array", "items": {"type": "object"}}}},
+    },
+}
+PUSH_OPENAPI = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "required": ["ops"],
+    "properties": {"ops": {"type": "array", "maxItems": 500, "items": _OP_SCHEMA}}}}}}}
+
+
+@router.post("/push", openapi_extra=PUSH_OPENAPI)
 async def push(request: Request, app: App = Depends(get_app)) -> Response:
     """Apply a terminal's outbox operations (each once, in order): ``{"ops": [...]}``,
-    at most 500. The token is checked inside the push's own transaction (one statement,
-    ``auth.claim_terminal``): a revoked or unknown token is refused (401) and nothing is
-    applied. The body is read as plain JSON (no per-field validation model: each op is
-    checked where it is applied, and a bad one is kept as rejected with its reason)."""
-    from kiosk.errors import DistrictError
+    at most 500. Before the body is read: no token, or a token no unrevoked terminal holds,
+    is refused (401); a body over KIOSK_PUSH_MAX_BYTES is refused (413,
+    kiosk.district.api.limits). The body is plain JSON nested at most MAX_JSON_DEPTH deep
+    (400); an op of the wrong shape is rejected alone (``limits.op_problem``), the others
+    go to the push, which checks the token again in its own transaction
+    (``auth.claim_terminal``: a terminal revoked meanwhile is refused and nothing applied)
+    and each op where it is applied (a bad one is kept as rejected with its reason)."""
+    from kiosk.errors import DistrictError, TerminalAuthError
+    from kiosk.district.api import limits
     from kiosk.district.domain.push import apply_push
 
     token_hash = bearer_hash(request)          # no token: 401 before the body is read
-    try:
-        body = orjson.loads(await request.body())
-    except ValueError:
-        raise DistrictError("上传的数据不是 JSON", detail="push body is not JSON") from None
+    await limits.known_token(request, app, token_hash)
+    body = limits.parse_json(await limits.read_body(request, app.settings.push_max_bytes))
     ops = body.get("ops") if isinstance(body, dict) else None
     if not isinstance(ops, list) or len(ops) > MAX_PUSH_OPS or not all(isinstance(o, dict) for o in ops):
         raise DistrictError("上传的数据格式不对", detail=f'expected {{"ops": [op, ...]}} with at most {MAX_PUSH_OPS} ops')
-    work = functools.partial(apply_push, app, token_hash, ops, **reported(request))
-    results, version, _term = await anyio.to_thread.run_sync(work, limiter=_push_limiter())
+    problems = [limits.op_problem(o) for o in ops]
+    good = [o for o, p in zip(ops, problems) if p is None]
+    refused = [(i, o, p) for i, (o, p) in enumerate(zip(ops, problems)) if p is not None]
+
+    def work():
+        results, version, term = apply_push(app, token_hash, good, **reported(request))
+        answers = iter(results)
+        out = limits.record_rejected(app, term.terminal_id, refused) if refused else {}
+        return [out[i] if i in out else next(answers) for i in range(len(ops))], version
+
+    try:
+        results, version = await anyio.to_thread.run_sync(work, limiter=_push_limiter())
+    except TerminalAuthError:
+        limits.forget_token(request, token_hash)
+        raise
     return Response(orjson.dumps({"results": results, "server_version": version}), media_type="application/json")
 
 

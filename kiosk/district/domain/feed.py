@@ -9,7 +9,13 @@ A record is ``{"entity": E, "key": K, "data": {...} | None}`` (None: gone). Enti
 * ``account``   balance as the server knows it, and the resident's orders of this month
                 (every canteen: the terminal's subsidy check counts them);
 * ``menu``      this canteen's menu of one day (``CANTEEN|DATE``);
-* ``policy``, ``staff`` (with PIN hashes, for PINs at the counter), ``canteen`` (its own).
+* ``policy``, ``canteen`` (its own);
+* ``staff``     the members of this canteen's staff list (``canteen_staff``), active,
+                with their PIN hashes (for PINs at the counter). Anybody else, admins and
+                supervisors included, is sent as gone (``data: None``): a terminal never
+                holds the hash of a person who is not on its canteen's list, and one taken
+                off the list (or deactivated) disappears from it at its next sync. Console
+                passwords are in a table of their own and never sent.
 
 A new terminal (``since=0``) gets a snapshot, residents paged by id; afterwards it
 follows the change log from the version the snapshot started at.
@@ -20,11 +26,10 @@ import base64
 from collections import defaultdict
 from datetime import date, timedelta
 
-import numpy as np
 from sqlalchemy import func, select
 
-from kiosk.db.models import (Canteen, ChangeLogEntry, FaceConsent, FaceTemplate, LedgerEntry, MenuItem, Order,
-                         OrderVoid, Resident, Staff, SubsidyPolicy)
+from kiosk.db.models import (Canteen, CanteenStaff, ChangeLogEntry, FaceConsent, FaceTemplate, LedgerEntry,
+                         MenuItem, Order, OrderVoid, Resident, Staff, SubsidyPolicy)
 from kiosk.db import rowcodec
 from kiosk.db.changes import current_version
 from kiosk.timeutil import now_cst
@@ -123,6 +128,16 @@ class Feed:
             out.append({"entity": "menu", "key": k, "data": {"items": [rowcodec.dump(m) for m in items]}})
         return out
 
+    def staff(self, keys: list[str]) -> list[dict]:
+        """This canteen's active staff; anyone else as gone (the terminal deletes them)."""
+        got = {}
+        for part in _chunks(keys):
+            for r in self.s.scalars(select(Staff).join(CanteenStaff, CanteenStaff.staff_id == Staff.id)
+                                    .where(CanteenStaff.canteen_id == self.canteen_id, Staff.id.in_(part),
+                                           Staff.active.is_(True))):
+                got[r.id] = rowcodec.dump(r)
+        return [{"entity": "staff", "key": k, "data": got.get(k)} for k in keys]
+
     def simple(self, entity: str, model, keys: list[str]) -> list[dict]:
         got = {}
         for part in _chunks(keys):
@@ -141,7 +156,7 @@ class Feed:
         if by.get("policy"):
             out += self.simple("policy", SubsidyPolicy, by["policy"])
         if by.get("staff"):
-            out += self.simple("staff", Staff, by["staff"])
+            out += self.staff(by["staff"])
         if by.get("menu"):
             out += self.menus(by["menu"])
         if by.get("resident"):
@@ -175,7 +190,9 @@ class Feed:
         if after is None:        # the first page: everything that is not per resident
             out += self.records([("canteen", self.canteen_id)])
             out += self.records([("policy", i) for i in self.s.scalars(select(SubsidyPolicy.id))])
-            out += self.records([("staff", i) for i in self.s.scalars(select(Staff.id))])
+            out += self.records([("staff", i) for i in self.s.scalars(
+                select(CanteenStaff.staff_id).where(CanteenStaff.canteen_id == self.canteen_id)
+                .order_by(CanteenStaff.staff_id))])
             days = self.s.scalars(select(MenuItem.menu_date).distinct().where(
                 MenuItem.canteen_id == self.canteen_id,
                 MenuItem.menu_date >= self.today - timedelta(days=MENU_DAYS_BACK))).all()
@@ -212,6 +229,3 @@ def page(app, session, canteen_id: str, since: int, cursor: str | None, limit: i
     return {"changes": records, "since": v, "cursor": None, "more": more, "server_version": now_v,
             "templates_withheld": not send_templates}
 
-
-def embedding_of(rec: dict) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(rec["embedding"]), dtype=np.float32)

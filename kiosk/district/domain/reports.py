@@ -14,10 +14,10 @@ from kiosk.db import audit
 from kiosk.db.models import (AuditEntry, Canteen, FaceConsent, FaceTemplate, Order, OrderLine, OrderVoid,
                          Resident, Staff, Terminal)
 from kiosk.errors import NotFoundError, ValidationError
-from kiosk.timeutil import age_on, now_cst, to_cst
-from kiosk.services.checkout import month_bounds
+from kiosk.timeutil import age_on, month_bounds, now_cst, parse_month, to_cst
 from kiosk.services.report_files import Money, Sheet, TableReport
-from kiosk.services.reports import mask_id, monthly_subsidy, parse_month
+from kiosk.services.reports import mask_id, monthly_subsidy
+from kiosk.district.domain.reconcile import AMOUNT_ZH, BALANCE, GROUP_ZH, SUBSIDY, decide, reconcile
 
 FILING_LINE = 100_000          # faces stored before the register must be filed (备案)
 FILING_WARN_SHARE = 0.8
@@ -59,18 +59,22 @@ def monthly_table(app, month: str) -> TableReport:
     for rid, cid, _, _ in per_canteen:
         where[rid].append(names.get(cid, cid))
     residents = Sheet("明细（每位居民）", ["居民编号", "姓名", "身份证号", "户籍", "档次", "就餐食堂", "就餐次数",
-                                     "补贴次数", "补贴金额(元)", "自付金额(元)"],
+                                     "补贴次数", "补贴金额(元)", "追回(元)", "应报销补贴(元)", "自付金额(元)"],
                       [[r["resident_id"], r["name"], r["id_number"], r["hukou"], r["tier"] or "",
                         "、".join(sorted(where.get(r["resident_id"], []))), r["meals"], r["subsidized_meals"],
-                        Money(r["subsidy_fen"]), Money(r["paid_fen"])] for r in rep.residents])
-    tiers = Sheet("按补贴档次", ["档次", "补贴次数", "补贴金额(元)"],
-                  [[t["tier"] or "", t["meals"], Money(t["subsidy_fen"])] for t in rep.by_tier])
-    canteens = Sheet("按食堂", ["食堂编号", "食堂", "就餐次数", "补贴金额(元)"],
-                     [[c["canteen_id"], names.get(c["canteen_id"], ""), c["meals"], Money(c["subsidy_fen"])]
-                      for c in rep.by_canteen])
-    return TableReport(f"{rep.month} 助餐补贴结算表", "作废订单不计入；身份证号已部分隐藏",
+                        Money(r["subsidy_fen"]), Money(r["charged_back_fen"]), Money(r["net_subsidy_fen"]),
+                        Money(r["paid_fen"])] for r in rep.residents])
+    tiers = Sheet("按补贴档次", ["档次", "补贴次数", "补贴金额(元)", "追回(元)", "应报销补贴(元)"],
+                  [[t["tier"] or "", t["meals"], Money(t["subsidy_fen"]), Money(t["charged_back_fen"]),
+                    Money(t["net_subsidy_fen"])] for t in rep.by_tier])
+    canteens = Sheet("按食堂", ["食堂编号", "食堂", "就餐次数", "补贴金额(元)", "追回(元)", "应报销补贴(元)"],
+                     [[c["canteen_id"], names.get(c["canteen_id"], ""), c["meals"], Money(c["subsidy_fen"]),
+                       Money(c["charged_back_fen"]), Money(c["net_subsidy_fen"])] for c in rep.by_canteen])
+    return TableReport(f"{rep.month} 助餐补贴结算表",
+                       "作废订单不计入；追回：区办公室对账时决定不予报销的超出补贴；身份证号已部分隐藏",
                        [("就餐次数", rep.meals), ("补贴次数", rep.subsidized_meals),
-                        ("补贴合计(元)", Money(rep.subsidy_fen)), ("自付合计(元)", Money(rep.paid_fen))],
+                        ("补贴合计(元)", Money(rep.subsidy_fen)), ("追回(元)", Money(rep.charged_back_fen)),
+                        ("应报销补贴(元)", Money(rep.net_subsidy_fen)), ("自付合计(元)", Money(rep.paid_fen))],
                        [residents, tiers, canteens])
 
 
@@ -403,70 +407,53 @@ def audit_table(entries: list[dict], title: str) -> TableReport:
 
 
 # ---------------------------------------------------------------------- reconciliation
-KIND_ZH = {"daily_meals": "超过每日补贴次数", "monthly_amount": "超过每月补贴额度", "balance": "余额透支"}
-DECISION_ZH = {"accept": "认可", "charge_back": "追回"}
-
-
 def reconciliation_rows(app, month: str) -> list[dict]:
-    """The district server's flagged orders of the month (orders served offline that broke
-    a district-wide limit). Uses the server's own reconcile function when it has one."""
-    try:
-        from kiosk.district.domain.reconcile import reconcile as server_reconcile  # the district server's (issue 11)
-    except ImportError:
-        server_reconcile = None
-    if server_reconcile is not None:
-        with app.db.session(read_only=True) as s:
-            names = canteen_names(s)
-        out = []
-        for f in server_reconcile(app, month).get("flagged", []):
-            meals = f.get("meals") or []
-            out.append({"flag_id": f.get("flag_id"), "resident_id": f["resident_id"], "name": f.get("name") or "",
-                        "meal_date": f.get("meal_date", ""), "kind": f.get("kind"), "over_fen": int(f.get("over_fen") or 0),
-                        "order_ids": list(f.get("order_ids") or []),
-                        "canteens": [names.get(c, c) for c in f.get("canteens") or []],
-                        "meals": sorted({f"{m.get('meal_date')} {m.get('meal')}" for m in meals}),
-                        "terminals": [f"{t.get('terminal_id')}（同步 {(t.get('last_push_at') or '从未')[:16]}）"
-                                      for t in f.get("terminals") or []],
-                        "decision": f.get("decision"), "decided_by": f.get("decided_by"), "note": f.get("note")})
-        return out
-    from kiosk.db.models import DistrictFlag
-
-    first, last = month_bounds(parse_month(month))
+    """The month's flagged orders (served offline, over a district-wide limit) as the
+    console lists them: canteen names, meals, the terminal and when the flagged order
+    reached the server; ``group`` says which list (subsidy excess or balance overdraft)."""
     with app.db.session(read_only=True) as s:
         names = canteen_names(s)
-        flags = s.scalars(select(DistrictFlag).where(DistrictFlag.meal_date >= first, DistrictFlag.meal_date <= last)
-                          .order_by(DistrictFlag.meal_date, DistrictFlag.resident_id)).all()
-        out = []
-        for f in flags:
-            ids = list(f.order_ids or []) or [f.order_id]
-            orders = s.scalars(select(Order).where(Order.id.in_(ids))).all()
-            r = s.get(Resident, f.resident_id)
-            out.append({"flag_id": f.id, "resident_id": f.resident_id, "name": r.name if r else "",
-                        "meal_date": f.meal_date.isoformat(),
-                        "kind": f.kind, "over_fen": int(f.over_fen or 0), "order_ids": ids,
-                        "canteens": sorted({names.get(o.canteen_id, o.canteen_id) for o in orders}),
-                        "meals": sorted({f"{o.meal_date} {o.meal}" for o in orders}),
-                        "terminals": sorted({o.terminal_id or "" for o in orders} - {""}),
-                        "decision": f.decision, "decided_by": f.decided_by, "note": f.note})
+    out = []
+    for f in reconcile(app, month)["flagged"]:
+        meals = f["meals"]
+        out.append({"flag_id": f["flag_id"], "resident_id": f["resident_id"], "name": f["name"] or "",
+                    "meal_date": f["meal_date"], "kind": f["kind"], "group": f["group"], "reason": f["reason"],
+                    "over_fen": int(f["over_fen"] or 0), "order_ids": f["order_ids"],
+                    "canteens": [names.get(c, c) for c in f["canteens"]],
+                    "meals": sorted({f"{m['meal_date']} {m['meal']}" for m in meals}),
+                    "terminal": f["order_terminal_id"] or "",
+                    "received_at": (f["order_received_at"] or "")[:16].replace("T", " "),
+                    "decision": f["decision"], "decision_zh": f["decision_zh"], "decided_by": f["decided_by"],
+                    "note": f["note"]})
     return out
 
 
+def _flag_sheet(group: str, rows: list[dict]) -> Sheet:
+    return Sheet(GROUP_ZH[group], ["居民编号", "姓名", "日期", "原因", AMOUNT_ZH[group], "食堂", "餐次", "终端",
+                                   "订单到达服务器", "订单", "处理"],
+                 [[r["resident_id"], r["name"], r["meal_date"], r["reason"], Money(r["over_fen"]),
+                   "、".join(r["canteens"]), "、".join(r["meals"]), r["terminal"], r["received_at"] or "未记录",
+                   "、".join(o[:8] for o in r["order_ids"]),
+                   r["decision_zh"] + (f"（{r['decided_by']}）" if r["decided_by"] else "")]
+                  for r in rows if r["group"] == group])
+
+
 def reconciliation(app, month: str) -> TableReport:
+    """The reconciliation list: subsidy excess and balance overdrafts on sheets of their own,
+    each with its own total."""
     rows = reconciliation_rows(app, month)
-    sheet = Sheet("待对账订单", ["居民编号", "姓名", "日期", "原因", "超出补贴(元)", "食堂", "餐次", "终端", "订单", "处理"],
-                  [[r["resident_id"], r.get("name", ""), r.get("meal_date", ""), KIND_ZH.get(r.get("kind"), r.get("kind") or ""),
-                    Money(int(r.get("over_fen") or 0)), "、".join(r.get("canteens", [])), "、".join(r.get("meals", [])),
-                    "、".join(r.get("terminals", [])), "、".join(o[:8] for o in r.get("order_ids", [])),
-                    (DECISION_ZH.get(r.get("decision"), r.get("decision") or "待处理")
-                     + (f"（{r['decided_by']}）" if r.get("decided_by") else ""))] for r in rows])
-    return TableReport(f"{month} 对账清单", "断网期间售出、超出全区限额的订单：由区办公室认可或追回", [("订单组数", len(rows)),
-                       ("超出补贴合计(元)", Money(sum(int(r.get("over_fen") or 0) for r in rows)))], [sheet])
+    subsidy, balance = _flag_sheet(SUBSIDY, rows), _flag_sheet(BALANCE, rows)
+    back = sum(r["over_fen"] for r in rows if r["group"] == SUBSIDY and r["decision"] == "charge_back")
+    return TableReport(f"{month} 对账清单", "断网期间售出、超出全区限额的订单：超出的补贴由区办公室认可或追回；"
+                                         "余额透支另列，由居民补交",
+                       [("超出补贴笔数", len(subsidy.rows)),
+                        ("超出补贴合计(元)", Money(sum(r[4].fen for r in subsidy.rows))),
+                        ("其中追回(元)", Money(back)),
+                        ("余额透支笔数", len(balance.rows)),
+                        ("余额透支合计(元)", Money(sum(r[4].fen for r in balance.rows)))],
+                       [subsidy, balance])
 
 
 def decide_flag(app, flag_id: str, decision: str, actor, note: str | None = None) -> dict:
-    """The office's decision on a flagged order (the district server's ``decide``)."""
-    try:
-        from kiosk.district.domain.reconcile import decide
-    except ImportError:
-        raise ValidationError("本服务器没有对账处理功能（需要区服务器）", detail="kiosk.district.domain.reconcile missing") from None
+    """The office's decision on a flagged order (kiosk.district.domain.reconcile.decide)."""
     return decide(app, flag_id, decision, actor, note)

@@ -16,17 +16,22 @@ from datetime import datetime
 from urllib.parse import urlparse
 
 import httpx
+import orjson
 from sqlalchemy import delete, select
 
 from kiosk import __version__
 from kiosk.db.models import OutboxEntry, SyncState, utcnow
 from kiosk.db import changes
-from kiosk.errors import DistrictError, ServerUnreachableError, TerminalAuthError, TerminalOnlyError
+from kiosk.errors import (DistrictError, PayloadTooLargeError, ServerUnreachableError, TerminalAuthError,
+                          TerminalOnlyError)
 from kiosk.terminal.sync.outbox import pending_count
 from kiosk.terminal.sync.replica import apply_records
 
 log = logging.getLogger("kiosk.terminal.sync")
 PUSH_BATCH = 200
+# a push body stays under this many bytes (the server refuses more than KIOSK_PUSH_MAX_BYTES,
+# 4 MB by default, with 413): enrolments with face crops can make 200 ops several MB
+PUSH_BUDGET_BYTES = 1024 * 1024
 PULL_LIMIT = 2000
 _ROUND_LOCK = threading.Lock()   # one sync round at a time per process
 
@@ -108,6 +113,8 @@ class SyncClient:
                 body = r.json()
             except ValueError:
                 body = {"error": r.text[:200]}
+            if r.status_code == 413:
+                raise PayloadTooLargeError(body.get("error") or None, detail=str(body.get("detail") or 413))
             raise DistrictError(body.get("error") or f"区服务器拒绝了请求（{r.status_code}）",
                                 detail=str(body.get("detail") or r.status_code))
         return r.json()
@@ -151,6 +158,7 @@ class SyncClient:
             return rep
 
     def push(self, rep: SyncReport) -> None:
+        budget = PUSH_BUDGET_BYTES
         while True:
             with self.app.db.session(read_only=True) as s:
                 batch = s.scalars(select(OutboxEntry).where(OutboxEntry.status == "pending")
@@ -158,9 +166,26 @@ class SyncClient:
                 waiting = pending_count(s)
             if not batch:
                 return
-            ops = [{"op_id": e.id, "kind": e.kind, "created_at": e.created_at.isoformat(),
-                    "payload": self._wire(e.payload)} for e in batch]
-            res = self._call("POST", "/push", json={"ops": ops}, headers={"X-Kiosk-Pending": str(waiting)})
+            fetched = len(batch)
+            encoded: list[bytes] = []
+            size = 0
+            for e in batch:            # in outbox order, as many as fit the budget (at least one)
+                op = orjson.dumps({"op_id": e.id, "kind": e.kind, "created_at": e.created_at.isoformat(),
+                                   "payload": self._wire(e.payload)})
+                if encoded and size + len(op) + 1 > budget:
+                    break
+                encoded.append(op)
+                size += len(op) + 1
+            batch = batch[:len(encoded)]
+            try:
+                res = self._call("POST", "/push", content=b'{"ops":[' + b",".join(encoded) + b"]}",
+                                 headers={"X-Kiosk-Pending": str(waiting), "Content-Type": "application/json"})
+            except PayloadTooLargeError as exc:
+                if len(batch) > 1:          # the server takes less than the budget: halve it and go on
+                    budget = max(1, size // 2)
+                    continue
+                self._too_large(batch[0], exc, rep)     # one op the server will never take: kept, marked
+                continue
             rep.server_version = res.get("server_version")
             by_id = {r["op_id"]: r for r in res.get("results", [])}
             done, rejected = [], []
@@ -185,8 +210,19 @@ class SyncClient:
                         e.status, e.error = "rejected", str(err)[:2000]
                         rep.rejected += 1
                         log.error("the server refused outbox op %s (%s): %s", oid, e.kind, err)
-            if len(batch) < PUSH_BATCH or not (done or rejected):
+            if (fetched < PUSH_BATCH and len(batch) == fetched) or not (done or rejected):
                 return
+
+    def _too_large(self, entry, exc: PayloadTooLargeError, rep: SyncReport) -> None:
+        """An op larger than the server takes in one push: marked rejected with the reason
+        (shown as rejected on the staff screen), so the ops after it still go."""
+        with self.app.db.session() as s:
+            s.info[changes.APPLY] = True
+            e = s.scalars(select(OutboxEntry).where(OutboxEntry.id == entry.id)).first()
+            if e is not None:
+                e.status, e.error = "rejected", f"{exc.user_message} ({exc.detail})"[:2000]
+                rep.rejected += 1
+                log.error("outbox op %s (%s) is larger than the server takes: %s", entry.id, entry.kind, exc.detail)
 
     def _wire(self, payload: dict) -> dict:
         """Templates leave encrypted with this terminal's key only as far as the wire: the

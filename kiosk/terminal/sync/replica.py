@@ -90,6 +90,9 @@ def apply_records(app, records: list[dict]) -> dict:
         pol = [rowcodec.load(SubsidyPolicy, r["data"]) for r in by.get("policy", []) if r["data"]]
         upsert(s, SubsidyPolicy, pol)
         upsert(s, Staff, [rowcodec.load(Staff, r["data"]) for r in by.get("staff", []) if r["data"]])
+        gone = [r["key"] for r in by.get("staff", []) if not r["data"]]   # off this canteen's list: hash dropped
+        for i in range(0, len(gone), 900):
+            s.execute(delete(Staff).where(Staff.id.in_(gone[i:i + 900])))
         menus = by.get("menu", [])
         for r in menus:
             _apply_menu(s, r)

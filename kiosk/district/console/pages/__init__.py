@@ -13,14 +13,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from kiosk.district.console.pages import (audit, faces, home, imports, login, proof, reconcile, reports, terminals,
-                                          welfare)
+from kiosk.district.console.pages import (audit, canteens, faces, home, imports, login, proof, reconcile, reports,
+                                          terminals, welfare)
 from kiosk.district.console.shared.render import NavLink
 
 PAGES = (
     login,
     home,
     imports,
+    canteens,
     reports,
     reconcile,
     welfare,

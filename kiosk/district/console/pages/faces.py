@@ -1,5 +1,5 @@
 """人脸数据 (admin): the register of stored faces against the filing line, consents,
-and the bulk erasure of templates unused for some months (PIN asked again, audited)."""
+and the bulk erasure of templates unused for some months (the password asked again, audited)."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
@@ -7,7 +7,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from kiosk.errors import KioskError
 from kiosk.district.domain import reports as dr
-from kiosk.district.console.shared.deps import Admin, AdminPost, AppDep, int_arg, proven
+from kiosk.district.console.shared.auth import client_address
+from kiosk.district.console.shared.deps import Admin, AdminPost, AppDep, int_arg
+from kiosk.district.domain import passwords
 from kiosk.district.console.shared.render import NavLink, base, refused, render
 
 router = APIRouter()
@@ -46,8 +48,8 @@ def faces_erase(request: Request, app: AppDep, post: AdminPost):
     if form.get("confirm") != "1":
         return confirm_page()
     try:
-        admin = proven(app.residents.authenticate(str(form.get("pin") or ""), min_role="admin",
-                                                  staff_id=login.staff_id))
+        admin = passwords.confirm(app, login.staff_id, str(form.get("password") or ""), "admin",
+                                  client_address(request))
     except KioskError as exc:
         return confirm_page(403, exc.user_message)
     try:

@@ -24,7 +24,7 @@ NAV = NavLink("导入", "/imports", role="admin", order=10)
 
 UPLOAD_TTL_S = 3600
 SUFFIXES = {"roster": (".csv", ".xlsx"), "menu": (".csv", ".xlsx"), "policy": (".yaml", ".yml", ".json")}
-KIND_ZH = {"roster": "居民花名册", "menu": "菜单", "policy": "补贴政策"}
+IMPORT_ZH = {"roster": "居民花名册", "menu": "菜单", "policy": "补贴政策"}
 ACTION_ZH = {"add": "新增", "change": "修改", "unchanged": "不变"}
 
 
@@ -46,7 +46,7 @@ def uploads(app) -> Path:
 def imports_page(request: Request, app: AppDep, login: Admin):
     with app.db.session(read_only=True) as s:
         canteens = import_plan.known_canteens(s)
-    return render(request, login, "imports.html", canteens=canteens, kinds=KIND_ZH)
+    return render(request, login, "imports.html", canteens=canteens, kinds=IMPORT_ZH)
 
 
 def _back(request: Request, login: Login, message: str) -> RedirectResponse:
@@ -65,7 +65,7 @@ def import_preview(kind: str, request: Request, app: AppDep, post: AdminPost):
     name = Path(str(up.filename)).name[:120]
     suffix = Path(name).suffix.lower()
     if suffix not in SUFFIXES[kind]:
-        return _back(request, login, f"{KIND_ZH[kind]}应为 {' 或 '.join(SUFFIXES[kind])} 文件，不是「{name}」")
+        return _back(request, login, f"{IMPORT_ZH[kind]}应为 {' 或 '.join(SUFFIXES[kind])} 文件，不是「{name}」")
     data = up.file.read(UPLOAD_MAX_BYTES + 1)
     if len(data) > UPLOAD_MAX_BYTES:
         return _back(request, login, f"文件「{name}」超过 {UPLOAD_MAX_BYTES // 1024 // 1024} MB，未处理")
@@ -108,12 +108,12 @@ def _preview(request, app, login, token, meta, path, replace, status: int = 200)
     except KioskError as exc:
         probs = getattr(exc, "problems", None) or []
         return render(request, login, "import_preview.html", status=422, plan=None, token=None,
-                      kind=meta["kind"], kind_zh=KIND_ZH[meta["kind"]], name=meta["name"],
+                      kind=meta["kind"], kind_zh=IMPORT_ZH[meta["kind"]], name=meta["name"],
                       error=exc.user_message, problems=probs, replace=replace)
     if plan.blocked and status == 200:
         status = 422 if plan.problems else 409
     return render(request, login, "import_preview.html", status=status, plan=plan, token=token, kind=meta["kind"],
-                  kind_zh=KIND_ZH[meta["kind"]], name=meta["name"], action_zh=ACTION_ZH, replace=replace,
+                  kind_zh=IMPORT_ZH[meta["kind"]], name=meta["name"], action_zh=ACTION_ZH, replace=replace,
                   error=None, problems=[p.to_json() for p in plan.problems])
 
 
@@ -146,6 +146,6 @@ def import_confirm(kind: str, request: Request, app: AppDep, post: AdminPost):
         for f in d.iterdir():
             f.unlink()
         d.rmdir()
-    login.flash.append(("ok", f"{KIND_ZH[kind]}「{meta['name']}」已导入：新增 {result['created']} 条，"
+    login.flash.append(("ok", f"{IMPORT_ZH[kind]}「{meta['name']}」已导入：新增 {result['created']} 条，"
                               f"修改 {result['updated']} 条，不变 {result['unchanged']} 条"))
     return RedirectResponse(base(request) + "/imports", status_code=303)

@@ -1,4 +1,6 @@
-"""Login and logout. The login form carries a pre-login CSRF token (a cookie of its own)."""
+"""Login and logout. The login form carries a pre-login CSRF token (a cookie of its own).
+Staff sign in with their console password, never the PIN a terminal holds; the check
+and its back-off per account and client address: kiosk.district.domain.passwords."""
 from __future__ import annotations
 
 import secrets
@@ -8,8 +10,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from kiosk.errors import KioskError
-from kiosk.district.console.shared.auth import COOKIE, PRE_COOKIE, same
+from kiosk.errors import KioskError, TooManyAttemptsError
+from kiosk.district.console.shared.auth import COOKIE, PRE_COOKIE, client_address, same
+from kiosk.district.domain import passwords
 from kiosk.district.console.shared.deps import AppDep, SupervisorPost, console_state, read_form, refuse
 from kiosk.district.console.shared.render import base, render
 
@@ -40,20 +43,24 @@ def login_page(request: Request, m: str | None = None):
 @router.post("/login")
 def login_post(request: Request, app: AppDep, form: FormData = Depends(login_form)):
     staff_id = str(form.get("staff_id") or "").strip()
-    pin = str(form.get("pin") or "").strip()
+    password = str(form.get("password") or "")
     pre = secrets.token_urlsafe(24)
 
-    def again(msg: str) -> Response:
-        return _with_pre_cookie(request, render(request, None, "login.html", status=401, pre=pre, error=msg,
+    def again(msg: str, status: int = 401) -> Response:
+        return _with_pre_cookie(request, render(request, None, "login.html", status=status, pre=pre, error=msg,
                                                 staff_id=staff_id), pre)
 
-    if not staff_id or not pin:
-        return again("请输入工号和 PIN")
+    if not staff_id or not password:
+        return again("请输入工号和密码")
     try:
-        who = app.residents.authenticate(pin, min_role="supervisor", staff_id=staff_id)
+        who = passwords.console_login(app, staff_id, password, client_address(request))
+    except TooManyAttemptsError as exc:
+        resp = again(exc.user_message, 429)
+        resp.headers["Retry-After"] = str(exc.retry_after)
+        return resp
     except KioskError as exc:
         return again(exc.user_message)
-    login = console_state(request).logins.open(who["staff_id"], who["name"], who["role"])
+    login = console_state(request).logins.open(who.staff_id, who.name, who.role)
     from kiosk.db import audit
 
     with app.db.session() as s:

@@ -1,10 +1,12 @@
-"""Console logins: staff sign in with their id and PIN (role supervisor or admin);
-a login is a random token in an HttpOnly, SameSite=Strict cookie that expires after
-a period without use and after a working day at most; every form carries the
-login's CSRF token and a POST without it is refused."""
+"""Console logins: staff sign in with their id and console password (role supervisor
+or admin; the password and its back-off: kiosk.district.domain.passwords, never the
+PIN a terminal holds); a login is a random token in an HttpOnly, SameSite=Strict
+cookie that expires after a period without use and after a working day at most; every
+form carries the login's CSRF token and a POST without it is refused."""
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import os
 import secrets
 import threading
@@ -102,3 +104,21 @@ class Logins:
 
 def same(a: str | None, b: str | None) -> bool:
     return bool(a) and bool(b) and hmac.compare_digest(str(a), str(b))
+
+
+def client_address(request) -> str | None:
+    """The address wrong passwords are counted against: the peer's, or, when the peer is
+    a reverse proxy on this machine (loopback), the address it forwarded
+    (``X-Forwarded-For``, the right-most entry: the one that proxy saw)."""
+    host = request.client.host if request.client else None
+    fwd = request.headers.get("x-forwarded-for")
+    if host and fwd:
+        try:
+            local = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            local = False
+        if local:
+            last = fwd.split(",")[-1].strip()
+            if last:
+                return last[:100]
+    return host

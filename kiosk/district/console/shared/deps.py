@@ -140,16 +140,6 @@ SupervisorPost = Annotated[Posted, Depends(supervisor_post)]
 AdminPost = Annotated[Posted, Depends(admin_post)]
 
 
-def proven(who: dict):
-    """The staff member whose PIN was just verified, as the services take it: the auth
-    service's Actor (kiosk.services.auth) when it gives one."""
-    if who.get("actor") is not None:
-        return who["actor"]
-    from types import SimpleNamespace
-
-    return SimpleNamespace(staff_id=who["staff_id"], name=who.get("name"), role=who["role"])
-
-
 def new_state(idle_minutes: float | None = None, clock=time.monotonic) -> ConsoleState:
     from kiosk.district.console.shared.auth import idle_minutes_from_env
 
