@@ -159,26 +159,16 @@ def write_report(app, rep: MonthlyReport, path: Path, staff_id: str = "system") 
         w.writerow(HEAD)
         w.writerows([csv_cell(v) for v in row] for row in _rows(rep))
         w.writerow(["合计", "", "", "", "", rep.meals, rep.subsidized_meals, fen_to_yuan(rep.subsidy_fen),
-<<<<<<< HEAD
-                    fen_to_yuan(rep.paid_fen)])
+                    fen_to_yuan(rep.charged_back_fen), fen_to_yuan(rep.net_subsidy_fen), fen_to_yuan(rep.paid_fen)])
         data = buf.getvalue().encode("utf-8-sig")
     else:
         raise ValidationError("报表文件应为 .xlsx 或 .csv", detail=f"unsupported {path.suffix}")
     write_atomic(path, data)
     try:
         with app.db.session() as s:
-            audit.record(s, staff_id, "report.monthly", str(path), month=rep.month, subsidy_fen=rep.subsidy_fen)
+            audit.record(s, staff_id, "report.monthly", str(path), month=rep.month, subsidy_fen=rep.subsidy_fen,
+                         charged_back_fen=rep.charged_back_fen)
     except BaseException:
         path.unlink(missing_ok=True)     # an export that is not in the audit log is not kept
         raise
-=======
-                    fen_to_yuan(rep.charged_back_fen), fen_to_yuan(rep.net_subsidy_fen), fen_to_yuan(rep.paid_fen)])
-        tmp.write_text(buf.getvalue(), encoding="utf-8-sig")
-    else:
-        raise ValidationError("报表文件应为 .xlsx 或 .csv", detail=f"unsupported {path.suffix}")
-    tmp.replace(path)
-    with app.db.session() as s:
-        audit.record(s, staff_id, "report.monthly", str(path), month=rep.month, subsidy_fen=rep.subsidy_fen,
-                     charged_back_fen=rep.charged_back_fen)
->>>>>>> main
     return path
