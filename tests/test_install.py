@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # the libraries only one role installs (the import names of pyproject's extras)
 TERMINAL_ONLY = ("PySide6", "shiboken6", "pypinyin", "cn2an", "httpx")
 SERVER_ONLY = ("fastapi", "starlette", "uvicorn", "uvloop", "httptools", "jinja2", "multipart",
-               "python_multipart", "reportlab", "orjson", "psycopg", "psycopg_binary", "argon2",
+               "python_multipart", "reportlab", "psycopg", "psycopg_binary", "argon2",
                "_argon2_cffi_bindings")
 
 # every module a role's process may import, by package prefix
@@ -160,7 +160,7 @@ def test_extras_split_by_role():
     ex = _extras()
     core, term, serv = _names(ex["core"]), _names(ex["terminal"]), _names(ex["server"])
     qt = {"pyside6", "pyside6-essentials"}
-    web = {"fastapi", "uvicorn", "reportlab", "jinja2", "python-multipart", "psycopg", "orjson", "argon2-cffi"}
+    web = {"fastapi", "uvicorn", "reportlab", "jinja2", "python-multipart", "psycopg", "argon2-cffi"}
     assert not (core | serv) & qt, "the server installs no Qt"
     assert not (core | term) & web, "the terminal installs no web server"
     assert qt & term and web <= serv
