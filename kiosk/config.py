@@ -6,6 +6,8 @@
 ``KIOSK_BACKEND``       ``sface`` (default) or ``insightface``
 ``KIOSK_MATCH_THRESHOLD`` / ``KIOSK_MATCH_MARGIN``  override the backend's calibrated values
 ``KIOSK_TEMPLATE_KEY`` / ``KIOSK_TEMPLATE_KEY_FILE``  key that encrypts face templates
+``KIOSK_SERVER_URL``    a terminal's district server; several as a comma list (failover)
+``KIOSK_BACKUP_PASSPHRASE``  the passphrase of `kiosk backup` / `kiosk restore` in scripts
 ``KIOSK_PUSH_MAX_BYTES`` the district server's largest push body (default 4 MB; 413 above)
 """
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kiosk.errors import ConfigError
@@ -65,6 +67,9 @@ class Settings(BaseSettings):
     server_url: str | None = None
     server_token: str | None = None
     sync_interval_s: float = Field(default=5.0, ge=0.5, le=3600)
+    # `kiosk backup` / `kiosk restore` (docs/operations.md): the passphrase that encrypts
+    # the template key in the archive; asked at the prompt when unset
+    backup_passphrase: SecretStr | None = None
     # the district server: the largest push body it reads (bytes); a larger one gets 413 unread
     push_max_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024, le=1024 ** 3)
 
@@ -78,9 +83,17 @@ class Settings(BaseSettings):
     @field_validator("server_url")
     @classmethod
     def _check_server_url(cls, v: str | None) -> str | None:
-        if v is not None and v.strip() and not v.startswith(("http://", "https://")):
-            raise ValueError("must start with https:// (or http:// on the same machine)")
-        return v.strip().rstrip("/") or None if v is not None else None
+        # one URL, or several separated by commas (servers over one database: the terminal
+        # syncs through the first that answers and moves on when it stops answering)
+        if v is None:
+            return None
+        urls = [u.strip().rstrip("/") for u in v.split(",") if u.strip()]
+        for u in urls:
+            if not u.startswith(("http://", "https://")):
+                raise ValueError(f"{u!r}: each URL must start with https:// (or http:// on the same machine)")
+        if len(set(urls)) != len(urls):
+            raise ValueError("the same URL is given twice")
+        return ",".join(urls) or None
 
     @model_validator(mode="after")
     def _terminal_canteen(self) -> "Settings":
@@ -99,6 +112,11 @@ class Settings(BaseSettings):
     def is_terminal(self) -> bool:
         """A terminal of a district server (KIOSK_SERVER_URL and KIOSK_SERVER_TOKEN set)."""
         return bool(self.server_url and self.server_token)
+
+    @property
+    def server_urls(self) -> list[str]:
+        """The district server's URLs in the order a terminal tries them."""
+        return self.server_url.split(",") if self.server_url else []
 
     @property
     def db_url(self) -> str:

@@ -151,3 +151,10 @@ class PayloadTooLargeError(DistrictError):
 
 class TerminalOnlyError(DistrictError):
     default_user_message = "这台机器不是区服务器的终端（未设置 KIOSK_SERVER_URL / KIOSK_SERVER_TOKEN）"
+
+
+class BackupError(KioskError):
+    """A backup could not be made, or an archive is refused by `kiosk restore` (corrupt,
+    not a kiosk backup, a wrong passphrase): nothing was written or changed."""
+
+    default_user_message = "备份或恢复失败，未做任何改动"

@@ -23,10 +23,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 # the libraries only one role installs (the import names of pyproject's extras)
-TERMINAL_ONLY = ("PySide6", "shiboken6", "pypinyin", "cn2an", "httpx")
+TERMINAL_ONLY = ("PySide6", "shiboken6", "pypinyin", "cn2an", "jieba", "httpx")
 SERVER_ONLY = ("fastapi", "starlette", "uvicorn", "uvloop", "httptools", "jinja2", "multipart",
                "python_multipart", "reportlab", "psycopg", "psycopg_binary", "argon2",
-               "_argon2_cffi_bindings")
+               "_argon2_cffi_bindings", "prometheus_client")
 
 # every module a role's process may import, by package prefix
 CORE_PREFIXES = ("kiosk.errors", "kiosk.money", "kiosk.timeutil", "kiosk.limits", "kiosk.idcard",

@@ -7,16 +7,22 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QPoint, QRect, Qt
-from PySide6.QtGui import QFontMetrics
+from PySide6.QtGui import QFontMetrics, QTextLayout, QTextOption
 from PySide6.QtWidgets import (QAbstractScrollArea, QCheckBox, QHeaderView, QLabel, QLineEdit, QProgressBar, QPushButton,
                                QScrollArea, QWidget)
 
 from kiosk.terminal.counter import KioskService
 from kiosk.ui.main_window import KioskWindow
 from kiosk.ui.voice import Voice
+from kiosk.ui import wrap
 from kiosk.ui.widgets import DishTile
 
+from kiosk.ui.worker import event_from
+from kiosk.vision.pipeline import RecognitionPipeline
+from kiosk.vision.tracker import PersonTracker
+
 from tests.test_ui import STAFF_PIN, add_staff, canteen  # noqa: F401  (the canteen fixture)
+from tests.vision_helpers import face_frame
 
 SIZES = [(1080, 1920), (720, 1280), (1280, 800), (1920, 1080)]
 
@@ -65,7 +71,8 @@ def problems(win) -> list[str]:
         if isinstance(w, QLabel) and w.text():
             cr = w.contentsRect()
             if w.wordWrap():
-                br = fm.boundingRect(QRect(0, 0, cr.width(), 100000), int(Qt.TextFlag.TextWordWrap), w.text())
+                br = fm.boundingRect(QRect(0, 0, cr.width(), 100000), int(Qt.TextFlag.TextWordWrap),
+                                     QLabel.text(w))      # as shown (phrases held together)
                 if br.width() > cr.width() + 1 or br.height() > cr.height() + 1:
                     out.append(f"{name} clipped: needs {br.width()}×{br.height()}, has {cr.width()}×{cr.height()}")
             else:
@@ -87,6 +94,100 @@ def problems(win) -> list[str]:
     return out
 
 
+def _lines(text: str, font, width: int) -> list[str]:
+    """How Qt wraps ``text`` (one paragraph) in ``width`` px: the lines, as shown."""
+    tl = QTextLayout(text, font)
+    opt = QTextOption()
+    opt.setWrapMode(QTextOption.WrapMode.WordWrap)
+    tl.setTextOption(opt)
+    tl.beginLayout()
+    out = []
+    while True:
+        ln = tl.createLine()
+        if not ln.isValid():
+            break
+        ln.setLineWidth(width)
+        out.append(text[ln.textStart():ln.textStart() + ln.textLength()])
+    tl.endLayout()
+    return out
+
+
+def word_breaks(win) -> list[str]:
+    """Labels whose Chinese breaks inside a phrase (kiosk.ui.wrap.phrases): a line that
+    ends with part of a phrase, e.g. 「手」/「机号后四位」 or 「现」/「金」."""
+    out = []
+    page = win.stack.currentWidget()
+    labels = [w for w in page.findChildren(QLabel) if w.isVisible() and w.wordWrap() and w.text()]
+    labels += [win.call_banner] if win.call_banner.isVisible() else []
+    for w in labels:
+        width = w.contentsRect().width() - 2 * w.margin()
+        for para in QLabel.text(w).split("\n"):
+            plain = wrap.plain(para)
+            bounds = wrap.unit_bounds(plain) | {0}
+            end = 0
+            lines = _lines(para, w.font(), width)
+            for ln in lines[:-1]:
+                end += len(wrap.plain(ln))
+                if end not in bounds and not plain[end - 1:end].isspace():
+                    out.append(f"「{plain}」breaks inside a phrase: 「{plain[:end][-6:]}」/「{plain[end:][:6]}」"
+                               f" ({'|'.join(wrap.phrases(plain))})")
+    return out
+
+
+def keyboard_problems(win, edit, button) -> list[str]:
+    """With the staff keyboard open: the field being typed and its form's button are whole
+    on the screen (not scrolled away, not under the keyboard), and the keys are in their rows."""
+    out = []
+    kb = win.staff.keyboard
+    if not kb.isVisible():
+        return ["the keyboard is not open"]
+    rk = QRect(kb.mapTo(win, QPoint(0, 0)), kb.size())
+    for w in (edit, button):
+        r = QRect(w.mapTo(win, QPoint(0, 0)), w.size())
+        sa = _scroll_parent(w, win)
+        view = QRect(sa.viewport().mapTo(win, QPoint(0, 0)), sa.viewport().size()) if sa else win.rect()
+        if not w.isVisible() or not view.contains(r) or not win.rect().contains(r) or rk.intersects(r):
+            out.append(f"{type(w).__name__}「{w.text()[:10]}」not in view with the keyboard open: {r} in {view}")
+    return out + key_rows_problems(win, kb)
+
+
+def key_rows_problems(win, kb) -> list[str]:
+    """A keyboard in its fixed rows at every size: the digits 1-0 in one row on top, then the
+    letter rows, each key left of the next, and 删除 and 清除 on it."""
+    out = []
+    if kb.layout_rows[0] != list("1234567890"):
+        out.append(f"the first row is {kb.layout_rows[0]}, not the digits 1-0")
+    if not {"删除", "清除"} <= set(kb.buttons):
+        out.append("删除 or 清除 missing")
+    tops = []
+    for row in kb.layout_rows:
+        pos = [kb.buttons[k].mapTo(win, QPoint(0, 0)) for k in row]
+        if len({p.y() for p in pos}) != 1 or [p.x() for p in pos] != sorted(p.x() for p in pos):
+            out.append(f"keyboard row {''.join(row)} is not one row in order: {[(p.x(), p.y()) for p in pos]}")
+        tops.append(pos[0].y())
+    if tops != sorted(tops) or len(set(tops)) != len(tops):
+        out.append(f"keyboard rows out of order: {tops}")
+    return out
+
+
+def bill_problems(win) -> list[str]:
+    """The bill: 确认 is the one large button, >= 48 px from any other button."""
+    out = []
+    c = win.bill.confirm_btn
+    rc = QRect(c.mapTo(win, QPoint(0, 0)), c.size())
+    for b in win.bill.findChildren(QPushButton):
+        if b is c or not b.isVisible():
+            continue
+        rb = QRect(b.mapTo(win, QPoint(0, 0)), b.size())
+        dx = max(rb.left() - rc.right() - 1, rc.left() - rb.right() - 1, 0)
+        dy = max(rb.top() - rc.bottom() - 1, rc.top() - rb.bottom() - 1, 0)
+        if max(dx, dy) < 48:
+            out.append(f"「{b.text()}」{max(dx, dy)} px from 确认 (needs >= 48)")
+        if b.height() * 1.3 > c.height() or b.font().pixelSize() >= c.font().pixelSize():
+            out.append(f"「{b.text()}」as large as 确认: {b.size()} vs {c.size()}")
+    return out
+
+
 def shot(win, name: str, tmp_path: Path) -> None:
     folder = os.environ.get("KIOSK_SCREENSHOTS")
     d = Path(folder) if folder else tmp_path
@@ -95,9 +196,10 @@ def shot(win, name: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
-def test_every_page_fits(qtbot, canteen, size, tmp_path):  # noqa: F811
+def test_every_page_fits(qtbot, canteen, size, tmp_path, obama):  # noqa: F811
     canteen.settings.liveness = "off"
-    win = KioskWindow(KioskService(canteen), Voice(enabled=False), None, leave_seconds=600)
+    win = KioskWindow(KioskService(canteen), Voice(enabled=False), None, leave_seconds=600,
+                      idle_seconds=600, staff_idle_seconds=600)
     win.expected = size
     qtbot.addWidget(win)
     win.resize(*size)
@@ -106,18 +208,19 @@ def test_every_page_fits(qtbot, canteen, size, tmp_path):  # noqa: F811
 
     def check(name: str) -> None:
         qtbot.wait(60)
-        found[name] = problems(win)
+        found[name] = problems(win) + word_breaks(win)
         shot(win, name, tmp_path)
 
     qtbot.waitUntil(lambda: "玉林社区长寿食堂" in win.idle.canteen.text())
     check("idle")
-    win.idle.show_challenge(0.45, 5.2)                  # the head-turn request and its progress
+    win.idle.show_challenge(0.45)                       # the head-turn request and the turn so far
     win.say("请慢慢向左转头", win.idle.prompt)
     win.idle.hint.setText("请慢慢转头，再转回来")
     check("challenge")
     win.go_bill("R0001", "card")
     qtbot.waitUntil(lambda: win.state == "bill" and win.bill.confirm_btn.isEnabled())
     check("bill")
+    found["bill"] += bill_problems(win)
     win.bill.change_btn.click()
     qtbot.waitUntil(lambda: "应付" in win.menu.to_pay.text())
     check("menu")
@@ -132,9 +235,15 @@ def test_every_page_fits(qtbot, canteen, size, tmp_path):  # noqa: F811
     win.bill.confirm_btn.click()
     qtbot.waitUntil(lambda: win.state == "receipt")
     check("receipt")
+    win.go_bill("R0001", "card")                        # the same elder again: a decision first
+    qtbot.waitUntil(lambda: win.state == "second")
+    check("second_meal")
     win.go_noface("没有认出您。请用助老卡，或输入手机号后四位")
     check("noface_card")
+    found["noface_card"] += key_rows_problems(win, win.noface.cardkeys)
     win.noface.phone_mode.click()
+    qtbot.wait(60)
+    found["noface_card"] += key_rows_problems(win, win.noface.keypad)
     win.noface.entry.setText("0001")
     win.noface.keypad.buttons["确定"].click()
     qtbot.waitUntil(lambda: len(win.noface.name_buttons) == 1)
@@ -145,11 +254,18 @@ def test_every_page_fits(qtbot, canteen, size, tmp_path):  # noqa: F811
     win.staff.login.emit(STAFF_PIN)
     qtbot.waitUntil(lambda: win.staff.stack.currentIndex() == 1)
     win.staff.show_override(True)
+    img = face_frame(obama[1])                          # enrolment: the live camera and the quality hint
+    pipe = RecognitionPipeline(canteen.engine, canteen.faces.match, PersonTracker())
+    win.on_frame(event_from(pipe.process(img, ts=1.0), img, ts=1.0))
     win.staff.message.setText("⚠ 这张脸已登记在另一位居民名下：R0001（张桂兰），相似度 0.96。如确认无误，请主管授权后重试。")
     check("staff_enrol_duplicate")
-    win.staff.section_buttons["topup"].click()
-    win.staff.type_into(win.staff.topup_rid)
-    check("staff_topup_keyboard")
+    for form, edit in (("topup", win.staff.topup_rid), ("topup", win.staff.amount), ("enrol", win.staff.rid),
+                       ("erase", win.staff.erase_rid)):
+        win.staff.section_buttons[form].click()
+        win.staff.type_into(edit)                     # the keyboard open: the field and its button in view
+        name = f"staff_{form}_keyboard" + ("_amount" if edit is win.staff.amount else "")
+        check(name)
+        found[name] += keyboard_problems(win, edit, win.staff.form_buttons[form])
     win.staff.section_buttons["void"].click()
     qtbot.waitUntil(lambda: "上一单" in win.staff.last_order.text())
     win.staff.void_buttons["打错菜"].click()
@@ -163,6 +279,9 @@ def test_every_page_fits(qtbot, canteen, size, tmp_path):  # noqa: F811
     win.staff.section_buttons["admin"].click()
     qtbot.waitUntil(lambda: "有效" in win.staff.totals.text())
     check("staff_admin")
+    win.staff.type_into(win.staff.path)
+    check("staff_admin_keyboard")
+    found["staff_admin_keyboard"] += keyboard_problems(win, win.staff.path, win.staff.import_btn)
     bad = {k: v for k, v in found.items() if v}
     assert not bad, "\n".join(f"{k}: {p}" for k, v in bad.items() for p in v)
 

@@ -115,6 +115,7 @@ def cmd_server(a: argparse.Namespace) -> int:
         from uvicorn.supervisors import Multiprocess
 
         api.state.kiosk_app.close()
+        _metrics_dir_for_workers()
         os.environ["KIOSK_SERVE_TLS"] = "1" if tls else ""
         os.environ["KIOSK_SERVE_INSECURE_TEMPLATES"] = "1" if a.insecure_templates else ""
         config = uvicorn.Config("kiosk.district.app:app_from_env", factory=True, workers=a.workers,
@@ -127,6 +128,22 @@ def cmd_server(a: argparse.Namespace) -> int:
     server = uvicorn.Server(config)
     server.run(sockets=[sock])
     return 0
+
+
+def _metrics_dir_for_workers() -> None:
+    """The workers count pushes into files of one fresh folder (prometheus-client's
+    multiprocess mode), so /metrics answered by any of them sums them all; the folder is
+    removed when the server stops."""
+    import atexit
+    import os
+    import shutil
+    import tempfile
+
+    from kiosk.district.api.ops import MULTIPROC_ENV
+
+    d = tempfile.mkdtemp(prefix="kiosk-metrics-")
+    os.environ[MULTIPROC_ENV] = d
+    atexit.register(shutil.rmtree, d, True)
 
 
 def _server_app():
@@ -183,8 +200,10 @@ def cmd_terminal_list(a: argparse.Namespace) -> int:
     else:
         for r in rows:
             state = "已吊销" if r["revoked"] else "有效"
+            disk = f"{r['disk_free_bytes'] / 1024 ** 3:.1f} GB" if r.get("disk_free_bytes") is not None else "-"
             print(f"{r['terminal_id']:16} {r['canteen_id']:12} {state}  最近同步 {r['last_pull_at'] or '-'}  "
-                  f"待上传 {r['pending'] if r['pending'] is not None else '-'}")
+                  f"待上传 {r['pending'] if r['pending'] is not None else '-'}  摄像头 {r.get('camera_state') or '-'}  "
+                  f"磁盘剩余 {disk}  最后售餐 {r.get('last_sale_at') or '-'}  软件 {r['software_version'] or '-'}")
     return 0
 
 

@@ -41,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
         mod.register(sub)
     from kiosk.cli import commands_district; commands_district.register(sub)  # noqa: E702 (the district, after `report`)
     from kiosk.cli import commands_console; commands_console.register(sub)  # noqa: E702 (the console's reports)
+    from kiosk.cli import commands_service; commands_service.register(sub)  # noqa: E702 (systemd units)
+    from kiosk.cli import commands_backup; commands_backup.register(sub)  # noqa: E702 (backup, restore)
     from kiosk.cli import commands_staff_password; commands_staff_password.register(sub)  # noqa: E702 (after `staff`)
     from kiosk.cli import commands_canteen; commands_canteen.register(sub)  # noqa: E702 (after `canteen`)
     return p

@@ -75,6 +75,13 @@ class Terminal(Base):
     pending: Mapped[int | None] = mapped_column(Integer)          # outbox rows it reported waiting
     software_version: Mapped[str | None] = mapped_column(String(40))
     model: Mapped[str | None] = mapped_column(String(200))        # face model contract it reported
+    # its health as it reported it (migration 0009; kiosk/terminal/sync/health.py): disk free in its
+    # KIOSK_HOME, the kiosk camera's state and since when, its last sale, when it said so
+    disk_free_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    camera_state: Mapped[str | None] = mapped_column(String(20))
+    camera_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_sale_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    health_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Resident(Base):

@@ -5,6 +5,7 @@ PostgreSQL in production, SQLite in KIOSK_HOME by default). Routers mount on it:
 
 * ``/api/v1/...``  the terminals' API (kiosk.district.api.sync), every request with a
   terminal token (``Authorization: Bearer ...``);
+* ``/healthz``, ``/metrics`` health and Prometheus figures (kiosk.district.api.ops);
 * ``/console/...`` the district office's web console (mounted by kiosk.console when
   that package is present: it exposes ``router`` or ``mount(app)``).
 
@@ -70,6 +71,8 @@ def create_app(settings: Settings | None = None, *, kiosk_app: App | None = None
 
     from kiosk.district.api.sync import router
     api.include_router(router, prefix=API_PREFIX)
+    from kiosk.district.api.ops import router as ops_router      # /healthz, /metrics
+    api.include_router(ops_router)
     _mount_console(api)
     return api
 

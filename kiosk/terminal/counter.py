@@ -307,14 +307,15 @@ class KioskService:
         return check_active(frames, direction)
 
     def turn_progress(self, first_landmarks, landmarks, direction: str) -> float:
-        """How far the head has turned the way asked, 0..1 (for the progress bar)."""
+        """The yaw reached the way asked against the yaw the check needs, 0..1 (the progress
+        bar): the head pose in degrees, as the check measures it (kiosk.vision.headpose)."""
+        from kiosk.vision.headpose import head_pose
         from kiosk.vision.liveness import CHALLENGES, LivenessConfig
-        from kiosk.vision.quality import pose_from_landmarks
 
         if first_landmarks is None or landmarks is None:
             return 0.0
-        turned = (pose_from_landmarks(landmarks)[0] - pose_from_landmarks(first_landmarks)[0]) * CHALLENGES[direction][1]
-        return max(0.0, min(1.0, turned / LivenessConfig().min_turn))
+        turned = (head_pose(landmarks).yaw - head_pose(first_landmarks).yaw) * CHALLENGES[direction][1]
+        return max(0.0, min(1.0, turned / LivenessConfig().min_turn_deg))
 
     def passive_liveness(self, image, landmarks):
         """The configured ONNX anti-spoofing model on one frame."""
@@ -389,6 +390,12 @@ class KioskService:
         return Greeting(r.id, r.name, ctx.honorific, dec.tier, dec.subsidy_fen, dec.reason, month_left,
                         ctx.balance_fen, ctx.meal, ctx.meal_date, menu,
                         subsidy_text(dec.subsidy_fen, dec.reason, _notes(dec)), p.why, pay)
+
+    def earlier_order(self, resident_id: str, at: datetime | None = None):
+        """The elder's order for this meal today, as far as this terminal knows (or None)."""
+        from kiosk.terminal.today import earlier_order
+
+        return earlier_order(self.app, resident_id, at or self.clock())
 
     def bill(self, resident_id: str, dish_ids: list[str], at: datetime | None = None) -> Bill:
         if not dish_ids:

@@ -41,6 +41,10 @@ def build_window(app_ctx, source_spec=None, *, capture=None, voice=None, fps: fl
     worker = VisionWorker(svc.open_source(source_spec, capture), svc.recognition_pipeline(), fps=fps)
     win = KioskWindow(svc, voice or Voice(), worker, leave_seconds=leave_seconds,
                       printer=FilePrinter(s.home / "receipts", s.canteen_name))
+    if s.is_terminal:          # the camera's state goes to the district with each sync
+        from kiosk.terminal.sync.health import record_camera
+
+        worker.source_state.connect(lambda state: record_camera(app_ctx, state))
     return win, worker
 
 
@@ -102,6 +106,10 @@ def run(source: str | None, windowed: bool, *, demo: bool = False, seconds: floa
         QTimer.singleShot(int(seconds * 1000), qapp.quit)
     code = qapp.exec()
     worker.stop()
+    if ctx.settings.is_terminal:
+        from kiosk.terminal.sync.health import record_camera
+
+        record_camera(ctx, "stopped")
     win.close()
     from PySide6.QtCore import QThreadPool
     QThreadPool.globalInstance().waitForDone(5000)

@@ -46,6 +46,9 @@ class DemoPilot:
             w.pay.buttons["cash"].click()            # the demo elder chooses cash
             self.actions.append("cash")
             self.since = (w.state, time.monotonic())
+        elif w.state == "second" and waited > self.bill_after_s:
+            w.second.leave_btn.click()                # the demo elder who has paid comes back: 不买了
+            self.actions.append("not_again")
         elif w.state == "receipt" and waited > self.bill_after_s:
             w.receipt.done_btn.click()
             self.actions.append("done")

@@ -9,39 +9,76 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime
 
-from PySide6.QtCore import QThreadPool, QTimer, Qt
+from PySide6.QtCore import QEvent, QObject, QPoint, QThreadPool, QTimer, Qt
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QLabel, QMainWindow, QSizePolicy, QStackedWidget, QVBoxLayout, QWidget
 
 from kiosk.errors import KioskError
+from kiosk.timeutil import now_cst
 from kiosk.ui import theme
 from kiosk.ui.controllers.checkout import CheckoutController
 from kiosk.ui.controllers.liveness import ChallengeController
 from kiosk.ui.controllers.noface import NoFaceController
 from kiosk.ui.controllers.staff import StaffController
-from kiosk.ui.pages import BillPage, IdlePage, MenuPage, NoFacePage, PayPage, ReceiptPage
+from kiosk.ui.pages import BillPage, IdlePage, MenuPage, NoFacePage, PayPage, ReceiptPage, SecondMealPage
 from kiosk.ui.staff_page import StaffPage
-from kiosk.ui.widgets import label
+from kiosk.ui.widgets import Label, label
 from kiosk.ui.worker import FrameEvent, Task
 
 log = logging.getLogger(__name__)
 
 IDLE, BILL, MENU, PAY, RECEIPT, NOFACE, STAFF = "idle", "bill", "menu", "pay", "receipt", "noface", "staff"
+SECOND = "second"             # the elder already has this meal today: a decision before a second bill
 CHALLENGE = "challenge"        # on the idle page: the spoken head-turn request before any charge
 from kiosk.ui.controllers.liveness import CHALLENGE_S, MIN_CHALLENGE_FPS  # noqa: E402,F401  (re-exported for tests)
 
 TICK_MS = 250
-CALL_SHOWN_S = 180.0           # the staff call stays on screen this long, or until staff log in
+CALL_SHOWN_S = 180.0           # the staff call stays on screen this long at most (see clear_call)
+SAY_AGAIN_AFTER_S = 10.0       # a line is not spoken again within this many seconds (it stays shown)
+STAFF_HOLD_S = 2.0             # staff enter by holding the top-left corner this long (an elder's tap never)
+STAFF_CORNER_PX = 140          # ... the corner's size
+IDLE_AFTER_S = 10.0            # an elder's page with nobody in front and no touch for this long: idle
+STAFF_IDLE_AFTER_S = 30.0      # a staff page without a touch for this long: idle (logged out)
+
+
+class TouchWatch(QObject):
+    """Every press or key in the window counts as a touch (the idle return waits for none);
+    a press held on the top-left corner for ``STAFF_HOLD_S`` opens the staff page. An elder's
+    tap there is a tap: it opens nothing, and no PIN is ever tried for it."""
+
+    PRESS = (QEvent.Type.MouseButtonPress, QEvent.Type.TouchBegin, QEvent.Type.KeyPress)
+    RELEASE = (QEvent.Type.MouseButtonRelease, QEvent.Type.TouchEnd, QEvent.Type.TouchCancel)
+
+    def __init__(self, win: "KioskWindow") -> None:
+        super().__init__(win)
+        self.win = win
+        self.hold = QTimer(self, singleShot=True, interval=int(STAFF_HOLD_S * 1000), timeout=win.staff_gesture)
+
+    def eventFilter(self, obj, ev):  # noqa: N802
+        t = ev.type()
+        if (t in self.PRESS or t in self.RELEASE) and isinstance(obj, QWidget) \
+                and (obj is self.win or self.win.isAncestorOf(obj)):
+            if t in self.PRESS:
+                self.win.touch()
+                if t == QEvent.Type.MouseButtonPress and self.win.in_staff_corner(
+                        self.win.mapFromGlobal(ev.globalPosition().toPoint())):
+                    if not self.hold.isActive():
+                        self.hold.start()
+            else:
+                self.hold.stop()
+        return False
 
 
 class KioskWindow(QMainWindow):
     def __init__(self, service, voice, worker=None, *, leave_seconds: float = 4.0,
-                 receipt_max_seconds: float = 90.0, inactivity_seconds: float = 120.0, printer=None) -> None:
+                 receipt_max_seconds: float = 90.0, idle_seconds: float = IDLE_AFTER_S,
+                 staff_idle_seconds: float = STAFF_IDLE_AFTER_S, printer=None) -> None:
         super().__init__()
         self.service, self.voice, self.worker, self.printer = service, voice, worker, printer
         self.leave_seconds, self.receipt_max_seconds = leave_seconds, receipt_max_seconds
-        self.inactivity_seconds = inactivity_seconds
+        self.idle_seconds, self.staff_idle_seconds = idle_seconds, staff_idle_seconds
         self.setWindowTitle("长寿食堂 刷脸助餐")
         self.density = theme.LARGE
         self.setStyleSheet(theme.stylesheet(self.density))
@@ -58,8 +95,10 @@ class KioskWindow(QMainWindow):
         self.setCentralWidget(host)
         self.idle, self.bill, self.menu, self.pay = IdlePage(), BillPage(), MenuPage(), PayPage()
         self.receipt, self.noface, self.staff = ReceiptPage(), NoFacePage(), StaffPage()
+        self.second = SecondMealPage()
         self.pages = {IDLE: self.idle, BILL: self.bill, MENU: self.menu, PAY: self.pay, RECEIPT: self.receipt,
-                      NOFACE: self.noface, STAFF: self.staff, CHALLENGE: self.idle}
+                      NOFACE: self.noface, STAFF: self.staff, CHALLENGE: self.idle,
+                      SECOND: self.second}
         for p in dict.fromkeys(self.pages.values()):
             # a page hidden in the stack must not make the window bigger than the screen
             p.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
@@ -72,6 +111,8 @@ class KioskWindow(QMainWindow):
         self._pending_tasks: list[Task] = []
         self._alive = True
         self._call_until = 0.0
+        self._spoken_at: dict[str, float] = {}
+        self.call_info: tuple[str, datetime] | None = None    # (where, wall time) of the open staff call
         self.debug = QLabel(self)
         self.debug.setStyleSheet("background: rgba(0,0,0,170); color: #FFFFFF; font-size: 20px;")
         self.debug.setVisible(False)
@@ -80,6 +121,9 @@ class KioskWindow(QMainWindow):
         self.liveness = ChallengeController(self)
         self.cardpath = NoFaceController(self)
         self.staffflow = StaffController(self)
+        self.touches = TouchWatch(self)
+        from PySide6.QtWidgets import QApplication
+        QApplication.instance().installEventFilter(self.touches)
         self.ticker = QTimer(self, interval=TICK_MS, timeout=self._tick)
         self.ticker.start()
         if worker is not None:
@@ -95,10 +139,16 @@ class KioskWindow(QMainWindow):
     def touch(self) -> None:
         self.last_touch_ts = time.monotonic()
 
-    def event(self, e):  # any touch or key counts as activity
-        if e.type() in (e.Type.MouseButtonPress, e.Type.KeyPress, e.Type.TouchBegin):
-            self.touch()
-        return super().event(e)
+    def untouched_for(self) -> float:
+        return time.monotonic() - self.last_touch_ts
+
+    def in_staff_corner(self, p: QPoint) -> bool:
+        return 0 <= p.x() < STAFF_CORNER_PX and 0 <= p.y() < STAFF_CORNER_PX
+
+    def staff_gesture(self) -> None:
+        """The corner held long enough: staff, not an elder."""
+        if self.state != STAFF:
+            self.go_staff()
 
     def resizeEvent(self, e) -> None:  # noqa: N802
         super().resizeEvent(e)
@@ -110,10 +160,6 @@ class KioskWindow(QMainWindow):
         landscape = w > h
         for p in dict.fromkeys(self.pages.values()):
             p.set_landscape(landscape)
-        inner = w - 24
-        room = (inner * 2 // 3 if landscape else inner) + 8
-        self.noface.cardkeys.reflow(max(3, min(12, room // (theme.elder_key(d) + theme.BORDER + 8))))
-        self.staff.keyboard.reflow(max(3, min(20, (inner + 8) // (d.staff_key + theme.BORDER + 8))))
         self.menu.set_columns(3 if w >= 1500 else 2)
 
     def show_page(self, state: str) -> None:
@@ -123,21 +169,38 @@ class KioskWindow(QMainWindow):
 
     def say(self, text: str, where: QLabel | None = None) -> None:
         """Show ``text`` (in ``where``, by default the page's line saying what to do next)
-        and speak the same words. The only way to the voice."""
+        and speak the same words. The only way to the voice. The words stay shown at least
+        ``HOLD_S`` (3 s); the same line is not spoken again within ``SAY_AGAIN_AFTER_S``."""
         if not text:
             return
         target = where if where is not None else self.pages[self.state].next
-        target.setText(text)
+        self._show(target, text)
         target.setVisible(True)
-        self.voice.say(text)
+        self._speak(text)
 
     def say_all(self, parts: list[tuple[QLabel, str]]) -> None:
         """Several lines at once (a greeting, a bill): each shown, spoken as one."""
         parts = [(w, t) for w, t in parts if t]
         for w, t in parts:
-            w.setText(t)
+            self._show(w, t)
         if parts:
-            self.voice.say("。".join(t for _, t in parts))
+            self._speak("。".join(t for _, t in parts))
+
+    @staticmethod
+    def _show(target: QLabel, text: str) -> None:
+        if isinstance(target, Label):
+            target.setText(text, force=True)
+            target.hold()
+        else:
+            target.setText(text)
+
+    def _speak(self, text: str) -> None:
+        now = time.monotonic()
+        self._spoken_at = {t: at for t, at in self._spoken_at.items() if now - at < SAY_AGAIN_AFTER_S}
+        if text in self._spoken_at:
+            return
+        self._spoken_at[text] = now
+        self.voice.say(text.replace("\n", "，"))      # a line break on screen is a pause in speech
 
     def chime(self) -> None:
         chime = getattr(self.voice, "chime", None)
@@ -168,16 +231,19 @@ class KioskWindow(QMainWindow):
             target, msg = page.message, "⚠ " + msg
         self.say(msg, target)
 
-    def show_call(self) -> None:
-        """找工作人员: a sound and a visible call, on every page until staff come."""
+    def show_call(self, where: str = "收银台") -> None:
+        """找工作人员: a sound and a visible call, on every page until staff come or the
+        customer changes (the page goes back to idle); staff see it on their page."""
         self.call_banner.setText("【已呼叫工作人员】请在这里稍等")
         self.call_banner.setVisible(True)
         self._call_until = time.monotonic() + CALL_SHOWN_S
+        self.call_info = (where, now_cst())
         self.chime()
 
     def clear_call(self) -> None:
         self.call_banner.setVisible(False)
         self._call_until = 0.0
+        self.call_info = None
 
     # -- routing -----------------------------------------------------------------------------
     def go_idle(self, announce: str | None = None) -> None:
@@ -236,6 +302,26 @@ class KioskWindow(QMainWindow):
         self.liveness.tick()
         self.checkout.tick()
         self.staffflow.tick()
+        self.idle_return()
+
+    def idle_return(self) -> None:
+        """Every page goes back to idle by itself: an elder's page once nobody is in front and
+        nobody has touched it for ``idle_seconds``, a staff page after ``staff_idle_seconds``
+        without a touch. The next person never finds the last one's page."""
+        st = self.state
+        if st in (IDLE, CHALLENGE):
+            return
+        untouched = self.untouched_for()
+        if st == STAFF:
+            if untouched > self.staff_idle_seconds and not self.staffflow.busy():
+                self.go_idle()
+            return
+        if self.checkout.settling:
+            return
+        wait = self.idle_seconds * (3 if self.camera_state == "lost" else 1)   # no camera: nobody is seen
+        if untouched > wait and self.service.absent_for() > wait:
+            billed = st in (BILL, MENU, PAY, SECOND) and self.checkout.resident_id is not None
+            self.go_idle("没有看到您，本单已取消，没有扣钱" if billed else None)
 
     def toggle_debug(self) -> None:
         self.debug.setVisible(not self.debug.isVisible())

@@ -19,8 +19,10 @@ def _clear(grid) -> None:
 
 
 class IdlePage(Page):
+    """The start screen. There is no staff button for elders to guess at: staff hold the
+    top-left corner (``KioskWindow.staff_gesture``)."""
+
     no_face = Signal()
-    staff = Signal()
 
     def __init__(self) -> None:
         super().__init__()
@@ -34,14 +36,15 @@ class IdlePage(Page):
         side = QVBoxLayout()
         self.prompt = self.next            # the request of the moment: 请看屏幕 / 请慢慢向左转头
         side.addWidget(self.prompt)
-        self.progress = QProgressBar()     # the head turn: how far, and the seconds left
+        self.progress = QProgressBar()     # the head turn: the yaw reached against the yaw needed
         self.progress.setRange(0, 100)
+        self.progress.setTextVisible(False)   # the words are below, never on the fill
         self.progress.setVisible(False)
         side.addWidget(self.progress)
-        self.countdown = label("", "status")
-        self.countdown.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.countdown.setVisible(False)
-        side.addWidget(self.countdown)
+        self.turned = label("", "status")    # 再转一点 / ✓ 转够了
+        self.turned.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.turned.setVisible(False)
+        side.addWidget(self.turned)
         self.hint = label("", "hint")
         self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         side.addWidget(self.hint)
@@ -51,27 +54,24 @@ class IdlePage(Page):
         side.addWidget(self.no_face_btn)
         body.addLayout(side, 2)
         v.addLayout(body, 1)
-        self.staff_btn = big_button("工作人员")
-        self.staff_btn.clicked.connect(self.staff)
-        row = QHBoxLayout()
-        row.addStretch(2)
-        row.addWidget(self.staff_btn, 1)
-        v.addLayout(row)
 
-    def show_challenge(self, progress: float, seconds_left: float) -> None:
+    def show_challenge(self, progress: float) -> None:
+        """How far the head has turned, against how far it must: no clock counting down."""
         self.progress.setVisible(True)
-        self.countdown.setVisible(True)
-        self.progress.setValue(int(round(progress * 100)))
-        self.progress.setFormat("转头进度 %p%")
-        self.countdown.setText(f"还剩 {max(0, int(seconds_left + 0.99))} 秒")
+        self.turned.setVisible(True)
+        self.progress.setValue(int(round(min(1.0, progress) * 100)))
+        self.turned.setText("✓ 转够了，请转回来" if progress >= 1.0 else
+                            ("再转一点" if progress >= 0.5 else "慢慢转过去"))
 
     def end_challenge(self) -> None:
         self.progress.setVisible(False)
-        self.countdown.setVisible(False)
+        self.turned.setVisible(False)
 
 
 class BillPage(Page):
-    """One decision: 确认 this meal. Changing dishes or the payment are separate screens."""
+    """One decision: 确认 this meal. 确认 is the one large button, well apart (>= 48 px) from
+    the smaller secondary actions in their own row (换菜, 换付款方式, 不是我, 不吃了); changing
+    dishes or the payment are screens of their own. The dishes are in large type."""
 
     confirm = Signal()
     change_dishes = Signal()
@@ -79,50 +79,60 @@ class BillPage(Page):
     not_me = Signal()
     cancel = Signal()
 
+    GAP = 64     # between 确认 and any other button (rule: >= 48 px)
+
     def __init__(self) -> None:
         super().__init__()
         v = QVBoxLayout(self)
         self.title = label("", "title")
         v.addWidget(self.title)
         body = flip_box()
+        body.setSpacing(24)
         left = QVBoxLayout()
-        self.lines = label("")
+        self.lines = label("", "dishes")    # the dishes, in large type
         self.lines.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         left.addWidget(self.lines)
         self.why = label("")            # the recommendation in one line
         left.addWidget(self.why)
         left.addStretch(1)
-        self.change_btn = big_button("换菜")
-        self.change_btn.clicked.connect(self.change_dishes)
-        left.addWidget(self.change_btn)
         body.addLayout(left, 1)
         right = QVBoxLayout()
         self.subsidy = label("", "key")     # 政府补贴 6 元
         right.addWidget(self.subsidy)
         self.to_pay = label("", "pay")      # 应付 12 元: the largest figure
         right.addWidget(self.to_pay)
-        self.pay_line = label("", "status")
+        self.pay_line = label("", "status")  # 付款方式：✓ 现金
         right.addWidget(self.pay_line)
         self.error = label("", "error")
         right.addWidget(self.error)
         right.addWidget(self.next)
         right.addStretch(1)
-        self.pay_btn = big_button("换付款方式")
-        self.pay_btn.clicked.connect(self.change_pay)
-        right.addWidget(self.pay_btn)
-        self.confirm_btn = big_button("确认", "primary")
+        self.confirm_btn = big_button("确认", "confirm")
         self.confirm_btn.clicked.connect(self.confirm)
         right.addWidget(self.confirm_btn)
         body.addLayout(right, 1)
         v.addLayout(body, 1)
+        v.addSpacing(self.GAP)
         row = QHBoxLayout()
+        row.setSpacing(32)
+        self.change_btn = big_button("换菜", "secondary")
+        self.change_btn.clicked.connect(self.change_dishes)
+        self.pay_btn = big_button("换付款方式", "secondary")
+        self.pay_btn.clicked.connect(self.change_pay)
         self.not_me_btn = big_button("不是我", "danger")
         self.not_me_btn.clicked.connect(self.not_me)
-        self.cancel_btn = big_button("不吃了")
+        self.cancel_btn = big_button("不吃了", "secondary")
         self.cancel_btn.clicked.connect(self.cancel)
-        row.addWidget(self.not_me_btn)
-        row.addWidget(self.cancel_btn)
+        for b in (self.change_btn, self.pay_btn, self.not_me_btn, self.cancel_btn):
+            row.addWidget(b)
         v.addLayout(row)
+
+    def set_landscape(self, on: bool) -> None:
+        super().set_landscape(on)
+        # portrait has the height: the dishes take it, in the subsidy's type size
+        self.lines.setObjectName("dishes" if on else "dishes_tall")
+        self.lines.style().unpolish(self.lines)
+        self.lines.style().polish(self.lines)
 
     def show_greeting(self, g: Greeting, by_face: bool) -> None:
         self.title.setText(g.title)
@@ -148,8 +158,48 @@ class BillPage(Page):
         self.subsidy.setText(b.subsidy_text)
         self.to_pay.setText(f"应付 {yuan(b.to_pay_fen)} 元")
         bal = "" if b.balance_fen is None else f"（余额 {yuan(b.balance_fen)} 元）"
-        self.pay_line.setText(f"付款方式：{PAY_LABELS[pay]}" + (bal if pay == "balance" else ""))
+        self.pay_line.setText(f"付款方式：✓ {PAY_LABELS[pay]}" + (bal if pay == "balance" else ""))
         self.confirm_btn.setEnabled(True)
+
+    def settling(self, on: bool) -> None:
+        """While the order is settled: the line says so, 确认 cannot be tapped again."""
+        self.confirm_btn.setEnabled(not on)
+        if on:
+            self.next.setText("正在结算，请稍候", force=True)
+
+
+class SecondMealPage(Page):
+    """The elder already has an order for this meal today: say when, where and how much,
+    and open a second bill only when the elder chooses 再买一份 here."""
+
+    again = Signal()
+    leave = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        v = QVBoxLayout(self)
+        self.title = label("", "title")
+        v.addWidget(self.title)
+        self.headline = label("", "key")        # 您今天已经买过午餐了
+        v.addWidget(self.headline)
+        self.detail = label("", "dishes_tall")  # 时间 12:05 / 地点 玉林社区长寿食堂 / 实付 3 元
+        v.addWidget(self.detail)
+        v.addWidget(self.next)
+        v.addStretch(1)
+        self.leave_btn = big_button("不买了", "primary")
+        self.leave_btn.clicked.connect(self.leave)
+        v.addWidget(self.leave_btn)
+        v.addSpacing(96)                        # the two choices well apart
+        self.again_btn = big_button("再买一份")
+        self.again_btn.clicked.connect(self.again)
+        v.addWidget(self.again_btn)
+
+    def show_earlier(self, title: str, e) -> None:
+        self.title.setText(title)
+        self.headline.setText(f"您今天已经买过{e.meal}了")
+        where = "本食堂" if e.here else e.canteen_name
+        more = f"（今天{e.meal}共 {e.count} 单）" if e.count > 1 else ""
+        self.detail.setText(f"时间　{e.at:%H:%M}\n地点　{where}\n实付　{yuan(e.to_pay_fen)} 元{more}")
 
 
 class MenuPage(Page):
@@ -180,14 +230,14 @@ class MenuPage(Page):
         self.tiles: dict[str, DishTile] = {}
         self.columns = 2
 
-    def show_menu(self, g: Greeting) -> None:
+    def show_menu(self, g: Greeting, preselect: bool = True) -> None:
         _clear(self.grid)
         self.tiles = {}
         for m in g.menu:
             note = (f"不宜：{m.excluded}" if m.excluded else (f"推荐：{m.reason}" if m.recommended and m.reason else
                     ("套餐，一份就够" if m.set_meal else "")))
             t = DishTile(m.dish_id, m.name, f"{yuan(m.price_fen)} 元", note, m.excluded is None)
-            t.setChecked(m.recommended and m.excluded is None)
+            t.setChecked(preselect and m.recommended and m.excluded is None)
             t.toggled.connect(lambda _=False: self.changed.emit())
             self.tiles[m.dish_id] = t
         self._place()
@@ -208,16 +258,19 @@ class MenuPage(Page):
 
 
 class PayPage(Page):
-    """One decision: how to pay. Never changed without the elder choosing it."""
+    """One decision: how to pay. Never changed without the elder choosing it; the method in
+    use shows ✓."""
 
     chosen = Signal(str)          # balance | cash | card
     staff_topup = Signal()
     back = Signal()
 
+    NAMES = {"cash": "付现金", "balance": "用账户余额付", "card": "刷银行卡"}
+
     def __init__(self) -> None:
         super().__init__()
         v = QVBoxLayout(self)
-        self.title = label("请选择付款方式", "title")
+        self.title = label("换付款方式", "title")
         v.addWidget(self.title)
         self.to_pay = label("", "pay")
         v.addWidget(self.to_pay)
@@ -226,23 +279,37 @@ class PayPage(Page):
         v.addWidget(self.next)
         v.addStretch(1)
         self.buttons = {}
+        choices = flip_box()                 # a column in portrait, a row in landscape
+        choices.setSpacing(16)
         for key in ("cash", "balance", "card"):
-            b = big_button({"cash": "付现金", "balance": "用账户余额付", "card": "刷银行卡"}[key])
+            b = big_button(self.NAMES[key], checkable=True)
+            b.setAutoExclusive(True)
             b.clicked.connect(lambda _=False, k=key: self.chosen.emit(k))
             self.buttons[key] = b
-            v.addWidget(b)
-        self.topup_btn = big_button("请工作人员帮我充值")
+            choices.addWidget(b)
+        v.addLayout(choices)
+        v.addSpacing(48)
+        others = flip_box()
+        others.setSpacing(16)
+        self.topup_btn = big_button("请工作人员帮我充值", "secondary")
         self.topup_btn.clicked.connect(self.staff_topup)
-        v.addWidget(self.topup_btn)
-        self.back_btn = big_button("回到账单")
+        others.addWidget(self.topup_btn)
+        self.back_btn = big_button("回到账单", "secondary")
         self.back_btn.clicked.connect(self.back)
-        v.addWidget(self.back_btn)
+        others.addWidget(self.back_btn)
+        v.addLayout(others)
 
-    def show_choices(self, b: Bill, short: bool) -> None:
-        self.title.setText("余额不够付这一餐" if short else "请选择付款方式")
+    def show_choices(self, b: Bill, short: bool, current: str = "cash") -> None:
+        self.title.setText("余额不够付这一餐" if short else "换付款方式")
         self.to_pay.setText(f"应付 {yuan(b.to_pay_fen)} 元")
         self.balance.setText("" if b.balance_fen is None else f"账户余额 {yuan(b.balance_fen)} 元")
-        self.buttons["balance"].setVisible(b.enough_balance())
+        # the balance in use but short: still shown, with its ✓, and not to be chosen
+        self.buttons["balance"].setVisible(b.enough_balance() or current == "balance")
+        self.buttons["balance"].setEnabled(b.enough_balance())
+        for key, btn in self.buttons.items():          # the method in use: ✓ as well as the colour
+            btn.setChecked(key == current)
+            btn.setText(("✓ 现在：" if key == current else "") + self.NAMES[key]
+                        + ("（余额不够）" if key == "balance" and not b.enough_balance() else ""))
 
 
 class ReceiptPage(Page):
@@ -327,13 +394,14 @@ class NoFacePage(Page):
         left.addStretch(1)
         body.addLayout(left, 1)
         self.keys = QStackedWidget()
-        self.cardkeys = TypingKeyboard(CARD_KEYS, 7)
+        self.cardkeys = TypingKeyboard(CARD_KEYS)
         self.cardkeys.target = self.entry
         self.cardkeys.entered.connect(self._submit)
         self.keypad = Keypad()
         self.keypad.target = self.entry
         self.keypad.digit.connect(lambda d: self.entry.insert(d))
         self.keypad.cleared.connect(self.entry.clear)
+        self.keypad.back.connect(self.entry.backspace)
         self.keypad.entered.connect(self._submit)
         self.names_host = QWidget()
         self.names = QGridLayout(self.names_host)

@@ -5,12 +5,12 @@ The page draws and emits intents; ``controllers.staff`` runs them through the se
 from __future__ import annotations
 
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QGridLayout, QHBoxLayout, QHeaderView, QLineEdit, QListWidget,
-                               QScrollArea, QStackedWidget, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtWidgets import (QGridLayout, QSizePolicy, QHBoxLayout, QHeaderView, QLineEdit, QListWidget,
+                               QPushButton, QScrollArea, QStackedWidget, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from kiosk.terminal.counter import PAY_LABELS, yuan
-from kiosk.ui.widgets import STAFF_KEYS, Keypad, Page, TypingKeyboard, big_button, field, flip_box, label
+from kiosk.ui.widgets import STAFF_KEYS, CameraView, CheckButton, Keypad, Page, TypingKeyboard, big_button, field, flip_box, label
 
 VOID_REASONS = ("打错菜", "重复结算", "居民取消", "认错人")
 PAYERS = ("本人", "子女", "亲属", "社区")
@@ -67,8 +67,13 @@ class StaffPage(Page):
     def __init__(self) -> None:
         super().__init__()
         v = QVBoxLayout(self)
+        head = QHBoxLayout()                   # who is logged in, and 退出 beside it (room for the forms)
         self.who = label("工作人员登录", "title")
-        v.addWidget(self.who)
+        head.addWidget(self.who, 3)
+        self.back_btn = big_button("退出")
+        self.back_btn.clicked.connect(self.logout)
+        head.addWidget(self.back_btn, 1)
+        v.addLayout(head)
         self.sync = label("", "status")        # the district link: staff only
         self.sync.setVisible(False)
         v.addWidget(self.sync)
@@ -76,16 +81,24 @@ class StaffPage(Page):
         v.addWidget(self.message)
         self.stack = QStackedWidget()
         v.addWidget(self.stack, 1)
-        self.keyboard = TypingKeyboard(STAFF_KEYS, 10, "key")
-        self.keyboard.hide_me.connect(lambda: self.keyboard.setVisible(False))
+        self.keyboard = TypingKeyboard(STAFF_KEYS, "key")
+        self.keyboard.hide_me.connect(self.hide_keyboard)
         self.keyboard.setVisible(False)
-        v.addWidget(self.keyboard)
-        self.back_btn = big_button("退出")
-        self.back_btn.clicked.connect(self.logout)
-        v.addWidget(self.back_btn)
         self._watch = _FocusWatch(self)
+        self.forms: dict[str, QWidget] = {}
+        self.form_buttons: dict[str, QPushButton] = {}     # each form's own button (kept in view)
+        self.stack.addWidget(self._build_login())           # 0
+        self.stack.addWidget(self._build_menu())            # 1
+        for key, build in (("enrol", self._build_enrol), ("topup", self._build_topup), ("void", self._build_void),
+                           ("erase", self._build_erase), ("admin", self._build_admin), ("debug", self._build_debug)):
+            self._add_form(key, build())
+        self.stack.addWidget(self._build_confirm())         # 2
+        for e in self.findChildren(QLineEdit):
+            if e is not self.pin:
+                e.installEventFilter(self._watch)
 
-        # 0: PIN
+    # -- the pages and forms, one builder each -------------------------------------------------
+    def _build_login(self) -> QWidget:
         pin = QWidget()
         pv = flip_box(pin)            # the field beside the keypad on a landscape screen
         self.pin = _edit(password=True)
@@ -98,15 +111,20 @@ class StaffPage(Page):
         kp = Keypad()
         kp.digit.connect(lambda d: self.pin.insert(d))
         kp.cleared.connect(self.pin.clear)
+        kp.back.connect(self.pin.backspace)
         kp.entered.connect(lambda: self.login.emit(self.pin.text()))
         pv.addWidget(kp, 1)
-        self.stack.addWidget(pin)
+        return pin
 
-        # 1: the menu of tasks, and the task below it
+    def _build_menu(self) -> QWidget:
+        """The tasks' buttons, and the task below them; with the keyboard open the buttons
+        make room, and the keyboard sits beside the form (landscape) or below it (portrait)."""
         menu = QWidget()
         mv = QVBoxLayout(menu)
         mv.setContentsMargins(0, 0, 0, 0)
-        grid = QGridLayout()
+        self.section_grid = QWidget()
+        grid = QGridLayout(self.section_grid)
+        grid.setContentsMargins(0, 0, 0, 0)
         self.section_buttons = {}
         for i, (key, text) in enumerate(SECTIONS):
             b = big_button(text, checkable=True)
@@ -114,22 +132,27 @@ class StaffPage(Page):
             b.clicked.connect(lambda _=False, k=key: self.section.emit(k))
             self.section_buttons[key] = b
             grid.addWidget(b, i // 3, i % 3)
-        mv.addLayout(grid)
+        mv.addWidget(self.section_grid)
+        work = flip_box()
         self.sections = QStackedWidget()
-        mv.addWidget(self.sections, 1)
-        self.stack.addWidget(menu)
-        self.forms: dict[str, QWidget] = {}
+        work.addWidget(self.sections, 1)
+        work.addWidget(self.keyboard, 1)
+        mv.addLayout(work, 1)
+        return menu
 
-        # enrol
+    def _build_enrol(self) -> QWidget:
         f = QWidget()
-        fv = QVBoxLayout(f)
+        split = flip_box(f)                    # the camera beside the form in landscape, below it in portrait
+        fv = QVBoxLayout()
+        split.addLayout(fv, 1)
         self.rid = _edit()
         fv.addWidget(field("居民编号或助老卡号", self.rid))
-        self.consent = QCheckBox("居民（或监护人）已签署人脸授权书")
+        self.consent = CheckButton("居民（或监护人）已签署人脸授权书")
         fv.addWidget(self.consent)
         self.enroll_btn = big_button("开始采集")
         self.enroll_btn.clicked.connect(lambda: self.enroll_start.emit(self.rid.text().strip(), self.consent.isChecked()))
         fv.addWidget(self.enroll_btn)
+        self.form_buttons["enrol"] = self.enroll_btn
         self.capture_status = label("")
         fv.addWidget(self.capture_status)
         self.override_box = QWidget()
@@ -146,9 +169,21 @@ class StaffPage(Page):
         self.override_box.setVisible(False)
         fv.addWidget(self.override_box)
         fv.addStretch(1)
-        self._add_form("enrol", f)
+        self.camera_box = QWidget()            # out of the way while the keyboard is open
+        cam = QVBoxLayout(self.camera_box)
+        cam.setContentsMargins(0, 0, 0, 0)
+        self.camera = CameraView()             # the live picture: the face's box, the frame to fill
+        self.camera.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.camera.setFixedHeight(360)
+        cam.addWidget(self.camera)
+        self.quality = label("", "hint")       # 请靠近一点 / 位置合适
+        self.quality.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        cam.addWidget(self.quality)
+        cam.addStretch(1)
+        split.addWidget(self.camera_box, 1)
+        return f
 
-        # top-up
+    def _build_topup(self) -> QWidget:
         f = QWidget()
         fv = QVBoxLayout(f)
         self.topup_rid = _edit()
@@ -169,10 +204,11 @@ class StaffPage(Page):
         self.topup_btn.clicked.connect(lambda: self.topup.emit(self.topup_rid.text().strip(),
                                                                self.amount.text().strip(), self.payer()))
         fv.addWidget(self.topup_btn)
+        self.form_buttons["topup"] = self.topup_btn
         fv.addStretch(1)
-        self._add_form("topup", f)
+        return f
 
-        # void
+    def _build_void(self) -> QWidget:
         f = QWidget()
         fv = QVBoxLayout(f)
         self.last_order = label("")
@@ -187,21 +223,22 @@ class StaffPage(Page):
             vr.addWidget(b, i // 2, i % 2)
         fv.addLayout(vr)
         fv.addStretch(1)
-        self._add_form("void", f)
+        return f
 
-        # erase
+    def _build_erase(self) -> QWidget:
         f = QWidget()
         fv = QVBoxLayout(f)
         self.erase_rid = _edit()
         fv.addWidget(field("居民编号或助老卡号", self.erase_rid))
-        fv.addWidget(label("删除这位居民的全部人脸数据（订单和账户保留）。删除后需重新签署授权才能刷脸。"))
         self.erase_btn = big_button("删除人脸数据", "danger")
         self.erase_btn.clicked.connect(lambda: self.erase.emit(self.erase_rid.text().strip()))
         fv.addWidget(self.erase_btn)
+        self.form_buttons["erase"] = self.erase_btn
+        fv.addWidget(label("删除这位居民的全部人脸数据（订单和账户保留）。删除后需重新签署授权才能刷脸。"))
         fv.addStretch(1)
-        self._add_form("erase", f)
+        return f
 
-        # admin
+    def _build_admin(self) -> QWidget:
         f = QWidget()
         fv = QVBoxLayout(f)
         kind_row = QHBoxLayout()
@@ -218,6 +255,7 @@ class StaffPage(Page):
         self.import_btn = big_button("导入")
         self.import_btn.clicked.connect(lambda: self.import_file.emit(self.kind(), self.path.text().strip()))
         fv.addWidget(self.import_btn)
+        self.form_buttons["admin"] = self.import_btn
         self.report = QListWidget()
         self.report.setWordWrap(True)
         self.report.setMinimumHeight(160)
@@ -237,9 +275,9 @@ class StaffPage(Page):
         ex_row.addWidget(self.export_btn, 0, 0)
         ex_row.addWidget(self.month_btn, 0, 1)
         fv.addLayout(ex_row)
-        self._add_form("admin", f)
+        return f
 
-        # debug
+    def _build_debug(self) -> QWidget:
         f = QWidget()
         fv = QVBoxLayout(f)
         fv.addWidget(label("帧率和各步耗时显示在屏幕左上角。"))
@@ -247,9 +285,10 @@ class StaffPage(Page):
         self.debug_btn.clicked.connect(self.toggle_debug)
         fv.addWidget(self.debug_btn)
         fv.addStretch(1)
-        self._add_form("debug", f)
+        return f
 
-        # 2: confirm (void, erase)
+    def _build_confirm(self) -> QWidget:
+        """Void and erase are confirmed first."""
         c = QWidget()
         cv = QVBoxLayout(c)
         self.confirm_text = label("", "title")
@@ -261,24 +300,45 @@ class StaffPage(Page):
         self.cancel_btn.clicked.connect(self.cancelled)
         cv.addWidget(self.confirm_btn)
         cv.addWidget(self.cancel_btn)
-        self.stack.addWidget(c)
-
-        for e in self.findChildren(QLineEdit):
-            if e is not self.pin:
-                e.installEventFilter(self._watch)
+        return c
 
     def _add_form(self, key: str, w: QWidget) -> None:
         self.forms[key] = w
         self.sections.addWidget(_scroll(w))
 
     def type_into(self, edit: QLineEdit) -> None:
+        """The keyboard opens for ``edit``; the tasks' buttons make room, and the field being
+        typed and its form's button stay in view."""
         self.keyboard.target = edit
         self.keyboard.setVisible(True)
+        self.section_grid.setVisible(False)
+        self.camera_box.setVisible(False)
+        area = self.sections.currentWidget()
+        if isinstance(area, QScrollArea):
+            QTimer.singleShot(0, lambda: self._keep_in_view(area, edit))
+
+    def _keep_in_view(self, area: QScrollArea, edit: QLineEdit) -> None:
+        key = list(self.forms)[self.sections.currentIndex()]
+        button = self.form_buttons.get(key)
+        if button is not None and button.isVisible():
+            area.ensureWidgetVisible(button, 0, 8)
+        area.ensureWidgetVisible(edit, 0, 8)           # the field first: it wins when both cannot fit
+
+    def hide_keyboard(self) -> None:
+        self.keyboard.setVisible(False)
+        self.section_grid.setVisible(True)
+        self.camera_box.setVisible(True)
 
     def show_section(self, key: str) -> None:
         self.section_buttons[key].setChecked(True)
         self.sections.setCurrentIndex(list(self.forms).index(key))
-        self.keyboard.setVisible(False)
+        self.hide_keyboard()
+
+    def show_camera(self, ev) -> None:
+        """Enrolment: the live camera with the face's box and the frame to fill, and the
+        quality hint in words."""
+        self.camera.show_frame(ev.image, ev.boxes, ev.primary, guide=True)
+        self.quality.setText(ev.hint or ("位置合适，请保持" if ev.primary is not None else "请站到摄像头前"))
 
     def payer(self) -> str:
         return next(p for p, b in self.payer_buttons.items() if b.isChecked())
@@ -296,7 +356,7 @@ class StaffPage(Page):
         self.who.setText("工作人员登录")
         self.pin.clear()
         self.message.setText("")
-        self.keyboard.setVisible(False)
+        self.hide_keyboard()
         self.stack.setCurrentIndex(0)
 
     def show_menu(self, staff: dict, last_order: dict | None) -> None:
@@ -313,7 +373,7 @@ class StaffPage(Page):
     def ask(self, text: str, action: str) -> None:
         self.confirm_text.setText(text)
         self.confirm_btn.setText(action)
-        self.keyboard.setVisible(False)
+        self.hide_keyboard()
         self.stack.setCurrentIndex(2)
 
     def back_to_menu(self) -> None:

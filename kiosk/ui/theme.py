@@ -22,6 +22,7 @@ DANGER = "#A4161A"    # red: 7.0:1, always with words
 MUTED = "#4A4A4A"
 TILE_ON = "#DCEBFA"
 TILE_OFF = "#FFFFFF"
+PROGRESS = ACCENT     # the head-turn bar's fill on white: 6.7:1 (rule: >= 3:1 for a graphic)
 CALL_BG = "#FFF1C2"   # the staff-call banner (FG on it: 16:1)
 FONT_FAMILY = "WenQuanYi Micro Hei"
 
@@ -68,7 +69,13 @@ def elder_key(d: Density) -> int:
     return max(84, d.button - 12)
 
 
+def confirm_h(d: Density) -> int:
+    """确认 on the bill: the one large button, well over the others' height."""
+    return int(d.button * 1.6)
+
+
 BORDER = 6     # both sides of a button's 3 px border
+KEY_MIN_W = 48  # a key's content: ten keys in a row fit a 720 px portrait screen (about 63 px each there, 90+ tall)
 
 
 def stylesheet(d: Density = LARGE) -> str:
@@ -81,26 +88,34 @@ def stylesheet(d: Density = LARGE) -> str:
     QPushButton#primary {{ background: {ACCENT}; color: #FFFFFF; font-size: {d.title}px; font-weight: bold; }}
     QPushButton#primary:disabled {{ background: #EEEEEE; color: {MUTED}; border: 3px dashed {MUTED}; }}
     QPushButton#danger {{ color: {DANGER}; border-color: {DANGER}; }}
+    QPushButton#confirm {{ background: {ACCENT}; color: #FFFFFF; font-size: {d.pay}px; font-weight: bold;
+                           min-height: {confirm_h(d)}px; border-radius: 24px; }}
+    QPushButton#confirm:disabled {{ background: #EEEEEE; color: {MUTED}; border: 3px dashed {MUTED}; }}
+    QPushButton#secondary {{ font-size: {d.body}px; }}
     QPushButton#name {{ font-size: {d.title}px; font-weight: bold; color: {FG}; border: 4px solid {ACCENT}; }}
-    QPushButton#key {{ min-width: {d.staff_key}px; min-height: {d.staff_key}px; padding: 0px; }}
-    QPushButton#elderkey {{ padding: 0px; font-size: {d.title}px; min-width: {elder_key(d)}px; min-height: {elder_key(d)}px; }}
-    QPushButton#elderctl {{ padding: 0px; font-size: {d.body}px; min-width: {elder_key(d)}px; min-height: {elder_key(d)}px; }}
+    QPushButton#key {{ min-width: {KEY_MIN_W}px; min-height: {d.staff_key}px; padding: 0px; }}
+    QPushButton#elderkey {{ padding: 0px; font-size: {d.title}px; min-width: {KEY_MIN_W}px; min-height: {elder_key(d)}px; }}
+    QPushButton#elderctl {{ padding: 0px; font-size: {d.body}px; min-width: {KEY_MIN_W}px; min-height: {elder_key(d)}px; }}
     QPushButton QLabel {{ background: transparent; }}
     QLabel#key {{ font-size: {d.key}px; font-weight: bold; color: {OK}; }}
     QLabel#pay {{ font-size: {d.pay}px; font-weight: bold; color: {ACCENT}; }}
     QLabel#title {{ font-size: {d.title}px; font-weight: bold; }}
     QLabel#hint {{ font-size: {d.title}px; color: {WARN}; }}
     QLabel#error {{ font-size: {d.body}px; color: {DANGER}; font-weight: bold; }}
+    QLabel#dishes {{ font-size: {d.title}px; color: {FG}; }}
+    QLabel#dishes_tall {{ font-size: {d.key}px; color: {FG}; }}
     QLabel#status {{ font-size: {d.body}px; font-weight: bold; color: {FG}; }}
     QLabel#next {{ font-size: {d.title}px; font-weight: bold; color: {ACCENT}; }}
     QLabel#call {{ font-size: {d.title}px; font-weight: bold; color: {FG}; background: {CALL_BG};
                    border: 4px solid {WARN}; padding: 8px; }}
     QLabel#field {{ font-size: {d.body}px; color: {MUTED}; }}
     QCheckBox {{ min-height: {d.button}px; }}
-    QCheckBox::indicator {{ width: 56px; height: 56px; }}
+    QCheckBox::indicator {{ width: 56px; height: 56px; border: 3px solid {FG}; background: #FFFFFF; }}
+    QCheckBox::indicator:checked {{ background: {ACCENT}; }}
+    QPushButton#check {{ text-align: left; color: {FG}; border: 3px solid {FG}; }}
+    QPushButton#check:checked {{ background: {TILE_ON}; border: 6px solid {ACCENT}; }}
     QLineEdit {{ font-size: {d.title}px; min-height: {d.button}px; border: 3px solid {MUTED}; background: #FFFFFF; }}
     QListWidget, QTableWidget {{ font-size: {d.body}px; background: #FFFFFF; }}
-    QProgressBar {{ min-height: 48px; border: 3px solid {ACCENT}; border-radius: 8px; background: #FFFFFF;
-                    text-align: center; font-size: {d.body}px; color: {FG}; }}
-    QProgressBar::chunk {{ background: {TILE_ON}; }}
+    QProgressBar {{ min-height: 56px; border: 3px solid {ACCENT}; border-radius: 8px; background: #FFFFFF; }}
+    QProgressBar::chunk {{ background: {PROGRESS}; }}
     """

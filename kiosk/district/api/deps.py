@@ -2,6 +2,8 @@
 request comes from (its valid, unrevoked token)."""
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from fastapi import Depends, Request
 from sqlalchemy import select
 
@@ -39,6 +41,32 @@ def reported(request: Request) -> dict:
             "model": request.headers.get("x-kiosk-model") or None}
 
 
+def _aware_time(v: str | None) -> datetime | None:
+    if not v or len(v) > 40:
+        return None
+    try:
+        d = datetime.fromisoformat(v)
+    except ValueError:
+        return None
+    return d if d.tzinfo is not None else None
+
+
+def reported_health(request: Request) -> dict:
+    """The terminal's health headers (kiosk/terminal/sync/health.py): disk free in bytes, the
+    kiosk camera's state and since when, its last sale. A value that does not parse is
+    left out (None), never stored."""
+    h = request.headers
+    disk = h.get("x-kiosk-disk-free")
+    camera = (h.get("x-kiosk-camera") or "").strip().lower()
+    return {"disk_free_bytes": int(disk) if disk and disk.isascii() and disk.isdigit() and len(disk) < 19 else None,
+            "camera_state": camera if camera.isascii() and camera.isalpha() and len(camera) <= 20 else None,
+            "camera_since": _aware_time(h.get("x-kiosk-camera-since")),
+            "last_sale_at": _aware_time(h.get("x-kiosk-last-sale"))}
+
+
+HEALTH_EVERY = timedelta(seconds=60)    # a terminal's health is written at most this often
+
+
 def current_terminal(request: Request, app: App = Depends(get_app)) -> TerminalIdentity:
     """FastAPI dependency: the terminal whose valid, unrevoked token came with the request."""
     h = bearer_hash(request)
@@ -60,4 +88,11 @@ def current_terminal(request: Request, app: App = Depends(get_app)) -> TerminalI
                 t.software_version = rep["software"][:40]
             if rep["model"]:
                 t.model = rep["model"][:200]
+        health = reported_health(request)
+        if any(v is not None for v in health.values()) and (
+                t.health_at is None or now - t.health_at > HEALTH_EVERY
+                or (health["camera_state"], health["last_sale_at"]) != (t.camera_state, t.last_sale_at)):
+            t.health_at = now
+            for k, v in health.items():
+                setattr(t, k, v)
     return ident

@@ -17,6 +17,7 @@ from kiosk.services.context import App
 from kiosk.district.api.deps import get_app
 from kiosk.db.models import Terminal, utcnow
 from kiosk.district.api.deps import bearer_hash, current_terminal, reported
+from kiosk.district.api.ops import count_push
 from kiosk.district.domain.terminals import TerminalIdentity
 
 router = APIRouter()
@@ -144,8 +145,13 @@ async def push(request: Request, app: App = Depends(get_app)) -> Response:
     try:
         results, version = await anyio.to_thread.run_sync(work, limiter=_push_limiter())
     except TerminalAuthError:
+        count_push(None)                                    # /metrics
         limits.forget_token(request, token_hash)
         raise
+    except Exception:
+        count_push(None)
+        raise
+    count_push(results)
     return Response(orjson.dumps({"results": results, "server_version": version}), media_type="application/json")
 
 

@@ -349,14 +349,23 @@ def erase_faces_bulk(app, resident_ids: list[str], actor, staff_id: str) -> list
 
 # ---------------------------------------------------------------------- terminals, audit
 TERMINAL_FIELDS = ("last_push_at", "last_pull_at", "last_seen_at", "pending", "model", "software_version",
-                   "revoked_at")
+                   "revoked_at", "camera_state", "camera_since", "last_sale_at", "health_at")
+CAMERA_ZH = {"live": "正常", "reconnecting": "重新连接中", "lost": "断开", "error": "出错", "stopped": "程序已停止",
+             "unknown": "未知"}
+LOW_DISK_BYTES = 2 * 1024 ** 3
 
 
-def terminals(app) -> list[dict]:
-    """Each canteen's terminals with what the server knows of them (the district server
-    records the sync fields; absent fields are shown as unknown)."""
+def terminals(app, now: datetime | None = None) -> list[dict]:
+    """Each canteen's terminals with what the server knows of them and what each reported
+    of itself (software, face model, disk free, camera, last sale; absent: unknown), and a
+    ``warning`` when one has not synced for an hour during its canteen's meal time."""
+    from kiosk.db.models import utcnow
+    from kiosk.district.domain.terminals import stale_in_meal_time
+
+    now = now or utcnow()
     with app.db.session(read_only=True) as s:
         names = canteen_names(s)
+        windows = dict(s.execute(select(Canteen.id, Canteen.meal_windows)).all())
         rows = s.scalars(select(Terminal).order_by(Terminal.canteen_id, Terminal.id)).all()
         last_order = dict(s.execute(select(Order.terminal_id, func.max(Order.created_at))
                                     .where(Order.terminal_id.is_not(None)).group_by(Order.terminal_id)).all())
@@ -372,7 +381,15 @@ def terminals(app) -> list[dict]:
         syncs = [x for x in (getattr(t, "last_push_at", None), getattr(t, "last_pull_at", None)) if x]
         d["last_sync_at"] = to_cst(max(syncs)).strftime("%Y-%m-%d %H:%M") if syncs else None
         lo = last_order.get(t.id)
+        if isinstance(lo, str):                        # SQLite's max() bypasses the column type
+            lo = datetime.fromisoformat(lo)
         d["last_order_at"] = to_cst(lo).strftime("%Y-%m-%d %H:%M") if lo else None
+        d["camera"] = CAMERA_ZH.get(t.camera_state or "", t.camera_state) if t.camera_state else None
+        d["camera_ok"] = t.camera_state in (None, "live")
+        d["disk_free"] = f"{t.disk_free_bytes / 1024 ** 3:.1f} GB" if t.disk_free_bytes is not None else None
+        d["disk_low"] = t.disk_free_bytes is not None and t.disk_free_bytes < LOW_DISK_BYTES
+        d["warning"] = None if t.revoked_at else stale_in_meal_time(max(syncs) if syncs else None, t.created_at,
+                                                                     now, windows.get(t.canteen_id))
         out.append(d)
     return out
 

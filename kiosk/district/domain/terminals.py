@@ -83,7 +83,10 @@ def list_terminals(app: App) -> list[dict]:
                  "revoked": t.revoked_at is not None, "created_at": iso(t.created_at),
                  "last_seen_at": iso(t.last_seen_at), "last_push_at": iso(t.last_push_at),
                  "last_pull_at": iso(t.last_pull_at), "pulled_version": t.pulled_version,
-                 "pending": t.pending, "software_version": t.software_version, "model": t.model}
+                 "pending": t.pending, "software_version": t.software_version, "model": t.model,
+                 "disk_free_bytes": t.disk_free_bytes, "camera_state": t.camera_state,
+                 "camera_since": iso(t.camera_since), "last_sale_at": iso(t.last_sale_at),
+                 "health_at": iso(t.health_at)}
                 for t in rows]
 
 
@@ -109,3 +112,25 @@ def claim_terminal(s, token_hash: str, *, pending: int | None = None, software: 
             raise TerminalAuthError(detail="unknown terminal token")
         raise TerminalAuthError("此终端的令牌已被吊销，请联系区管理员", detail=f"terminal {known[0]} revoked")
     return TerminalIdentity(row[0], row[1], row[2])
+
+
+STALE_AFTER = timedelta(hours=1)      # a terminal silent this long during a meal is shown with a warning
+
+
+def stale_in_meal_time(last_sync: datetime | None, created_at: datetime | None, now: datetime,
+                       windows: dict | None = None, after: timedelta = STALE_AFTER) -> str | None:
+    """The console's warning for a terminal that has not synced for ``after`` while its
+    canteen is serving a meal (the canteen's meal windows, China Standard Time), or None.
+    A terminal that never synced is warned about once it has been registered that long."""
+    from kiosk.billing.meals import meal_at
+
+    meal = meal_at(now, windows)
+    if meal is None:
+        return None
+    since = last_sync or created_at
+    if since is None or now - since <= after:
+        return None
+    hours = (now - since).total_seconds() / 3600
+    what = "从未同步" if last_sync is None else f"已 {hours:.1f} 小时未同步"
+    return f"{what}（{meal}时间），请检查终端的网络和电源"
+

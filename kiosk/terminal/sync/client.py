@@ -24,6 +24,7 @@ from kiosk.db.models import OutboxEntry, SyncState, utcnow
 from kiosk.db import changes
 from kiosk.errors import (DistrictError, PayloadTooLargeError, ServerUnreachableError, TerminalAuthError,
                           TerminalOnlyError)
+from kiosk.terminal.sync import health
 from kiosk.terminal.sync.outbox import pending_count
 from kiosk.terminal.sync.replica import apply_records
 
@@ -78,36 +79,68 @@ def set_state(session, key: str, value) -> None:
 
 
 class SyncClient:
+    """``KIOSK_SERVER_URL`` may list several servers over one database (comma list): a
+    request that gets no answer (connection refused or reset, a timeout, HTTP 5xx) is sent
+    again to the next server, and the client stays with the one that answered. A push
+    repeated that way is safe: the server applies each op once and answers ``duplicate``
+    for one it already has (the first server may have committed before it died)."""
+
     def __init__(self, app, *, timeout: float = 20.0, transport: httpx.BaseTransport | None = None) -> None:
         s = app.settings
         if not s.is_terminal:
             raise TerminalOnlyError(detail="set KIOSK_SERVER_URL and KIOSK_SERVER_TOKEN")
         self.app = app
-        self.url = s.server_url
-        headers = {"Authorization": f"Bearer {s.server_token}", "X-Kiosk-Software": __version__,
-                   "X-Kiosk-Model": s.backend}
-        self.http = httpx.Client(base_url=self.url + "/api/v1", headers=headers, transport=transport,
-                                 timeout=httpx.Timeout(timeout, connect=3.0))
-        self.insecure = self.url.startswith("http://") and not _loopback_url(self.url)
+        self.urls = s.server_urls
+        self._current = 0
+        self.headers = {"Authorization": f"Bearer {s.server_token}", "X-Kiosk-Software": __version__,
+                        "X-Kiosk-Model": s.backend}
+        self.https = [httpx.Client(base_url=u + "/api/v1", transport=transport,
+                                   timeout=httpx.Timeout(timeout, connect=3.0)) for u in self.urls]
+        self.insecure = any(u.startswith("http://") and not _loopback_url(u) for u in self.urls)
         ensure_terminal(app)
 
+    @property
+    def http(self) -> httpx.Client:
+        """The HTTP client of the current server."""
+        return self.https[self._current]
+
+    @property
+    def url(self) -> str:
+        """The server this client talks to now."""
+        return self.urls[self._current]
+
     def close(self) -> None:
-        self.http.close()
+        for h in self.https:
+            h.close()
 
     # -- HTTP -----------------------------------------------------------------------
-    def _call(self, method: str, path: str, **kw) -> dict:
-        try:
-            r = self.http.request(method, path, **kw)
-        except httpx.HTTPError as exc:
-            raise ServerUnreachableError(detail=f"{self.url}: {type(exc).__name__}: {exc}") from None
+    def _call(self, method: str, path: str, headers: dict | None = None, **kw) -> dict:
+        """One request, to the current server, then to the others in turn while none answers."""
+        start = self._current
+        failures = []
+        for i in range(len(self.urls)):
+            idx = (start + i) % len(self.urls)
+            try:
+                r = self.https[idx].request(method, path, headers={**self.headers, **(headers or {})}, **kw)
+            except httpx.HTTPError as exc:
+                failures.append(f"{self.urls[idx]}: {type(exc).__name__}: {exc}")
+                continue
+            if r.status_code >= 500:
+                failures.append(f"{self.urls[idx]}{path}: HTTP {r.status_code}")
+                continue
+            if idx != self._current:
+                log.warning("district server %s did not answer; syncing through %s", self.url, self.urls[idx])
+                self._current = idx
+            return self._answer(r)
+        raise ServerUnreachableError(detail="; ".join(failures))
+
+    def _answer(self, r: httpx.Response) -> dict:
         if r.status_code == 401:
             try:
                 body = r.json()
             except ValueError:
                 body = {}
             raise TerminalAuthError(body.get("error") or None, detail=body.get("detail", "401"))
-        if r.status_code >= 500:
-            raise ServerUnreachableError(detail=f"{self.url}{path}: HTTP {r.status_code}")
         if r.status_code >= 400:
             try:
                 body = r.json()
@@ -139,11 +172,12 @@ class SyncClient:
                     raise DistrictError(
                         f"终端令牌属于食堂 {known.get('canteen_id')}，本机设置的是 {self.app.settings.canteen_id}",
                         detail=f"set KIOSK_CANTEEN_ID={known.get('canteen_id')} (or unset it)")
+                self._report_health()
                 with self.app.db.session(read_only=True) as s:
-                    self.http.headers["X-Kiosk-Pending"] = str(pending_count(s))   # the console shows it
+                    self.headers["X-Kiosk-Pending"] = str(pending_count(s))   # the console shows it
                 self.push(rep)
                 with self.app.db.session(read_only=True) as s:
-                    self.http.headers["X-Kiosk-Pending"] = str(pending_count(s))
+                    self.headers["X-Kiosk-Pending"] = str(pending_count(s))
                 self.pull(rep)
             except ServerUnreachableError:
                 _mark_offline(self.app)
@@ -156,6 +190,25 @@ class SyncClient:
                 if rep.warning:
                     set_state(s, "warning", rep.warning)
             return rep
+
+    LAST_SALE_EVERY_S = 600.0
+
+    def _report_health(self) -> None:
+        """Version, face model, disk free, camera, last sale: sent as headers every round.
+        The last sale (a scan of the replica's orders) is looked up again only when the
+        outbox holds something or every ten minutes."""
+        import time
+
+        now = time.monotonic()
+        with self.app.db.session(read_only=True) as s:
+            waiting = pending_count(s)
+        looked = getattr(self, "_last_sale_t", None)
+        if looked is None or waiting or now - looked >= self.LAST_SALE_EVERY_S:
+            self._last_sale, self._last_sale_t = health.last_sale(self.app), now
+        known = self._last_sale
+        for k in [k for k in self.headers if k.startswith("X-Kiosk-") and k != "X-Kiosk-Pending"]:
+            del self.headers[k]
+        self.headers.update(health.collect(self.app, known).headers())
 
     def push(self, rep: SyncReport) -> None:
         budget = PUSH_BUDGET_BYTES

@@ -7,7 +7,10 @@
   resets within ``leave_seconds``, announced on screen and by voice.
 * The payment is never changed without the elder choosing it: a balance that does not
   cover the meal opens the payment choice (cash, or a top-up by staff).
-* The receipt stays until 好的 or until the elder has walked away."""
+* The receipt stays until 好的 or until the elder has walked away.
+* A second meal is a decision: when the elder already has an order for this meal today
+  (at any canteen, as far as the terminal knows), its time, canteen and amount come first,
+  and a bill opens only after 再买一份, with no dish chosen for the elder."""
 from __future__ import annotations
 
 import logging
@@ -43,6 +46,8 @@ class CheckoutController:
         self.receipt_shown = 0.0
         self.serving_meal: str | None = "?"
         self.missing_since: float | None = None      # the face bill's elder not seen in front since
+        self.earlier = None                           # the elder's order for this meal today, if any
+        self.again = False                            # 再买一份 chosen: a bill with nothing preselected
         self._last_hint = ("", 0.0)
         b, m, p, r = win.bill, win.menu, win.pay, win.receipt
         b.confirm.connect(self.confirm)
@@ -56,14 +61,17 @@ class CheckoutController:
         p.staff_topup.connect(self.ask_topup)
         p.back.connect(lambda: self.back_to_bill(speak=True))
         r.done.connect(lambda: self.go_idle())
+        win.second.again.connect(self.buy_again)
+        win.second.leave.connect(self.not_again)
         win.idle.no_face.connect(lambda: win.go_noface("请刷助老卡，或用按键输入卡号"))
-        win.idle.staff.connect(win.go_staff)
 
     # -- idle --------------------------------------------------------------------------------
     def go_idle(self, announce: str | None = None) -> None:
         w = self.win
         self.resident_id, self.greeting, self.last_bill, self.settling = None, None, None, False
+        self.earlier, self.again = None, False
         self.refresh_ev = None
+        w.clear_call()                 # the customer changes: the call was theirs (staff saw it)
         w.liveness.cancel()
         w.staffflow.leave()
         if w.worker is not None:
@@ -125,7 +133,40 @@ class CheckoutController:
         self.bill_started = time.monotonic()
         self.settling = False
         self.missing_since = None
-        self.win.run_task(self.svc.greet, self._show_greeting, self._greet_failed, resident_id)
+        self.earlier, self.again = None, False
+        svc = self.svc
+        self.win.run_task(lambda rid: (svc.earlier_order(rid), svc.greet(rid)), self._show_start,
+                          self._greet_failed, resident_id)
+
+    def _show_start(self, got) -> None:
+        earlier, g = got
+        if g.resident_id != self.resident_id:
+            return
+        if earlier is None:
+            self._show_greeting(g)
+            return
+        w = self.win
+        self.earlier, self.greeting = earlier, g
+        w.second.show_earlier(g.title, earlier)
+        w.liveness.cancel()
+        w.idle.end_challenge()
+        w.show_page("second")
+        w.say_all([(w.second.title, g.title), (w.second.headline, w.second.headline.text()),
+                   (w.second.detail, w.second.detail.text()), (w.second.next, "还要再买一份吗？")])
+
+    def not_again(self) -> None:
+        """不买了: nothing bought; still standing there, the elder is not asked again."""
+        if self.resident_id is not None:
+            self.just_served = (self.resident_id, time.monotonic())
+        self.go_idle("好的，没有再买，没有扣钱")
+
+    def buy_again(self) -> None:
+        """再买一份: the bill opens with nothing chosen; the elder picks the dishes."""
+        if self.resident_id is None or self.greeting is None:
+            return
+        self.again = True
+        self.settle_key = uuid.uuid4().hex
+        self._show_greeting(self.greeting)
 
     def _greet_failed(self, exc: Exception) -> None:
         msg = exc.user_message if isinstance(exc, KioskError) else "系统出错，请找工作人员"
@@ -148,7 +189,9 @@ class CheckoutController:
         self.greeting = g
         self.pay = g.pay_default
         w.bill.show_greeting(g, by_face=self.identified_by == "face")
-        w.menu.show_menu(g)
+        w.menu.show_menu(g, preselect=not self.again)
+        if self.again and self.earlier is not None:
+            w.bill.why.setText(f"再买一份：今天第 {self.earlier.count + 1} 份{self.earlier.meal}，请自己选菜")
         w.show_page("bill")
         self.refresh_bill(greet=True)
 
@@ -212,14 +255,14 @@ class CheckoutController:
         w, b = self.win, self.last_bill
         if b is None:
             return
-        w.pay.show_choices(b, short)
+        w.pay.show_choices(b, short, self.pay)
         w.show_page("pay")
         if short:
             w.say_all([(w.pay.title, "余额不够付这一餐"), (w.pay.to_pay, f"应付 {yuan(b.to_pay_fen)} 元"),
                        (w.pay.balance, f"账户余额 {yuan(b.balance_fen or 0)} 元"),
                        (w.pay.next, "请选付现金，或请工作人员帮您充值")])
         else:
-            w.say("请选择付款方式", w.pay.next)
+            w.say("请点您要用的付款方式", w.pay.next)
 
     def pay_chosen(self, how: str) -> None:
         self.pay = how
@@ -227,7 +270,7 @@ class CheckoutController:
 
     def ask_topup(self) -> None:
         w = self.win
-        w.show_call()
+        w.show_call("收银台（充值）")
         w.run_task(self.svc.call_staff, lambda _=None: None, lambda _e: None, "充值")
         w.say("已呼叫工作人员来帮您充值，请稍等", w.pay.next)
 
@@ -243,7 +286,7 @@ class CheckoutController:
             self.open_pay(short=True)
             return
         self.settling = True
-        w.bill.confirm_btn.setEnabled(False)
+        w.bill.settling(True)
         w.run_task(self.svc.settle, self._settled, self._settle_failed, self.resident_id,
                    w.menu.selected(), self.pay, self.settle_key, self.identified_by)
 
@@ -267,7 +310,8 @@ class CheckoutController:
 
     def _settle_failed(self, exc: Exception) -> None:
         self.settling = False
-        self.win.bill.confirm_btn.setEnabled(True)
+        self.win.bill.settling(False)
+        self.win.bill.next.setText("请点确认")
         if isinstance(exc, InsufficientBalanceError):
             self.win.run_task(self.svc.bill, lambda b: (setattr(self, "last_bill", b), self.open_pay(short=True)),
                               None, self.resident_id, self.win.menu.selected())
@@ -287,7 +331,7 @@ class CheckoutController:
         w, now = self.win, time.monotonic()
         st = w.state
         away = self.svc.absent_for()
-        if st in ("bill", "menu", "pay") and self.resident_id and not self.settling:
+        if st in ("bill", "menu", "pay", "second") and self.resident_id and not self.settling:
             if self.identified_by == "face":
                 if self.svc.someone_else_in_front(self.resident_id):
                     self.go_idle("换了一位，上一单已取消，没有扣钱")
@@ -300,8 +344,8 @@ class CheckoutController:
                     self.go_idle("没有看到您，本单已取消，没有扣钱" if away > w.leave_seconds else
                                  "换了一位，上一单已取消，没有扣钱")
                     return
-            if now - w.last_touch_ts > w.inactivity_seconds and away > w.leave_seconds:
-                self.go_idle("太久没有操作，本单已取消，没有扣钱")
+        elif st == "idle" and self.just_served and away > w.leave_seconds:
+            self.just_served = None          # the elder has left: back later, the second-meal screen asks
         elif st == "receipt":
             watched = self.identified_by == "face" or now - away >= self.bill_started   # a face was at the counter
             if (watched and away > w.leave_seconds) or now - self.receipt_shown > w.receipt_max_seconds:

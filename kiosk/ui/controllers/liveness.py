@@ -1,6 +1,7 @@
 """The liveness challenge before a face checkout: a spoken and shown request to turn
-the head, a progress bar of the turn and the seconds left, the check off the UI thread
-(one at a time), a second try with its own time, then the card path."""
+the head, a bar of the turn made so far against the turn needed (no clock counting
+down), the check off the UI thread (one at a time), a gentle second request the same
+way, then the card path. One direction on screen at a time."""
 from __future__ import annotations
 
 import logging
@@ -39,7 +40,9 @@ class ChallengeController:
     def cancel(self) -> None:
         self.current = None
 
-    def start(self, ev, attempt: int = 1, start_ts: float | None = None, because: str | None = None) -> None:
+    def start(self, ev, attempt: int = 1, start_ts: float | None = None,
+              again: tuple[str, str] | None = None) -> None:
+        """``again``: the first try's (direction, request), asked once more, gently."""
         w = self.win
         mode = self.svc.liveness_mode()
         if mode == "off":
@@ -53,16 +56,18 @@ class ChallengeController:
             else:
                 w.go_noface(f"{result.reason}。{CARD_PROMPT}")
             return
-        direction, prompt = self.svc.new_challenge()
+        if again:
+            direction, prompt = again[0], "请再" + again[1].removeprefix("请")
+        else:
+            direction, prompt = self.svc.new_challenge()
         self.current = Challenge(ev.resident_id, direction, prompt, ev.ts if start_ts is None else start_ts,
                                  attempt, ev)
         w.state = "challenge"
-        w.idle.show_challenge(0.0, CHALLENGE_S)
-        hint = "请慢慢转头，再转回来"
-        if because:
-            w.say_all([(w.idle.hint, because), (w.idle.prompt, prompt)])
+        w.idle.show_challenge(0.0)
+        if again:
+            w.say_all([(w.idle.hint, "没关系，转过去，再转回来"), (w.idle.prompt, prompt)])
         else:
-            w.idle.hint.setText(hint)
+            w.idle.hint.setText("请慢慢转头，再转回来")
             w.say(prompt, w.idle.prompt)
 
     def on_frame(self, ev) -> None:
@@ -79,7 +84,7 @@ class ChallengeController:
             if c.first_landmarks is None:
                 c.first_landmarks = ev.landmarks
             c.progress = max(c.progress, self.svc.turn_progress(c.first_landmarks, ev.landmarks, c.direction))
-        w.idle.show_challenge(c.progress, CHALLENGE_S - (ev.ts - c.start))
+        w.idle.show_challenge(c.progress)
         if c.checking or (ev.ts - c.start < 1.0 and len(c.frames) < 8):
             return
         # the check follows the face through every frame so far: off the UI thread, one at a time
@@ -121,7 +126,7 @@ class ChallengeController:
             if c.attempt == 1:
                 # the second try gets its own full window, from the newest frame on
                 last = w._last_event.ts if w._last_event is not None else c.start + CHALLENGE_S
-                self.start(c.event, attempt=2, start_ts=last, because=result.reason)
+                self.start(c.event, attempt=2, start_ts=last, again=(c.direction, c.prompt))
             else:
                 self.current = None
                 w.go_noface(f"{result.reason}。{CARD_PROMPT}")

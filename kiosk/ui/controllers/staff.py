@@ -50,6 +50,13 @@ class StaffController:
         self.win.staff.show_login()
         self.win.show_page("staff")
         self.refresh_sync()
+        call = self.win.call_info
+        if call is not None:          # staff see the open call of the customer in front
+            self.message(f"⚠ 居民在{call[0]}呼叫工作人员（{call[1]:%H:%M}）")
+
+    def busy(self) -> bool:
+        """A capture from the camera is running: the resident in front is the activity."""
+        return self.capture is not None
 
     def leave(self) -> None:
         if self.user:
@@ -64,6 +71,8 @@ class StaffController:
         self.win.show_error(exc)
 
     def login(self, pin: str) -> None:
+        if not pin:
+            return                    # an empty 确定 is not a wrong PIN
         def ok(user):
             self.user = user
             self.win.clear_call()
@@ -150,6 +159,9 @@ class StaffController:
             self.win.worker.reset_person()
 
     def on_frame(self, ev) -> None:
+        st = self.win.staff
+        if self.user and st.stack.currentIndex() == 1 and st.sections.currentIndex() == list(st.forms).index("enrol"):
+            st.show_camera(ev)
         if self.capture is None:
             return
         prompt = self.svc.capture_offer(self.capture, ev.embedding, ev.aligned, ev.quality,
