@@ -4,12 +4,13 @@ other account on the machine can read it. A folder or store file found open to
 others (made by an older version) is closed at start."""
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import stat
 from pathlib import Path
 
-from kiosk.errors import ConfigError
+from kiosk.errors import ConfigError, DiskFullError, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -46,3 +47,31 @@ def _tighten(path: Path, mode: int) -> None:
     if stat.S_IMODE(st.st_mode) & 0o077 and st.st_uid == os.getuid():
         log.warning("%s was mode %04o; made %04o", path, stat.S_IMODE(st.st_mode), mode)
         os.chmod(path, mode)
+
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def write_atomic(path: Path, data: bytes | str, encoding: str = "utf-8") -> Path:
+    """Write a file whole or not at all: into ``NAME.tmp`` beside it, flushed to disk, then
+    renamed over ``path``. A full disk (or quota) is DiskFullError (存储空间不足), any other
+    failure StorageError; either way the temporary file is removed and ``path`` is as
+    before (absent, or the old file)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    raw = data.encode(encoding) if isinstance(data, str) else data
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(raw)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        if exc.errno in NO_SPACE:
+            raise DiskFullError(f"存储空间不足，文件未写入：{path}", detail=f"{path}: {exc}") from None
+        raise StorageError(f"文件无法写入：{path}", detail=f"{path}: {exc}") from None
+    return path

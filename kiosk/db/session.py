@@ -3,16 +3,25 @@ KIOSK_DATABASE_URL. The schema is brought to head by Alembic at open.
 
 Deleted data is overwritten on SQLite (``secure_delete`` on every connection), and
 ``Database.scrub`` checkpoints and truncates the WAL so deleted bytes leave it too.
+
+A full disk: SQLite in WAL mode cannot even open the store then (the wal-index, the
+``-shm`` file, is made anew when the first connection opens it and needs 32 KB). When
+the store's folder is full and the WAL holds nothing the database file lacks, the
+store opens read-only (``immutable``: the database file alone, no -shm): balances,
+identification, reports and sync status still read, and every write is refused with
+DiskFullError (存储空间不足) before anything is written.
 Database errors become KioskErrors that say what happened (busy: try again; disk
 full; a value too long or with a NUL character, naming the field), and text values
 are checked against their column's length before the database sees them, so SQLite
 and PostgreSQL refuse the same things."""
 from __future__ import annotations
 
+import os
 import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
+from urllib.parse import quote
 
 from sqlalchemy import String, create_engine, event, inspect
 from sqlalchemy.engine import Engine
@@ -54,6 +63,26 @@ def _sqlite_begin(conn) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if opts.get(WRITE_LOCK) else "BEGIN")
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The database file of an SQLite URL (None for PostgreSQL or an in-memory store)."""
+    if not url.startswith("sqlite"):
+        return None
+    db_path = url.split("///", 1)[-1].split("?", 1)[0]
+    return Path(db_path) if db_path and db_path != ":memory:" else None
+
+
+# below this much free space a folder counts as full: SQLite's wal-index alone needs 32 KB
+DISK_FULL_BYTES = 1 << 20
+
+
+def disk_is_full(folder: Path) -> bool:
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < DISK_FULL_BYTES
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         db_path = url.split("///", 1)[-1]
@@ -67,6 +96,51 @@ def make_engine(url: str) -> Engine:
         event.listen(eng, "begin", _sqlite_begin)
         return eng
     return create_engine(url, pool_pre_ping=True)
+
+
+def _read_only_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+    dbapi_conn.isolation_level = None
+
+
+def _read_only_begin(conn) -> None:
+    if conn.get_execution_options().get(WRITE_LOCK):
+        raise DiskFullError(detail="the store's disk is full: opened read-only, no write lock is taken")
+    conn.exec_driver_sql("BEGIN")
+
+
+def open_read_only(db_file: Path) -> Engine:
+    """The store on a full disk: the database file alone, read-only. Refused (DiskFullError)
+    when the WAL holds commits the database file lacks (reading the file alone would show
+    an older store)."""
+    wal = db_file.with_name(db_file.name + "-wal")
+    try:
+        wal_bytes = wal.stat().st_size
+    except FileNotFoundError:
+        wal_bytes = 0
+    if wal_bytes > 0:
+        raise DiskFullError("存储空间不足，数据库无法打开，请联系管理员清理磁盘",
+                            detail=f"{db_file.parent} is full and {wal.name} holds {wal_bytes} bytes not yet "
+                                   "in the database file: it cannot be read without space for the wal-index")
+    url = f"sqlite:///file:{quote(str(db_file))}?mode=ro&immutable=1&uri=true"
+    eng = create_engine(url, connect_args={"check_same_thread": False})
+    event.listen(eng, "connect", _read_only_pragmas)
+    event.listen(eng, "begin", _read_only_begin)
+    return eng
+
+
+def _at_head(engine: Engine) -> bool:
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.connect() as conn:
+        current = set(MigrationContext.configure(conn).get_current_heads())
+    return current == set(ScriptDirectory.from_config(cfg).get_heads())
 
 
 def upgrade(engine: Engine) -> None:
@@ -122,13 +196,19 @@ def _check_values(session: Session, _ctx, _instances) -> None:
 event.listen(Session, "before_flush", _check_values)
 
 
-def map_db_error(exc: DBAPIError) -> Exception:
-    """A database error as a KioskError that says what happened."""
+def map_db_error(exc: DBAPIError, db_file: Path | None = None, disk_full: bool = False) -> Exception:
+    """A database error as a KioskError that says what happened. ``disk_full``: the store
+    was opened read-only because its disk is full, so a refused write is DiskFullError;
+    ``db_file``: an I/O error while the store's folder is full is DiskFullError too."""
     orig = exc.orig
     msg = str(orig)
     low = msg.lower()
     code = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "diag", None), "sqlstate", None)
     detail = f"{type(orig).__name__}: {msg}".strip()
+    if disk_full and ("readonly" in low or "read-only" in low or "attempt to write" in low):
+        return DiskFullError(detail=f"{detail} (the disk is full: the store is open read-only)")
+    if "disk i/o error" in low and db_file is not None and disk_is_full(db_file.parent):
+        return DiskFullError(detail=f"{detail} ({db_file.parent} is full)")
     if ("database is locked" in low or "database table is locked" in low or "database is busy" in low
             or code in ("40001", "40P01", "55P03")):
         return StoreBusyError(detail=detail)
@@ -204,9 +284,26 @@ class PreparedRead:
 class Database:
     def __init__(self, url: str, *, migrate: bool = True) -> None:
         self.url = url
+        self.file = sqlite_file(url)
+        self.disk_full = False      # opened read-only because the disk is full (module docstring)
         self.engine = make_engine(url)
         if migrate:
-            upgrade(self.engine)
+            try:
+                upgrade(self.engine)
+            except ConfigError:
+                if self.file is None or not disk_is_full(self.file.parent):
+                    raise
+                if not self.file.exists() or self.file.stat().st_size == 0:
+                    raise DiskFullError("存储空间不足，无法建立数据库，请联系管理员清理磁盘",
+                                        detail=f"{self.file.parent} is full") from None
+                self.engine.dispose()
+                self.engine = open_read_only(self.file)
+                self.disk_full = True
+                if not _at_head(self.engine):
+                    self.engine.dispose()
+                    raise DiskFullError("存储空间不足，数据库需要升级但无法写入，请联系管理员清理磁盘",
+                                        detail=f"{self.file.parent} is full and the schema is not at the "
+                                               "newest migration") from None
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
         self._reads = threading.local()         # each thread's connection for PreparedRead
         self._read_conns: list = []
@@ -227,7 +324,7 @@ class Database:
             s.commit()
         except (OperationalError, DataError, IntegrityError) as exc:
             s.rollback()
-            raise map_db_error(exc) from exc
+            raise map_db_error(exc, self.file, self.disk_full) from exc
         except BaseException:
             s.rollback()
             raise

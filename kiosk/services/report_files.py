@@ -146,7 +146,6 @@ def write_report_file(rep: TableReport, path: Path) -> Path:
         data = pdf_bytes(rep)
     else:
         raise ValidationError("报表文件应为 .xlsx 或 .pdf", detail=f"unsupported {suffix!r}")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-    return path
+    from kiosk.datadir import write_atomic
+
+    return write_atomic(path, data)

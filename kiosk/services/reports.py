@@ -117,8 +117,9 @@ def write_report(app, rep: MonthlyReport, path: Path, staff_id: str = "system") 
     """.xlsx (汇总 and 明细 sheets) or .csv; written to a temporary file, then moved.
     Text that a spreadsheet would run as a formula (a name starting with = + - @) is
     written as text: a string cell in .xlsx, a leading ' in .csv. Numbers stay numbers."""
+    from kiosk.datadir import write_atomic
+
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
     if path.suffix.lower() == ".xlsx":
         from openpyxl import Workbook
 
@@ -143,7 +144,9 @@ def write_report(app, rep: MonthlyReport, path: Path, staff_id: str = "system") 
         xlsx_append(detail, HEAD)
         for row in _rows(rep, yuan_decimal):
             xlsx_append(detail, row)
-        wb.save(tmp)
+        out = io.BytesIO()
+        wb.save(out)
+        data: bytes | str = out.getvalue()
     elif path.suffix.lower() == ".csv":
         buf = io.StringIO()
         w = csv.writer(buf)
@@ -151,11 +154,15 @@ def write_report(app, rep: MonthlyReport, path: Path, staff_id: str = "system") 
         w.writerows([csv_cell(v) for v in row] for row in _rows(rep))
         w.writerow(["合计", "", "", "", "", rep.meals, rep.subsidized_meals, fen_to_yuan(rep.subsidy_fen),
                     fen_to_yuan(rep.charged_back_fen), fen_to_yuan(rep.net_subsidy_fen), fen_to_yuan(rep.paid_fen)])
-        tmp.write_text(buf.getvalue(), encoding="utf-8-sig")
+        data = buf.getvalue().encode("utf-8-sig")
     else:
         raise ValidationError("报表文件应为 .xlsx 或 .csv", detail=f"unsupported {path.suffix}")
-    tmp.replace(path)
-    with app.db.session() as s:
-        audit.record(s, staff_id, "report.monthly", str(path), month=rep.month, subsidy_fen=rep.subsidy_fen,
-                     charged_back_fen=rep.charged_back_fen)
+    write_atomic(path, data)
+    try:
+        with app.db.session() as s:
+            audit.record(s, staff_id, "report.monthly", str(path), month=rep.month, subsidy_fen=rep.subsidy_fen,
+                         charged_back_fen=rep.charged_back_fen)
+    except BaseException:
+        path.unlink(missing_ok=True)     # an export that is not in the audit log is not kept
+        raise
     return path
