@@ -700,6 +700,10 @@ def apply_op(app, s: Session, term: TerminalIdentity, op_id: str, payload: dict)
     for rid in touched_res:
         changes.touch(s, "account", rid)
 
+    if rows.get("meal_bookings"):       # 报餐/报停 at the counter (kiosk.district.domain.bookings)
+        from kiosk.district.domain.bookings import apply_pushed_bookings
+        apply_pushed_bookings(s, term, rows["meal_bookings"])
+
     for a in rows.get("audit_log", []):
         detail = {k: v for k, v in (a.get("detail") or {}).items() if k not in AUDIT_RESERVED}
         audit.record(s, str(a.get("actor") or "kiosk"), str(a.get("action") or "terminal"), a.get("subject"),

@@ -1,0 +1,199 @@
+"""报餐/报停: bookings counted per canteen and dish (the kitchen sheet, JSON and PDF), booking
+and cancelling on the command line by a named staff member (audited), the 报餐单 file (the
+example as it is; a broken row named by row, column and name, nothing half-imported), and
+booked elders who did not come counted per canteen."""
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import date, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from kiosk.cli.main import main
+from kiosk.db.models import AuditEntry, MealBooking
+from kiosk.errors import ImportFileError, PermissionDeniedError, ValidationError
+from kiosk.services.bookings import (BookedRow, count_no_shows, import_bookings, kitchen_counts, kitchen_json,
+                                     kitchen_sheet, no_shows, set_booking)
+from kiosk.timeutil import CST, now_cst
+
+from tests.conftest import STAFF_PINS, staff_actor
+
+DAY = date(2026, 11, 23)          # the example menu's day (午餐 D001..D005)
+LUNCH = datetime(2026, 11, 23, 11, 30, tzinfo=CST)
+
+
+def bookings(app) -> dict:
+    with app.db.session() as s:
+        return {(b.resident_id, b.meal_date, b.meal): b for b in s.scalars(select(MealBooking))}
+
+
+def audit_actions(app, action: str) -> list[AuditEntry]:
+    with app.db.session() as s:
+        return list(s.scalars(select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.seq)))
+
+
+# ------------------------------------------------------------------ pure rules
+def test_kitchen_counts_per_dish_leave_out_cancellations():
+    rows = [BookedRow("R1", "C1", DAY, "午餐", ("D001", "D002"), 1),
+            BookedRow("R2", "C1", DAY, "午餐", ("D001",), 2),
+            BookedRow("R3", "C1", DAY, "午餐", (), 1),
+            BookedRow("R4", "C1", DAY, "午餐", ("D001",), 3, cancelled=True),
+            BookedRow("R5", "C2", DAY, "午餐", ("D001",), 1)]
+    c = kitchen_counts(rows)
+    assert (c[("C1", "午餐")]["elders"], c[("C1", "午餐")]["portions"]) == (3, 4)
+    assert dict(c[("C1", "午餐")]["dishes"]) == {"D001": 3, "D002": 1, "（食堂安排）": 1}
+    assert dict(c[("C2", "午餐")]["dishes"]) == {"D001": 1}
+
+
+def test_count_no_shows_by_canteen():
+    rows = [BookedRow("R1", "C1", DAY, "午餐", (), 1), BookedRow("R2", "C1", DAY, "午餐", (), 1),
+            BookedRow("R3", "C1", DAY, "午餐", (), 1, cancelled=True), BookedRow("R1", "C2", DAY, "晚餐", (), 1)]
+    c = count_no_shows(rows, came={("R1", DAY, "午餐")})
+    assert (c["C1"]["booked"], c["C1"]["came"], c["C1"]["no_show"]) == (2, 1, 1)
+    assert c["C1"]["no_show_list"] == [("R2", DAY, "午餐")]
+    assert c["C2"]["no_show"] == 1
+
+
+# ------------------------------------------------------------------ the kitchen sheet
+def test_bookings_counted_per_dish_json_and_pdf(shop, tmp_path):
+    from pypdf import PdfReader
+
+    from kiosk.services.report_files import write_report_file
+
+    s01 = staff_actor(shop)
+    set_booking(shop, "R0001", DAY, "午餐", actor=s01, dish_ids=["D001", "D002"], today=DAY)
+    set_booking(shop, "R0002", DAY, "午餐", actor=s01, dish_ids=["D001"], portions=2, today=DAY)
+    set_booking(shop, "R0003", DAY, "午餐", actor=s01, today=DAY)
+    with pytest.raises(ValidationError, match="D999"):        # not on that day's menu
+        set_booking(shop, "R0003", DAY, "午餐", actor=s01, dish_ids=["D999"], today=DAY)
+    with pytest.raises(ValidationError, match="已经过去"):
+        set_booking(shop, "R0003", DAY, "午餐", actor=s01, today=DAY + timedelta(days=1))
+    rep = kitchen_json(shop, DAY)
+    [c] = rep["canteens"]
+    assert (c["canteen_id"], c["meal"], c["elders"], c["portions"]) == ("default", "午餐", 3, 4)
+    assert {d["dish_id"]: d["portions"] for d in c["dishes"]} == {"D001": 3, "D002": 1, None: 1}
+    # a cancellation takes the elder's portions off
+    set_booking(shop, "R0002", DAY, "午餐", actor=s01, cancel=True, today=DAY)
+    c = kitchen_json(shop, DAY)["canteens"][0]
+    assert {d["dish_id"]: d["portions"] for d in c["dishes"]} == {"D001": 1, "D002": 1, None: 1}
+    out = write_report_file(kitchen_sheet(shop, DAY), tmp_path / "kitchen.pdf")
+    text = "".join(p.extract_text() for p in PdfReader(out).pages)
+    assert "厨房备餐单" in text and "清蒸鲈鱼" in text and "番茄炒蛋" in text
+
+
+# ------------------------------------------------------------------ the command line
+def run(capsys, *args) -> tuple[int, str, str]:
+    capsys.readouterr()
+    rc = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_cli_book_and_cancel_by_a_named_staff_member_audited(shop, capsys, monkeypatch):
+    tomorrow = now_cst().date() + timedelta(days=1)
+    monkeypatch.setenv("KIOSK_STAFF_PIN", "0000")
+    rc, out, err = run(capsys, "meals", "book", "--resident", "R0002", "--date", tomorrow, "--meal", "午餐",
+                       "--staff", "S01")
+    assert rc == 2 and "PIN" in err and bookings(shop) == {}
+    monkeypatch.setenv("KIOSK_STAFF_PIN", STAFF_PINS["S01"])
+    rc, out, err = run(capsys, "meals", "book", "--resident", "R0002", "--date", tomorrow, "--meal", "午餐",
+                       "--dish", "D001", "--dish", "D003", "--portions", "2", "--json", "--staff", "S01")
+    assert rc == 0, err
+    res = json.loads(out)
+    assert (res["name"], res["dish_ids"], res["portions"], res["cancelled"]) == ("王德福", ["D001", "D003"], 2, False)
+    b = bookings(shop)[("R0002", tomorrow, "午餐")]
+    assert (b.canteen_id, b.staff_id, b.source, b.cancelled) == ("default", "S01", "cli", False)
+    [a] = audit_actions(shop, "meal.book")
+    assert (a.actor, a.subject, a.detail["dish_ids"], a.detail["portions"]) == ("S01", "R0002", ["D001", "D003"], 2)
+    rc, out, err = run(capsys, "meals", "cancel", "--resident", "R0002", "--date", tomorrow, "--meal", "午餐",
+                       "--staff", "S01")
+    assert rc == 0, err
+    assert "已报停" in out
+    assert bookings(shop)[("R0002", tomorrow, "午餐")].cancelled is True
+    [c] = audit_actions(shop, "meal.cancel")
+    assert (c.actor, c.subject, c.detail["date"]) == ("S01", "R0002", tomorrow.isoformat())
+    assert kitchen_json(shop, tomorrow)["canteens"] == []
+    # a day gone by, a meal that is not one
+    rc, out, err = run(capsys, "meals", "book", "--resident", "R0002", "--date", "2020-01-01", "--meal", "午餐",
+                       "--staff", "S01")
+    assert rc == 2 and "已经过去" in err
+    rc, out, err = run(capsys, "meals", "book", "--resident", "R0002", "--date", tomorrow, "--meal", "夜宵",
+                       "--staff", "S01")
+    assert rc == 2 and "餐次" in err
+    rc, out, err = run(capsys, "report", "bookings", "--date", tomorrow, "--json")
+    assert rc == 0 and json.loads(out)["portions"] == 0
+
+
+def test_a_booking_needs_a_proven_staff_member(shop):
+    with pytest.raises(PermissionDeniedError):
+        set_booking(shop, "R0001", DAY, "午餐", actor="S01", today=DAY)       # a bare id proves nobody
+    assert bookings(shop) == {}
+
+
+# ------------------------------------------------------------------ the 报餐单
+def test_the_example_file_imports_as_it_is(shop, formats, tmp_path):
+    from kiosk.services.canteen import add_canteen
+
+    add_canteen(shop, "C2", name="西街长寿食堂")
+    dry = import_bookings(shop, formats / "bookings.example.csv", dry_run=True, today=DAY)
+    assert dry.problems == [] and len(dry.rows) == 3 and bookings(shop) == {}
+    rep = import_bookings(shop, formats / "bookings.example.csv", actor=staff_actor(shop), today=DAY)
+    assert rep.imported and rep.to_json()["bookings"] == 2 and rep.to_json()["cancellations"] == 1
+    b = bookings(shop)
+    nov24 = date(2026, 11, 24)
+    r1 = b[("R0001", nov24, "午餐")]
+    assert (r1.canteen_id, r1.dish_ids, r1.portions, r1.cancelled) == ("default", ["D001", "D005"], 1, False)
+    r2 = b[("R0002", nov24, "午餐")]
+    assert (r2.canteen_id, r2.dish_ids, r2.portions) == ("C2", [], 2)
+    assert b[("R0001", nov24, "晚餐")].cancelled is True
+    [a] = audit_actions(shop, "meal.import")
+    assert (a.actor, a.detail["bookings"], a.detail["cancellations"]) == ("S01", 2, 1)
+    sheet = kitchen_json(shop, nov24)
+    assert [(c["canteen_id"], c["portions"]) for c in sheet["canteens"]] == [("C2", 2), ("default", 1)]
+
+
+def test_a_broken_row_is_named_and_nothing_is_imported(shop, tmp_path, capsys, monkeypatch):
+    f = tmp_path / "bad.csv"
+    f.write_text("日期,餐次,编号,身份证号,食堂,菜品编号,份数,报停\n"
+                 "2026-11-24,午餐,R0001,,,D001,1,\n"
+                 "2026-11-24,午餐,R0002,,,,两份,\n"
+                 "2026-11-24,夜宵,,510107196305200044,,,,\n", encoding="utf-8")
+    with pytest.raises(ImportFileError) as exc:
+        import_bookings(shop, f, actor=staff_actor(shop), today=DAY)
+    probs = {(p["row"], p["column"]): p["message_zh"] for p in exc.value.problems}
+    assert set(probs) == {(3, "份数"), (4, "餐次")}
+    assert "王德福" in probs[(3, "份数")] and "刘秀英" in probs[(4, "餐次")]
+    assert bookings(shop) == {} and audit_actions(shop, "meal.import") == []     # the good row is not written
+    # the command line's dry run names them too, and writes nothing
+    shutil.copy(f, tmp_path / "bad2.csv")
+    rc, out, err = run(capsys, "meals", "import", tmp_path / "bad2.csv", "--dry-run")
+    assert rc == 2
+    assert "第3行「份数」" in out and "王德福" in out and "第4行「餐次」" in out
+    monkeypatch.setenv("KIOSK_STAFF_PIN", STAFF_PINS["S01"])
+    rc, out, err = run(capsys, "meals", "import", f, "--staff", "S01", "--json")
+    assert rc == 2 and json.loads(out)["imported"] is False
+    with shop.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(MealBooking)) == 0
+
+
+# ------------------------------------------------------------------ no-shows
+def test_a_booked_elder_who_did_not_come_is_counted(shop, capsys):
+    s01 = staff_actor(shop)
+    for rid in ("R0001", "R0002", "R0003"):
+        set_booking(shop, rid, DAY, "午餐", actor=s01, today=DAY)
+    set_booking(shop, "R0003", DAY, "午餐", actor=s01, cancel=True, today=DAY)    # 报停: not a no-show
+    shop.billing.settle("R0001", ["D002"], at=LUNCH, pay="cash")
+    voided = shop.billing.settle("R0002", ["D002"], at=LUNCH, pay="cash")
+    shop.billing.void(voided.order_id, "点错了", s01)        # a voided meal is no meal
+    rep = no_shows(shop, day=DAY, today=DAY + timedelta(days=1))
+    [c] = rep["canteens"]
+    assert (c["canteen_id"], c["booked"], c["came"], c["no_show"]) == ("default", 2, 1, 1)
+    assert [(x["resident_id"], x["name"]) for x in c["no_shows"]] == [("R0002", "王德福")]
+    month = no_shows(shop, month="2026-11", today=DAY + timedelta(days=1))
+    assert (month["booked"], month["no_show"]) == (2, 1)
+    rc, out, err = run(capsys, "report", "no-shows", "--month", "2026-11", "--json")
+    assert rc == 0 and json.loads(out)["no_show"] == 1
+    # today's bookings may still be eaten: not counted yet
+    assert no_shows(shop, day=DAY, today=DAY)["canteens"] == []
