@@ -419,6 +419,17 @@ class KioskService:
                                        face_verified=by_face,
                                        liveness_passed=by_face and self.liveness_mode() != "off")
 
+    def answer_tomorrow(self, resident_id: str, meal: str, coming: bool):
+        """The elder's answer to "明天还来吃午饭吗？" after a checkout: tomorrow's same meal at
+        this canteen booked (来) or called off (不来), recorded as the kiosk's (audited
+        ``meal.book`` / ``meal.cancel``) and, on a terminal, pushed with the outbox."""
+        from kiosk.services.bookings import next_day_same_meal, set_booking
+
+        today = self.clock().date()
+        day, meal = next_day_same_meal(today, meal)
+        return set_booking(self.app, resident_id, day, meal, actor=None, canteen_id=self.settings.canteen_id,
+                           cancel=not coming, source="counter", today=today)
+
     def record_misidentification(self, resident_id: str, score: float | None) -> None:
         with self.app.db.session() as s:
             audit.record(s, "kiosk", "face.misidentified", resident_id, score=score)
