@@ -197,3 +197,81 @@ def test_a_booked_elder_who_did_not_come_is_counted(shop, capsys):
     assert rc == 0 and json.loads(out)["no_show"] == 1
     # today's bookings may still be eaten: not counted yet
     assert no_shows(shop, day=DAY, today=DAY)["canteens"] == []
+
+
+# ------------------------------------------------------------------ a terminal's booking reaches the server
+@pytest.fixture
+def district(env, tmp_path, formats):
+    from tests.district_helpers import District
+
+    d = District(tmp_path, formats)
+    d.start()
+    yield d
+    d.close()
+
+
+def _sync(app):
+    from kiosk.terminal.sync.client import SyncClient
+
+    c = SyncClient(app)
+    try:
+        return c.sync()
+    finally:
+        c.close()
+
+
+def _server_bookings(d) -> dict:
+    app = d.server_app()
+    try:
+        return {(b.resident_id, b.meal_date, b.meal): (b.canteen_id, b.cancelled, b.terminal_id, b.source)
+                for b in bookings(app).values()}
+    finally:
+        app.close()
+
+
+def test_a_terminals_booking_reaches_the_server_for_its_own_canteen_only(district):
+    from kiosk.db.models import AppliedOp, OutboxEntry
+
+    d = district
+    t1 = d.terminal("C1")
+    _sync(t1)
+    tid = d.tokens["C1"][0]
+    today = now_cst().date()
+    tomorrow = today + timedelta(days=1)
+    # what the counter's 来 does (KioskService.answer_tomorrow): the kiosk's booking at this canteen
+    set_booking(t1, "R0002", tomorrow, "午餐", canteen_id="C1", source="counter", today=today)
+    with t1.db.session() as s:
+        [op] = s.scalars(select(OutboxEntry)).all()
+        assert op.kind == "booking.set" and len(op.payload["rows"]["meal_bookings"]) == 1
+    r = _sync(t1)
+    assert (r.pushed, r.rejected) == (1, 0), r
+    assert _server_bookings(d) == {("R0002", tomorrow, "午餐"): ("C1", False, tid, "counter")}
+    app = d.server_app()
+    try:
+        a = audit_actions(app, "meal.book")
+        assert [(x.actor, x.subject, x.detail.get("terminal_id")) for x in a] == [("kiosk", "R0002", tid)]
+        assert kitchen_json(app, tomorrow)["canteens"][0]["portions"] == 1
+    finally:
+        app.close()
+    # 不来 the next day's question: the cancellation follows
+    set_booking(t1, "R0002", tomorrow, "午餐", canteen_id="C1", cancel=True, source="counter", today=today)
+    assert _sync(t1).pushed == 1
+    assert _server_bookings(d)[("R0002", tomorrow, "午餐")][:2] == ("C1", True)
+
+    # a booking at another canteen, or for a resident the district does not know, is refused whole
+    set_booking(t1, "R0003", tomorrow, "午餐", canteen_id="C1", source="counter", today=today)
+    with t1.db.session() as s:
+        [op] = s.scalars(select(OutboxEntry).where(OutboxEntry.status == "pending")).all()
+        rows = op.payload["rows"]
+        op.payload = {**op.payload, "rows": {**rows, "meal_bookings": [{**rows["meal_bookings"][0],
+                                                                         "canteen_id": "C2"}]}}
+    r = _sync(t1)
+    assert r.rejected == 1, r
+    assert ("R0003", tomorrow, "午餐") not in _server_bookings(d)
+    app = d.server_app()
+    try:
+        with app.db.session() as s:
+            err = s.scalar(select(AppliedOp.error).where(AppliedOp.status == "rejected"))
+        assert "C2" in err and "C1" in err
+    finally:
+        app.close()
