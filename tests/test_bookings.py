@@ -275,3 +275,47 @@ def test_a_terminals_booking_reaches_the_server_for_its_own_canteen_only(distric
         assert "C2" in err and "C1" in err
     finally:
         app.close()
+
+
+# ------------------------------------------------------------------ the console's 报餐 page
+def test_the_console_page_shows_the_kitchen_sheet_and_the_no_shows(shop):
+    import asyncio
+    import re
+
+    import httpx
+
+    from kiosk.district.app import create_app
+    from tests.conftest import STAFF_PASSWORDS, add_test_passwords
+
+    add_test_passwords(shop)
+    s01 = staff_actor(shop)
+    set_booking(shop, "R0001", DAY, "午餐", actor=s01, dish_ids=["D001"], today=DAY)
+    set_booking(shop, "R0002", DAY, "午餐", actor=s01, dish_ids=["D001", "D003"], portions=2, today=DAY)
+    shop.billing.settle("R0001", ["D001"], at=LUNCH, pay="cash")
+    api = create_app(shop.settings, kiosk_app=shop)
+
+    async def scenario():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://testserver") as c:
+            page = await c.get("/console/login")
+            pre = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+            r = await c.post("/console/login", data={"csrf_token": pre, "staff_id": "SUP",
+                                                      "password": STAFF_PASSWORDS["SUP"]})
+            assert r.status_code == 303, r.text
+            html = (await c.get(f"/console/bookings?day={DAY}&month=2026-11")).text
+            pdf = await c.get(f"/console/bookings/kitchen.pdf?day={DAY}")
+            bad = await c.get("/console/bookings?day=2026-13-40")
+            return html, pdf, bad
+
+    html, pdf, bad = asyncio.run(scenario())
+    assert 'href="/console/bookings"' in html and "报餐（厨房备餐单）" in html
+    # per dish: 清蒸鲈鱼 D001 1 + 2 = 3 portions, 回锅肉 D003 2
+    assert re.search(r"<td>D001</td><td>清蒸鲈鱼</td><td class=\"num\">3</td>", html), html
+    assert re.search(r"<td>D003</td><td>回锅肉</td><td class=\"num\">2</td>", html)
+    # the no-shows of the month: 王德福 booked and did not come; 张桂兰 came
+    row = re.search(r'<tr class="bad"><td>[^<]*（default）</td>(.*?)</tr>', html, re.S).group(1)
+    assert '<td class="num">2</td><td class="num">1</td><td class="num">1</td>' in row
+    assert "王德福（R0002" in row and "张桂兰" not in row
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    assert bad.status_code == 400 and "日期" in bad.text
+    exports = [a for a in audit_actions(shop, "console.export") if a.subject == f"bookings {DAY}"]
+    assert [(a.actor, a.detail["format"]) for a in exports] == [("SUP", "pdf")]

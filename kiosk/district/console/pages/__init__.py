@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from kiosk.district.console.pages import (audit, canteens, faces, home, imports, login, proof, reconcile, reports,
-                                          terminals, welfare)
+from kiosk.district.console.pages import (audit, bookings, canteens, faces, home, imports, login, proof, reconcile,
+                                          reports, terminals, welfare)
 from kiosk.district.console.shared.render import NavLink
 
 PAGES = (
@@ -24,6 +24,7 @@ PAGES = (
     canteens,
     reports,
     reconcile,
+    bookings,
     welfare,
     proof,
     faces,
