@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kiosk.db import rowcodec
-from kiosk.db.models import MealBooking, Resident
+from kiosk.db.models import MealBooking, Resident, new_id
 from kiosk.district.domain.terminals import TerminalIdentity
 from kiosk.services.bookings import MEALS, PORTIONS_MAX
 
@@ -40,7 +40,10 @@ def apply_pushed_bookings(s: Session, term: TerminalIdentity, rows: list) -> int
                                                MealBooking.meal == d["meal"]))
         at = d.get("updated_at")
         if b is None:
-            s.add(MealBooking(id=d.get("id") or None, resident_id=rid, meal_date=d["meal_date"], meal=d["meal"],
+            bid = d.get("id") if isinstance(d.get("id"), str) and len(d["id"]) <= 36 else new_id()
+            if s.get(MealBooking, bid) is not None:      # that id is another resident's or day's booking
+                raise ValueError(f"booking id {bid!r} is taken by another booking")
+            s.add(MealBooking(id=bid, resident_id=rid, meal_date=d["meal_date"], meal=d["meal"],
                               canteen_id=cid, dish_ids=list(dishes), portions=portions, cancelled=cancelled,
                               source="counter" if d.get("source") == "counter" else "terminal",
                               staff_id=d.get("staff_id"), terminal_id=term.terminal_id,
