@@ -74,6 +74,8 @@ def test_bookings_counted_per_dish_json_and_pdf(shop, tmp_path):
     [c] = rep["canteens"]
     assert (c["canteen_id"], c["meal"], c["elders"], c["portions"]) == ("default", "午餐", 3, 4)
     assert {d["dish_id"]: d["portions"] for d in c["dishes"]} == {"D001": 3, "D002": 1, None: 1}
+    assert {d["dish_id"]: d["name"] for d in c["dishes"]} == {"D001": "清蒸鲈鱼", "D002": "番茄炒蛋",
+                                                             None: "（食堂安排）"}
     # a cancellation takes the elder's portions off
     set_booking(shop, "R0002", DAY, "午餐", actor=s01, cancel=True, today=DAY)
     c = kitchen_json(shop, DAY)["canteens"][0]

@@ -146,7 +146,8 @@ def cmd_report_bookings(a) -> int:
         if not rep["canteens"]:
             print(f"{day}：没有报餐")
         for c in rep["canteens"]:
-            dishes = "，".join(f"{d['dish_id'] or '食堂安排'} {d['portions']} 份" for d in c["dishes"])
+            dishes = "，".join(f"{d['name'] or d['dish_id']}{'（' + d['dish_id'] + '）' if d['dish_id'] else ''} "
+                              f"{d['portions']} 份" for d in c["dishes"])
             print(f"{c['canteen']}（{c['canteen_id']}）{c['meal']}：{c['elders']} 人 {c['portions']} 份；{dishes}")
     return 0
 

@@ -423,7 +423,8 @@ def kitchen_sheet(app, day: date, *, canteen_id: str | None = None) -> TableRepo
         for d, q in sorted(counts[(c, m)]["dishes"].items(), key=lambda x: (-x[1], x[0])):
             nm = dish_names.get((c, m, d)) or dish_names.get(("*", m, d)) or ("" if d == CANTEEN_CHOICE else d)
             dish_rows.append([names.get(c, c), m, "" if d == CANTEEN_CHOICE else d, nm or CANTEEN_CHOICE, q])
-    dishes = Sheet("按菜品（份数）", ["食堂", "餐次", "菜品编号", "菜名", "份数"], dish_rows)
+    # no total row: an elder booking two dishes counts in both (the portions are on the first sheet)
+    dishes = Sheet("按菜品（份数）", ["食堂", "餐次", "菜品编号", "菜名", "份数"], dish_rows, total_label=None)
     return TableReport(f"{day} 报餐（厨房备餐单）", "报停的不计入；未点菜的记为“食堂安排”",
                        [("报餐人数", sum(r[3] for r in per_meal.rows)), ("份数", sum(r[4] for r in per_meal.rows)),
                         ("报停", cancelled)], [per_meal, dishes])
@@ -437,12 +438,17 @@ def kitchen_json(app, day: date, *, canteen_id: str | None = None) -> dict:
             where = and_(where, MealBooking.canteen_id == canteen_id)
         counts = kitchen_counts(_rows(s, where))
         names = _canteen_names(s)
+        dish_names = {(c, m, d): nm for c, m, d, nm in s.execute(
+            select(MenuItem.canteen_id, MenuItem.meal, MenuItem.dish_id, MenuItem.name)
+            .where(MenuItem.menu_date == day))}
     out = []
     for (c, m), v in sorted(counts.items(), key=lambda kv: (kv[0][0], MEALS.index(kv[0][1])
                                                              if kv[0][1] in MEALS else 9)):
         out.append({"canteen_id": c, "canteen": names.get(c, c), "meal": m, "elders": v["elders"],
                     "portions": v["portions"],
-                    "dishes": [{"dish_id": None if d == CANTEEN_CHOICE else d, "portions": q}
+                    "dishes": [{"dish_id": None if d == CANTEEN_CHOICE else d, "portions": q,
+                                "name": CANTEEN_CHOICE if d == CANTEEN_CHOICE else
+                                dish_names.get((c, m, d)) or dish_names.get(("*", m, d))}
                                for d, q in sorted(v["dishes"].items(), key=lambda x: (-x[1], x[0]))]})
     return {"date": day.isoformat(), "canteens": out,
             "portions": sum(x["portions"] for x in out), "elders": sum(x["elders"] for x in out)}
