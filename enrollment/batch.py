@@ -15,6 +15,7 @@ from kiosk.db.permissions import require
 
 from kiosk.enrollment.consent import active_consent, record_consent
 from kiosk.enrollment.dedupe import check_against_others, check_capture_consistency
+from kiosk.enrollment.ports import EnrolmentContext
 
 
 @dataclass
@@ -41,7 +42,7 @@ class Prepared:
     quality: float
 
 
-def prepare_images(app, paths: list[str | Path], report: EnrollReport) -> list[Prepared]:
+def prepare_images(app: EnrolmentContext, paths: list[str | Path], report: EnrollReport) -> list[Prepared]:
     """Detect, check quality and embed each photo; refusals go into the report."""
     out: list[Prepared] = []
     for p in paths:
@@ -63,7 +64,7 @@ def prepare_images(app, paths: list[str | Path], report: EnrollReport) -> list[P
     return out
 
 
-def enroll_prepared(app, session: Session, resident_id: str, prepared: list[Prepared],
+def enroll_prepared(app: EnrolmentContext, session: Session, resident_id: str, prepared: list[Prepared],
                     report: EnrollReport, *, staff_id: str = "system",
                     override_reason: str | None = None, source: str = "enroll") -> EnrollReport:
     """Duplicate and consistency checks, then the templates. Raises DuplicateFaceError
@@ -102,7 +103,7 @@ def enroll_prepared(app, session: Session, resident_id: str, prepared: list[Prep
     return report
 
 
-def rotate_templates(app, session: Session, resident_id: str) -> None:
+def rotate_templates(app: EnrolmentContext, session: Session, resident_id: str) -> None:
     """Keep at most max_templates_per_resident; the oldest go first."""
     limit = app.settings.max_templates_per_resident
     rows = session.scalars(select(FaceTemplate.id).where(
@@ -140,7 +141,7 @@ def check_people(session: Session, resident_id: str, actor, *, consent: bool,
     return staff_id, sup
 
 
-def enroll_files(app, resident_id: str, paths: list[str | Path], *, consent: str | None = None,
+def enroll_files(app: EnrolmentContext, resident_id: str, paths: list[str | Path], *, consent: str | None = None,
                  actor=None, guardian_name: str | None = None,
                  allows_crop: bool = False, override_reason: str | None = None,
                  override_by=None, source: str = "enroll") -> EnrollReport:

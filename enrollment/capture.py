@@ -12,6 +12,7 @@ from kiosk.db.models import Resident
 
 from kiosk.enrollment.batch import EnrollReport, Prepared, check_people, enroll_prepared
 from kiosk.enrollment.consent import active_consent, record_consent
+from kiosk.enrollment.ports import EnrolmentContext
 
 # (name, yaw range, spoken request); yaw is the landmark proxy of kiosk.vision.quality
 POSES = (("frontal", (-0.12, 0.12), "请正对屏幕"),
@@ -55,7 +56,7 @@ class CaptureSession:
         return nxt[2] if nxt else "采集完成"
 
 
-def enroll_captured(app, resident_id: str, session_: CaptureSession, actor, *,
+def enroll_captured(app: EnrolmentContext, resident_id: str, session_: CaptureSession, actor, *,
                     consent: str | None = None, allows_crop: bool = False,
                     override_reason: str | None = None, override_by=None) -> EnrollReport:
     """``actor`` / ``override_by``: staff proven by PIN (kiosk.services.auth)."""

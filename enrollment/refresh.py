@@ -6,6 +6,7 @@ import numpy as np
 
 from kiosk.enrollment.batch import rotate_templates
 from kiosk.enrollment.consent import active_consent
+from kiosk.enrollment.ports import EnrolmentContext
 
 MIN_QUALITY = 0.6
 MIN_MARGIN_OVER_THRESHOLD = 0.10
@@ -17,7 +18,7 @@ def should_refresh(score: float, threshold: float, quality: float, status: str, 
             and score >= threshold + MIN_MARGIN_OVER_THRESHOLD)
 
 
-def maybe_refresh(app, resident_id: str, embedding: np.ndarray, crop, quality: float) -> bool:
+def maybe_refresh(app: EnrolmentContext, resident_id: str, embedding: np.ndarray, crop, quality: float) -> bool:
     with app.db.session() as s:
         consent = active_consent(s, resident_id)
         if consent is None:

@@ -6,6 +6,8 @@
 ``KIOSK_BACKEND``       ``sface`` (default) or ``insightface``
 ``KIOSK_MATCH_THRESHOLD`` / ``KIOSK_MATCH_MARGIN``  override the backend's calibrated values
 ``KIOSK_TEMPLATE_KEY`` / ``KIOSK_TEMPLATE_KEY_FILE``  key that encrypts face templates
+``KIOSK_AUDIO``         ``on`` (default) or ``off``: the counter's voice
+``KIOSK_CONSOLE_IDLE_MINUTES``  the district console's idle sign-out (default 30)
 ``KIOSK_SERVER_URL``    a terminal's district server; several as a comma list (failover)
 ``KIOSK_BACKUP_PASSPHRASE``  the passphrase of `kiosk backup` / `kiosk restore` in scripts
 ``KIOSK_PUSH_MAX_BYTES`` the district server's largest push body (default 4 MB; 413 above)
@@ -67,6 +69,14 @@ class Settings(BaseSettings):
     server_url: str | None = None
     server_token: str | None = None
     sync_interval_s: float = Field(default=5.0, ge=0.5, le=3600)
+    # the counter's voice and chimes (KIOSK_AUDIO=off keeps them silent: servers, tests)
+    audio: bool = True
+    # the district console signs a login out after this many idle minutes
+    console_idle_minutes: float = Field(default=30.0, gt=0, le=24 * 60)
+    # how `kiosk server` serves, set from its flags (--ssl-certfile/--ssl-keyfile,
+    # --insecure-templates) and handed to every worker process with the settings
+    serve_tls: bool = False
+    serve_insecure_templates: bool = False
     # `kiosk backup` / `kiosk restore` (docs/operations.md): the passphrase that encrypts
     # the template key in the archive; asked at the prompt when unset
     backup_passphrase: SecretStr | None = None
@@ -125,11 +135,6 @@ class Settings(BaseSettings):
     @property
     def index_path(self) -> Path:
         return self.home / "gallery.faiss.enc"
-
-    @property
-    def log_dir(self) -> Path:
-        return self.home / "logs"
-
 
 def load_settings(**overrides: object) -> Settings:
     """Read and validate settings; a bad value raises ConfigError naming the variable."""

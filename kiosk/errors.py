@@ -50,10 +50,6 @@ class DiskFullError(StorageError):
     default_user_message = "存储空间不足，本次操作未保存，请联系管理员清理磁盘"
 
 
-class CameraError(KioskError):
-    default_user_message = "摄像头无法打开"
-
-
 class NotFoundError(KioskError):
     default_user_message = "未找到"
 

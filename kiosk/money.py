@@ -82,3 +82,14 @@ def fen_to_yuan(fen: int) -> str:
     sign = "-" if fen < 0 else ""
     fen = abs(fen)
     return f"{sign}{fen // 100}.{fen % 100:02d}"
+
+
+def yuan(fen: int) -> str:
+    """Amounts as elders read them on the screen: 6 元, 12.50 元 (never 6.00)."""
+    text = fen_to_yuan(fen)
+    return text[:-3] if text.endswith(".00") else text
+
+
+def yuan_decimal(fen: int) -> Decimal:
+    """An amount as an exact number of yuan with two decimals (spreadsheet cells)."""
+    return (Decimal(fen) / 100).quantize(Decimal("0.01"))

@@ -11,14 +11,14 @@ def settle_at_once(apps, resident_id: str, dishes: list[str], at, monkeypatch) -
     Returns the receipts; an exception in any terminal fails the caller's test."""
     from kiosk.services.checkout import CheckoutService
 
-    quote = CheckoutService._quote
+    quote = CheckoutService._quote_locked
 
     def slow_quote(self, *a, **k):
         q = quote(self, *a, **k)
         time.sleep(0.3)
         return q
 
-    monkeypatch.setattr(CheckoutService, "_quote", slow_quote)
+    monkeypatch.setattr(CheckoutService, "_quote_locked", slow_quote)
     receipts, errors = [], []
 
     def settle(app):

@@ -86,7 +86,7 @@ def insightface_missing() -> str | None:
 @lru_cache(maxsize=None)
 def postgres_missing() -> str | None:
     """Why a throwaway PostgreSQL server cannot be started here, or None (the bench's check)."""
-    from kiosk.bench.district import postgres_missing as why
+    from kiosk.bench.pgcluster import postgres_missing as why
 
     return why()
 

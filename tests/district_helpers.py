@@ -6,10 +6,11 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
-from kiosk.bench.district import KIOSK, PostgresCluster as _Cluster, free_port  # noqa: F401  (free_port: tests)
+from kiosk.bench.pgcluster import PostgresCluster as _Cluster, free_port  # noqa: F401  (free_port: tests)
 from kiosk.config import load_settings
 from kiosk.services.context import App
 from kiosk.services.security import generate_key
@@ -17,9 +18,11 @@ from kiosk.timeutil import now_cst
 
 from tests.conftest import add_test_passwords, add_test_staff, shared_engine
 
+KIOSK = [sys.executable, "-m", "kiosk.cli.main"]   # the command line, run with this interpreter
+
 
 class PostgresCluster(_Cluster):
-    """The district tests' throwaway cluster (kiosk.bench.district.PostgresCluster, without
+    """The district tests' throwaway cluster (kiosk.bench.pgcluster.PostgresCluster, without
     fsync): one database per test with ``new_db()``."""
 
     def __init__(self) -> None:

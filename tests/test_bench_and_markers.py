@@ -124,7 +124,7 @@ def test_in_ci_nothing_is_skipped(tmp_path):
 def test_postgres_marker_reasons(monkeypatch):
     import importlib.util
 
-    import kiosk.bench.district as bench_district
+    import kiosk.bench.pgcluster as pgcluster
 
     from tests import conftest
 
@@ -133,9 +133,9 @@ def test_postgres_marker_reasons(monkeypatch):
                         lambda name, *a: None if name == "psycopg" else real_find_spec(name, *a))
     assert "psycopg is not installed" in conftest.postgres_missing.__wrapped__()
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())
-    monkeypatch.setattr(bench_district.glob, "glob", lambda pattern: [])
+    monkeypatch.setattr(pgcluster.glob, "glob", lambda pattern: [])
     assert "PostgreSQL server is not installed" in conftest.postgres_missing.__wrapped__()
-    monkeypatch.setattr(bench_district.glob, "glob", lambda pattern: [pattern.replace("*", "15")])
+    monkeypatch.setattr(pgcluster.glob, "glob", lambda pattern: [pattern.replace("*", "15")])
     if os.geteuid() == 0:
         import pwd
 

@@ -189,18 +189,37 @@ def test_a_new_policy_version_prices_the_next_quote(shop, formats, tmp_path):
     assert shop.billing.quote("R0001", ["D001"], at=LUNCH).quote.subsidy_fen == 550
 
 
-def test_settle_prices_on_the_newest_policy_even_when_quotes_are_cached(shop, formats, tmp_path, monkeypatch):
-    """Another process imports a new policy version: this terminal's quotes may show the
-    cached one for a few seconds, but what is settled and recorded uses the new one."""
-    from kiosk.services import importing
-
+def test_settle_prices_on_the_newest_policy_even_when_quotes_are_cached(shop, formats, tmp_path):
+    """Another process (a second App on the same store: its events are not this one's)
+    imports a new policy version: this terminal's quotes may show the cached one for a few
+    seconds, but what is settled and recorded uses the new one."""
     assert shop.billing.quote("R0001", ["D001"], at=LUNCH).quote.subsidy_fen == 500
     p = policy_with_80_plus_at(formats, tmp_path, 5.50)
-    generation = importing.POLICY_GENERATION
-    assert import_policy(shop, p, replace=True).imported   # a changed tier amount: replaces it
-    monkeypatch.setattr(importing, "POLICY_GENERATION", generation)   # as if imported by another process
+    other = App(shop.settings, engine=shop.engine)
+    try:
+        assert import_policy(other, p, replace=True).imported   # a changed tier amount: replaces it
+    finally:
+        other.close()
     assert shop.billing.quote("R0001", ["D001"], at=LUNCH).quote.subsidy_fen == 500   # cached, briefly
     assert shop.billing.settle("R0001", ["D001"], at=LUNCH).subsidy_fen == 550
+
+
+def test_the_catalogue_cache_follows_the_change_events(shop):
+    """The catalogue is cached per generation: a change written behind the services' back
+    (as a pull does) is not seen until a catalogue.changed event is told, then at once."""
+    from sqlalchemy import update
+
+    from kiosk.db.models import MenuItem
+    from kiosk.services.events import CATALOGUE_CHANGED, Change
+
+    assert shop.billing.quote("R0001", ["D001"], at=LUNCH).quote.total_fen == 1200
+    with shop.db.engine.begin() as c:
+        c.execute(update(MenuItem).where(MenuItem.dish_id == "D001").values(price_fen=1500))
+    assert shop.billing.quote("R0001", ["D001"], at=LUNCH).quote.total_fen == 1200   # the cached menu
+    generation = shop.billing.generation
+    shop.events.notify(Change(CATALOGUE_CHANGED, {"via": "pull"}))
+    assert shop.billing.generation == generation + 1
+    assert shop.billing.quote("R0001", ["D001"], at=LUNCH).quote.total_fen == 1500
 
 
 def test_month_limit_crossed_in_the_middle_of_a_meal(app, formats, tmp_path):

@@ -155,3 +155,17 @@ def test_template_refresh_rule_and_rotation(shop, obama):
     rows = templates(shop, "R0001")
     assert len(rows) == 3 and all(r.source == "refresh" for r in rows)      # bounded; the oldest went first
     assert not maybe_refresh(shop, "R0002", obs.embedding, obs.aligned, 0.9)   # no consent, no template
+
+
+def test_enrolment_depends_on_typed_ports(app):
+    """Enrolment takes the application through its ports (kiosk.enrollment.ports), and the
+    App with its face service is an implementation of them."""
+    import inspect
+
+    from kiosk.enrollment import batch, capture, refresh
+    from kiosk.enrollment.ports import EnrolmentContext, FaceTemplates
+
+    assert isinstance(app, EnrolmentContext) and isinstance(app.faces, FaceTemplates)
+    for fn in (batch.prepare_images, batch.enroll_prepared, batch.rotate_templates, batch.enroll_files,
+               capture.enroll_captured, refresh.maybe_refresh):
+        assert inspect.signature(fn).parameters["app"].annotation == "EnrolmentContext", fn.__name__

@@ -154,3 +154,20 @@ def test_model_change_reembeds_from_kept_crops(env, obama, biden):
     assert res == {"reembedded": 1, "need_reenrolment": ["R2"]}
     assert new.faces.identify_file(obama[1]).resident_id == "R1"
     assert [r["resident_id"] for r in new.faces.stale_residents()] == ["R2"]
+
+
+def test_a_pull_event_brings_the_gallery_up_to_the_store_at_once(env, obama, biden):
+    """Templates written by another unit (as a pull from the district server does) reach
+    this process's gallery when the core's faces.pulled event is told, not through a module
+    global or a check of the App's attributes."""
+    from kiosk.services.events import FACES_PULLED, Change
+
+    app = make_app()
+    _enrol(app, "R1", obama[0])
+    g = app.faces.gallery()
+    other = make_app()                        # another unit of the same store
+    _enrol(other, "R2", biden)
+    assert len(g) == 1                        # not yet: nothing told this process
+    app.events.notify(Change(FACES_PULLED, {"templates": 1}))
+    assert len(app.faces.gallery()) == 2
+    assert app.faces.identify_file(obama[1]).resident_id == "R1"

@@ -1,12 +1,12 @@
 """The same store code on PostgreSQL (KIOSK_DATABASE_URL). A throwaway cluster is started
-in a temporary folder (kiosk.bench.district.PostgresCluster, shared with the district tests
+in a temporary folder (kiosk.bench.pgcluster.PostgresCluster, shared with the district tests
 and the benchmark); install.sh --test installs the server."""
 from datetime import datetime
 
 import pytest
 from sqlalchemy import select
 
-from kiosk.bench.district import PostgresCluster
+from kiosk.bench.pgcluster import PostgresCluster
 from kiosk.config import load_settings
 from kiosk.services.context import App
 from kiosk.services.importing import import_menu, import_policy, import_roster
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture(scope="module")
 def pg_url():
-    """A throwaway cluster with a database ``kiosk`` (kiosk.bench.district.PostgresCluster):
+    """A throwaway cluster with a database ``kiosk`` (kiosk.bench.pgcluster.PostgresCluster):
     its URL. Other modules import this fixture and make more databases beside ``kiosk``."""
     with PostgresCluster(fsync=False) as cluster:
         yield cluster.url

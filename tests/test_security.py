@@ -146,17 +146,17 @@ def test_screen_login_by_pin_alone_locks_the_terminal_and_acts_as_the_staff(shop
     svc = KioskService(shop)
     order = shop.billing.settle("R0001", ["D001"], at=_lunch())
     with pytest.raises(PermissionDeniedError, match="PIN"):
-        svc.void(order.order_id, "打错了", "S01")                      # a staff id alone does nothing
-    user = svc.login("1234")
+        svc.staff.void(order.order_id, "打错了", "S01")                      # a staff id alone does nothing
+    user = svc.staff.login("1234")
     assert user == {"staff_id": "S01", "name": "李姐", "role": "staff"}
-    assert svc.void(order.order_id, "打错了", "S01")["voided"]
+    assert svc.staff.void(order.order_id, "打错了", "S01")["voided"]
     with pytest.raises(PermissionDeniedError, match="主管"):
-        svc.login("1234", min_role="supervisor")
+        svc.staff.login("1234", min_role="supervisor")
     for _ in range(5):
         with pytest.raises(PermissionDeniedError):
-            svc.login("0000")
+            svc.staff.login("0000")
     with pytest.raises(PermissionDeniedError, match="错误次数过多"):
-        svc.login("5678")
+        svc.staff.login("5678")
 
 
 def test_services_refuse_a_plain_staff_id(shop):

@@ -11,7 +11,8 @@ from sqlalchemy import select
 
 from kiosk.db.models import AuditEntry, Order
 from kiosk.services.importing import import_menu, import_policy, import_roster
-from kiosk.terminal.counter import KioskService, yuan
+from kiosk.money import yuan
+from kiosk.terminal.counter import KioskService
 from kiosk.ui import theme
 from kiosk.ui.main_window import BILL, CHALLENGE_S, IDLE, MENU, NOFACE, PAY, RECEIPT, STAFF, KioskWindow
 from kiosk.ui.voice import Voice
@@ -143,7 +144,7 @@ def test_recognized_pay_receipt_idle(qtbot, win, obama, tmp_path):
     assert win.menu.selected(), "the recommended set is preselected"
     assert any("推荐：" in win.menu.tiles[d].text() for d in win.menu.selected())   # one-line reasons shown
     assert all(win.menu.tiles[d].text().startswith("✓") for d in win.menu.selected())   # not colour alone
-    expect = win.service.bill("R0001", win.menu.selected())
+    expect = win.service.checkout.bill("R0001", win.menu.selected())
     assert expect.to_pay_fen == expect.total_fen - 500
     assert f"应付 {yuan(expect.to_pay_fen)} 元" == win.bill.to_pay.text()
     # the amount to pay is the largest type on the screen, and it is spoken
@@ -165,7 +166,7 @@ def test_recognized_pay_receipt_idle(qtbot, win, obama, tmp_path):
         assert (o.resident_id, o.identified_by, o.subsidy_fen) == ("R0001", "face", 500)
         # proof of life (高龄津贴): the face was matched; liveness passed unless it is switched off
         assert o.face_verified is True
-        assert o.liveness_passed is (win.service.liveness_mode() != "off")
+        assert o.liveness_passed is (win.service.liveness.mode() != "off")
     assert any("张桂兰" in t for t in win.voice.spoken) and any("结算成功" in t for t in win.voice.spoken)
     # standing on, or coming back: test_second_meal_by_face_an_elder_who_paid_comes_back
 
@@ -201,7 +202,7 @@ def test_breakfast_is_full_price_and_the_screen_says_why(qtbot, canteen, obama):
     wait_state(qtbot, w, BILL)
     qtbot.waitUntil(lambda: "应付" in w.bill.to_pay.text())
     assert "早餐不在补贴范围" in w.bill.subsidy.text()
-    expect = w.service.bill("R0001", w.menu.selected())
+    expect = w.service.checkout.bill("R0001", w.menu.selected())
     assert expect.total_fen > 0 and expect.subsidy_fen == 0 and expect.to_pay_fen == expect.total_fen
     qtbot.mouseClick(w.bill.confirm_btn, Qt.MouseButton.LeftButton)
     wait_state(qtbot, w, RECEIPT)
@@ -233,7 +234,7 @@ def test_a_bill_whose_elder_left_resets_and_the_next_person_cannot_pay_it(qtbot,
     wait_state(qtbot, win, BILL)
     qtbot.waitUntil(lambda: win.bill.confirm_btn.isEnabled())
     elder.swap(face_frame(strangers[0]))          # the elder steps away, the next person steps up
-    qtbot.waitUntil(lambda: not win.service.still_in_front("R0001"), timeout=5000)
+    qtbot.waitUntil(lambda: not win.service.camera.still_in_front("R0001"), timeout=5000)
     if win.state == BILL:
         win.bill.confirm_btn.click()              # the next person taps 确认
         assert "请您本人" in win.bill.error.text()
@@ -392,8 +393,8 @@ def test_insufficient_balance_never_switches_the_payment(qtbot, win, tmp_path):
     """The elder pays from a balance that covers the suggested meal; adding a dish takes the
     bill over it: the kiosk says so and offers cash or a top-up; nothing is switched or charged
     until the elder chooses."""
-    g = win.service.greet("R0002")
-    need = win.service.bill("R0002", g.recommended).to_pay_fen
+    g = win.service.checkout.greet("R0002")
+    need = win.service.checkout.bill("R0002", g.recommended).to_pay_fen
     win.service.app.billing.topup("R0002", need, **_topup_staff(win))
     win.go_bill("R0002", "card")
     qtbot.waitUntil(lambda: win.state == BILL and win.bill.confirm_btn.isEnabled())
@@ -484,9 +485,9 @@ def test_a_greeting_reads_the_store_once(win):
         return real(*a, **k)
     db.session = counting
     try:
-        g = win.service.greet("R0001")
-        win.service.bill("R0001", g.recommended)
-        win.service.bill("R0001", g.recommended[:1])
+        g = win.service.checkout.greet("R0001")
+        win.service.checkout.bill("R0001", g.recommended)
+        win.service.checkout.bill("R0001", g.recommended[:1])
     finally:
         db.session = real
     assert len(calls) == 1 and g.why
@@ -582,7 +583,7 @@ def test_staff_page_shows_the_sync_state(qtbot, win, monkeypatch):
         server_version: int
 
     st = St(False, datetime(2026, 11, 23, 11, 40, tzinfo=CST), None, 5, 12)
-    monkeypatch.setattr(win.service, "sync_status", lambda: st)
+    monkeypatch.setattr(win.service.records, "sync_status", lambda: st)
     win.go_staff()
     qtbot.waitUntil(lambda: win.staff.sync.isVisible())
     assert "离线" in win.staff.sync.text() and "11:40" in win.staff.sync.text() and "5 单" in win.staff.sync.text()
@@ -824,8 +825,8 @@ def _paid_earlier(win, rid: str, canteen_id: str | None = None) -> Order:
     from kiosk.db.models import Canteen
 
     svc = win.service
-    dishes = svc.greet(rid).recommended
-    svc.settle(rid, dishes, "cash", uuid.uuid4().hex, "card")
+    dishes = svc.checkout.greet(rid).recommended
+    svc.checkout.settle(rid, dishes, "cash", uuid.uuid4().hex, "card")
     with svc.app.db.session() as s:
         o = s.scalars(select(Order).where(Order.resident_id == rid)).one()
         if canteen_id is not None:
@@ -917,11 +918,11 @@ def test_second_meal_by_face_an_elder_who_paid_comes_back(qtbot, win, obama):
 def test_a_voided_order_is_not_an_earlier_meal(win):
     o = _paid_earlier(win, "R0002")
     svc = win.service
-    assert svc.earlier_order("R0002").order_id == o.id
-    assert svc.earlier_order("R0001") is None
+    assert svc.checkout.earlier_order("R0002").order_id == o.id
+    assert svc.checkout.earlier_order("R0001") is None
     actor = _topup_staff(win)
     svc.app.billing.void(o.id, "打错菜", actor.get("actor") or actor["staff_id"])
-    assert svc.earlier_order("R0002") is None
+    assert svc.checkout.earlier_order("R0002") is None
 
 
 # -- every page returns to idle by itself --------------------------------------------------------
@@ -1097,7 +1098,7 @@ def test_the_progress_bar_follows_a_recorded_turn(qtbot, win, clip, monkeypatch)
     # recognised while still facing the camera (as at the counter), then the recorded turn
     frames = [clip_frames[0]] * 6 + clip_frames + [clip_frames[-1]] * 4
     win.service.app.settings.liveness = "active"
-    monkeypatch.setattr(win.service, "new_challenge",
+    monkeypatch.setattr(win.service.liveness, "new_challenge",
                         lambda: (direction, "请慢慢向左转头" if direction == "left" else "请慢慢向右转头"))
     # the clip's person stands for R0001: the face match is not under test here
     win.pipeline = RecognitionPipeline(win.service.app.engine, lambda emb, **_k: MatchResult("matched", "R0001", 0.9),
@@ -1124,8 +1125,8 @@ def test_the_bill_says_it_is_settling_and_marks_the_method_in_use(qtbot, win, mo
     win.pay.buttons["card"].click()
     qtbot.waitUntil(lambda: win.state == BILL and "✓ 银行卡" in win.bill.pay_line.text())
     gate = threading.Event()
-    real = win.service.settle
-    monkeypatch.setattr(win.service, "settle", lambda *a, **k: (gate.wait(10), real(*a, **k))[1])
+    real = win.service.checkout.settle
+    monkeypatch.setattr(win.service.checkout, "settle", lambda *a, **k: (gate.wait(10), real(*a, **k))[1])
     qtbot.waitUntil(lambda: win.bill.confirm_btn.isEnabled())
     win.bill.confirm_btn.click()
     assert win.bill.next.text() == "正在结算，请稍候" and not win.bill.confirm_btn.isEnabled()

@@ -21,17 +21,15 @@
 The district is built with bulk inserts (rows as the importers and services write
 them). Template payloads are random unit vectors of the sface size: this measures
 transport and storage, no identification is decided from them. PostgreSQL is a
-throwaway cluster in a temporary folder (``PostgresCluster``, the binaries install.sh
+throwaway cluster in a temporary folder (kiosk.bench.pgcluster, the binaries install.sh
 --test installs; the tests use the same class).
 """
 from __future__ import annotations
 
 import base64
-import glob
 import os
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,98 +42,9 @@ from pathlib import Path
 
 import numpy as np
 
+from kiosk.bench.pgcluster import PostgresCluster, free_port, postgres_missing
+
 KIOSK = [sys.executable, "-m", "kiosk.cli.main"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def postgres_missing() -> str | None:
-    """Why a throwaway PostgreSQL cluster cannot be started here, or None."""
-    import importlib.util
-
-    if importlib.util.find_spec("psycopg") is None:
-        return "psycopg is not installed (pip install '.[postgres]'; bash install.sh --test does)"
-    if not glob.glob("/usr/lib/postgresql/*/bin/initdb") or not glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"):
-        return "the PostgreSQL server is not installed (bash install.sh --test installs it)"
-    if os.geteuid() == 0:        # the server refuses to run as root: it is started as postgres
-        import pwd
-
-        try:
-            pwd.getpwnam("postgres")
-        except KeyError:
-            return "running as root and there is no postgres user to start the server as"
-        if shutil.which("runuser") is None:
-            return "running as root and runuser is missing (needed to start the server as postgres)"
-    return None
-
-
-class PostgresCluster:
-    """A throwaway PostgreSQL cluster: initdb + pg_ctl in a temporary folder (not under
-    pytest's temp folder, which is private to the user running the tests), listening on a
-    Unix socket only, started as the postgres user when run as root (the server refuses
-    root). ``db``: a database created at once (``url``); ``new_db()`` makes more.
-    ``fsync=False`` for tests (faster; nothing to keep); the benchmark keeps it on."""
-
-    def __init__(self, *, db: str | None = "kiosk", fsync: bool = True, max_connections: int = 200,
-                 settings: dict | None = None, prefix: str = "kiosk-pg-") -> None:
-        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-        if not bins:
-            raise RuntimeError("PostgreSQL server not installed: run `bash install.sh --test`")
-        self.bindir = os.path.dirname(bins[-1])
-        self.base = Path(tempfile.mkdtemp(prefix=prefix))
-        self.data, self.sock = self.base / "data", self.base / "sock"
-        self.sock.mkdir()
-        self.as_user: list[str] = []
-        if os.geteuid() == 0:
-            shutil.chown(self.base, "postgres")
-            shutil.chown(self.sock, "postgres")
-            self.as_user = ["runuser", "-u", "postgres", "--"]
-        self.port = free_port()
-        self.n = 0
-        opts = {"listen_addresses": "''", "max_connections": str(max_connections), **(settings or {})}
-        if not fsync:
-            opts["fsync"] = "off"
-        try:
-            self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "kiosk", "-E", "UTF8", "--locale=C.UTF-8")
-            self._run("pg_ctl", "-D", str(self.data), "-w", "-l", str(self.base / "log"), "-o",
-                      f"-k {self.sock} -p {self.port} " + " ".join(f"-c {k}={v}" for k, v in opts.items()), "start")
-            self.url = self.new_db(db) if db else None
-        except BaseException:
-            self.stop()
-            raise
-
-    def _run(self, tool: str, *args: str) -> None:
-        subprocess.run(self.as_user + [f"{self.bindir}/{tool}", *args], check=True, capture_output=True)
-
-    def new_db(self, name: str | None = None) -> str:
-        """Create a database (``district1``, ``district2``, ... by default); its URL."""
-        if name is None:
-            self.n += 1
-            name = f"district{self.n}"
-        self._run("createdb", "-h", str(self.sock), "-p", str(self.port), "-U", "kiosk", name)
-        return f"postgresql+psycopg://kiosk@/{name}?host={self.sock}&port={self.port}"
-
-    def postmaster_pid(self) -> int | None:
-        try:
-            return int((self.data / "postmaster.pid").read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            return None
-
-    def stop(self) -> None:
-        if (self.data / "PG_VERSION").exists():
-            subprocess.run(self.as_user + [f"{self.bindir}/pg_ctl", "-D", str(self.data), "-m", "fast", "stop"],
-                           capture_output=True)
-        shutil.rmtree(self.base, ignore_errors=True)
-
-    def __enter__(self) -> "PostgresCluster":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
 
 def _build_district(app, residents: int, canteens: list[str], day) -> dict:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime, time
+from functools import lru_cache
 
 from kiosk.timeutil import to_cst
 
@@ -9,6 +10,7 @@ DEFAULT_WINDOWS: dict[str, tuple[str, str]] = {
     "早餐": ("06:00", "09:30"), "午餐": ("10:30", "13:30"), "晚餐": ("16:30", "19:30")}
 
 
+@lru_cache(maxsize=64)     # the same few window strings, every checkout
 def _t(s: str) -> time:
     try:
         h, m = str(s).strip().split(":")

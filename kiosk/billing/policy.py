@@ -1,6 +1,8 @@
 """The subsidy policy format of the district platform (../shared/formats)."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 from datetime import date
 from typing import Any
 
@@ -19,6 +21,7 @@ GRADES = {"残疾": ("一级", "二级", "三级", "四级"), "失能": ("轻度
           "低保": ("A类", "B类", "C类"), "高龄": ("80-89岁", "90-99岁", "100岁及以上")}
 
 
+@lru_cache(maxsize=1024)    # the same few category texts, every checkout
 def split_category(value: str) -> tuple[str, str | None]:
     """'残疾:二级' -> ('残疾', '二级'); '独居' -> ('独居', None)."""
     base, sep, grade = str(value).replace("：", ":").partition(":")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from kiosk.cli.main import out_json
 from kiosk.cli.staffpin import acting_staff
+from kiosk.money import fen_to_yuan
 
 
 def register(sub) -> None:
@@ -378,7 +379,7 @@ def cmd_recommend(a) -> int:
         out_json(res)
     else:
         for d in res["dishes"]:
-            print(f"{d['name']} {d['price_fen'] / 100:.2f}元 — {d['reason']}")
+            print(f"{d['name']} {fen_to_yuan(d['price_fen'])}元 — {d['reason']}")
         print(f"补贴 {res['subsidy_fen']} 分，应付 {res['to_pay_fen']} 分")
     return 0
 

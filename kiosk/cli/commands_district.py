@@ -87,8 +87,8 @@ def cmd_server(a: argparse.Namespace) -> int:
     tls = bool(a.ssl_certfile or a.ssl_keyfile)
     if tls and not (a.ssl_certfile and a.ssl_keyfile):
         raise ConfigError("HTTPS 需要同时给出 --ssl-certfile 和 --ssl-keyfile", detail="both TLS files are needed")
-    settings = get_settings()
-    api = create_app(settings, tls=tls, insecure_templates=a.insecure_templates)
+    settings = get_settings().model_copy(update={"serve_tls": tls, "serve_insecure_templates": a.insecure_templates})
+    api = create_app(settings)
     family = socket.AF_INET6 if ":" in a.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -109,16 +109,14 @@ def cmd_server(a: argparse.Namespace) -> int:
         log.warning(msg)
     print(f"kiosk server: listening on {scheme}://{a.host}:{port} (store {settings.db_url.split('@')[-1]})",
           flush=True)
-    if a.workers > 1:    # each worker process builds the app from the environment (kiosk.district.app.app_from_env)
-        import os
-
+    if a.workers > 1:    # each worker process builds the app from these settings (kiosk.district.app.WorkerApp)
         from uvicorn.supervisors import Multiprocess
 
+        from kiosk.district.app import WorkerApp
+
         api.state.kiosk_app.close()
-        _metrics_dir_for_workers()
-        os.environ["KIOSK_SERVE_TLS"] = "1" if tls else ""
-        os.environ["KIOSK_SERVE_INSECURE_TEMPLATES"] = "1" if a.insecure_templates else ""
-        config = uvicorn.Config("kiosk.district.app:app_from_env", factory=True, workers=a.workers,
+        _metrics_dir_for_workers()      # prometheus-client's own variable, read by the library in each worker
+        config = uvicorn.Config(WorkerApp(settings), factory=True, workers=a.workers,
                                 log_level=a.log_level, ssl_certfile=a.ssl_certfile, ssl_keyfile=a.ssl_keyfile,
                                 access_log=False, timeout_keep_alive=30)
         Multiprocess(config, sockets=[sock]).run()

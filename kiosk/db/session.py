@@ -9,13 +9,15 @@ are checked against their column's length before the database sees them, so SQLi
 and PostgreSQL refuse the same things."""
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from sqlalchemy import String, create_engine, event, inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.sql import Select
 from sqlalchemy.orm import Session, sessionmaker
 
 from kiosk.errors import ConfigError, DiskFullError, StorageError, StoreBusyError, ValidationError
@@ -149,6 +151,56 @@ def map_db_error(exc: DBAPIError) -> Exception:
     return StorageError("数据库不可用或保存失败，本次操作未生效，请联系管理员", detail=detail)
 
 
+class PreparedRead:
+    """One SELECT, compiled once for the store's dialect and run straight on a DB-API
+    connection this thread keeps for reads: no ORM session, no pool checkout, no
+    per-call compilation (the checkout quote). On SQLite the connection is in autocommit
+    mode, so no transaction is begun and each call sees the newest commit (like a
+    ``read_only`` unit); elsewhere the read's transaction is ended after each call.
+    Parameters are converted and rows decoded by the columns' own SQLAlchemy types, so
+    dates and JSON come back as they do through the ORM."""
+
+    def __init__(self, db: "Database", stmt: Select) -> None:
+        dialect = db.engine.dialect
+        compiled = stmt.compile(dialect=dialect)
+        self._db = db
+        self._sql = compiled.string
+        self._order = list(compiled.positiontup or ()) if compiled.positional else None
+        self._defaults = {name: b.effective_value for name, b in compiled.binds.items() if not b.required}
+        self._convert = {name: proc for name, b in compiled.binds.items()
+                         if (proc := b.type.dialect_impl(dialect).bind_processor(dialect)) is not None}
+        self._decode = [(i, proc) for i, col in enumerate(stmt.selected_columns)
+                        if (proc := col.type.dialect_impl(dialect).result_processor(dialect, None)) is not None]
+        self._dbapi_error = dialect.loaded_dbapi.Error
+        self._end_read = dialect.name != "sqlite"
+
+    def first(self, **params: Any) -> tuple | None:
+        """The first row (decoded), or None."""
+        values = {**self._defaults, **params}
+        for name, proc in self._convert.items():
+            values[name] = proc(values[name])
+        args = [values[n] for n in self._order] if self._order is not None else values
+        conn = self._db.read_connection()
+        try:
+            cur = conn.cursor()
+            try:
+                cur.execute(self._sql, args)
+                row = cur.fetchone()
+            finally:
+                cur.close()
+            if self._end_read:
+                conn.rollback()
+        except self._dbapi_error as exc:
+            self._db.drop_read_connection()
+            raise map_db_error(DBAPIError.instance(self._sql, args, exc, self._dbapi_error)) from exc
+        if row is None or not self._decode:
+            return row
+        out = list(row)
+        for i, proc in self._decode:
+            out[i] = proc(out[i])
+        return tuple(out)
+
+
 class Database:
     def __init__(self, url: str, *, migrate: bool = True) -> None:
         self.url = url
@@ -156,6 +208,9 @@ class Database:
         if migrate:
             upgrade(self.engine)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
+        self._reads = threading.local()         # each thread's connection for PreparedRead
+        self._read_conns: list = []
+        self._read_lock = threading.Lock()
 
     @contextmanager
     def session(self, write_lock: bool = False, read_only: bool = False) -> Iterator[Session]:
@@ -179,6 +234,37 @@ class Database:
         finally:
             s.close()
 
+    def prepare(self, stmt: Select) -> PreparedRead:
+        """A read run often (see ``PreparedRead``)."""
+        return PreparedRead(self, stmt)
+
+    def read_connection(self):
+        """This thread's DB-API connection for prepared reads (taken out of the pool once)."""
+        conn = getattr(self._reads, "conn", None)
+        if conn is None:
+            try:
+                conn = self.engine.raw_connection()
+            except (OperationalError, DBAPIError) as exc:
+                raise map_db_error(exc) from exc
+            conn.detach()                       # kept by this thread, closed by dispose()
+            self._reads.conn = conn
+            with self._read_lock:
+                self._read_conns.append(conn)
+        return conn
+
+    def drop_read_connection(self) -> None:
+        """After an error: close this thread's read connection (the next read opens another)."""
+        conn = getattr(self._reads, "conn", None)
+        self._reads.conn = None
+        if conn is not None:
+            with self._read_lock:
+                if conn in self._read_conns:
+                    self._read_conns.remove(conn)
+            try:
+                conn.close()
+            except Exception:       # noqa: BLE001 - a broken connection may fail to close
+                pass
+
     def scrub(self, timeout_s: float = 5.0) -> dict:
         """After an erasure: on SQLite checkpoint the WAL into the database file and
         truncate it (with secure_delete the deleted bytes are zeros in both). Waits for
@@ -193,4 +279,12 @@ class Database:
                 "checkpointed": done}
 
     def dispose(self) -> None:
+        with self._read_lock:
+            conns, self._read_conns = self._read_conns, []
+        for conn in conns:
+            try:
+                conn.close()
+            except Exception:       # noqa: BLE001 - closing what another thread left behind
+                pass
+        self._reads = threading.local()
         self.engine.dispose()

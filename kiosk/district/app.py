@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -38,11 +39,14 @@ API_PREFIX = "/api/v1"
 
 
 def create_app(settings: Settings | None = None, *, kiosk_app: App | None = None,
-               tls: bool = False, insecure_templates: bool = False) -> FastAPI:
-    """The server app. ``tls``: served over HTTPS directly (uvicorn --ssl-*);
-    ``insecure_templates``: send face templates over plain http to non-loopback
-    terminals anyway (logged loudly at every pull; see docs/district.md)."""
+               tls: bool | None = None, insecure_templates: bool | None = None) -> FastAPI:
+    """The server app. ``tls`` (default ``settings.serve_tls``): served over HTTPS directly
+    (uvicorn --ssl-*); ``insecure_templates`` (default ``settings.serve_insecure_templates``):
+    send face templates over plain http to non-loopback terminals anyway (logged loudly at
+    every pull; see docs/district.md)."""
     settings = settings or get_settings()
+    tls = settings.serve_tls if tls is None else tls
+    insecure_templates = settings.serve_insecure_templates if insecure_templates is None else insecure_templates
     if settings.is_terminal:
         from kiosk.errors import DistrictError
         raise DistrictError("这台机器配置为终端（KIOSK_SERVER_URL），不能作为区服务器运行",
@@ -77,12 +81,14 @@ def create_app(settings: Settings | None = None, *, kiosk_app: App | None = None
     return api
 
 
-def app_from_env() -> FastAPI:
-    """The app of one worker process of `kiosk server --workers N` (settings from KIOSK_*)."""
-    import os
+@dataclass(frozen=True)
+class WorkerApp:
+    """The app factory of `kiosk server --workers N`: uvicorn hands it (with the settings
+    the command read and its flags) to every worker process, which calls it."""
+    settings: Settings
 
-    return create_app(get_settings(), tls=bool(os.environ.get("KIOSK_SERVE_TLS")),
-                      insecure_templates=bool(os.environ.get("KIOSK_SERVE_INSECURE_TEMPLATES")))
+    def __call__(self) -> FastAPI:
+        return create_app(self.settings)
 
 
 def _no_generic_plans(app_ctx: App) -> None:

@@ -9,6 +9,7 @@ from kiosk.db import audit
 from kiosk.db.models import Canteen
 from kiosk.errors import ValidationError
 from kiosk.limits import ID_MAX_CHARS, check_text
+from kiosk.services.events import CATALOGUE_CHANGED
 
 
 def configure_canteen(app, *, name: str | None = None, district: str | None = None,
@@ -30,9 +31,9 @@ def configure_canteen(app, *, name: str | None = None, district: str | None = No
             c.meal_windows = {k: list(v) for k, v in checked.items()}
         audit.record(s, actor, "canteen.configure", c.id, name=c.name, district=c.district,
                      windows=c.meal_windows)
+        app.events.publish(s, CATALOGUE_CHANGED, part="canteen")
         out = {"id": c.id, "name": c.name, "district": c.district,
                "meal_windows": c.meal_windows or {k: list(v) for k, v in DEFAULT_WINDOWS.items()}}
-    app.billing.forget_cached()       # this process sees the change at once (others within their TTL)
     return out
 
 
@@ -62,6 +63,7 @@ def add_canteen(app, canteen_id: str, *, name: str, district: str | None = None,
             raise ValidationError(f"食堂 {cid} 已存在", detail=f"canteen {cid!r} exists")
         s.add(Canteen(id=cid, name=name, district=district))
         audit.record(s, actor, "canteen.add", cid, name=name, district=district)
+        app.events.publish(s, CATALOGUE_CHANGED, part="canteen")
     return {"id": cid, "name": name, "district": district}
 
 

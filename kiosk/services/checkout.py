@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import time
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Callable
 
 from sqlalchemy import and_, bindparam, case, func, select
 from sqlalchemy.orm import Session
@@ -23,6 +25,7 @@ from kiosk.limits import NOTE_MAX_CHARS, check_checkout_request, check_text
 from kiosk.money import TOPUP_MAX_FEN, fen_to_yuan
 from kiosk.timeutil import month_bounds, now_cst, to_cst  # noqa: F401  (month_bounds: imported from here too)
 from kiosk.db.permissions import require
+from kiosk.services.events import CATALOGUE_CHANGED, Change
 from kiosk.services.importing import policy_in_force
 
 PAY_METHODS = ("balance", "cash", "card")
@@ -126,9 +129,30 @@ def sold_of(session: Session, menu_item_id: str) -> int:
                               .where(OrderLine.menu_item_id == menu_item_id, OrderVoid.id.is_(None))) or 0)
 
 
-CANTEEN_TTL_S = 30.0   # canteen settings change rarely; another process's change shows within this
+# what pricing reads of a resident on a day: the resident row and the subsidy used so far
+# (today's subsidised meals, the month's subsidy; every canteen counts), in one statement
+_RESIDENT_DAY = (select(Resident.id, Resident.name, Resident.birth_date, Resident.hukou, Resident.categories,
+                        Resident.status,
+                        func.coalesce(func.sum(case((and_(Order.meal_date == bindparam("day"),
+                                                          Order.subsidy_fen > 0), 1), else_=0)), 0),
+                        func.coalesce(func.sum(Order.subsidy_fen), 0))
+                 .select_from(Resident)
+                 .outerjoin(Order, and_(Order.resident_id == Resident.id, Order.meal_date >= bindparam("first"),
+                                        Order.meal_date <= bindparam("last"),
+                                        ~select(OrderVoid.id).where(OrderVoid.order_id == Order.id).exists()))
+                 .where(Resident.id == bindparam("rid"))
+                 .group_by(Resident.id))
+_SOLD = (select(func.coalesce(func.sum(OrderLine.quantity), 0))
+         .join(Order, Order.id == OrderLine.order_id)
+         .where(OrderLine.menu_item_id == bindparam("mid"),
+                ~select(OrderVoid.id).where(OrderVoid.order_id == Order.id).exists()))
+
+# The catalogue (canteen settings, menus, the policy in force) is cached per generation: a
+# ``catalogue.changed`` event (an import, the canteen's settings, a pull) starts a new one, so
+# this process prices on the new catalogue at once. Another process's change shows within these:
+CANTEEN_TTL_S = 30.0
 MENU_TTL_S = 10.0
-POLICY_TTL_S = 10.0    # the policy in force; an import in this process shows at once, another's within this
+POLICY_TTL_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -137,129 +161,188 @@ class CanteenInfo:
     windows: dict
 
 
+@dataclass(frozen=True)
+class MenuLine:
+    """What pricing reads of a menu row."""
+    id: str
+    dish_id: str
+    name: str
+    price_fen: int
+    portions: int | None
+
+
+@dataclass(frozen=True)
+class MealMenu:
+    """The menu of one meal: rows in dish order (detached copies) and, by dish id, what
+    pricing reads of them."""
+    rows: list[MenuItem]
+    by_dish: dict[str, MenuLine]
+
+
 class CheckoutService:
     def __init__(self, app) -> None:
         self.app = app
-        self._canteen: tuple[float, CanteenInfo] | None = None
-        self._menus: dict[tuple, tuple[float, list[MenuItem]]] = {}
-        self._policies: dict[tuple, tuple[float, tuple | None]] = {}
+        self.generation = 0      # of the catalogue this process caches (see catalogue.changed)
+        self._canteen: tuple[int, float, CanteenInfo] | None = None
+        self._menus: dict[tuple, tuple[int, float, MealMenu]] = {}
+        self._policies: dict[tuple, tuple[int, float, tuple | None]] = {}
+        self._resident_day = app.db.prepare(_RESIDENT_DAY)
+        self._sold = app.db.prepare(_SOLD)
+        app.events.subscribe(self._on_change)
 
     # -- look-ups ---------------------------------------------------------------------
-    def forget_cached(self) -> None:
-        """Drop the short caches (canteen settings, menus, policy in force)."""
-        self._canteen = None
-        self._menus.clear()
-        self._policies.clear()
+    def _on_change(self, change: Change) -> None:
+        if change.kind == CATALOGUE_CHANGED:
+            self.generation += 1
+            self._canteen = None
+            self._menus.clear()
+            self._policies.clear()
 
-    def canteen(self, session: Session) -> CanteenInfo:
-        now = time.monotonic()
-        if self._canteen is None or now - self._canteen[0] > CANTEEN_TTL_S:
-            c = session.get(Canteen, self.app.settings.canteen_id)
+    def _fresh(self, entry: tuple | None, ttl: float) -> bool:
+        return entry is not None and entry[0] == self.generation and time.monotonic() - entry[1] < ttl
+
+    def canteen(self, session: Session | None = None, *, fresh: bool = False) -> CanteenInfo:
+        """This canteen's district and meal windows (``fresh``: read now, not from the cache)."""
+        if not fresh and self._fresh(self._canteen, CANTEEN_TTL_S):
+            return self._canteen[2]
+        gen = self.generation
+        with self._reading(session) as s:
+            c = s.get(Canteen, self.app.settings.canteen_id)
             info = CanteenInfo(c.district if c else None,
                                c.meal_windows if c and c.meal_windows else DEFAULT_WINDOWS)
-            self._canteen = (now, info)
-        return self._canteen[1]
+        self._canteen = (gen, time.monotonic(), info)
+        return info
 
-    def forget_canteen(self) -> None:
-        self._canteen = None
+    def _reading(self, session: Session | None):
+        """The given session, or a read-only unit of its own."""
+        return nullcontext(session) if session is not None else self.app.db.session(read_only=True)
 
-    def windows(self, session: Session) -> dict:
-        return self.canteen(session).windows
-
-    def resolve_meal(self, session: Session, at: datetime | None, meal: str | None) -> tuple[date, str]:
+    def resolve_meal(self, session: Session | None, at: datetime | None, meal: str | None, *,
+                     fresh: bool = False) -> tuple[date, str]:
         moment = to_cst(at) if at else now_cst()
         if meal:
             try:
                 return moment.date(), normalize_meal(meal)
             except ValueError as exc:
                 raise ValidationError(f"餐次应为 早餐/午餐/晚餐，不是「{meal}」", detail=str(exc)) from None
-        m = meal_at(moment, self.windows(session))
+        m = meal_at(moment, self.canteen(session, fresh=fresh).windows)
         if m is None:
             raise BillingError(f"现在（{moment:%H:%M}）不在供餐时间内",
                                detail=f"{moment.isoformat()} is outside every meal window; pass --meal")
         return moment.date(), m
 
-    def resident(self, session: Session, resident_id: str) -> ResidentRecord:
-        row = session.connection().execute(_RESIDENT, {"rid": resident_id}).first()
-        r = ResidentRecord(*row) if row is not None else None
+    @staticmethod
+    def _check_resident(r: ResidentRecord | None, resident_id: str) -> ResidentRecord:
         if r is None or r.status == "erased":
             raise NotFoundError(f"没有编号为 {resident_id} 的居民", detail=f"resident {resident_id!r} not found")
         if r.status != "active":
             raise BillingError(f"居民 {r.name} 的账户已停用，请联系工作人员", detail=f"status={r.status}")
         return r
 
-    def menu(self, session: Session, day: date, meal: str) -> list[MenuItem]:
-        """Menu rows of a meal (detached copies, cached briefly; an import here clears the cache)."""
-        from kiosk.services import importing
+    def resident(self, session: Session, resident_id: str) -> ResidentRecord:
+        row = session.connection().execute(_RESIDENT, {"rid": resident_id}).first()
+        return self._check_resident(ResidentRecord(*row) if row is not None else None, resident_id)
 
-        key = (day, meal, importing.MENU_GENERATION)
+    def resident_day(self, resident_id: str, day: date) -> tuple[str, ResidentFacts, Usage]:
+        """The resident's name, what the subsidy rules read of them and the subsidy they used
+        so far (one statement, no ORM: the quote path)."""
+        first, last = month_bounds(day)
+        row = self._resident_day.first(rid=resident_id, day=day, first=first, last=last)
+        r = self._check_resident(ResidentRecord(*row[:5], (), (), row[5]) if row is not None else None,
+                                 resident_id)
+        return r.name, facts_of(r), Usage(int(row[6]), int(row[7]))
+
+    def meal_menu(self, session: Session | None, day: date, meal: str, *, fresh: bool = False) -> MealMenu:
+        key = (day, meal)
         hit = self._menus.get(key)
-        if hit is not None and time.monotonic() - hit[0] < MENU_TTL_S:
-            return hit[1]
-        rows = list(session.scalars(select(MenuItem).where(
-            MenuItem.canteen_id == self.app.settings.canteen_id, MenuItem.menu_date == day,
-            MenuItem.meal == meal).order_by(MenuItem.dish_id)))
-        for r in rows:
-            session.expunge(r)
+        if not fresh and self._fresh(hit, MENU_TTL_S):
+            return hit[2]
+        gen = self.generation
+        with self._reading(session) as s:
+            rows = list(s.scalars(select(MenuItem).where(
+                MenuItem.canteen_id == self.app.settings.canteen_id, MenuItem.menu_date == day,
+                MenuItem.meal == meal).order_by(MenuItem.dish_id)))
+            for r in rows:
+                s.expunge(r)
+        menu = MealMenu(rows, {m.dish_id: MenuLine(m.id, m.dish_id, m.name, m.price_fen, m.portions) for m in rows})
         if len(self._menus) > 16:
             self._menus.clear()
-        self._menus[key] = (time.monotonic(), rows)
-        return rows
+        self._menus[key] = (gen, time.monotonic(), menu)
+        return menu
 
-    def policy(self, session: Session, day: date) -> tuple[Policy | None, str | None]:
+    def menu(self, session: Session | None, day: date, meal: str) -> list[MenuItem]:
+        """Menu rows of a meal (detached copies, cached per catalogue generation)."""
+        return self.meal_menu(session, day, meal).rows
+
+    def policy(self, session: Session | None, day: date, *, fresh: bool = False) -> tuple[Policy | None, str | None]:
         """The subsidy policy in force on ``day`` for this canteen's district, and its row id."""
-        from kiosk.services import importing
-
-        district = self.canteen(session).district
-        key = (day, district, importing.POLICY_GENERATION)
+        district = self.canteen(session, fresh=fresh).district
+        key = (day, district)
         hit = self._policies.get(key)
-        if hit is None or time.monotonic() - hit[0] >= POLICY_TTL_S:
+        if fresh or not self._fresh(hit, POLICY_TTL_S):
+            gen = self.generation
+            with self._reading(session) as s:
+                found = policy_in_force(s, day, district)
             if len(self._policies) > 16:
                 self._policies.clear()
-            hit = self._policies[key] = (time.monotonic(), policy_in_force(session, day, district))
-        return hit[1] if hit[1] else (None, None)
+            hit = self._policies[key] = (gen, time.monotonic(), found)
+        return hit[2] if hit[2] else (None, None)
 
-    def decision(self, session: Session, r: ResidentRecord, day: date, meal: str, price_fen: int,
+    def _decision(self, session: Session, r: ResidentRecord, day: date, meal: str, price_fen: int,
                  ) -> tuple[SubsidyDecision, str | None]:
         policy, row_id = self.policy(session, day)
         return decide_subsidy(policy, facts_of(r), day, meal, price_fen, usage_of(session, r.id, day)), row_id
 
     # -- quote / settle ------------------------------------------------------------------
-    def _lines(self, session: Session, day: date, meal: str, dish_ids: list[str]) -> tuple[list[Line], list[str]]:
+    @staticmethod
+    def _lines(menu: MealMenu, day: date, meal: str, dish_ids: list[str],
+               sold: Callable[[str], int]) -> tuple[list[Line], list[str]]:
         if not dish_ids:
             raise ValidationError("请至少选一道菜", detail="no dishes given")
-        items = {m.dish_id: m for m in self.menu(session, day, meal)}
         counts: dict[str, int] = {}
         for d in dish_ids:
             counts[d] = counts.get(d, 0) + 1
         lines, ids = [], []
         for d, qty in counts.items():
-            m = items.get(d)
+            m = menu.by_dish.get(d)
             if m is None:
                 raise NotFoundError(f"菜品 {d} 不在 {day} {meal} 的菜单上",
                                     detail=f"dish {d!r} is not on the menu of {day} {meal}")
-            if m.portions is not None and sold_of(session, m.id) + qty > m.portions:
-                left = max(0, m.portions - sold_of(session, m.id))
-                raise SoldOutError(f"「{m.name}」已售完" if left == 0 else f"「{m.name}」只剩 {left} 份",
-                                   detail=f"{d}: portions {m.portions}, left {left}, asked {qty}")
+            if m.portions is not None:
+                left = max(0, m.portions - sold(m.id))
+                if qty > left:
+                    raise SoldOutError(f"「{m.name}」已售完" if left == 0 else f"「{m.name}」只剩 {left} 份",
+                                       detail=f"{d}: portions {m.portions}, left {left}, asked {qty}")
             lines.append(Line(m.dish_id, m.name, m.price_fen, qty))
             ids.append(m.id)
         return lines, ids
 
     def quote(self, resident_id: str, dish_ids: list[str], *, at: datetime | None = None,
               meal: str | None = None) -> QuoteResult:
+        """An advisory price (settle() prices again under the lock): one statement for the
+        resident's day, the catalogue from this process's cache."""
         check_checkout_request(resident_id, dish_ids)     # ids checked before the database sees them
-        with self.app.db.session(read_only=True) as s:     # advisory: settle() prices again under the lock
-            return self._quote(s, resident_id, dish_ids, at, meal)
+        name, facts, usage = self.resident_day(resident_id, (to_cst(at) if at else now_cst()).date())
+        day, meal_name = self.resolve_meal(None, at, meal)
+        lines, ids = self._lines(self.meal_menu(None, day, meal_name), day, meal_name, dish_ids,
+                                 lambda mid: int(self._sold.first(mid=mid)[0]))
+        policy, row_id = self.policy(None, day)
+        dec = decide_subsidy(policy, facts, day, meal_name, sum(ln.amount_fen for ln in lines), usage)
+        return QuoteResult(uuid.uuid4().hex, facts.resident_id, name, self.app.settings.canteen_id, day, meal_name,
+                           make_quote(lines, dec), ids, row_id)
 
-    def _quote(self, s: Session, resident_id: str, dish_ids: list[str], at, meal) -> QuoteResult:
+    def _quote_locked(self, s: Session, resident_id: str, dish_ids: list[str], at, meal) -> QuoteResult:
+        """The price settle() records: everything read in its own (locked) unit of work, the
+        catalogue as stored now, not from the cache."""
         r = self.resident(s, resident_id)
-        day, meal_name = self.resolve_meal(s, at, meal)
-        lines, ids = self._lines(s, day, meal_name, dish_ids)
-        total = sum(ln.amount_fen for ln in lines)
-        dec, row_id = self.decision(s, r, day, meal_name, total)
-        q = make_quote(lines, dec)
-        return QuoteResult(uuid.uuid4().hex, r.id, r.name, self.app.settings.canteen_id, day, meal_name, q, ids, row_id)
+        day, meal_name = self.resolve_meal(s, at, meal, fresh=True)
+        lines, ids = self._lines(self.meal_menu(s, day, meal_name, fresh=True), day, meal_name, dish_ids,
+                                 lambda mid: sold_of(s, mid))
+        policy, row_id = self.policy(s, day, fresh=True)
+        dec = decide_subsidy(policy, facts_of(r), day, meal_name, sum(ln.amount_fen for ln in lines),
+                             usage_of(s, r.id, day))
+        return QuoteResult(uuid.uuid4().hex, r.id, r.name, self.app.settings.canteen_id, day, meal_name,
+                           make_quote(lines, dec), ids, row_id)
 
     def settle(self, resident_id: str, dish_ids: list[str], *, pay: str = "cash", at: datetime | None = None,
                meal: str | None = None, idempotency_key: str | None = None, identified_by: str = "cli",
@@ -280,8 +363,7 @@ class CheckoutService:
                     return self._receipt(s, prev, replayed=True)
             # lock the resident row (PostgreSQL) so two canteens cannot both spend the same limit
             s.execute(select(Resident.id).where(Resident.id == resident_id).with_for_update()).first()
-            self.forget_cached()   # what is recorded is priced on the store as it is now
-            qr = self._quote(s, resident_id, dish_ids, at, meal)
+            qr = self._quote_locked(s, resident_id, dish_ids, at, meal)   # priced on the store as it is now
             q = qr.quote
             balance = balance_of(s, resident_id)
             if pay == "balance" and balance < q.to_pay_fen:
@@ -392,7 +474,7 @@ class CheckoutService:
         with self.app.db.session() as s:
             r = self.resident(s, resident_id)
             day, meal_name = self.resolve_meal(s, at, meal)
-            dec, _ = self.decision(s, r, day, meal_name, FAR_PRICE)
+            dec, _ = self._decision(s, r, day, meal_name, FAR_PRICE)
             return {"meal_date": day, "meal": meal_name, "tier": dec.tier, "subsidy_fen": dec.subsidy_fen,
                     "reason": dec.reason, "month_left_fen": dec.month_left_fen,
                     "balance_fen": balance_of(s, r.id)}
@@ -417,7 +499,7 @@ class CheckoutService:
             profile = Profile(frozenset(r.diet_tags or []), frozenset(r.allergies or []))
             sugg = recommend(dishes, profile, sorted(by_day.items()), day)
             total = sum(x.dish.price_fen for x in sugg)
-            dec, _ = self.decision(s, r, day, meal_name, total)
+            dec, _ = self._decision(s, r, day, meal_name, total)
             subsidy = min(dec.subsidy_fen, total)
             return {"resident_id": r.id, "meal": meal_name, "meal_date": day.isoformat(),
                     "dishes": [{"dish_id": x.dish.dish_id, "name": x.dish.name, "price_fen": x.dish.price_fen,

@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from kiosk.config import Settings, get_settings
 from kiosk.datadir import ensure_private_home
 from kiosk.db.session import Database
 
+if TYPE_CHECKING:
+    from kiosk.vision.engine import FaceEngine
+
 
 class App:
     def __init__(self, settings: Settings | None = None, *, db: Database | None = None,
-                 engine=None) -> None:
+                 engine: FaceEngine | None = None) -> None:
         self.settings = settings or get_settings()
         ensure_private_home(self.settings.home)     # 0700, and 0600 files from here on (umask 077)
         self.db = db or Database(self.settings.db_url)
@@ -32,7 +36,7 @@ class App:
         return TemplateCipher.from_settings(s.template_key, s.template_key_file, s.home)
 
     @cached_property
-    def engine(self):
+    def engine(self) -> FaceEngine:
         from kiosk.vision.engine import create_engine
 
         return create_engine(self.settings.backend, self.settings.model_dir)

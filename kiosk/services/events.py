@@ -2,7 +2,8 @@
 
 The domain services call it inside the unit of work that made a change (``order.settle``,
 ``order.void``, ``account.topup``, ``faces.enroll``, ``faces.remove``, ``faces.erase``,
-``catalogue.changed``). The store's change tracking (kiosk.db.changes) turns the unit of
+``catalogue.changed``); changes applied by a pull from the district server are told to the
+subscribers with ``app.events.notify`` (``catalogue.changed``, ``faces.pulled``). The store's change tracking (kiosk.db.changes) turns the unit of
 work into what this deployable keeps of it: on a terminal one outbox row, written in the
 same transaction as the sale; on the district server change-log rows that terminals pull.
 Subscribers (caches such as the face gallery) hear of every event after its commit, so
@@ -21,6 +22,9 @@ from kiosk.db import changes
 from kiosk.db.models import FaceTemplate, OutboxEntry
 
 log = logging.getLogger("kiosk.events")
+
+CATALOGUE_CHANGED = "catalogue.changed"   # menus, the subsidy policy or the canteen's settings
+FACES_PULLED = "faces.pulled"             # templates changed by a pull from the district server
 
 # which district record an operation changes, by the resident it names (for bulk writes)
 _TOUCHES = {"faces.erase": "faces", "faces.remove": "faces", "faces.enroll": "faces"}

@@ -35,24 +35,21 @@ from kiosk.db import audit
 from kiosk.db.models import Canteen, FaceTemplate, MenuItem, Resident, SubsidyPolicy
 from kiosk.errors import ImportFileError, ValidationError
 from kiosk.money import fen_to_yuan
-from kiosk.services import importing
-from kiosk.services.importing import (MENU_COLUMNS, ROSTER_COLUMNS, ImportReport, Problem, check_row_photos,
-                        generated_resident_id, load_policy_file, validate_menu_row, validate_roster_row)
+from kiosk.services.events import CATALOGUE_CHANGED
+from kiosk.services.importing import (MENU_COLUMNS, MENU_HEADERS, ROSTER_COLUMNS, ROSTER_HEADERS, ImportReport,
+                                     Problem, check_row_photos, generated_resident_id, load_policy_file,
+                                     validate_menu_row, validate_roster_row)
 from kiosk.services.tabular import Column, read_table
 
 CLEAR = "清除"
 # roster columns whose value may be cleared with 清除 (the others are required or derived)
 CLEARABLE = ("phone", "categories", "diet", "card_no", "emergency_contact")
 REQUIRED = ("name", "id_number", "hukou")
-ROSTER_HEAD = {c.alias: c.header for c in ROSTER_COLUMNS}
-FIELD_HEAD = {"name": "姓名", "id_number": "身份证号", "birth_date": "出生日期", "sex": "性别",
-              "hukou": "户籍", "phone": "联系电话", "categories": "人员类别", "diet_tags": "饮食禁忌",
-              "allergies": "过敏", "card_no": "卡号", "emergency_contact": "紧急联系人",
-              "menu_date": "日期", "meal": "餐次", "dish_id": "菜品编号", "price_fen": "价格",
-              "category": "类别", "tags": "标签", "allergens": "过敏原", "portions": "份数",
-              "canteen_id": "食堂"}
 CANTEEN_COLUMN = Column("食堂", "canteen_id")
 MENU_FIELD_ALIAS = {"menu_date": "date", "price_fen": "price"}
+# a stored field under the header of the column it is read from (the plan's "changes")
+ROSTER_FIELD_HEAD = {**ROSTER_HEADERS, "diet_tags": ROSTER_HEADERS["diet"], "allergies": "过敏"}
+MENU_FIELD_HEAD = {**MENU_HEADERS, **{field: MENU_HEADERS[alias] for field, alias in MENU_FIELD_ALIAS.items()}}
 MENU_COLUMNS_WITH_CANTEEN = MENU_COLUMNS + ([CANTEEN_COLUMN] if not any(
     c.alias == "canteen_id" for c in MENU_COLUMNS) else [])
 
@@ -210,8 +207,8 @@ def plan_roster(app, path: Path, *, photos_dir: Path | None = None) -> ImportPla
                         clears.add(alias)
                         cells[alias] = ""
                     else:
-                        probs.append(Problem(n, ROSTER_HEAD.get(alias, alias),
-                                             f"「{ROSTER_HEAD.get(alias, alias)}」不能清除",
+                        probs.append(Problem(n, ROSTER_HEADERS.get(alias, alias),
+                                             f"「{ROSTER_HEADERS.get(alias, alias)}」不能清除",
                                              f"{alias} cannot be cleared"))
             # the stored resident this row updates (by 编号, else by 身份证号)
             rid_cell = str(cells.get("resident_id") or "").strip()
@@ -250,7 +247,7 @@ def plan_roster(app, path: Path, *, photos_dir: Path | None = None) -> ImportPla
                                  ("card_no", fields["card_no"])):
                 if value and value in seen[alias]:
                     dup = True
-                    plan.problems.append(Problem(n, ROSTER_HEAD[alias], f"{ROSTER_HEAD[alias]}「{value}」与第{seen[alias][value]}行重复",
+                    plan.problems.append(Problem(n, ROSTER_HEADERS[alias], f"{ROSTER_HEADERS[alias]}「{value}」与第{seen[alias][value]}行重复",
                                                  f"duplicate {alias} {value!r} (also row {seen[alias][value]})"))
                 elif value:
                     seen[alias][value] = n
@@ -260,7 +257,7 @@ def plan_roster(app, path: Path, *, photos_dir: Path | None = None) -> ImportPla
                 holder = value and s.scalars(select(Resident).where(col == value, Resident.id != rid)).first()
                 if holder:
                     dup = True
-                    plan.problems.append(Problem(n, ROSTER_HEAD[alias], f"{ROSTER_HEAD[alias]}已属于居民 {holder.id}（{holder.name}）",
+                    plan.problems.append(Problem(n, ROSTER_HEADERS[alias], f"{ROSTER_HEADERS[alias]}已属于居民 {holder.id}（{holder.name}）",
                                                  f"{alias} already belongs to resident {holder.id}"))
             if dup:
                 continue
@@ -283,7 +280,7 @@ def plan_roster(app, path: Path, *, photos_dir: Path | None = None) -> ImportPla
                 continue
             same = {k: v for k, v in fields.items()
                     if getattr(stored, k) != v and not (getattr(stored, k) in (None, []) and v in (None, []))}
-            changes = {FIELD_HEAD[k]: [_text(getattr(stored, k)), _text(v)] for k, v in same.items()}
+            changes = {ROSTER_FIELD_HEAD[k]: [_text(getattr(stored, k)), _text(v)] for k, v in same.items()}
             by_field = {k: [_text(getattr(stored, k)), _text(v)] for k, v in same.items()}
             plan.planned.append(PlannedRow(n, rid, "change" if changes else "unchanged", fields["name"],
                                            changes, record=fields, fields=by_field, photos=photos,
@@ -315,7 +312,7 @@ def prepare_photos(app, plan: ImportPlan) -> None:
         ready = prepare_images(app, paths, er)
         unreadable = [r for r in er.refused if r["reason"] == "error" and Path(r["image"]).is_file()]
         for r in unreadable:
-            plan.problems.append(Problem(p.row, ROSTER_HEAD["photos"], f"照片「{Path(r['image']).name}」：{r['message']}",
+            plan.problems.append(Problem(p.row, ROSTER_HEADERS["photos"], f"照片「{Path(r['image']).name}」：{r['message']}",
                                          f"photo {Path(r['image']).name!r} cannot be decoded"))
         if unreadable:
             plan.planned.remove(p)
@@ -441,7 +438,7 @@ def plan_menu(app, path: Path, canteen_id: str | None = None) -> ImportPlan:
                 if existing is None:
                     plan.planned.append(PlannedRow(n, label, "add", item["name"], record=record))
                     continue
-                changes = {FIELD_HEAD.get(k, k): [_show(k, getattr(existing, k)), _show(k, v)]
+                changes = {MENU_FIELD_HEAD.get(k, k): [_show(k, getattr(existing, k)), _show(k, v)]
                            for k, v in item.items() if getattr(existing, k) != v}
                 plan.planned.append(PlannedRow(n, label, "change" if changes else "unchanged", item["name"],
                                                changes, record=record))
@@ -469,7 +466,7 @@ def apply_menu(app, plan: ImportPlan, staff_id: str, *, skip_invalid: bool = Fal
         audit.record(s, staff_id, "import.menu", plan.file, via=via, created=len(plan.add),
                      updated=len(plan.change), canteens=sorted({p.record["canteen_id"] for p in plan.planned}),
                      skipped_rows=plan.bad_rows or None)
-    importing.MENU_GENERATION += 1
+        app.events.publish(s, CATALOGUE_CHANGED, part="menu")
     return {"created": len(plan.add), "updated": len(plan.change), "unchanged": len(plan.unchanged)}
 
 
@@ -594,7 +591,7 @@ def apply_policy(app, plan: ImportPlan, staff_id: str, *, skip_invalid: bool = F
         s.add(SubsidyPolicy(**p.record))
         audit.record(s, staff_id, "import.policy", p.record["policy_id"], via=via,
                      version=p.record["version"], replaces=[c.text() for c in plan.conflicts] or None)
-    importing.POLICY_GENERATION += 1
+        app.events.publish(s, CATALOGUE_CHANGED, part="policy")
     return {"created": int(p.action == "add"), "updated": int(p.action == "change"), "unchanged": 0}
 
 

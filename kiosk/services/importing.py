@@ -46,8 +46,6 @@ MENU_COLUMNS = [
 ROSTER_HEADERS = {c.alias: c.header for c in ROSTER_COLUMNS}
 MENU_HEADERS = {c.alias: c.header for c in MENU_COLUMNS}
 DISH_CATEGORIES = ("荤菜", "素菜", "主食", "汤", "套餐")
-MENU_GENERATION = 0   # bumped by every menu import, so cached menus are dropped
-POLICY_GENERATION = 0  # bumped by every policy import, so the cached policy in force is dropped
 YES = {"是", "yes", "y", "true", "1", "同意"}
 NO = {"否", "no", "n", "false", "0", "不同意", ""}
 

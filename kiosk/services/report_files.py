@@ -10,7 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from kiosk.errors import ValidationError
-from kiosk.money import fen_to_yuan
+from kiosk.money import fen_to_yuan, yuan_decimal
 
 
 @dataclass
@@ -24,7 +24,7 @@ class Money:
 
     @property
     def yuan(self) -> Decimal:
-        return (Decimal(self.fen) / 100).quantize(Decimal("0.01"))
+        return yuan_decimal(self.fen)
 
 
 @dataclass

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy import case, func, select
@@ -13,7 +12,7 @@ from sqlalchemy import case, func, select
 from kiosk.db import audit
 from kiosk.db.models import Order, OrderVoid, Resident
 from kiosk.errors import ValidationError
-from kiosk.money import fen_to_yuan
+from kiosk.money import fen_to_yuan, yuan_decimal
 from kiosk.timeutil import month_bounds, parse_month
 from kiosk.services.tabular import csv_cell, xlsx_append
 
@@ -108,11 +107,6 @@ HEAD = ["居民编号", "姓名", "身份证号", "户籍", "档次", "就餐次
         "应报销补贴(元)", "自付金额(元)"]
 
 
-def _yuan(fen: int) -> Decimal:
-    """An amount as a number of yuan for a spreadsheet (exact: Decimal, two decimals)."""
-    return Decimal(fen) / 100
-
-
 def _rows(rep: MonthlyReport, money=fen_to_yuan) -> list[list]:
     return [[r["resident_id"], r["name"], r["id_number"], r["hukou"], r["tier"] or "", r["meals"],
              r["subsidized_meals"], money(r["subsidy_fen"]), money(r["charged_back_fen"]), money(r["net_subsidy_fen"]),
@@ -133,21 +127,21 @@ def write_report(app, rep: MonthlyReport, path: Path, staff_id: str = "system") 
         ws.title = "汇总"
         xlsx_append(ws, [f"{rep.month} 助餐补贴结算表"])
         xlsx_append(ws, ["就餐次数", rep.meals, "补贴次数", rep.subsidized_meals])
-        xlsx_append(ws, ["补贴合计(元)", _yuan(rep.subsidy_fen), "自付合计(元)", _yuan(rep.paid_fen)])
-        xlsx_append(ws, ["追回(元)", _yuan(rep.charged_back_fen), "应报销补贴(元)", _yuan(rep.net_subsidy_fen)])
+        xlsx_append(ws, ["补贴合计(元)", yuan_decimal(rep.subsidy_fen), "自付合计(元)", yuan_decimal(rep.paid_fen)])
+        xlsx_append(ws, ["追回(元)", yuan_decimal(rep.charged_back_fen), "应报销补贴(元)", yuan_decimal(rep.net_subsidy_fen)])
         ws.append([])
         xlsx_append(ws, ["档次", "补贴次数", "补贴金额(元)", "追回(元)", "应报销补贴(元)"])
         for t in rep.by_tier:
-            xlsx_append(ws, [t["tier"], t["meals"], _yuan(t["subsidy_fen"]), _yuan(t["charged_back_fen"]),
-                             _yuan(t["net_subsidy_fen"])])
+            xlsx_append(ws, [t["tier"], t["meals"], yuan_decimal(t["subsidy_fen"]), yuan_decimal(t["charged_back_fen"]),
+                             yuan_decimal(t["net_subsidy_fen"])])
         ws.append([])
         xlsx_append(ws, ["食堂", "就餐次数", "补贴金额(元)", "追回(元)", "应报销补贴(元)"])
         for c in rep.by_canteen:
-            xlsx_append(ws, [c["canteen_id"], c["meals"], _yuan(c["subsidy_fen"]), _yuan(c["charged_back_fen"]),
-                             _yuan(c["net_subsidy_fen"])])
+            xlsx_append(ws, [c["canteen_id"], c["meals"], yuan_decimal(c["subsidy_fen"]), yuan_decimal(c["charged_back_fen"]),
+                             yuan_decimal(c["net_subsidy_fen"])])
         detail = wb.create_sheet("明细")
         xlsx_append(detail, HEAD)
-        for row in _rows(rep, _yuan):
+        for row in _rows(rep, yuan_decimal):
             xlsx_append(detail, row)
         wb.save(tmp)
     elif path.suffix.lower() == ".csv":

@@ -37,7 +37,7 @@ def earlier_order(app, resident_id: str, at: datetime) -> EarlierOrder | None:
     with app.db.session(read_only=True) as s:
         from kiosk.billing.meals import meal_at
 
-        meal = meal_at(at, b.windows(s))
+        meal = meal_at(at, b.canteen(s).windows)
         if meal is None:
             return None
         day = at.astimezone(CST).date()

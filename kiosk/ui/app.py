@@ -38,8 +38,8 @@ def build_window(app_ctx, source_spec=None, *, capture=None, voice=None, fps: fl
 
     s = app_ctx.settings
     svc = KioskService(app_ctx)
-    worker = VisionWorker(svc.open_source(source_spec, capture), svc.recognition_pipeline(), fps=fps)
-    win = KioskWindow(svc, voice or Voice(), worker, leave_seconds=leave_seconds,
+    worker = VisionWorker(svc.camera.open_source(source_spec, capture), svc.camera.recognition_pipeline(), fps=fps)
+    win = KioskWindow(svc, voice or Voice(enabled=s.audio), worker, leave_seconds=leave_seconds,
                       printer=FilePrinter(s.home / "receipts", s.canteen_name))
     if s.is_terminal:          # the camera's state goes to the district with each sync
         from kiosk.terminal.sync.health import record_camera

@@ -279,7 +279,7 @@ class KioskWindow(QMainWindow):
     def on_frame(self, ev: FrameEvent) -> None:
         self._last_event = ev
         self.last_frame_ts = time.monotonic()
-        self.service.note_frame(ev.primary is not None, ev.track_id, ev.decision, ev.resident_id,
+        self.service.camera.note_frame(ev.primary is not None, ev.track_id, ev.decision, ev.resident_id,
                                 ev.match_status, ev.match_resident)
         if self.debug.isVisible():
             self.debug.setText(f"FPS {ev.fps:.1f}  " + "  ".join(f"{k} {v:.1f}ms" for k, v in ev.timings_ms.items())
@@ -319,7 +319,7 @@ class KioskWindow(QMainWindow):
         if self.checkout.settling:
             return
         wait = self.idle_seconds * (3 if self.camera_state == "lost" else 1)   # no camera: nobody is seen
-        if untouched > wait and self.service.absent_for() > wait:
+        if untouched > wait and self.service.camera.absent_for() > wait:
             billed = st in (BILL, MENU, PAY, SECOND) and self.checkout.resident_id is not None
             self.go_idle("没有看到您，本单已取消，没有扣钱" if billed else None)
 

@@ -7,7 +7,8 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLineEdit, QProgressBar, QScrollArea, QStackedWidget,
                                QVBoxLayout, QWidget)
 
-from kiosk.terminal.counter import PAY_LABELS, Bill, Greeting, yuan
+from kiosk.money import yuan
+from kiosk.terminal.checkout_flow import PAY_LABELS, Bill, Greeting
 from kiosk.ui.widgets import CARD_KEYS, CameraView, DishTile, Keypad, Page, TypingKeyboard, big_button, flip_box, label
 
 

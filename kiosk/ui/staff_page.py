@@ -9,7 +9,8 @@ from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QGridLayout, QSizePolicy, QHBoxLayout, QHeaderView, QLineEdit, QListWidget,
                                QPushButton, QScrollArea, QStackedWidget, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from kiosk.terminal.counter import PAY_LABELS, yuan
+from kiosk.money import yuan
+from kiosk.terminal.checkout_flow import PAY_LABELS
 from kiosk.ui.widgets import STAFF_KEYS, CameraView, CheckButton, Keypad, Page, TypingKeyboard, big_button, field, flip_box, label
 
 VOID_REASONS = ("打错菜", "重复结算", "居民取消", "认错人")

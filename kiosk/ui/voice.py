@@ -5,7 +5,6 @@ in English here). Speaking runs in a background thread; with no audio device
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import shutil
 import subprocess
@@ -50,10 +49,9 @@ def chime_wav(path: str, seconds: float = 0.9, rate: int = 16000) -> str:
 
 
 class Voice:
-    def __init__(self, enabled: bool | None = None, rate: int = 130) -> None:
+    def __init__(self, enabled: bool = True, rate: int = 130) -> None:
         self.spoken: list[str] = []          # what was said (tests read it)
-        env = os.environ.get("KIOSK_AUDIO", "on").lower()
-        self.enabled = (env != "off") if enabled is None else enabled
+        self.enabled = enabled               # Settings.audio (KIOSK_AUDIO)
         self.engine = shutil.which("espeak-ng")
         self.rate = rate
         self._q: queue.Queue[str | None] = queue.Queue()

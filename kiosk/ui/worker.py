@@ -55,15 +55,11 @@ class VisionWorker(QThread):
         super().__init__(parent)
         self.source, self.pipeline, self.fps, self.hurry_fps = source, pipeline, fps, hurry_fps
         self._running = True
-        self._paused = False
         self._state = None
 
     def stop(self) -> None:
         self._running = False
         self.wait(3000)
-
-    def pause(self, paused: bool) -> None:
-        self._paused = paused
 
     def reset_person(self) -> None:
         self.pipeline.reset()
@@ -82,7 +78,7 @@ class VisionWorker(QThread):
                 if self.source.state != self._state:
                     self._state = self.source.state
                     self.source_state.emit(self._state)
-                if f is not None and not self._paused:
+                if f is not None:
                     r = self.pipeline.process(f.image, f.ts)
                     now = time.monotonic()
                     fps = 1.0 / max(1e-3, now - last)

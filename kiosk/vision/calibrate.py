@@ -30,6 +30,8 @@ enrolment, probes as ``kiosk identify`` (``observe_probe``).
   probe that comes back ``matched`` is a false accept."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import argparse
 import json
 from collections import defaultdict
@@ -45,6 +47,9 @@ from kiosk.vision.matching import decide
 from kiosk.vision.quality import STILL_THRESHOLDS, assess, measure, primary_face
 from kiosk.vision.types import Candidate, Face
 
+if TYPE_CHECKING:
+    from kiosk.vision.engine import FaceEngine
+
 IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
@@ -52,20 +57,7 @@ def _images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXT)
 
 
-def embed_all(engine, paths: list[Path]) -> dict[Path, np.ndarray]:
-    """The primary face of each photo, embedded as ``kiosk identify`` does."""
-    out = {}
-    for p in paths:
-        try:
-            obs = engine.observe_probe(read_image(p))
-        except ImageError:
-            continue
-        if obs.embedding is not None:
-            out[p] = obs.embedding
-    return out
-
-
-def embed_every_face(engine, img: np.ndarray) -> list[np.ndarray]:
+def embed_every_face(engine: FaceEngine, img: np.ndarray) -> list[np.ndarray]:
     """Every face of an image that passes the enrolment gate (a resident could be made of it)."""
     faces = engine.detect(img)
     out = []

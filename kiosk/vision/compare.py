@@ -24,6 +24,8 @@ recognises and the kiosk does not (the regressions this tool exists to find).
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import argparse
 import json
 from collections import defaultdict
@@ -37,6 +39,9 @@ from kiosk.errors import ImageError
 from kiosk.vision.calibrate import _images, best_per_identity, face_patch, paste, tight_crop, two_face_composite
 from kiosk.vision.image_io import read_image
 from kiosk.vision.matching import decide
+
+if TYPE_CHECKING:
+    from kiosk.vision.engine import FaceEngine
 
 
 # The two-face probe: a wide photo, the labelled person's face larger (about 1.3× the
@@ -114,7 +119,7 @@ class Probe:
     kiosk_ok: bool | None
 
 
-def _kiosk_embed(engine, img: np.ndarray) -> tuple[np.ndarray | None, str, bool]:
+def _kiosk_embed(engine: FaceEngine, img: np.ndarray) -> tuple[np.ndarray | None, str, bool]:
     """As ``kiosk identify`` does; the flag says whether enrolment would make a
     template of it (``STILL_THRESHOLDS``): only those join the kiosk's gallery."""
     from kiosk.vision.quality import STILL_THRESHOLDS, assess

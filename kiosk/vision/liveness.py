@@ -44,6 +44,8 @@ scored by the model (insightface's liveness add-on and MiniFASNet-style models
 both take 80x80)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +55,9 @@ import numpy as np
 from kiosk.errors import ModelError
 from kiosk.vision.headpose import track_pose
 from kiosk.vision.tracker import iou
+
+if TYPE_CHECKING:
+    from kiosk.vision.engine import FaceEngine
 
 CHALLENGES = {"left": ("请慢慢向左转头", +1), "right": ("请慢慢向右转头", -1)}
 
@@ -792,7 +797,7 @@ DETECT_IOD = 80.0
 DETECT_MAX_IOD = 1.1 * DETECT_IOD
 
 
-def detect_for_liveness(engine, img: np.ndarray):
+def detect_for_liveness(engine: FaceEngine, img: np.ndarray):
     """The primary face of ``img`` (its pixels) with landmarks from a face-sized detection."""
     from kiosk.vision.quality import primary_face
 
@@ -808,7 +813,7 @@ def detect_for_liveness(engine, img: np.ndarray):
     return f
 
 
-def frames_from_path(engine, path: Path, max_frames: int = 120, fps: float | None = None) -> list[LiveFrame]:
+def frames_from_path(engine: FaceEngine, path: Path, max_frames: int = 120, fps: float | None = None) -> list[LiveFrame]:
     """A recorded sequence (video file or folder of images) as LiveFrames. A folder's
     frame rate is ``fps``, else its ``fps.txt``, else 12 (the kiosk's)."""
     from kiosk.vision.camera import IMAGE_EXT, FolderCapture
@@ -847,7 +852,7 @@ def frames_from_path(engine, path: Path, max_frames: int = 120, fps: float | Non
     return out
 
 
-def check_recording(engine, frames: list[LiveFrame], challenge: str | None) -> LivenessResult:
+def check_recording(engine: FaceEngine, frames: list[LiveFrame], challenge: str | None) -> LivenessResult:
     """``challenge`` None: either direction (a recording of a disputed meal)."""
     if challenge:
         return check_active(frames, challenge)

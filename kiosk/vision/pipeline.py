@@ -23,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from kiosk.vision.engine import BACKEND_DEFAULTS, OnnxFaceEngine
+from kiosk.vision.engine import BACKEND_DEFAULTS, FaceEngine
 from kiosk.vision.quality import QualityReport, QualityThresholds
 from kiosk.vision.tracker import BACKEND, Decision, PersonTracker
 from kiosk.vision.types import Face, MatchResult
@@ -53,7 +53,7 @@ HURRY_S = 3.0
 
 
 class RecognitionPipeline:
-    def __init__(self, engine: OnnxFaceEngine, match: Callable[[np.ndarray], MatchResult],
+    def __init__(self, engine: FaceEngine, match: Callable[[np.ndarray], MatchResult],
                  tracker: PersonTracker | None = None,
                  thresholds: QualityThresholds = QualityThresholds()) -> None:
         self.engine, self._match = engine, match

@@ -28,7 +28,10 @@ async def _refusal(_request: Request, exc: Refusal):
 
 def mount(api: FastAPI, *, idle_minutes: float | None = None, clock=time.monotonic) -> None:
     """Include the console on ``api`` at /console. ``idle_minutes``: a login's idle
-    timeout (default KIOSK_CONSOLE_IDLE_MINUTES or 30); ``clock`` for tests."""
+    timeout (default the server's Settings.console_idle_minutes, KIOSK_CONSOLE_IDLE_MINUTES);
+    ``clock`` for tests."""
+    if idle_minutes is None:
+        idle_minutes = api.state.kiosk_app.settings.console_idle_minutes
     state = new_state(idle_minutes, clock)
     state.nav = pages.nav()
     api.state.console = state

@@ -22,6 +22,8 @@ from sqlalchemy.orm import Session
 from kiosk.db.models import (Canteen, FaceConsent, FaceTemplate, LedgerEntry, MenuItem, Order, OrderLine,
                          OrderVoid, OutboxEntry, Resident, Staff, SubsidyPolicy)
 from kiosk.db import changes, rowcodec
+from kiosk.services.events import CATALOGUE_CHANGED, FACES_PULLED, Change
+from kiosk.services.faces import FaceService
 
 SYNC_NS = uuid.UUID("6f1c1f8e-52b1-4a44-9b4e-8e3c2a0d7a11")
 
@@ -107,20 +109,12 @@ def apply_records(app, records: list[dict]) -> dict:
         changed = _apply_faces(app, s, faces, pend_tmpl, stats)
         _apply_accounts(s, by.get("account", []), pend_bal)
         if changed:
-            from kiosk.services.faces import FaceService
-            bump = getattr(FaceService, "bump_generation", None)
-            if bump is not None:
-                bump(s)
-    if changed and "faces" in app.__dict__:
-        sync_gallery = getattr(app.faces, "sync", None)   # this process's gallery at once (others: generation check)
-        if sync_gallery is not None:
-            sync_gallery()
+            FaceService.bump_generation(s)      # other processes: their next generation check
+    # this process's caches (the face gallery, the catalogue) hear of it from the core's events
+    if changed:
+        app.events.notify(Change(FACES_PULLED, {"templates": stats["faces_changed"]}))
     if menus or pol or by.get("canteen"):
-        from kiosk.services import importing
-        importing.MENU_GENERATION += 1
-        importing.POLICY_GENERATION += 1
-        if "billing" in app.__dict__:
-            app.billing.forget_cached()
+        app.events.notify(Change(CATALOGUE_CHANGED, {"via": "pull"}))
     return stats
 
 
@@ -150,7 +144,6 @@ def _local_templates(s: Session, rids: list[str]) -> dict[str, set[str]]:
 
 
 def _apply_faces(app, s: Session, faces: list[dict], pending: set[str], stats: dict) -> bool:
-    changed = False
     cipher = app.cipher
     new_rows, gone_all = [], []
     local_by = _local_templates(s, [r["key"] for r in faces])

@@ -86,10 +86,6 @@ class SyncLoop:
         if client is not None:
             client.close()
 
-    def wake(self) -> None:
-        """Sync now (e.g. right after a sale)."""
-        self._wake.set()
-
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()

@@ -18,7 +18,7 @@ import time
 import uuid
 
 from kiosk.errors import InsufficientBalanceError, KioskError
-from kiosk.terminal.counter import yuan
+from kiosk.money import yuan
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +90,11 @@ class CheckoutController:
         w.staffflow.leave()
         if w.worker is not None:
             w.worker.reset_person()
-        self.svc.forget_person()
+        self.svc.camera.forget_person()
         w.idle.end_challenge()
         w.idle.hint.setText(self.camera_hint())
         w.show_page("idle")
-        w.run_task(self.svc.idle_info, self._idle_info, lambda _e: None)
+        w.run_task(self.svc.checkout.idle_info, self._idle_info, lambda _e: None)
         prompt = IDLE_PROMPT if self.serving_meal else NO_MEAL_PROMPT
         if announce:
             w.say_all([(w.idle.hint, announce), (w.idle.prompt, prompt)])
@@ -149,7 +149,7 @@ class CheckoutController:
         self.missing_since = None
         self.earlier, self.again = None, False
         svc = self.svc
-        self.win.run_task(lambda rid: (svc.earlier_order(rid), svc.greet(rid)), self._show_start,
+        self.win.run_task(lambda rid: (svc.checkout.earlier_order(rid), svc.checkout.greet(rid)), self._show_start,
                           self._greet_failed, resident_id)
 
     def _show_start(self, got) -> None:
@@ -213,7 +213,7 @@ class CheckoutController:
         if self.resident_id is None:
             return
         rid = self.resident_id
-        self.win.run_task(self.svc.bill, lambda b: self._show_bill(b, greet, after) if rid == self.resident_id else None,
+        self.win.run_task(self.svc.checkout.bill, lambda b: self._show_bill(b, greet, after) if rid == self.resident_id else None,
                           None, rid, self.win.menu.selected())
 
     def _show_bill(self, b, greet: bool, after: str | None) -> None:
@@ -256,7 +256,7 @@ class CheckoutController:
             if rid == self.resident_id:
                 w.menu.to_pay.setText(f"应付 {yuan(b.to_pay_fen)} 元" if b.total_fen else "还没有选菜")
                 w.menu.done_btn.setEnabled(b.total_fen > 0)
-        w.run_task(self.svc.bill, show, None, rid, w.menu.selected())
+        w.run_task(self.svc.checkout.bill, show, None, rid, w.menu.selected())
 
     def menu_done(self) -> None:
         self.back_to_bill(speak=True)
@@ -285,14 +285,14 @@ class CheckoutController:
     def ask_topup(self) -> None:
         w = self.win
         w.show_call("收银台（充值）")
-        w.run_task(self.svc.call_staff, lambda _=None: None, lambda _e: None, "充值")
+        w.run_task(self.svc.checkout.call_staff, lambda _=None: None, lambda _e: None, "充值")
         w.say("已呼叫工作人员来帮您充值，请稍等", w.pay.next)
 
     def confirm(self) -> None:
         w = self.win
         if self.resident_id is None or not w.menu.selected() or self.settling:
             return
-        if self.identified_by == "face" and not self.svc.still_in_front(self.resident_id):
+        if self.identified_by == "face" and not self.svc.camera.still_in_front(self.resident_id):
             w.say("请您本人看着屏幕，再点确认", w.bill.error)
             return
         b = self.last_bill
@@ -301,7 +301,7 @@ class CheckoutController:
             return
         self.settling = True
         w.bill.settling(True)
-        w.run_task(self.svc.settle, self._settled, self._settle_failed, self.resident_id,
+        w.run_task(self.svc.checkout.settle, self._settled, self._settle_failed, self.resident_id,
                    w.menu.selected(), self.pay, self.settle_key, self.identified_by)
 
     def _settled(self, receipt) -> None:
@@ -327,7 +327,7 @@ class CheckoutController:
             w.printer.print_receipt(receipt)
         ev, self.refresh_ev = self.refresh_ev, None
         if ev is not None and self.identified_by == "face" and ev.embedding is not None:
-            w.run_task(self.svc.maybe_refresh_template, lambda _ok: None, lambda _e: None, ev.resident_id, ev.score,
+            w.run_task(self.svc.checkout.maybe_refresh_template, lambda _ok: None, lambda _e: None, ev.resident_id, ev.score,
                        ev.quality, ev.match_status, bool(ev.live), ev.embedding, ev.aligned)
 
     def answer_tomorrow(self, coming: bool) -> None:
@@ -352,14 +352,14 @@ class CheckoutController:
                 w.receipt.answered_with("")
                 w.say("没有记下，请找工作人员报餐", w.receipt.ask_line)
                 self.ask_timer.start(int(ANSWER_SHOWN_S * 1000))
-        w.run_task(self.svc.answer_tomorrow, done, failed, asked[0], asked[1], coming)
+        w.run_task(self.svc.bookings.answer_tomorrow, done, failed, asked[0], asked[1], coming)
 
     def _settle_failed(self, exc: Exception) -> None:
         self.settling = False
         self.win.bill.settling(False)
         self.win.bill.next.setText("请点确认")
         if isinstance(exc, InsufficientBalanceError):
-            self.win.run_task(self.svc.bill, lambda b: (setattr(self, "last_bill", b), self.open_pay(short=True)),
+            self.win.run_task(self.svc.checkout.bill, lambda b: (setattr(self, "last_bill", b), self.open_pay(short=True)),
                               None, self.resident_id, self.win.menu.selected())
             return
         self.win.show_error(exc)
@@ -367,7 +367,7 @@ class CheckoutController:
     def not_me(self) -> None:
         rid = self.resident_id
         if rid:
-            self.win.run_task(self.svc.record_misidentification, lambda _=None: None, None, rid, self.match_score)
+            self.win.run_task(self.svc.checkout.record_misidentification, lambda _=None: None, None, rid, self.match_score)
         self.resident_id = None
         self.refresh_ev = None
         self.win.go_noface("对不起，认错了。请用助老卡，或输入手机号后四位")
@@ -376,13 +376,13 @@ class CheckoutController:
     def tick(self) -> None:
         w, now = self.win, time.monotonic()
         st = w.state
-        away = self.svc.absent_for()
+        away = self.svc.camera.absent_for()
         if st in ("bill", "menu", "pay", "second") and self.resident_id and not self.settling:
             if self.identified_by == "face":
-                if self.svc.someone_else_in_front(self.resident_id):
+                if self.svc.camera.someone_else_in_front(self.resident_id):
                     self.go_idle("换了一位，上一单已取消，没有扣钱")
                     return
-                if self.svc.still_in_front(self.resident_id):
+                if self.svc.camera.still_in_front(self.resident_id):
                     self.missing_since = None
                 elif self.missing_since is None:
                     self.missing_since = now

@@ -44,12 +44,12 @@ class ChallengeController:
               again: tuple[str, str] | None = None) -> None:
         """``again``: the first try's (direction, request), asked once more, gently."""
         w = self.win
-        mode = self.svc.liveness_mode()
+        mode = self.svc.liveness.mode()
         if mode == "off":
             w.go_bill(ev.resident_id, "face")
             return
         if mode == "passive":
-            result = self.svc.passive_liveness(ev.image, ev.landmarks)
+            result = self.svc.liveness.passive(ev.image, ev.landmarks)
             if result.live:
                 ev.live = True
                 w.go_bill(ev.resident_id, "face")
@@ -59,7 +59,7 @@ class ChallengeController:
         if again:
             direction, prompt = again[0], "请再" + again[1].removeprefix("请")
         else:
-            direction, prompt = self.svc.new_challenge()
+            direction, prompt = self.svc.liveness.new_challenge()
         self.current = Challenge(ev.resident_id, direction, prompt, ev.ts if start_ts is None else start_ts,
                                  attempt, ev)
         w.state = "challenge"
@@ -79,18 +79,18 @@ class ChallengeController:
             w.go_idle()             # somebody else stepped in: start again
             return
         c.last_frame_at = time.monotonic()
-        c.frames.append(self.svc.live_frame(ev.ts, ev.primary, ev.landmarks, ev.image))
+        c.frames.append(self.svc.liveness.live_frame(ev.ts, ev.primary, ev.landmarks, ev.image))
         if ev.landmarks is not None:
             if c.first_landmarks is None:
                 c.first_landmarks = ev.landmarks
-            c.progress = max(c.progress, self.svc.turn_progress(c.first_landmarks, ev.landmarks, c.direction))
+            c.progress = max(c.progress, self.svc.liveness.turn_progress(c.first_landmarks, ev.landmarks, c.direction))
         w.idle.show_challenge(c.progress)
         if c.checking or (ev.ts - c.start < 1.0 and len(c.frames) < 8):
             return
         # the check follows the face through every frame so far: off the UI thread, one at a time
         c.checking = True
         final = ev.ts - c.start >= CHALLENGE_S
-        w.run_task(self.svc.check_head_turn, lambda r: self._result(c, r, final),
+        w.run_task(self.svc.liveness.check_head_turn, lambda r: self._result(c, r, final),
                    lambda exc: self._error(c, exc), list(c.frames), c.direction)
 
     def _error(self, c: Challenge, exc: Exception) -> None:
@@ -121,8 +121,8 @@ class ChallengeController:
             w.idle.end_challenge()
             w.go_bill(c.resident_id, "face")
         elif final:
-            w.run_task(self.svc.audit, lambda _=None: None, None, "kiosk", "liveness.failed",
-                       c.resident_id, reason=result.reason, attempt=c.attempt, details=result.details)
+            w.run_task(self.svc.liveness.record_failure, lambda _=None: None, None,
+                       c.resident_id, result.reason, attempt=c.attempt, details=result.details)
             if c.attempt == 1:
                 # the second try gets its own full window, from the newest frame on
                 last = w._last_event.ts if w._last_event is not None else c.start + CHALLENGE_S

@@ -57,7 +57,7 @@ class NoFaceController:
         def failed(exc):
             msg = exc.user_message if isinstance(exc, KioskError) else "系统出错，请找工作人员"
             self.win.say(msg, self.win.noface.error)
-        self.win.run_task(self.svc.find_by_card, lambda c: self.win.go_bill(c.resident_id, "card"), failed, card_no)
+        self.win.run_task(self.svc.checkout.find_by_card, lambda c: self.win.go_bill(c.resident_id, "card"), failed, card_no)
 
     def lookup_phone(self, last4: str) -> None:
         w = self.win
@@ -72,10 +72,10 @@ class NoFaceController:
 
         def failed(exc):
             w.say(exc.user_message if isinstance(exc, KioskError) else "系统出错，请找工作人员", w.noface.error)
-        w.run_task(self.svc.find_by_phone, show, failed, last4)
+        w.run_task(self.svc.checkout.find_by_phone, show, failed, last4)
 
     def call_staff(self) -> None:
         w = self.win
         w.show_call()
-        w.run_task(self.svc.call_staff, lambda _=None: None, lambda _e: None, "收银台")
+        w.run_task(self.svc.checkout.call_staff, lambda _=None: None, lambda _e: None, "收银台")
         w.say("已呼叫工作人员，请稍等", w.noface.prompt)

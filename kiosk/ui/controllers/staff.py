@@ -8,7 +8,7 @@ from pathlib import Path
 
 from kiosk.errors import DuplicateFaceError, KioskError
 from kiosk.money import yuan_to_fen
-from kiosk.terminal.counter import yuan
+from kiosk.money import yuan
 
 HINT_REPEAT_S = 4.0
 SYNC_EVERY_S = 5.0
@@ -60,7 +60,7 @@ class StaffController:
 
     def leave(self) -> None:
         if self.user:
-            self.svc.logout(self.user["staff_id"])
+            self.svc.staff.logout(self.user["staff_id"])
         self.user, self.capture, self.captured, self.pending = None, None, None, None
         self.win.staff.show_override(False)
 
@@ -77,14 +77,14 @@ class StaffController:
             self.user = user
             self.win.clear_call()
             self.message("")
-            self.win.run_task(self.svc.last_order, lambda o: self.win.staff.show_menu(user, o))
-        self.win.run_task(self.svc.login, ok, None, pin)
+            self.win.run_task(self.svc.staff.last_order, lambda o: self.win.staff.show_menu(user, o))
+        self.win.run_task(self.svc.staff.login, ok, None, pin)
 
     def section(self, key: str) -> None:
         self.win.staff.show_section(key)
         self.message("")
         if key == "void":
-            self.win.run_task(self.svc.last_order, self.win.staff.set_last_order)
+            self.win.run_task(self.svc.staff.last_order, self.win.staff.set_last_order)
         elif key == "admin":
             self.admin_orders()
 
@@ -100,7 +100,7 @@ class StaffController:
             self.pending = ("void", o["order_id"], reason)
             self.win.staff.ask(f"作废 {o['at']:%H:%M} {o['resident']} 的订单？\n原因：{reason}\n"
                                f"退还 {yuan(o['to_pay_fen'])} 元，补贴额度退回", "确认作废")
-        self.win.run_task(self.svc.last_order, got)
+        self.win.run_task(self.svc.staff.last_order, got)
 
     def ask_erase(self, who: str) -> None:
         if not self.user:
@@ -120,10 +120,10 @@ class StaffController:
         if what[0] == "void":
             def done(res):
                 self.message(f"已作废，退款 {yuan(res['refund_fen'])} 元（{ {'balance': '退回余额', 'cash': '退现金', 'card': '退银行卡'}.get(res['refund_to'], res['refund_to'])}）")
-                self.win.run_task(self.svc.last_order, self.win.staff.set_last_order)
-            self.win.run_task(self.svc.void, done, None, what[1], what[2], sid)
+                self.win.run_task(self.svc.staff.last_order, self.win.staff.set_last_order)
+            self.win.run_task(self.svc.staff.void, done, None, what[1], what[2], sid)
         elif what[0] == "erase":
-            self.win.run_task(self.svc.erase_faces, lambda r: self.message(
+            self.win.run_task(self.svc.staff.erase_faces, lambda r: self.message(
                 f"已删除 {r['resident_id']} 的人脸数据（{r['templates_removed']} 个模板）"), None, what[1], sid)
 
     def cancelled(self) -> None:
@@ -142,7 +142,7 @@ class StaffController:
         except (ValueError, ArithmeticError):
             self.message(f"⚠ 金额「{amount}」无效，请输入元，如 50 或 50.5")
             return
-        self.win.run_task(self.svc.topup, lambda r: self.message(
+        self.win.run_task(self.svc.staff.topup, lambda r: self.message(
             f"已充值 {yuan(r['amount_fen'])} 元，{r['resident_id']} 余额 {yuan(r['balance_fen'])} 元"),
             None, who, fen, payer or None, self.user["staff_id"])
 
@@ -151,7 +151,7 @@ class StaffController:
         if not self.user or not who:
             self.message("⚠ 请先输入居民编号或助老卡号")
             return
-        self.capture = self.svc.start_capture()
+        self.capture = self.svc.staff.start_capture()
         self.target = (who, consent_now)
         self.win.staff.show_override(False)
         self.win.say("请居民看摄像头：" + self.capture.next_pose[2], self.win.staff.capture_status)
@@ -164,7 +164,7 @@ class StaffController:
             st.show_camera(ev)
         if self.capture is None:
             return
-        prompt = self.svc.capture_offer(self.capture, ev.embedding, ev.aligned, ev.quality,
+        prompt = self.svc.staff.capture_offer(self.capture, ev.embedding, ev.aligned, ev.quality,
                                         ev.landmarks if ev.primary is not None else None, ev.hint)
         if prompt:
             text = f"已采集 {len(self.capture.taken)}/3：{prompt}"
@@ -192,7 +192,7 @@ class StaffController:
             if isinstance(exc, DuplicateFaceError):
                 self.win.staff.show_override(True)      # a supervisor may override, with a reason
             self.win.show_error(exc)
-        self.win.run_task(self.svc.enroll_captured, done, failed, who, self.captured, self.user["staff_id"],
+        self.win.run_task(self.svc.staff.enroll_captured, done, failed, who, self.captured, self.user["staff_id"],
                           consent_now=consent_now, override_reason=override_reason, supervisor_pin=supervisor_pin)
 
     # -- admin -----------------------------------------------------------------------------------
@@ -205,29 +205,29 @@ class StaffController:
         if not path:
             self.message("⚠ 请先输入文件路径")
             return
-        self.win.run_task(self.svc.import_file,
+        self.win.run_task(self.svc.records.import_file,
                           lambda rep: (self.win.staff.show_report(report_lines(rep)), self.admin_orders()),
                           lambda e: self.win.staff.show_report([e.user_message if isinstance(e, KioskError) else str(e)]),
                           kind, Path(path), self.user["staff_id"])
 
     def admin_orders(self) -> None:
-        self.win.run_task(self.svc.today_orders, self.win.staff.show_orders_table)
+        self.win.run_task(self.svc.records.today_orders, self.win.staff.show_orders_table)
 
     def admin_export(self) -> None:
         if not self.user:
             return
-        self.win.run_task(self.svc.export_today, lambda p: self.message(f"已导出：{p}"), None, self.user["staff_id"])
+        self.win.run_task(self.svc.records.export_today, lambda p: self.message(f"已导出：{p}"), None, self.user["staff_id"])
 
     def admin_export_month(self) -> None:
         if not self._admin():
             return
-        self.win.run_task(self.svc.export_this_month, lambda p: self.message(f"已导出：{p}"), None,
+        self.win.run_task(self.svc.records.export_this_month, lambda p: self.message(f"已导出：{p}"), None,
                           self.user["staff_id"])
 
     # -- the district link (staff only) -------------------------------------------------------------
     def refresh_sync(self) -> None:
         self._sync_at = time.monotonic()
-        self.win.run_task(self.svc.sync_status, self.win.staff.show_sync, lambda _e: None)
+        self.win.run_task(self.svc.records.sync_status, self.win.staff.show_sync, lambda _e: None)
 
     def tick(self) -> None:
         if self.win.state == "staff" and time.monotonic() - self._sync_at > SYNC_EVERY_S:

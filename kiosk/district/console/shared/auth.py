@@ -7,34 +7,17 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-import os
 import secrets
 import threading
 import time
 from dataclasses import dataclass, field
 
-from kiosk.errors import ConfigError
 
 COOKIE = "kiosk_console"
 PRE_COOKIE = "kiosk_console_login"
 ROLE_RANK = {"staff": 0, "supervisor": 1, "admin": 2}
 ROLE_ZH = {"staff": "工作人员", "supervisor": "主管", "admin": "管理员"}
-DEFAULT_IDLE_MINUTES = 30
 MAX_HOURS = 10
-
-
-def idle_minutes_from_env() -> float:
-    raw = os.environ.get("KIOSK_CONSOLE_IDLE_MINUTES", "")
-    if not raw:
-        return DEFAULT_IDLE_MINUTES
-    try:
-        v = float(raw)
-    except ValueError:
-        v = -1
-    if not 0 < v <= 24 * 60:
-        raise ConfigError("KIOSK_CONSOLE_IDLE_MINUTES 应为 1 到 1440 之间的分钟数",
-                          detail=f"KIOSK_CONSOLE_IDLE_MINUTES={raw!r}")
-    return v
 
 
 @dataclass
@@ -90,11 +73,6 @@ class Logins:
     def close(self, token: str | None) -> None:
         with self._lock:
             self._by_token.pop(token or "", None)
-
-    def close_staff(self, staff_id: str) -> None:
-        with self._lock:
-            for t in [t for t, lg in self._by_token.items() if lg.staff_id == staff_id]:
-                del self._by_token[t]
 
     def _drop_expired(self, now: float) -> None:
         for t in [t for t, lg in self._by_token.items()

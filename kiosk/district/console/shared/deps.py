@@ -140,10 +140,8 @@ SupervisorPost = Annotated[Posted, Depends(supervisor_post)]
 AdminPost = Annotated[Posted, Depends(admin_post)]
 
 
-def new_state(idle_minutes: float | None = None, clock=time.monotonic) -> ConsoleState:
-    from kiosk.district.console.shared.auth import idle_minutes_from_env
-
-    return ConsoleState(Logins((idle_minutes or idle_minutes_from_env()) * 60, clock=clock))
+def new_state(idle_minutes: float, clock=time.monotonic) -> ConsoleState:
+    return ConsoleState(Logins(idle_minutes * 60, clock=clock))
 
 
 # ---------------------------------------------------------------------- query parameters
