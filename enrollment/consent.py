@@ -8,7 +8,25 @@ from kiosk.db import audit
 from kiosk.db.models import FaceConsent
 from kiosk.errors import ConsentRequiredError, ValidationError
 
-CONSENT_TEXT_VERSION = "face-consent-2026.1"
+CONSENT_TEXT_VERSION = "face-consent-2026.2"
+# the text the elder (or guardian) signs, by version; 2026.2 adds the refreshed templates
+# (kiosk.services.template_refresh.REFRESH_CONSENT_VERSIONS: a consent on an older text does
+# not allow them)
+CONSENT_TEXT = {
+    "face-consent-2026.2": (
+        "人脸识别就餐授权书\n"
+        "一、用途：本人同意社区长者食堂采集本人的人脸信息，仅用于就餐时识别身份、结算餐费和政府补贴，"
+        "以及证明本人亲自到场就餐。\n"
+        "二、保存什么：保存由照片计算出的人脸特征（模板），加密保存；经本人另行同意，才保存加密的人脸截图。"
+        "不保存现场录像。\n"
+        "三、随年龄更新：人的面容会随年龄变化。本人刷脸就餐时，如果系统非常有把握地认出本人并通过活体检查，"
+        "系统可以每月最多增加一张新的人脸模板，以便以后仍能认出本人。登记时的模板始终保留，"
+        "每人最多保存五张模板；与登记时相差太远的新模板不会保存。每次增加都记入操作日志。\n"
+        "四、同步：人脸模板在本区食堂之间同步，使本人在本区任一食堂都能刷脸就餐。\n"
+        "五、撤回：本人（或监护人）可以随时撤回授权。撤回后，本人的全部人脸模板（包括随年龄更新的模板）"
+        "和截图立即删除，本人仍可凭助老卡或手机号就餐，订单和账目照常保留。\n"
+        "六、本授权与其他授权分开签署，不签署不影响就餐。"),
+}
 GIVERS = ("self", "guardian")
 
 

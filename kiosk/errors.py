@@ -83,6 +83,13 @@ class InsufficientBalanceError(BillingError):
     default_user_message = "余额不足，请充值或换一种付款方式"
 
 
+class ResidentStatusError(BillingError):
+    """The roster says the resident moved away or died (迁出 / 死亡, from its date): no
+    checkout; the elder is sent to staff (kiosk.billing.status)."""
+
+    default_user_message = "不能就餐，请找工作人员"
+
+
 class SoldOutError(BillingError):
     default_user_message = "这道菜已售完"
 

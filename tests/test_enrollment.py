@@ -11,7 +11,6 @@ from kiosk.db.models import AuditEntry, FaceConsent, FaceTemplate, LedgerEntry, 
 from kiosk.errors import ConsentRequiredError, DuplicateFaceError, PermissionDeniedError
 from kiosk.services.importing import import_roster
 from kiosk.timeutil import CST
-from kiosk.vision.image_io import read_image
 
 from tests.conftest import staff_actor
 
@@ -138,34 +137,15 @@ def test_guided_capture_takes_frontal_left_right_then_enrols(shop, obama):
     assert shop.faces.identify_file(obama[2]).resident_id == "R0001"
 
 
-def test_template_refresh_rule_and_rotation(shop, obama):
-    from kiosk.enrollment.refresh import maybe_refresh, should_refresh
-
-    t = shop.faces.threshold
-    assert should_refresh(t + 0.2, t, 0.8, "matched", live=True)
-    assert not should_refresh(t + 0.2, t, 0.8, "ambiguous", live=True)      # never on an ambiguous match
-    assert not should_refresh(t + 0.2, t, 0.8, "matched", live=False)        # never without liveness
-    assert not should_refresh(t + 0.05, t, 0.8, "matched", live=True)        # not a weak match
-    assert not should_refresh(t + 0.2, t, 0.3, "matched", live=True)         # not a poor frame
-    enroll_files(shop, "R0001", [obama[0]], consent="self", actor=staff_actor(shop))
-    shop.settings.max_templates_per_resident = 3
-    obs = shop.engine.observe_still(read_image(obama[1]))
-    for _ in range(4):
-        assert maybe_refresh(shop, "R0001", obs.embedding, obs.aligned, 0.9)
-    rows = templates(shop, "R0001")
-    assert len(rows) == 3 and all(r.source == "refresh" for r in rows)      # bounded; the oldest went first
-    assert not maybe_refresh(shop, "R0002", obs.embedding, obs.aligned, 0.9)   # no consent, no template
-
-
 def test_enrolment_depends_on_typed_ports(app):
     """Enrolment takes the application through its ports (kiosk.enrollment.ports), and the
     App with its face service is an implementation of them."""
     import inspect
 
-    from kiosk.enrollment import batch, capture, refresh
+    from kiosk.enrollment import batch, capture
     from kiosk.enrollment.ports import EnrolmentContext, FaceTemplates
 
     assert isinstance(app, EnrolmentContext) and isinstance(app.faces, FaceTemplates)
     for fn in (batch.prepare_images, batch.enroll_prepared, batch.rotate_templates, batch.enroll_files,
-               capture.enroll_captured, refresh.maybe_refresh):
+               capture.enroll_captured):
         assert inspect.signature(fn).parameters["app"].annotation == "EnrolmentContext", fn.__name__

@@ -110,7 +110,7 @@ def test_another_app_stops_matching_within_two_seconds_and_writes_nothing_back(s
 def test_a_roster_reimport_does_not_reenrol_an_erased_face(app, formats, obama, biden, tmp_path):
     import shutil
 
-    from kiosk.enrollment.refresh import maybe_refresh
+    from kiosk.services.template_refresh import TemplateRefresh
     from kiosk.services.importing import import_roster
 
     photos = tmp_path / "photos"
@@ -128,7 +128,8 @@ def test_a_roster_reimport_does_not_reenrol_an_erased_face(app, formats, obama, 
     assert r1["status"] == "refused" and "重新签署" in r1["message"]
     assert ciphertexts(app, "R0001") == []
     obs = app.engine.observe_still(read_image(obama[2]))
-    assert not maybe_refresh(app, "R0001", obs.embedding, obs.aligned, 0.9)   # nor a checkout's refresh
+    assert not TemplateRefresh(app).consider("R0001", obs.embedding, live=True, quality=0.9,
+                                             crop=obs.aligned).add                  # nor a checkout's refresh
     assert app.faces.identify_file(obama[2]).resident_id is None
     with pytest.raises(ConsentRequiredError):                                 # nor enrolment on the old consent
         enroll_files(app, "R0001", [obama[0]], actor=staff_actor(app))

@@ -8,6 +8,7 @@ from datetime import date
 from kiosk.money import fen_to_yuan
 from kiosk.timeutil import age_on
 from kiosk.billing.policy import Policy, Tier, category_matches
+from kiosk.billing.status import REGISTERED, no_subsidy_reason
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,8 @@ class ResidentFacts:
     birth_date: date | None
     hukou: str | None
     categories: frozenset[str]
+    status: str = REGISTERED            # the roster's 状态 (kiosk.billing.status)
+    status_date: date | None = None     # the day it takes effect
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,9 @@ def decide_subsidy(policy: Policy | None, facts: ResidentFacts, meal_day: date, 
                    price_fen: int, usage: Usage) -> SubsidyDecision:
     if price_fen < 0:
         raise ValueError("price_fen must not be negative")
+    stopped = no_subsidy_reason(facts.status, facts.status_date, meal_day)
+    if stopped:
+        return SubsidyDecision(0, None, stopped)
     if policy is None or not policy.in_force(meal_day):
         return SubsidyDecision(0, None, "政策未生效")
     if meal not in policy.subsidized_meals:

@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     from kiosk.cli import commands_backup; commands_backup.register(sub)  # noqa: E702 (backup, restore)
     from kiosk.cli import commands_staff_password; commands_staff_password.register(sub)  # noqa: E702 (after `staff`)
     from kiosk.cli import commands_canteen; commands_canteen.register(sub)  # noqa: E702 (after `canteen`)
+    from kiosk.cli import commands_anomalies; commands_anomalies.register(sub)  # noqa: E702 (after `report`)
     from kiosk.cli import commands_meals; commands_meals.register(sub)  # noqa: E702 (报餐, after `report`)
     return p
 

@@ -99,6 +99,10 @@ class Resident(Base):
     card_no: Mapped[str | None] = mapped_column(String(64), unique=True)
     emergency_contact: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(20), default="active")  # active | suspended | erased
+    # the roster's 状态 / 状态日期 (migration 0010): registered | suspended | moved | deceased, and the
+    # day it takes effect (kiosk.billing.status: no subsidy from that day; moved/deceased: no checkout)
+    roster_status: Mapped[str] = mapped_column(String(12), default="registered", server_default="registered")
+    status_date: Mapped[date | None] = mapped_column(Date)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -373,7 +377,7 @@ class PushedOrder(Base):
 
 # what a district flag is about: a subsidy over a district-wide limit (a charge-back
 # lowers the subsidy claimed) or a balance gone below zero (money the resident owes)
-FLAG_KINDS_SUBSIDY = ("daily_meals", "monthly_amount")
+FLAG_KINDS_SUBSIDY = ("daily_meals", "monthly_amount", "resident_status")
 FLAG_KINDS_BALANCE = ("balance",)
 
 
@@ -385,7 +389,7 @@ class DistrictFlag(Base):
     order_id: Mapped[str] = mapped_column(String(36), index=True)
     resident_id: Mapped[str] = mapped_column(String(64), index=True)
     meal_date: Mapped[date] = mapped_column(Date, index=True)
-    kind: Mapped[str] = mapped_column(String(20))   # daily_meals | monthly_amount | balance
+    kind: Mapped[str] = mapped_column(String(20))   # daily_meals | monthly_amount | resident_status | balance
     over_fen: Mapped[int] = mapped_column(Integer)
     order_ids: Mapped[list] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -435,6 +439,8 @@ class DistrictSetting(Base):
     __tablename__ = "district_settings"
     district: Mapped[str] = mapped_column(String(100), primary_key=True)
     welfare_days: Mapped[int] = mapped_column(Integer, default=3)
+    # the anomaly scan's thresholds set by an admin (migration 0010; kiosk.district.domain.anomalies)
+    anomaly_thresholds: Mapped[dict | None] = mapped_column(JSON)
     updated_by: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -15,11 +15,13 @@ from kiosk.billing.meals import DEFAULT_WINDOWS, meal_at
 from kiosk.billing.policy import Policy, normalize_meal
 from kiosk.billing.pricing import Line, Quote, make_quote
 from kiosk.billing.recommend import Dish, Profile, recommend
+from kiosk.billing.status import checkout_refusal
 from kiosk.billing.subsidy import ResidentFacts, SubsidyDecision, Usage, decide_subsidy
 from kiosk.db import audit
 from kiosk.db.models import (Canteen, LedgerEntry, MenuItem, Order, OrderLine, OrderVoid, Resident,
                          new_id)
 from kiosk.errors import (BillingError, IdempotencyConflictError, InsufficientBalanceError, NotFoundError,
+                          ResidentStatusError,
                       SoldOutError, ValidationError)
 from kiosk.limits import NOTE_MAX_CHARS, check_checkout_request, check_text
 from kiosk.money import TOPUP_MAX_FEN, fen_to_yuan
@@ -90,14 +92,18 @@ class ResidentRecord:
     diet_tags: list
     allergies: list
     status: str
+    roster_status: str | None = None     # the roster's 状态 and its date (kiosk.billing.status)
+    status_date: date | None = None
 
 
 _RESIDENT = select(Resident.id, Resident.name, Resident.birth_date, Resident.hukou, Resident.categories,
-                   Resident.diet_tags, Resident.allergies, Resident.status).where(Resident.id == bindparam("rid"))
+                   Resident.diet_tags, Resident.allergies, Resident.status, Resident.roster_status,
+                   Resident.status_date).where(Resident.id == bindparam("rid"))
 
 
 def facts_of(r: ResidentRecord) -> ResidentFacts:
-    return ResidentFacts(r.id, r.birth_date, r.hukou, frozenset(r.categories or []))
+    return ResidentFacts(r.id, r.birth_date, r.hukou, frozenset(r.categories or []),
+                         r.roster_status or "registered", r.status_date)
 
 
 _USAGE = (select(func.coalesce(func.sum(case((and_(Order.meal_date == bindparam("day"), Order.subsidy_fen > 0), 1),
@@ -135,7 +141,7 @@ _RESIDENT_DAY = (select(Resident.id, Resident.name, Resident.birth_date, Residen
                         Resident.status,
                         func.coalesce(func.sum(case((and_(Order.meal_date == bindparam("day"),
                                                           Order.subsidy_fen > 0), 1), else_=0)), 0),
-                        func.coalesce(func.sum(Order.subsidy_fen), 0))
+                        func.coalesce(func.sum(Order.subsidy_fen), 0), Resident.roster_status, Resident.status_date)
                  .select_from(Resident)
                  .outerjoin(Order, and_(Order.resident_id == Resident.id, Order.meal_date >= bindparam("first"),
                                         Order.meal_date <= bindparam("last"),
@@ -239,6 +245,14 @@ class CheckoutService:
             raise BillingError(f"居民 {r.name} 的账户已停用，请联系工作人员", detail=f"status={r.status}")
         return r
 
+    @staticmethod
+    def refuse_if_gone(r: ResidentRecord, day: date) -> None:
+        """迁出 / 死亡 in effect on ``day`` (kiosk.billing.status): no checkout; the words the
+        counter shows send the elder to staff."""
+        refused = checkout_refusal(r.name, r.roster_status, r.status_date, day)
+        if refused:
+            raise ResidentStatusError(refused, detail=f"roster_status={r.roster_status} from {r.status_date}")
+
     def resident(self, session: Session, resident_id: str) -> ResidentRecord:
         row = session.connection().execute(_RESIDENT, {"rid": resident_id}).first()
         return self._check_resident(ResidentRecord(*row) if row is not None else None, resident_id)
@@ -248,8 +262,9 @@ class CheckoutService:
         so far (one statement, no ORM: the quote path)."""
         first, last = month_bounds(day)
         row = self._resident_day.first(rid=resident_id, day=day, first=first, last=last)
-        r = self._check_resident(ResidentRecord(*row[:5], (), (), row[5]) if row is not None else None,
+        r = self._check_resident(ResidentRecord(*row[:5], (), (), row[5], row[8], row[9]) if row is not None else None,
                                  resident_id)
+        self.refuse_if_gone(r, day)
         return r.name, facts_of(r), Usage(int(row[6]), int(row[7]))
 
     def meal_menu(self, session: Session | None, day: date, meal: str, *, fresh: bool = False) -> MealMenu:
@@ -336,6 +351,7 @@ class CheckoutService:
         catalogue as stored now, not from the cache."""
         r = self.resident(s, resident_id)
         day, meal_name = self.resolve_meal(s, at, meal, fresh=True)
+        self.refuse_if_gone(r, day)
         lines, ids = self._lines(self.meal_menu(s, day, meal_name, fresh=True), day, meal_name, dish_ids,
                                  lambda mid: sold_of(s, mid))
         policy, row_id = self.policy(s, day, fresh=True)

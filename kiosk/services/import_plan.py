@@ -31,6 +31,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from kiosk.billing.policy import Policy, Tier, split_category
+from kiosk.billing.status import ENDS_CHECKOUT, REGISTERED, STATUS_ZH
 from kiosk.db import audit
 from kiosk.db.models import Canteen, FaceTemplate, MenuItem, Resident, SubsidyPolicy
 from kiosk.errors import ImportFileError, ValidationError
@@ -48,7 +49,8 @@ REQUIRED = ("name", "id_number", "hukou")
 CANTEEN_COLUMN = Column("食堂", "canteen_id")
 MENU_FIELD_ALIAS = {"menu_date": "date", "price_fen": "price"}
 # a stored field under the header of the column it is read from (the plan's "changes")
-ROSTER_FIELD_HEAD = {**ROSTER_HEADERS, "diet_tags": ROSTER_HEADERS["diet"], "allergies": "过敏"}
+ROSTER_FIELD_HEAD = {**ROSTER_HEADERS, "diet_tags": ROSTER_HEADERS["diet"], "allergies": "过敏",
+                     "roster_status": ROSTER_HEADERS["status"]}
 MENU_FIELD_HEAD = {**MENU_HEADERS, **{field: MENU_HEADERS[alias] for field, alias in MENU_FIELD_ALIAS.items()}}
 MENU_COLUMNS_WITH_CANTEEN = MENU_COLUMNS + ([CANTEEN_COLUMN] if not any(
     c.alias == "canteen_id" for c in MENU_COLUMNS) else [])
@@ -162,6 +164,13 @@ def _text(v: object) -> str:
     if isinstance(v, (list, tuple)):
         return "、".join(str(x) for x in v)
     return str(v)
+
+
+def _cell(key: str, v: object) -> str:
+    """A stored or new value as the roster writes it (a status code in Chinese)."""
+    if key == "roster_status" and isinstance(v, str):
+        return STATUS_ZH.get(v, v)
+    return _text(v)
 
 
 def _blank(v: object) -> bool:
@@ -278,10 +287,14 @@ def plan_roster(app, path: Path, *, photos_dir: Path | None = None) -> ImportPla
                 plan.planned.append(PlannedRow(n, rid, "add", fields["name"], record=fields,
                                                photos=photos, face_consent=consent))
                 continue
+            if fields.get("roster_status") == REGISTERED and stored.roster_status in ENDS_CHECKOUT:
+                plan.warnings.append(f"{plan.file} 第{n}行（{fields['name']}）：原登记为"
+                                     f"{STATUS_ZH[stored.roster_status]}（{stored.status_date}），本次改为在册，"
+                                     f"将恢复就餐和补贴，请核实")
             same = {k: v for k, v in fields.items()
                     if getattr(stored, k) != v and not (getattr(stored, k) in (None, []) and v in (None, []))}
-            changes = {ROSTER_FIELD_HEAD[k]: [_text(getattr(stored, k)), _text(v)] for k, v in same.items()}
-            by_field = {k: [_text(getattr(stored, k)), _text(v)] for k, v in same.items()}
+            changes = {ROSTER_FIELD_HEAD[k]: [_cell(k, getattr(stored, k)), _cell(k, v)] for k, v in same.items()}
+            by_field = {k: [_cell(k, getattr(stored, k)), _cell(k, v)] for k, v in same.items()}
             plan.planned.append(PlannedRow(n, rid, "change" if changes else "unchanged", fields["name"],
                                            changes, record=fields, fields=by_field, photos=photos,
                                            face_consent=consent))

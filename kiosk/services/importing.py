@@ -28,6 +28,7 @@ from kiosk.errors import ImageError, ImportFileError
 from kiosk.idcard import parse_id_number
 from kiosk.limits import (POLICY_MAX_BYTES, POLICY_MAX_DEPTH, POLICY_MAX_NODES, POLICY_MAX_STRING,
                       describe_char, forbidden_char)
+from kiosk.billing.status import REGISTERED, STATUS_OF_CELL, STATUS_ZH
 from kiosk.money import DISH_PRICE_MAX_FEN, PORTIONS_MAX, AmountError, fen_to_yuan, yuan_to_fen
 from kiosk.services.tabular import (Column, Problem, cell_problem, check_file, decode_text, parse_date, read_bytes, read_table,
                       split_list)
@@ -37,7 +38,7 @@ ROSTER_COLUMNS = [
     Column("性别", "sex"), Column("出生日期", "birth_date"), Column("户籍", "hukou", True),
     Column("联系电话", "phone"), Column("人员类别", "categories"), Column("饮食禁忌", "diet"),
     Column("卡号", "card_no"), Column("照片", "photos"), Column("紧急联系人", "emergency_contact"),
-    Column("人脸授权", "face_consent")]
+    Column("人脸授权", "face_consent"), Column("状态", "status"), Column("状态日期", "status_date")]
 MENU_COLUMNS = [
     Column("日期", "date", True), Column("餐次", "meal", True), Column("菜品编号", "dish_id", True),
     Column("菜名", "name", True), Column("价格", "price", True), Column("类别", "category"),
@@ -186,6 +187,7 @@ def validate_roster_row(n: int, r: dict) -> tuple[RosterRow | None, list[Problem
     consent_raw = str(r.get("face_consent", "")).strip().lower()
     if consent_raw not in YES | NO:
         bad("face_consent", f"人脸授权只能填 是 或 否，不是「{consent_raw[:20]}」", "face_consent must be 是/否 (yes/no)")
+    status_fields = _roster_status(r, name, birth, info, bad)
     for alias, column in (("resident_id", Resident.id), ("name", Resident.name), ("hukou", Resident.hukou),
                           ("phone", Resident.phone), ("card_no", Resident.card_no),
                           ("emergency_contact", Resident.emergency_contact)):
@@ -208,8 +210,47 @@ def validate_roster_row(n: int, r: dict) -> tuple[RosterRow | None, list[Problem
     fields = {"name": name, "id_number": info.number, "birth_date": info.birth_date, "sex": info.sex,
               "hukou": hukou, "phone": phone or None, "categories": cats, "diet_tags": diet,
               "allergies": allergies, "card_no": str(r.get("card_no", "")).strip() or None,
-              "emergency_contact": str(r.get("emergency_contact", "")).strip() or None}
+              "emergency_contact": str(r.get("emergency_contact", "")).strip() or None, **status_fields}
     return RosterRow(n, rid, fields, photos, consent_raw in YES), []
+
+
+def _roster_status(r: dict, name: str, birth, info, bad) -> dict:
+    """The 状态 / 状态日期 cells as ``roster_status`` / ``status_date`` (kiosk.billing.status);
+    {} when 状态 is blank (an update keeps the stored status). A bad cell is named with the
+    resident's name."""
+    who = f"{name}：" if name else ""
+    raw = "" if r.get("status") is None else str(r.get("status")).strip()
+    raw_date = r.get("status_date")
+    has_date = raw_date not in ("", None) and str(raw_date).strip() != ""
+    day = None
+    if has_date:
+        try:
+            day = parse_date(raw_date)
+        except ValueError:
+            bad("status_date", f"{who}状态日期「{str(raw_date)[:20]}」格式不对，应为 YYYY-MM-DD",
+                f"status_date {str(raw_date)[:20]!r} is not YYYY-MM-DD")
+            return {}
+    if not raw:
+        if has_date:
+            bad("status_date", f"{who}填了状态日期 {day}，但没有填状态（在册/暂停/迁出/死亡）",
+                "status_date given without status")
+        return {}
+    code = STATUS_OF_CELL.get(raw) or STATUS_OF_CELL.get(raw.lower())
+    if code is None:
+        bad("status", f"{who}状态只能是 在册、暂停、迁出 或 死亡，不是「{raw[:20]}」",
+            f"status must be 在册/暂停/迁出/死亡, got {raw[:20]!r}")
+        return {}
+    if code == REGISTERED:      # 在册: registered again (a date, if any, changes nothing)
+        return {"roster_status": REGISTERED, "status_date": None}
+    if day is None:
+        bad("status_date", f"{who}状态为「{STATUS_ZH[code]}」时必须填状态日期（YYYY-MM-DD，从这天起停止补贴）",
+            f"status_date is required when status is {STATUS_ZH[code]}")
+        return {}
+    born = birth or (info.birth_date if info else None)
+    if born is not None and day < born:
+        bad("status_date", f"{who}状态日期 {day} 早于出生日期 {born}", "status_date before birth_date")
+        return {}
+    return {"roster_status": code, "status_date": day}
 
 
 def generated_resident_id(id_number: str) -> str:

@@ -177,6 +177,7 @@ class CheckoutFlow:
             r = b.resident(s, resident_id)
             sex = s.execute(select(Resident.sex).where(Resident.id == resident_id)).scalar()
             day, meal = b.resolve_meal(s, at, None)
+            b.refuse_if_gone(r, day)         # 迁出 / 死亡: refused before the menu is shown
             policy, _row = b.policy(s, day)
             usage = usage_of(s, r.id, day)
             balance = balance_of(s, r.id)
@@ -274,10 +275,13 @@ class CheckoutFlow:
 
     def maybe_refresh_template(self, resident_id: str, score: float | None, quality: float, match_status: str | None,
                                live: bool, embedding, crop) -> bool:
-        """A confident, live, good-quality checkout may add a fresh template (faces age)."""
-        from kiosk.enrollment.refresh import maybe_refresh, should_refresh
+        """After a settled face checkout: a strong, live match may add a fresh template (faces
+        age; the rule: kiosk.services.template_refresh). ``score``/``match_status`` are the
+        tracker's; the rule looks at the frame's own match again."""
+        from kiosk.services.template_refresh import TemplateRefresh
 
-        if embedding is None or not should_refresh(score or 0.0, self.app.faces.threshold, quality,
-                                                   match_status or "", live):
+        if embedding is None or match_status != "matched":
             return False
-        return maybe_refresh(self.app, resident_id, embedding, crop, quality)
+        return TemplateRefresh(self.app).consider(resident_id, embedding, quality=quality, crop=crop,
+                                                  live=bool(live) and self.liveness.mode() != "off",
+                                                  at=self.clock()).add

@@ -31,6 +31,7 @@ from kiosk.db.models import (AppliedOp, DistrictFlag, FaceConsent, FaceTemplate,
                          OrderVoid, PushedOrder, Resident, SubsidyPolicy, Terminal, new_id, utcnow)
 from kiosk.db import audit
 from kiosk.services.checkout import balance_of, month_bounds
+from kiosk.services.template_refresh import REFRESH_SOURCE, refresh_consented
 from kiosk.db import changes, rowcodec
 from kiosk.district.domain.terminals import TerminalIdentity, claim_terminal
 
@@ -468,10 +469,12 @@ def _apply_run(app, s: Session, term: TerminalIdentity, run: list[dict], loaded:
                                    for op, _, _, _ in good])
 
     # the limits, walked in push order
+    statuses = _statuses(s, new_orders)
     for op, os_, _, es in good:
         flags = []
         for o in os_:
             rid, d = o["resident_id"], o["meal_date"]
+            flags += _status_flag(s, o, statuses)
             if o["subsidy_fen"] > 0:
                 lim = _limits(s, o.get("policy_row_id"))
                 ids = day_ids.setdefault((rid, d), [])
@@ -669,6 +672,8 @@ def apply_op(app, s: Session, term: TerminalIdentity, op_id: str, payload: dict)
         if s.scalar(select(FaceConsent.id).where(FaceConsent.resident_id == rid,
                                                  FaceConsent.withdrawn_at.is_(None)).limit(1)) is None:
             raise Rejected(f"template for {rid} without a face consent in force")
+        if t.get("source") == REFRESH_SOURCE and not refresh_consented(s, rid):
+            raise Rejected(f"refreshed template for {rid} without a consent whose text covers refreshes")
         if "embedding" not in t:
             raise Rejected(f"template {t['id']} without its embedding")
         emb = np.frombuffer(base64.b64decode(t["embedding"]), dtype=np.float32)
@@ -744,7 +749,7 @@ def _live(q):
 
 def check_limits(s: Session, o: dict) -> list[dict]:
     """Flags for an order recorded as served that breaks a district-wide limit."""
-    out: list[dict] = []
+    out: list[dict] = _status_flag(s, o, _statuses(s, [o]))
     rid, day = o["resident_id"], o["meal_date"]
     if o["subsidy_fen"] > 0:
         lim = _limits(s, o.get("policy_row_id"))
@@ -770,6 +775,30 @@ def check_limits(s: Session, o: dict) -> list[dict]:
         if bal < 0:
             out.append(_flag(s, o, "balance", min(-bal, o["to_pay_fen"]), [o["id"]]))
     return out
+
+
+def _statuses(s: Session, orders: list[dict]) -> dict[str, tuple[str, date]]:
+    """The roster status (not 在册, with its date) of these orders' residents."""
+    rids = sorted({o["resident_id"] for o in orders})
+    out: dict[str, tuple[str, date]] = {}
+    for i in range(0, len(rids), 500):
+        out.update((r, (st, d)) for r, st, d in s.execute(
+            select(Resident.id, Resident.roster_status, Resident.status_date)
+            .where(Resident.id.in_(rids[i:i + 500]), Resident.status_date.is_not(None))))
+    return out
+
+
+def _status_flag(s: Session, o: dict, statuses: dict) -> list[dict]:
+    """An order sold on or after the resident's status date (a terminal that had not synced
+    it yet): flagged ``resident_status`` with its subsidy as the amount over. 暂停 only when it
+    was subsidised (a suspended elder may eat, without subsidy); 迁出 / 死亡 always."""
+    from kiosk.billing.status import ENDS_CHECKOUT, status_in_effect
+
+    st, since = statuses.get(o["resident_id"], (None, None))
+    st = status_in_effect(st, since, _as_date(o["meal_date"]))
+    if st is None or (st not in ENDS_CHECKOUT and o["subsidy_fen"] <= 0):
+        return []
+    return [_flag(s, o, "resident_status", o["subsidy_fen"], [o["id"]])]
 
 
 def _flag(s: Session, o: dict, kind: str, over: int, order_ids: list[str]) -> dict:

@@ -18,7 +18,8 @@ SUBSIDY, BALANCE = "subsidy_excess", "balance_overdraft"
 GROUP_OF = {**{k: SUBSIDY for k in FLAG_KINDS_SUBSIDY}, **{k: BALANCE for k in FLAG_KINDS_BALANCE}}
 GROUP_ZH = {SUBSIDY: "超出补贴", BALANCE: "余额透支"}
 AMOUNT_ZH = {SUBSIDY: "超出补贴(元)", BALANCE: "透支金额(元)"}
-KIND_ZH = {"daily_meals": "超过每日补贴次数", "monthly_amount": "超过每月补贴额度", "balance": "余额透支"}
+KIND_ZH = {"daily_meals": "超过每日补贴次数", "monthly_amount": "超过每月补贴额度", "balance": "余额透支",
+           "resident_status": "状态日期后就餐（暂停/迁出/死亡）"}
 DECISION_ZH = {
     SUBSIDY: {"accept": "认可（超出的补贴照常报销）", "charge_back": "追回（超出的补贴不予报销）"},
     BALANCE: {"accept": "认可（透支额记为居民欠款，下次充值抵扣）", "charge_back": "追缴（请居民补交透支金额）"},

@@ -14,8 +14,17 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    with op.batch_alter_table('residents') as b:
+        b.add_column(sa.Column('roster_status', sa.String(length=12), nullable=False,
+                               server_default='registered'))
+        b.add_column(sa.Column('status_date', sa.Date(), nullable=True))
+    with op.batch_alter_table('district_settings') as b:
+        b.add_column(sa.Column('anomaly_thresholds', sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table('district_settings') as b:
+        b.drop_column('anomaly_thresholds')
+    with op.batch_alter_table('residents') as b:
+        b.drop_column('status_date')
+        b.drop_column('roster_status')
