@@ -321,3 +321,19 @@ def test_the_console_page_shows_the_kitchen_sheet_and_the_no_shows(shop):
     assert bad.status_code == 400 and "日期" in bad.text
     exports = [a for a in audit_actions(shop, "console.export") if a.subject == f"bookings {DAY}"]
     assert [(a.actor, a.detail["format"]) for a in exports] == [("SUP", "pdf")]
+
+
+def test_a_resident_moved_away_or_deceased_by_that_day_cannot_be_booked(shop, tmp_path):
+    from kiosk.db.models import Resident
+
+    with shop.db.session() as s:
+        r = s.get(Resident, "R0003")
+        r.roster_status, r.status_date = "deceased", DAY + timedelta(days=1)
+    s01 = staff_actor(shop)
+    set_booking(shop, "R0003", DAY, "午餐", actor=s01, today=DAY)          # the day before: still booked
+    with pytest.raises(ValidationError, match="死亡"):
+        set_booking(shop, "R0003", DAY + timedelta(days=1), "午餐", actor=s01, today=DAY)
+    f = tmp_path / "b.csv"
+    f.write_text("日期,餐次,编号\n2026-11-24,午餐,R0003\n", encoding="utf-8")
+    [p] = import_bookings(shop, f, dry_run=True, today=DAY).problems
+    assert (p.row, p.column) == (2, "编号") and "死亡" in p.message_zh and "刘秀英" in p.message_zh

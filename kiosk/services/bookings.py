@@ -162,6 +162,14 @@ def _canteen_for(app, s: Session, r: Resident, canteen_id: str | None) -> str:
     return last
 
 
+def status_problem(r: Resident, day: date) -> str | None:
+    """Why ``r`` cannot be booked for ``day``: 迁出 or 死亡 in effect that day (None: may be)."""
+    from kiosk.billing.status import checkout_refusal
+
+    why = checkout_refusal(r.name, getattr(r, "roster_status", None), getattr(r, "status_date", None), day)
+    return f"不能报餐：{why}" if why else None
+
+
 def _own_canteen(app, s: Session) -> str | None:
     """This machine's canteen on a terminal or a single machine; None on a district server
     (a store that has issued terminals: an elder with no meal yet has no canteen to default to)."""
@@ -219,6 +227,9 @@ def set_booking(app, resident_id: str, meal_date: date, meal: str, *, actor=None
     with app.db.session() as s:
         staff_id = require(s, actor, "meal.book").id if actor is not None else None
         r = _resident(s, resident_id)
+        refusal = None if cancel else status_problem(r, meal_date)
+        if refusal:
+            raise ValidationError(refusal, detail=f"{r.id}: roster status {r.roster_status} from {r.status_date}")
         cid = _canteen_for(app, s, r, canteen_id)
         missing = None if cancel else _dish_problem(s, cid, meal_date, meal, dish_ids)
         if missing:
@@ -347,6 +358,9 @@ def plan_bookings(app, path: Path, *, today: date | None = None) -> BookingImpor
                 if missing:
                     probs.append(("dish_ids", f"菜品 {missing} 不在食堂 {cid} 当天{meal}的菜单上",
                                   f"dishes {missing} not on {cid}'s menu"))
+            if r is not None and day is not None and not cancel and status_problem(r, day):
+                probs.append(("resident_id" if rid else "id_number", status_problem(r, day),
+                              f"roster status {r.roster_status} from {r.status_date}"))
             if r is not None and day is not None:
                 key = (r.id, day, meal)
                 if key in seen:
