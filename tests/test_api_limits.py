@@ -217,7 +217,7 @@ def test_an_op_of_the_wrong_shape_is_rejected_alone_and_kept_with_its_reason(sto
     c = TestClient(api, raise_server_exceptions=False)
 
     def sale(**change):
-        op = sales(app, 1, "R0002")[0]
+        op = sales(app, 1, "R0001")[0]     # (the bench's sale: 八十岁及以上, R0001's tier)
         rows = op["payload"]["rows"]
         for k, v in change.items():
             if k == "rows":

@@ -251,7 +251,8 @@ def test_a_terminals_booking_reaches_the_server_for_its_own_canteen_only(distric
     app = d.server_app()
     try:
         a = audit_actions(app, "meal.book")
-        assert [(x.actor, x.subject, x.detail.get("terminal_id")) for x in a] == [("kiosk", "R0002", tid)]
+        assert [(x.actor, x.subject, x.detail.get("reported_by"), x.detail.get("terminal_id")) for x in a] == \
+            [(f"terminal:{tid}", "R0002", "kiosk", tid)]
         assert kitchen_json(app, tomorrow)["canteens"][0]["portions"] == 1
     finally:
         app.close()

@@ -379,23 +379,36 @@ def test_reconciliation_lists_the_flag_and_records_the_decision(store):
     assert dr.reconciliation_rows(app, MONTH)[0]["decision"] is None
 
 
-def test_console_logins_expire_when_idle():
+def test_console_logins_expire_when_idle(store):
+    """A login (a row of the store) ends after its idle time without use and after the
+    working day whatever the use; the login after that deletes the expired rows."""
+    from datetime import timedelta
+
+    from kiosk.db.models import ConsoleSession
     from kiosk.district.console.shared.auth import Logins
 
-    now = [1000.0]
-    logins = Logins(idle_s=60, max_s=3600, clock=lambda: now[0])
-    lg = logins.open("A1", "甲", "admin")
-    assert logins.get(lg.token)[0] is lg
-    now[0] += 59
-    assert logins.get(lg.token)[0] is lg          # used: the idle time starts again
-    now[0] += 61
-    assert logins.get(lg.token) == (None, True)    # expired
-    lg2 = logins.open("A1", "甲", "admin")
-    for _ in range(65):                            # in use all along, 65 × 55 s < 3600 s
-        now[0] += 55
-        assert logins.get(lg2.token)[0] is lg2
-    now[0] += 55
-    assert logins.get(lg2.token) == (None, True)   # the working day is over whatever the use
+    app = store["app"]
+    now = [datetime(2026, 12, 1, 1, 0, tzinfo=CST)]
+    logins = Logins(app.db, idle_s=60, max_s=3600, clock=lambda: now[0])
+    lg = logins.open("A1", "区管理员", "admin")
+    assert logins.get(lg.token)[0].csrf == lg.csrf
+    now[0] += timedelta(seconds=59)
+    assert logins.get(lg.token)[0].staff_id == "A1"      # used: the idle time starts again
+    now[0] += timedelta(seconds=61)
+    assert logins.get(lg.token) == (None, True)           # expired
+    lg2 = logins.open("A1", "区管理员", "admin")
+    for _ in range(65):                                   # in use all along, 65 × 55 s < 3600 s
+        now[0] += timedelta(seconds=55)
+        assert logins.get(lg2.token)[0].csrf == lg2.csrf
+    now[0] += timedelta(seconds=55)
+    assert logins.get(lg2.token) == (None, True)          # the working day is over whatever the use
+    stale = logins.open("S1", "巡访主管", "supervisor")      # left open, never used again
+    now[0] += timedelta(seconds=61)
+    fresh = logins.open("A1", "区管理员", "admin")          # this login prunes the expired row
+    with app.db.session(read_only=True) as s:
+        left = {r.staff_id for r in s.query(ConsoleSession)}
+    assert left == {"A1"} and logins.get(stale.token) == (None, False) and logins.get(fresh.token)[0] is not None
+    logins.close(fresh.token)
 
 
 def test_report_commands_welfare_and_proof_of_life_json(store, capsys, tmp_path):

@@ -434,7 +434,7 @@ def test_a_malformed_sale_is_rejected_alone_with_its_reason(shop):
     from kiosk.district.domain.terminals import add_terminal, hash_token
     from kiosk.district.domain.push import apply_push
 
-    _, token = add_terminal(shop, "C1")
+    _, token = add_terminal(shop, shop.settings.canteen_id)     # the canteen of the menu its sales name
     with shop.db.session() as s:
         menu = [{"id": m.id, "dish_id": m.dish_id, "name": m.name, "price_fen": m.price_fen}
                 for m in s.scalars(select(MenuItem))]
@@ -449,10 +449,10 @@ def test_a_malformed_sale_is_rejected_alone_with_its_reason(shop):
     bad = {"no meal": sale(meal=None), "text for money": sale(subsidy_fen="500"), "naive time":
            sale(created_at="2026-11-23T12:00:00"), "past 32 bits": sale(total_fen=2 ** 40),
            "unknown resident": sale("NOPE"), "not an object": {**sale(), "payload": [1]}}
-    ops = [sale("R0001")] + list(bad.values()) + [sale("R0002")]
+    ops = [sale("R0001")] + list(bad.values()) + [sale("R0001")]     # (the bench's sale: 八十岁及以上)
     results, _, term = apply_push(shop, hash_token(token), ops)
     assert [r["status"] for r in results] == ["applied"] + ["rejected"] * len(bad) + ["applied"]
-    assert all(r["error"] for r in results[1:-1]) and term.canteen_id == "C1"
+    assert all(r["error"] for r in results[1:-1]) and term.canteen_id == shop.settings.canteen_id
     with shop.db.session() as s:
         assert s.scalar(select(func.count()).select_from(Order)) == 2
         kept = s.scalars(select(AppliedOp).where(AppliedOp.status == "rejected")).all()

@@ -78,7 +78,7 @@ def _build_district(app, residents: int, canteens: list[str], day) -> dict:
             n = min(step, residents - i)
             rids = [f"R{j:07d}" for j in range(i, i + n)]
             c.execute(insert(Resident), [{
-                "id": rid, "name": f"居民{j}", "id_number": None, "birth_date": datetime(1940 + j % 25, 1 + j % 12, 1).date(),
+                "id": rid, "name": f"居民{j}", "id_number": None, "birth_date": datetime(1940 + j % 6, 1 + j % 12, 1).date(),
                 "sex": "女" if j % 2 else "男", "hukou": "武侯区", "phone": f"138{j:08d}", "categories": [],
                 "diet_tags": [], "allergies": [], "card_no": f"ZL{j:07d}", "emergency_contact": None,
                 "status": "active", "created_at": now, "updated_at": now} for j, rid in zip(range(i, i + n), rids)])
@@ -99,7 +99,9 @@ def _build_district(app, residents: int, canteens: list[str], day) -> dict:
 
 
 def _order_op(rid: str, canteen: str, menu: list[dict], policy_row_id: str, day, rnd: random.Random) -> dict:
-    """One outbox op as a terminal's settle writes it (order, lines, ledger entries)."""
+    """One outbox op as a terminal's settle writes it (order, lines, ledger entries). The bench's
+    residents are all 80 or older (``_build_district``): 八十岁及以上, 5.00 元 a meal, the tier the
+    server derives for them (kiosk.district.domain.derive)."""
     picks = rnd.sample(menu, 2)
     total = sum(m["price_fen"] for m in picks)
     subsidy = min(500, total)

@@ -331,6 +331,24 @@ class LoginThrottle(Base):
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class ConsoleSession(Base):
+    """A console login (0012), shared by every server process over the store: the
+    browser holds a random token in a cookie, the row only its SHA-256 (``token_hash``),
+    so a copy of the database opens no login. ``csrf``: the token every form of this
+    login carries. ``expires_at``: the earlier of ``last_seen_at`` + the idle timeout and
+    ``created_at`` + the working day (kiosk.district.console.shared.auth), the one indexed
+    column expired rows are deleted by. ``flash``: messages for the next page shown."""
+
+    __tablename__ = "console_sessions"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    staff_id: Mapped[str] = mapped_column(String(64), index=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    flash: Mapped[list | None] = mapped_column(JSON)
+
+
 # --------------------------------------------------------------------------- the district (0003)
 class ChangeLogEntry(Base):
     """Which district record changed, at which version. Terminals pull what changed since
@@ -394,6 +412,29 @@ class DistrictFlag(Base):
     order_ids: Mapped[list] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     decision: Mapped[str | None] = mapped_column(String(20))   # accept | charge_back
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class QuarantinedOp(Base):
+    """A terminal's op the server did not apply (待核查): its reported amounts differ from
+    the server's own derivation, it acts outside the terminal's canteen, or it cannot be
+    applied as it stands. Kept whole with its reason until an admin accepts it (applied
+    then, once) or rejects it (never applied). Migration 0006."""
+
+    __tablename__ = "quarantined_ops"
+    op_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    terminal_id: Mapped[str] = mapped_column(String(64), index=True)
+    canteen_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(Text)
+    resident_id: Mapped[str | None] = mapped_column(String(64))
+    amount_fen: Mapped[int | None] = mapped_column(BigInteger)      # as the terminal reported it
+    payload: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime | None] = mapped_column(UTCDateTime)   # on the terminal
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    status: Mapped[str] = mapped_column(String(20), default="waiting")   # waiting | accepted | rejected
     decided_by: Mapped[str | None] = mapped_column(String(64))
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     note: Mapped[str | None] = mapped_column(Text)

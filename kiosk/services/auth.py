@@ -20,12 +20,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Callable
 
-from sqlalchemy import func, select, text
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from kiosk.db import audit
-from kiosk.db.models import PinLockout, Staff, utcnow
+from kiosk.db.models import ConsoleSession, PinLockout, Staff, utcnow
 from kiosk.db.permissions import ROLE_ZH, ROLES, Actor, check_role, make_actor, require
 from kiosk.errors import NotFoundError, PermissionDeniedError, ValidationError
 from kiosk.services.security import hash_pin, pin_needs_rehash, verify_pin
@@ -220,10 +220,18 @@ class StaffAuth:
             if st.id == who.id:
                 raise ValidationError("不能停用自己", detail="an admin cannot deactivate themselves")
             st.active = False
-            audit.record(s, who.id, "staff.deactivate", staff_id)
+            ended = end_console_sessions(s, staff_id)
+            audit.record(s, who.id, "staff.deactivate", staff_id, console_sessions_ended=ended)
         return {"staff_id": staff_id, "active": False}
 
     def list_staff(self) -> list[dict]:
         with self.app.db.session(read_only=True) as s:
             return [{"staff_id": st.id, "name": st.name, "role": st.role, "active": bool(st.active)}
                     for st in s.scalars(select(Staff).order_by(Staff.id))]
+
+
+def end_console_sessions(s: Session, staff_id: str) -> int:
+    """End every district-console login of ``staff_id`` (rows of ``console_sessions``), in
+    the caller's unit of work: when their password changes or they are deactivated, no
+    browser stays signed in as them, on any server process. The number ended."""
+    return int(s.execute(delete(ConsoleSession).where(ConsoleSession.staff_id == staff_id)).rowcount or 0)

@@ -37,6 +37,7 @@ from kiosk.db import audit
 from kiosk.db.models import Canteen, CanteenStaff, LoginThrottle, Staff, StaffPassword, Terminal, utcnow
 from kiosk.db.permissions import ROLE_ZH, ROLES, Actor, check_role, make_actor
 from kiosk.errors import NotFoundError, PermissionDeniedError, ServerOnlyError, TooManyAttemptsError, ValidationError
+from kiosk.services.auth import end_console_sessions
 from kiosk.services.security import verify_pin
 
 MIN_LENGTH = 10
@@ -289,7 +290,8 @@ def set_password(app, staff_id: str, password: str, *, actor: Actor | None = Non
         else:
             row.password_hash, row.set_by, row.set_at = new_hash, who, utcnow()
         s.execute(delete(LoginThrottle).where(LoginThrottle.key == f"account:{staff_id}"))
-        audit.record(s, who, "staff.password_set", staff_id, how=how)
+        ended = end_console_sessions(s, staff_id)       # a new password signs the old logins out
+        audit.record(s, who, "staff.password_set", staff_id, how=how, console_sessions_ended=ended)
     return {"staff_id": staff_id, "password_set": True, "by": who}
 
 

@@ -1,16 +1,22 @@
 """Applying what terminals push: each outbox operation once, in the order pushed.
 
-An operation carries the rows the terminal's services wrote in one unit of work (the
-same services, the same ids, prices and subsidy). The server records them as they
-were served: a meal is never re-priced or dropped. It checks what only it can see,
-the district-wide limits over every canteen, and flags an order that breaks one
-(``district_flags``) for the reconciliation report. The op id goes into
-``applied_ops`` in the same transaction as its effect, so a push repeated after a
-lost reply or a crash is answered "duplicate" and changes nothing.
+A terminal reports facts; the server decides money. An operation carries the rows the
+terminal's services wrote in one unit of work. A sale is checked against the server's
+own derivation (kiosk.district.domain.derive: its menu, the policy in force at the
+meal, the resident, the counter's billing rules, the README's Limits); any other op
+against the terminal's canteen (kiosk.district.domain.scope: its staff, its orders,
+top-ups within bounds). What holds is recorded as served, with the district-wide limits
+the terminal could not see (offline) flagged for reconciliation (``district_flags``,
+audited). What does not hold is never applied: it waits in the quarantine list
+(``quarantined_ops``, 待核查) with its reason, for an admin to accept or reject
+(kiosk.district.domain.quarantine). The op id goes into ``applied_ops`` in the same
+transaction as its effect, so a push repeated after a lost reply or a crash is
+answered "duplicate" and changes nothing.
 
-An operation the server cannot apply (an unknown resident or dish, a template without
-consent) is kept whole in ``applied_ops`` with status ``rejected`` and its reason; the
-terminal keeps it visible too. Nothing is silently dropped.
+An operation the server cannot apply as it stands (malformed, an unknown resident or
+dish, a template without consent) is kept whole in ``applied_ops`` with status
+``rejected`` and its reason, and listed with the quarantined ones; the terminal keeps it
+visible too. Nothing is silently dropped.
 """
 from __future__ import annotations
 
@@ -23,16 +29,19 @@ from datetime import date, datetime
 from typing import Iterator
 
 import numpy as np
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from kiosk.billing.policy import Policy
-from kiosk.db.models import (AppliedOp, DistrictFlag, FaceConsent, FaceTemplate, LedgerEntry, Order, OrderLine,
-                         OrderVoid, PushedOrder, Resident, SubsidyPolicy, Terminal, new_id, utcnow)
+from kiosk.db.models import (AppliedOp, Canteen, DistrictFlag, FaceConsent, FaceTemplate, LedgerEntry, MenuItem,
+                             Order, OrderLine, OrderVoid, PushedOrder, QuarantinedOp, Resident, SubsidyPolicy, new_id,
+                             utcnow)
 from kiosk.db import audit
-from kiosk.services.checkout import balance_of, month_bounds
+from kiosk.services.checkout import month_bounds
 from kiosk.services.template_refresh import REFRESH_SOURCE, refresh_consented
 from kiosk.db import changes, rowcodec
+from kiosk.district.domain import derive, scope
+from kiosk.district.domain.derive import Problem
 from kiosk.district.domain.terminals import TerminalIdentity, claim_terminal
 
 log = logging.getLogger("kiosk.district.domain.push")
@@ -44,30 +53,18 @@ class Rejected(Exception):
     pass
 
 
-def apply_batch(app, term: TerminalIdentity, ops: list[dict], *, with_version: bool = False):
-    """Apply a terminal's ops in order; returns one result per op. A deadlock or a lost
-    connection rolls the whole batch back (nothing half-applied) and it is tried again;
-    after three tries the error goes to the terminal, which pushes the same ops later."""
-    results, version, _ = _retried(app, ops, term=term)
-    return (results, version) if with_version else results
-
-
 def apply_push(app, token_hash: str, ops: list[dict], *, pending: int | None = None, software: str | None = None,
                model: str | None = None) -> tuple[list[dict], int, TerminalIdentity]:
     """A push as the API receives it: the token is checked in the push's own transaction
     (``auth.claim_terminal``: a revoked terminal is refused and nothing is applied; the
     terminal's row stays locked until the commit, so one terminal's pushes never overlap),
     then the ops are applied. Returns the results, the server version and the terminal."""
-    return _retried(app, ops, auth={"token_hash": token_hash, "pending": pending, "software": software,
-                                    "model": model})
-
-
-def _retried(app, ops: list[dict], **kw):
+    auth = {"token_hash": token_hash, "pending": pending, "software": software, "model": model}
     from kiosk.errors import StorageError
 
     for attempt in range(3):
         try:
-            return _apply_batch_once(app, ops, **kw)
+            return _apply_batch_once(app, ops, auth)
         except StorageError:
             if attempt == 2:
                 raise
@@ -84,7 +81,8 @@ def _is_simple(op: dict) -> bool:
     if not isinstance(p, dict):
         return False
     rows = p.get("rows")
-    if not isinstance(rows, dict) or not rows.get("orders") or (set(rows) - SIMPLE_TABLES) or p.get("deleted"):
+    if not isinstance(rows, dict) or not rows.get("orders") or (set(rows) - SIMPLE_TABLES) or p.get("deleted") \
+            or not all(isinstance(v, list) for v in rows.values()) or not isinstance(p.get("ops") or [], list):
         return False
     try:
         return (all(e.get("kind") != "reversal" for e in rows.get("ledger_entries", []))
@@ -94,91 +92,148 @@ def _is_simple(op: dict) -> bool:
 
 
 def _good_id(op_id: str) -> bool:
-    return bool(op_id) and len(op_id) <= 36
+    """An op id the server keeps (a terminal's are UUIDs): 1-36 printable characters."""
+    return bool(op_id) and len(op_id) <= 36 and op_id.isprintable()
 
 
-def _apply_batch_once(app, ops: list[dict], *, term: TerminalIdentity | None = None,
-                      auth: dict | None = None) -> tuple[list[dict], int, TerminalIdentity]:
-    """One transaction: the terminal (its token checked, its row locked), the residents of
-    the batch's orders locked (PostgreSQL), one query for everything the batch's plain
-    sales need to know (ops seen before, residents, dishes, rows already stored, the
-    residents' subsidised meals this month and balances, the server version), then bulk
-    inserts. An op that is not a plain sale is applied on its own savepoint, in its place."""
+def _apply_batch_once(app, ops: list[dict], auth: dict) -> tuple[list[dict], int, TerminalIdentity]:
+    """One transaction: the terminal (its token checked, its row locked), then its ops."""
+    with app.db.session(write_lock=True) as s:
+        s.info[changes.APPLY] = True
+        term = claim_terminal(s, **auth)
+        results, version = apply_ops(app, s, term, ops)
+    return results, version, term
+
+
+def apply_ops(app, s: Session, term: TerminalIdentity, ops: list[dict], *,
+              trusted: bool = False) -> tuple[list[dict], int]:
+    """The one apply path of every op, in the caller's transaction: the residents of the
+    batch's orders locked (PostgreSQL), one query for everything the batch's plain sales
+    need to know (ops seen before, residents, dishes, rows already stored, the residents'
+    subsidised meals this month and balances, the server version), the sales checked
+    against the server's own derivation and inserted in bulk; an op that is not a sale is
+    checked against the terminal's canteen and applied on its own savepoint, in its place.
+    An op that does not hold waits in the quarantine list (``quarantined``), or, when it
+    cannot be applied as it stands, is kept as ``rejected`` (and listed there too).
+    ``trusted``: an admin's acceptance of a quarantined op (kiosk.district.domain.quarantine):
+    only what can never be applied (the README's Limits, rows that do not agree) blocks it.
+    Returns one result per op and the server version read before the batch."""
     ids = [str(op.get("op_id", "")) for op in ops]
     results: dict[str, dict] = {}      # op id -> result, for the ops applied or rejected here
     at: dict[int, dict] = {}           # position -> result, for duplicates and bad ids
-    with app.db.session(write_lock=True) as s:
-        s.info[changes.APPLY] = True
-        if auth is not None:
-            term = claim_terminal(s, **auth)
-        else:
-            t = Terminal.__table__
-            s.execute(update(t).where(t.c.id == term.terminal_id).values(last_push_at=utcnow()))
-        # the plain sales before the first other op (within the lookup's budget): their rows
-        # are read with the batch's one lookup
-        prefix: list[dict] = []
-        limit = LOOKUP_VALUES[s.get_bind().dialect.name == "postgresql"]
-        budget = limit - len(ops)
-        for op, op_id in zip(ops, ids):
-            if not _good_id(op_id):
-                continue
-            if not _is_simple(op) or (prefix and budget - _size(op) < 0):
-                break
-            budget -= _size(op)
-            prefix.append(op)
-        loaded = {id(op): _load(op) for op in prefix}
-        locked = _lock_residents(s, ops, loaded)
-        pre = _lookup(s, [i for i in ids if _good_id(i)], loaded, locked)
-        in_prefix = set(loaded)
-        known = pre.known
-        run: list[dict] = []
-        size = 0
-        fresh = True            # nothing written since the lookup: the first run uses it
-        for i, (op, op_id) in enumerate(zip(ops, ids)):
-            if not _good_id(op_id):
-                at[i] = {"op_id": op_id, "status": "rejected", "error": "bad op id"}
-                continue
-            if op_id in known:          # pushed before, or earlier in this batch
-                at[i] = {"op_id": op_id, "status": "duplicate", "was": known[op_id]}
-                continue
-            known[op_id] = "applied"
-            simple = _is_simple(op)
-            if fresh and id(op) not in in_prefix:        # past the rows the batch's lookup read
-                if run:
-                    results.update(_apply_run(app, s, term, run, loaded, pre))
-                run, size, fresh = [], 0, False
-            elif run and (not simple or size + _size(op) > limit):
-                results.update(_apply_run(app, s, term, run, loaded, pre if fresh else None))
-                run, size, fresh = [], 0, False
-            if simple:
-                run.append(op)
-                size += _size(op)
-                continue
-            fresh = False
-            results[op_id] = _apply_one(app, s, term, op)
-        if run:
-            results.update(_apply_run(app, s, term, run, loaded, pre if fresh else None))
-        s.flush()
+    # the plain sales before the first other op (within the lookup's budget): their rows
+    # are read with the batch's one lookup
+    prefix: list[dict] = []
+    limit = LOOKUP_VALUES[s.get_bind().dialect.name == "postgresql"]
+    budget = limit - len(ops)
+    for op, op_id in zip(ops, ids):
+        if not _good_id(op_id):
+            continue
+        if not _is_simple(op) or (prefix and budget - _size(op) < 0):
+            break
+        budget -= _size(op)
+        prefix.append(op)
+    loaded = {id(op): _load(op) for op in prefix}
+    locked = _lock_residents(s, ops, loaded)
+    pre = _lookup(s, [i for i in ids if _good_id(i)], loaded, locked)
+    in_prefix = set(loaded)
+    known = pre.known
+    facts = _SaleFacts.of(s, term)      # what sales are derived from, read once per batch
+    run: list[dict] = []
+    size = 0
+    fresh = True            # nothing written since the lookup: the first run uses it
+    for i, (op, op_id) in enumerate(zip(ops, ids)):
+        if not _good_id(op_id):
+            at[i] = {"op_id": op_id, "status": "rejected", "error": "bad op id"}
+            continue
+        if op_id in known:          # pushed before, or earlier in this batch
+            at[i] = {"op_id": op_id, "status": "duplicate", "was": known[op_id]}
+            continue
+        known[op_id] = "applied"
+        simple = _is_simple(op)
+        if fresh and id(op) not in in_prefix:        # past the rows the batch's lookup read
+            if run:
+                results.update(_apply_run(app, s, term, run, loaded, pre, facts, trusted))
+            run, size, fresh = [], 0, False
+        elif run and (not simple or size + _size(op) > limit):
+            results.update(_apply_run(app, s, term, run, loaded, pre if fresh else None, facts, trusted))
+            run, size, fresh = [], 0, False
+        if simple:
+            run.append(op)
+            size += _size(op)
+            continue
+        fresh = False
+        results[op_id] = _apply_one(app, s, term, op, trusted)
+    if run:
+        results.update(_apply_run(app, s, term, run, loaded, pre if fresh else None, facts, trusted))
+    s.flush()
     # the server version read before this batch (its own version comes at commit: the pull gets it)
     for r in at.values():               # a duplicate within the batch: what became of the first
         if r["status"] == "duplicate" and r["op_id"] in results:
             r["was"] = results[r["op_id"]]["status"]
-    return [at[i] if i in at else results[op_id] for i, op_id in enumerate(ids)], pre.version, term
+    return [at[i] if i in at else results[op_id] for i, op_id in enumerate(ids)], pre.version
 
 
-def _reject(s: Session, term: TerminalIdentity, op: dict, reason: str) -> dict:
+def _held(s: Session, term: TerminalIdentity, op: dict, reason: str, trusted: bool) -> None:
+    """The op in the quarantine list (待核查), whole, with its reason (not again when an
+    admin's acceptance of it failed: that transaction is rolled back)."""
+    if trusted:
+        return
+    resident, amount = _subject_of(op)
+    s.add(QuarantinedOp(op_id=str(op.get("op_id")), terminal_id=term.terminal_id, canteen_id=term.canteen_id,
+                        kind=str(op.get("kind", ""))[:40], reason=reason, resident_id=resident,
+                        amount_fen=amount, payload=op, created_at=_dt(op.get("created_at")), status="waiting"))
+
+
+def _subject_of(op: dict) -> tuple[str | None, int | None]:
+    """The resident and amount an op is about, as the terminal reported them (for the list)."""
+    rows = (op.get("payload") or {}).get("rows") if isinstance(op.get("payload"), dict) else None
+    if not isinstance(rows, dict):
+        return None, None
+    for table, key in (("orders", "total_fen"), ("ledger_entries", "amount_fen"), ("face_consents", None),
+                       ("face_templates", None), ("order_voids", None)):
+        r = rows.get(table)
+        if isinstance(r, list) and r and isinstance(r[0], dict):
+            rid = r[0].get("resident_id", r[0].get("order_id"))
+            amount = r[0].get(key) if key else None
+            ok = isinstance(amount, int) and not isinstance(amount, bool) and abs(amount) < 2 ** 62
+            return (str(rid)[:64] if rid is not None else None), (amount if ok else None)
+    return None, None
+
+
+def _reject(s: Session, term: TerminalIdentity, op: dict, reason: str, trusted: bool = False) -> dict:
+    """An op that cannot be applied as it stands (malformed, or naming what the server does
+    not have): kept whole with its reason, and listed with the quarantined ones."""
     op_id = str(op.get("op_id"))
     log.warning("op %s from %s rejected: %s", op_id, term.terminal_id, reason)
     s.add(AppliedOp(op_id=op_id, terminal_id=term.terminal_id, kind=str(op.get("kind", ""))[:40],
                     status="rejected", error=str(reason)[:2000], payload=op, created_at=_dt(op.get("created_at"))))
+    _held(s, term, op, str(reason)[:2000], trusted)
     return {"op_id": op_id, "status": "rejected", "error": str(reason)[:500]}
 
 
-def _apply_one(app, s: Session, term: TerminalIdentity, op: dict) -> dict:
-    """Any op, on its own savepoint: applied whole or kept whole as rejected. A malformed
-    payload or a value the database refuses rejects the op; a lost connection or a
-    deadlock (OperationalError) ends the whole push, which is tried again."""
-    from sqlalchemy.exc import OperationalError, StatementError
+def _quarantine(s: Session, term: TerminalIdentity, op: dict, problems: list[Problem], trusted: bool) -> dict:
+    """An op that does not hold (its amounts are not the server's, it acts outside its
+    canteen): never applied; it waits in the quarantine list for an admin."""
+    op_id = str(op.get("op_id"))
+    reason = "；".join(dict.fromkeys(p.reason for p in problems))[:2000]
+    log.warning("op %s from %s quarantined: %s", op_id, term.terminal_id, reason)
+    s.add(AppliedOp(op_id=op_id, terminal_id=term.terminal_id, kind=str(op.get("kind", ""))[:40],
+                    status="quarantined", error=reason, created_at=_dt(op.get("created_at"))))
+    _held(s, term, op, reason, trusted)
+    return {"op_id": op_id, "status": "quarantined", "error": reason[:500]}
+
+
+def _blocking(problems: list[Problem], trusted: bool) -> list[Problem]:
+    return [p for p in problems if p.hard or not trusted]
+
+
+def _apply_one(app, s: Session, term: TerminalIdentity, op: dict, trusted: bool) -> dict:
+    """An op that is not a plain sale, on its own savepoint: checked against the terminal's
+    canteen (kiosk.district.domain.scope), then applied whole, quarantined or kept whole as
+    rejected. A malformed payload or a value the database refuses rejects the op; a lost
+    connection or a deadlock (OperationalError) ends the whole push, which is tried again."""
+    from sqlalchemy.exc import InvalidRequestError, OperationalError, StatementError
 
     from kiosk.errors import ValidationError
 
@@ -188,16 +243,27 @@ def _apply_one(app, s: Session, term: TerminalIdentity, op: dict) -> dict:
         payload = op.get("payload") or {}
         if not isinstance(payload, dict):
             raise Rejected("payload is not an object")
-        flags = apply_op(app, s, term, op_id, payload)
+        rows = payload.get("rows")
+        if isinstance(rows, dict) and rows.get("orders"):
+            problems = [Problem("一笔结算只能带订单、菜品和结算账目（订单与作废、充值、人脸等记录混在一起）", True)]
+        else:
+            problems = scope.check_op(s, term.canteen_id, payload)
+        blocking = _blocking(problems, trusted)
+        if blocking:
+            sp.rollback()
+            return _quarantine(s, term, op, blocking, trusted)
+        apply_op(app, s, term, op_id, payload)
         sp.commit()
-    except (Rejected, StatementError, ValidationError, KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (Rejected, StatementError, InvalidRequestError, ValidationError, KeyError, TypeError, ValueError,
+            AttributeError) as exc:
         if isinstance(exc, OperationalError):
             raise
         sp.rollback()
-        return _reject(s, term, op, exc.args[0] if isinstance(exc, Rejected) else f"{type(exc).__name__}: {exc}")
+        return _reject(s, term, op, exc.args[0] if isinstance(exc, Rejected) else f"{type(exc).__name__}: {exc}",
+                       trusted)
     s.add(AppliedOp(op_id=op_id, terminal_id=term.terminal_id, kind=str(op.get("kind", ""))[:40],
                     status="applied", created_at=_dt(op.get("created_at"))))
-    return {"op_id": op_id, "status": "applied", "flags": flags}
+    return {"op_id": op_id, "status": "applied", "flags": []}
 
 
 _CHECKS: dict = {}
@@ -398,11 +464,74 @@ def _size(op: dict) -> int:
     return 1 + sum(2 * len(rows.get(t) or []) for t in SIMPLE_TABLES)
 
 
+@dataclass
+class _SaleFacts:
+    """What the server derives a run's sales from: its menu rows, the residents' records,
+    the canteen's district, the policies of the meals' days (kiosk.district.domain.derive)."""
+    canteen_id: str
+    district: str | None
+    menu: dict[str, derive.MenuRow]
+    residents: dict[str, derive.ResidentView]
+    today: date
+    policies: dict[tuple, tuple] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, s: Session, term: TerminalIdentity) -> "_SaleFacts":
+        from kiosk.timeutil import now_cst
+
+        district = s.scalar(select(Canteen.district).where(Canteen.id == term.canteen_id))
+        return cls(term.canteen_id, district, {}, {}, now_cst().date())
+
+    def load(self, s: Session, sales: list[tuple[list[dict], list[dict]]]) -> "_SaleFacts":
+        """The menu rows and residents of these sales not read yet (in this batch)."""
+        from kiosk.billing.subsidy import ResidentFacts
+
+        menu_ids = sorted({str(x["menu_item_id"]) for _, ls in sales for x in ls} - set(self.menu))
+        rids = sorted({str(o["resident_id"]) for os_, _ in sales for o in os_} - set(self.residents))
+        for i in range(0, len(menu_ids), 500):
+            for row in s.execute(select(MenuItem.id, MenuItem.canteen_id, MenuItem.menu_date, MenuItem.meal,
+                                        MenuItem.dish_id, MenuItem.name, MenuItem.price_fen)
+                                 .where(MenuItem.id.in_(menu_ids[i:i + 500]))):
+                self.menu[row.id] = derive.MenuRow(*row)
+        for i in range(0, len(rids), 500):
+            for r in s.execute(select(Resident.id, Resident.birth_date, Resident.hukou, Resident.categories,
+                                      Resident.status).where(Resident.id.in_(rids[i:i + 500]))):
+                self.residents[r.id] = derive.ResidentView(ResidentFacts(r.id, r.birth_date, r.hukou,
+                                                                         frozenset(r.categories or [])), r.status)
+        return self
+
+    def view(self, s: Session, o: dict) -> derive.SaleView:
+        policy, row_id = self.policy(s, o["meal_date"], o.get("policy_row_id"))
+        return derive.SaleView(self.residents.get(o["resident_id"]), self.menu, policy, row_id, self.canteen_id,
+                               self.today)
+
+    def policy(self, s: Session, day: date, named: str | None) -> tuple[Policy | None, str | None]:
+        """The policy in force at the meal for the canteen's district (the counter's rule,
+        kiosk.services.importing.policy_in_force); the version the terminal names instead
+        when it is one of that district covering the day (a terminal offline since a newer
+        version was imported priced with the one it had)."""
+        key = (day, named)
+        hit = self.policies.get(key)
+        if hit is None:
+            from kiosk.services.importing import policy_in_force
+
+            pick = policy_in_force(s, day, self.district) or (None, None)
+            if named and named != pick[1]:
+                row = s.get(SubsidyPolicy, named)
+                if row is not None and row.effective_from <= day <= row.effective_to \
+                        and (self.district is None or row.district == self.district):
+                    pick = (_policy_of(row), row.id)
+            hit = self.policies[key] = pick
+        return hit
+
+
 def _apply_run(app, s: Session, term: TerminalIdentity, run: list[dict], loaded: dict,
-               seen: _Seen | None) -> dict[str, dict]:
+               seen: _Seen | None, facts: _SaleFacts, trusted: bool = False) -> dict[str, dict]:
     """Plain sales in bulk: validated against one lookup (``seen``, made here when the
-    batch's own is stale), inserted with multi-row INSERTs, the district limits walked in
-    push order (as if applied one by one)."""
+    batch's own is stale), each order checked against the server's own derivation of its
+    money (kiosk.district.domain.derive: the README's Limits, the server's menu, the policy
+    at the meal, the resident), inserted with multi-row INSERTs, the district limits walked
+    in push order (as if applied one by one)."""
     results: dict[str, dict] = {}
     good_loaded = []
     for op in run:
@@ -410,7 +539,7 @@ def _apply_run(app, s: Session, term: TerminalIdentity, run: list[dict], loaded:
         if x is None:
             x = loaded[id(op)] = _load(op)
         if isinstance(x, Exception):
-            results[str(op["op_id"])] = _reject(s, term, op, f"{type(x).__name__}: {x}")
+            results[str(op["op_id"])] = _reject(s, term, op, f"{type(x).__name__}: {x}", trusted)
             continue
         good_loaded.append((op, *x))
     if seen is None:
@@ -418,6 +547,7 @@ def _apply_run(app, s: Session, term: TerminalIdentity, run: list[dict], loaded:
     residents, menu, have_orders, keys, have_entries = (seen.residents, seen.menu, seen.orders, seen.keys,
                                                         seen.entries)
     day_ids, month_sum, bal = seen.day_ids, seen.month_sum, seen.bal
+    facts = facts.load(s, [(os_, ls) for _, os_, ls, _ in good_loaded])
 
     good = []
     for op, os_, ls, es in good_loaded:
@@ -431,13 +561,24 @@ def _apply_run(app, s: Session, term: TerminalIdentity, run: list[dict], loaded:
                + [f"ledger entry {e['id']} of an unknown order {e.get('order_id')!r}" for e in es
                   if e.get("order_id") is not None and e["order_id"] not in mine and e["order_id"] not in have_orders])
         if bad:
-            results[str(op["op_id"])] = _reject(s, term, op, bad[0])
+            results[str(op["op_id"])] = _reject(s, term, op, bad[0], trusted)
+            continue
+        problems = [derive.Problem(f"账目 {e['id']}（{e.get('kind')}）不属于本次结算的订单", True) for e in es
+                    if e.get("order_id") not in mine]
+        for o in os_:
+            problems += derive.check_bounds(o, ls, es)
+        if not problems:
+            for o in os_:
+                problems += derive.derive(o, ls, facts.view(s, o))
+        blocking = _blocking(problems, trusted)
+        if blocking:
+            results[str(op["op_id"])] = _quarantine(s, term, op, blocking, trusted)
             continue
         new_o = [o for o in os_ if o["id"] not in have_orders]
         ids = {o["id"] for o in new_o}
         clash = [x["id"] for x in ls if x["order_id"] in ids and x["id"] in seen.lines]
         if clash:           # a line id already stored (or taken earlier in this run) for another order
-            results[str(op["op_id"])] = _reject(s, term, op, f"order line {clash[0]} exists already")
+            results[str(op["op_id"])] = _reject(s, term, op, f"order line {clash[0]} exists already", trusted)
             continue
         for o in new_o:
             o["canteen_id"], o["terminal_id"] = term.canteen_id, term.terminal_id
@@ -474,7 +615,7 @@ def _apply_run(app, s: Session, term: TerminalIdentity, run: list[dict], loaded:
         flags = []
         for o in os_:
             rid, d = o["resident_id"], o["meal_date"]
-            flags += _status_flag(s, o, statuses)
+            flags += _status_flag(s, term, o, statuses)
             if o["subsidy_fen"] > 0:
                 lim = _limits(s, o.get("policy_row_id"))
                 ids = day_ids.setdefault((rid, d), [])
@@ -483,16 +624,16 @@ def _apply_run(app, s: Session, term: TerminalIdentity, run: list[dict], loaded:
                 month_sum[mk] = month_sum.get(mk, 0) + o["subsidy_fen"]
                 if lim is not None and lim.subsidized_meals_per_day is not None \
                         and len(ids) > lim.subsidized_meals_per_day:
-                    flags.append(_flag(s, o, "daily_meals", o["subsidy_fen"], list(ids)))
+                    flags.append(_flag(s, term, o, "daily_meals", o["subsidy_fen"], list(ids)))
                 if lim is not None and lim.amount_per_month_fen is not None and month_sum[mk] > lim.amount_per_month_fen:
-                    flags.append(_flag(s, o, "monthly_amount",
+                    flags.append(_flag(s, term, o, "monthly_amount",
                                        min(o["subsidy_fen"], month_sum[mk] - lim.amount_per_month_fen), [o["id"]]))
         for e in es:
             if e.get("affects_balance") and e["resident_id"] in bal:
                 bal[e["resident_id"]] += int(e["amount_fen"])
         for o in os_:
             if o["pay_method"] == "balance" and o["to_pay_fen"] > 0 and bal.get(o["resident_id"], 0) < 0:
-                flags.append(_flag(s, o, "balance", min(-bal[o["resident_id"]], o["to_pay_fen"]), [o["id"]]))
+                flags.append(_flag(s, term, o, "balance", min(-bal[o["resident_id"]], o["to_pay_fen"]), [o["id"]]))
         results[str(op["op_id"])] = {"op_id": str(op["op_id"]), "status": "applied", "flags": flags}
     for rid in {o["resident_id"] for o in new_orders} | {e["resident_id"] for e in entries}:
         changes.touch(s, "account", rid)
@@ -584,18 +725,20 @@ def _lock_residents(s: Session, ops: list[dict], loaded: dict) -> set[str] | Non
     return found
 
 
-def apply_op(app, s: Session, term: TerminalIdentity, op_id: str, payload: dict) -> list[dict]:
+def apply_op(app, s: Session, term: TerminalIdentity, op_id: str, payload: dict) -> None:
+    """An op that is not a sale (checked by kiosk.district.domain.scope): voids and their
+    refunds, top-ups, consents, templates, erasures, and the audit entries the terminal
+    wrote, recorded as reported by that terminal."""
     rows = payload.get("rows") or {}
     deleted = payload.get("deleted") or {}
     metas = payload.get("ops") or []
     touched_res: set[str] = set()
-    flags: list[dict] = []
 
     for c in rows.get("face_consents", []):
         d = rowcodec.load(FaceConsent, c)
-        if s.get(Resident, d.get("resident_id")) is None:
+        if scope.row_of(s, Resident, d.get("resident_id")) is None:
             raise Rejected(f"unknown resident {d.get('resident_id')!r} (consent)")
-        existing = s.get(FaceConsent, d["id"])
+        existing = scope.row_of(s, FaceConsent, d["id"])
         if existing is None:
             s.add(FaceConsent(**d))
         else:
@@ -603,32 +746,11 @@ def apply_op(app, s: Session, term: TerminalIdentity, op_id: str, payload: dict)
         changes.touch(s, "resident", d["resident_id"])
     s.flush()
 
-    new_orders = []
-    for o in rows.get("orders", []):
-        d = rowcodec.load(Order, o)
-        if s.get(Resident, d.get("resident_id")) is None:
-            raise Rejected(f"unknown resident {d.get('resident_id')!r} (order {d.get('id')})")
-        if s.get(Order, d["id"]) is not None:
-            continue        # recorded already (the terminal re-sent a row with another op)
-        d["canteen_id"] = term.canteen_id
-        d["terminal_id"] = term.terminal_id
-        clash = s.scalar(select(Order.id).where(Order.idempotency_key == d["idempotency_key"]))
-        if clash is not None:
-            d["idempotency_key"] = f"{d['idempotency_key'][:90]}:{d['id']}"
-        new_orders.append(d)
-    if new_orders:
-        s.execute(insert(Order), new_orders)
-    new_ids = {d["id"] for d in new_orders}
-    lines = [rowcodec.load(OrderLine, r) for r in rows.get("order_lines", [])]
-    lines = [ln for ln in lines if ln.get("order_id") in new_ids]
-    if lines:
-        s.execute(insert(OrderLine), lines)
-
     voided_before: set[str] = set()
     voids = []
     for v in rows.get("order_voids", []):
         d = rowcodec.load(OrderVoid, v)
-        if s.get(Order, d.get("order_id")) is None:
+        if scope.row_of(s, Order, d.get("order_id")) is None:
             raise Rejected(f"void of unknown order {d.get('order_id')!r}")
         if s.scalar(select(OrderVoid.id).where(OrderVoid.order_id == d["order_id"])) is not None:
             voided_before.add(d["order_id"])   # voided already (at the server or another terminal)
@@ -642,31 +764,24 @@ def apply_op(app, s: Session, term: TerminalIdentity, op_id: str, payload: dict)
         d = rowcodec.load(LedgerEntry, e)
         if d.get("kind") == "reversal" and d.get("order_id") in voided_before:
             continue
-        if s.get(LedgerEntry, d["id"]) is not None:
+        if scope.row_of(s, LedgerEntry, d["id"]) is not None:
             continue
-        if s.get(Resident, d.get("resident_id")) is None:
+        if scope.row_of(s, Resident, d.get("resident_id")) is None:
             raise Rejected(f"unknown resident {d.get('resident_id')!r} (ledger)")
         entries.append(d)
         touched_res.add(d["resident_id"])
     if entries:
         s.execute(insert(LedgerEntry), entries)
-
-    for d in new_orders:
-        touched_res.add(d["resident_id"])
-    if new_orders:
-        s.execute(insert(PushedOrder), [{"order_id": d["id"], "terminal_id": term.terminal_id, "op_id": op_id,
-                                         "received_at": utcnow()} for d in new_orders])
     for d in voids:
-        o = s.get(Order, d["order_id"])
-        touched_res.add(o.resident_id)
+        touched_res.add(scope.row_of(s, Order, d["order_id"]).resident_id)
 
     # faces: templates arrive decrypted (over TLS or loopback) and are encrypted with the server's key
     tmpl_res: set[str] = set()
     for t in rows.get("face_templates", []):
-        if s.get(FaceTemplate, t["id"]) is not None:
+        if scope.row_of(s, FaceTemplate, t["id"]) is not None:
             continue
         rid = t.get("resident_id")
-        r = s.get(Resident, rid)
+        r = scope.row_of(s, Resident, rid)
         if r is None or r.status == "erased":
             raise Rejected(f"template for unknown or erased resident {rid!r}")
         if s.scalar(select(FaceConsent.id).where(FaceConsent.resident_id == rid,
@@ -709,14 +824,13 @@ def apply_op(app, s: Session, term: TerminalIdentity, op_id: str, payload: dict)
         from kiosk.district.domain.bookings import apply_pushed_bookings
         apply_pushed_bookings(s, term, rows["meal_bookings"])
 
+    # what the terminal says its staff did: recorded as that terminal's report, never as if
+    # the server had seen the staff member act
     for a in rows.get("audit_log", []):
         detail = {k: v for k, v in (a.get("detail") or {}).items() if k not in AUDIT_RESERVED}
-        audit.record(s, str(a.get("actor") or "kiosk"), str(a.get("action") or "terminal"), a.get("subject"),
-                     **detail, terminal_id=term.terminal_id, at_terminal=a.get("at"))
-
-    for d in new_orders:
-        flags += check_limits(s, d)
-    return flags
+        audit.record(s, f"terminal:{term.terminal_id}"[:64], str(a.get("action") or "terminal")[:64],
+                     a.get("subject"), **detail, reported_by=str(a.get("actor") or "kiosk"),
+                     terminal_id=term.terminal_id, canteen_id=term.canteen_id, at_terminal=a.get("at"))
 
 
 def _bump_gallery(app, s: Session) -> None:
@@ -731,6 +845,13 @@ def _bump_gallery(app, s: Session) -> None:
 _POLICIES: dict[str, Policy] = {}
 
 
+def _policy_of(row: SubsidyPolicy) -> Policy:
+    p = _POLICIES.get(row.id)
+    if p is None:
+        p = _POLICIES[row.id] = Policy.model_validate(row.body)
+    return p
+
+
 def _limits(s: Session, policy_row_id: str | None):
     if not policy_row_id:
         return None
@@ -739,42 +860,12 @@ def _limits(s: Session, policy_row_id: str | None):
         row = s.get(SubsidyPolicy, policy_row_id)
         if row is None:
             return None
-        p = _POLICIES[policy_row_id] = Policy.model_validate(row.body)
+        p = _policy_of(row)
     return p.limits
 
 
 def _live(q):
     return q.where(~select(OrderVoid.id).where(OrderVoid.order_id == Order.id).exists())
-
-
-def check_limits(s: Session, o: dict) -> list[dict]:
-    """Flags for an order recorded as served that breaks a district-wide limit."""
-    out: list[dict] = _status_flag(s, o, _statuses(s, [o]))
-    rid, day = o["resident_id"], o["meal_date"]
-    if o["subsidy_fen"] > 0:
-        lim = _limits(s, o.get("policy_row_id"))
-        if lim is not None and lim.subsidized_meals_per_day is not None:
-            same_day = s.execute(_live(select(Order.id).where(Order.resident_id == rid, Order.meal_date == day,
-                                                               Order.subsidy_fen > 0))
-                                 .order_by(Order.created_at)).scalars().all()
-            if len(same_day) > lim.subsidized_meals_per_day:
-                out.append(_flag(s, o, "daily_meals", o["subsidy_fen"], list(same_day)))
-        if lim is not None and lim.amount_per_month_fen is not None:
-            first, last = month_bounds(day)
-            used = int(s.scalar(_live(select(func.coalesce(func.sum(Order.subsidy_fen), 0))
-                                      .where(Order.resident_id == rid, Order.meal_date >= first,
-                                             Order.meal_date <= last))) or 0)
-            if used > lim.amount_per_month_fen:
-                ids = s.execute(_live(select(Order.id).where(Order.resident_id == rid, Order.meal_date >= first,
-                                                             Order.meal_date <= last, Order.subsidy_fen > 0))
-                                .order_by(Order.created_at)).scalars().all()
-                out.append(_flag(s, o, "monthly_amount", min(o["subsidy_fen"], used - lim.amount_per_month_fen),
-                                 list(ids)))
-    if o["pay_method"] == "balance" and o["to_pay_fen"] > 0:
-        bal = balance_of(s, rid)
-        if bal < 0:
-            out.append(_flag(s, o, "balance", min(-bal, o["to_pay_fen"]), [o["id"]]))
-    return out
 
 
 def _statuses(s: Session, orders: list[dict]) -> dict[str, tuple[str, date]]:
@@ -788,25 +879,26 @@ def _statuses(s: Session, orders: list[dict]) -> dict[str, tuple[str, date]]:
     return out
 
 
-def _status_flag(s: Session, o: dict, statuses: dict) -> list[dict]:
+def _status_flag(s: Session, term: TerminalIdentity, o: dict, statuses: dict) -> list[dict]:
     """An order sold on or after the resident's status date (a terminal that had not synced
     it yet): flagged ``resident_status`` with its subsidy as the amount over. 暂停 only when it
     was subsidised (a suspended elder may eat, without subsidy); 迁出 / 死亡 always."""
     from kiosk.billing.status import ENDS_CHECKOUT, status_in_effect
 
     st, since = statuses.get(o["resident_id"], (None, None))
-    st = status_in_effect(st, since, _as_date(o["meal_date"]))
+    st = status_in_effect(st, since, o["meal_date"])
     if st is None or (st not in ENDS_CHECKOUT and o["subsidy_fen"] <= 0):
         return []
-    return [_flag(s, o, "resident_status", o["subsidy_fen"], [o["id"]])]
+    return [_flag(s, term, o, "resident_status", o["subsidy_fen"], [o["id"]])]
 
 
-def _flag(s: Session, o: dict, kind: str, over: int, order_ids: list[str]) -> dict:
+def _flag(s: Session, term: TerminalIdentity, o: dict, kind: str, over: int, order_ids: list[str]) -> dict:
+    """A district flag on an order recorded as served, and its audit entry (by the server:
+    ``system``, with the terminal that pushed the order)."""
     f = DistrictFlag(id=new_id(), order_id=o["id"], resident_id=o["resident_id"], meal_date=o["meal_date"], kind=kind,
                      over_fen=int(over), order_ids=order_ids)
     s.add(f)
+    audit.record(s, "system", "district.flag", f.id, kind=kind, order_id=o["id"], order_ids=list(order_ids),
+                 resident_id=o["resident_id"], meal_date=o["meal_date"].isoformat(), over_fen=int(over),
+                 terminal_id=term.terminal_id, canteen_id=term.canteen_id)
     return {"flag_id": f.id, "kind": kind, "order_id": o["id"], "over_fen": int(over)}
-
-
-def _as_date(v) -> date:
-    return v if isinstance(v, date) else date.fromisoformat(str(v))

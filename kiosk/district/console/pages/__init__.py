@@ -14,7 +14,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from kiosk.district.console.pages import (anomalies, audit, bookings, canteens, faces, home, imports, login, proof,
-                                          reconcile, reports, terminals, welfare)
+                                          quarantine, reconcile, reports, terminals, welfare)
 from kiosk.district.console.shared.render import NavLink
 
 PAGES = (
@@ -24,6 +24,7 @@ PAGES = (
     canteens,
     reports,
     reconcile,
+    quarantine,
     bookings,
     anomalies,
     welfare,

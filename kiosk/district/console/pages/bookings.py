@@ -14,7 +14,7 @@ from kiosk.district.console.shared.deps import AppDep, Supervisor, day_arg, mont
 from kiosk.district.console.shared.render import NavLink, refused, render, send_report
 
 router = APIRouter()
-NAV = NavLink("报餐", "/bookings", order=35)
+NAV = NavLink("报餐", "/bookings", order=36)
 
 
 def _day(day: str | None):

@@ -24,10 +24,9 @@ and it happens here, in the dependencies.
 """
 from __future__ import annotations
 
-import time
-from datetime import date
+from datetime import date, datetime
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Callable
 from urllib.parse import quote
 
 from fastapi import Depends, Request
@@ -37,6 +36,7 @@ from starlette.datastructures import FormData
 from kiosk.district.api.deps import get_app
 from kiosk.district.console.shared.auth import COOKIE, Login, Logins
 from kiosk.district.console.shared.render import NavLink, base, render
+from kiosk.db.models import utcnow
 from kiosk.errors import ValidationError
 from kiosk.services.context import App
 from kiosk.timeutil import now_cst, parse_day, parse_month
@@ -55,8 +55,8 @@ class Refusal(Exception):
 
 @dataclass
 class ConsoleState:
-    """The console's state on the server app (``app.state.console``): the logins of this
-    process and the navigation bar's links."""
+    """The console's state on the server app (``app.state.console``): the logins (rows
+    of the store, shared by every server process) and the navigation bar's links."""
     logins: Logins
     nav: list[NavLink] = field(default_factory=list)
 
@@ -140,8 +140,9 @@ SupervisorPost = Annotated[Posted, Depends(supervisor_post)]
 AdminPost = Annotated[Posted, Depends(admin_post)]
 
 
-def new_state(idle_minutes: float, clock=time.monotonic) -> ConsoleState:
-    return ConsoleState(Logins(idle_minutes * 60, clock=clock))
+def new_state(db, idle_minutes: float, clock: Callable[[], datetime] = utcnow) -> ConsoleState:
+    """The console's state over the store ``db`` (its logins are rows there)."""
+    return ConsoleState(Logins(db, idle_minutes * 60, clock=clock))
 
 
 # ---------------------------------------------------------------------- query parameters

@@ -64,9 +64,7 @@ def nav_links(request: Request, login: Login | None) -> list[NavLink]:
 
 def render(request: Request, login: Login | None, template: str, status: int = 200, **ctx) -> HTMLResponse:
     """A page from its template, with the login's flash messages (shown once) and the nav bar."""
-    login_flash: list = []
-    if login is not None:
-        login_flash, login.flash = login.flash, []
+    login_flash = login.flash.take() if login is not None else []
     flash = login_flash + ctx.pop("flash", [])
     resp = templates.TemplateResponse(request, template, {
         "login": login, "root": base(request), "flash": flash, "today": now_cst().date(),
