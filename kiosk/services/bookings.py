@@ -240,7 +240,7 @@ def set_booking(app, resident_id: str, meal_date: date, meal: str, *, actor=None
         if changed:
             s.flush()
             audit.record(s, staff_id or "kiosk", "meal.cancel" if cancel else "meal.book", r.id,
-                         date=meal_date.isoformat(), meal=meal, canteen_id=cid, dish_ids=list(b.dish_ids or []),
+                         date=meal_date.isoformat(), meal=meal, canteen=cid, dish_ids=list(b.dish_ids or []),
                          portions=b.portions, source=source)
             app.events.publish(s, "booking.set", resident_id=r.id, meal_date=meal_date.isoformat(), meal=meal)
         return BookingResult(r.id, r.name, meal_date, meal, b.canteen_id, list(b.dish_ids or []), b.portions,
