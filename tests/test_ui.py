@@ -1209,3 +1209,67 @@ def test_a_turn_suspected_on_a_screen_calls_staff_instead_of_a_second_turn(qtbot
     assert win.state == NOFACE
     assert win.challenge is None and "工作人员" in win.noface.prompt.text()
     assert win.call_banner.isVisible() and win.call_info[0] == "人脸核验"
+
+
+# ---------------------------------------------------------------- 报餐 at the counter
+def _booking(win, rid: str):
+    from datetime import timedelta
+
+    from kiosk.db.models import MealBooking
+    from kiosk.timeutil import now_cst
+
+    with win.service.app.db.session() as s:
+        return s.scalar(select(MealBooking).where(MealBooking.resident_id == rid,
+                                                  MealBooking.meal_date == now_cst().date() + timedelta(days=1),
+                                                  MealBooking.meal == "午餐"))
+
+
+def _card_checkout(qtbot, win, rid: str) -> None:
+    win.go_bill(rid, "card")
+    qtbot.waitUntil(lambda: win.state == BILL and win.bill.confirm_btn.isEnabled())
+    win.bill.confirm_btn.click()
+    wait_state(qtbot, win, RECEIPT)
+
+
+def test_after_a_checkout_one_spoken_question_books_tomorrow(qtbot, win, tmp_path):
+    spoken = []
+    speak = win.voice.say
+    win.voice.say = lambda text: (spoken.append(text), speak(text))
+    _card_checkout(qtbot, win, "R0002")
+    r = win.receipt
+    assert r.ask_box.isVisible() and r.ask_line.text() == "明天还来吃午饭吗？"
+    assert r.yes_btn.isVisible() and r.no_btn.isVisible() and r.yes_btn.text() == "来" and r.no_btn.text() == "不来"
+    assert r.yes_btn.height() >= 90 and r.no_btn.height() >= 90
+    assert any("明天还来吃午饭吗？" in t for t in spoken), spoken
+    shot(win, tmp_path, "13_receipt_question")
+    assert _booking(win, "R0002") is None
+    r.yes_btn.click()
+    qtbot.waitUntil(lambda: r.ask_line.text() == "好的，明天给您留饭", timeout=5000)
+    b = _booking(win, "R0002")
+    assert b is not None and not b.cancelled and b.source == "counter"
+    assert b.canteen_id == win.service.settings.canteen_id
+    assert _count(win, "meal.book") == 1
+    assert not r.yes_btn.isVisible()
+    # the next elder says 不来: a cancellation for tomorrow is recorded
+    r.done_btn.click()
+    _card_checkout(qtbot, win, "R0001")
+    assert r.ask_line.text() == "明天还来吃午饭吗？" and r.no_btn.isVisible()
+    r.no_btn.click()
+    qtbot.waitUntil(lambda: r.ask_line.text() == "好的，明天不给您留饭", timeout=5000)
+    assert _booking(win, "R0001").cancelled is True and _count(win, "meal.cancel") == 1
+
+
+def test_the_question_is_skippable_and_goes_away_by_itself(qtbot, win, monkeypatch):
+    from kiosk.ui.controllers import checkout
+
+    monkeypatch.setattr(checkout, "ASK_S", 0.5)
+    _card_checkout(qtbot, win, "R0002")
+    assert win.receipt.ask_box.isVisible()
+    qtbot.waitUntil(lambda: not win.receipt.ask_box.isVisible(), timeout=3000)
+    assert win.state == RECEIPT                  # the receipt stays; only the question went
+    win.receipt.done_btn.click()
+    assert win.state == IDLE and _booking(win, "R0002") is None and _count(win, "meal.book") == 0
+    # skipped with 好的 straight away: nothing recorded either
+    _card_checkout(qtbot, win, "R0001")
+    win.receipt.done_btn.click()
+    assert _booking(win, "R0001") is None and not win.receipt.ask_box.isVisible()

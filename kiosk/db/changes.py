@@ -25,7 +25,7 @@ from sqlalchemy import event, insert, inspect, select, text
 from sqlalchemy.orm import Session
 
 from kiosk.db.models import (AuditEntry, Canteen, CanteenStaff, ChangeLogEntry, FaceConsent, FaceTemplate,
-                         LedgerEntry, MenuItem, Order, OrderLine, OrderVoid, OutboxEntry, Resident, Staff,
+                         LedgerEntry, MealBooking, MenuItem, Order, OrderLine, OrderVoid, OutboxEntry, Resident, Staff,
                          StaffPassword, SubsidyPolicy, SyncCounter, SyncState)
 from kiosk.errors import ServerOnlyError
 from kiosk.db import rowcodec
@@ -52,7 +52,7 @@ ENTITY_OF: dict[type, Callable[[object], tuple[str, str]]] = {
 }
 
 # what a terminal pushes: the rows of these tables written by its units of work
-CAPTURED = (Order, OrderLine, LedgerEntry, OrderVoid, FaceConsent, FaceTemplate, AuditEntry)
+CAPTURED = (Order, OrderLine, LedgerEntry, OrderVoid, FaceConsent, FaceTemplate, AuditEntry, MealBooking)
 CAPTURED_TABLES = {m.__tablename__ for m in CAPTURED}
 
 # what only the server may create or change (a terminal gets them by pulling)
@@ -182,7 +182,8 @@ def _write_outbox(session: Session) -> None:
 def _infer_kind(rows: dict) -> str:
     for table, kind in (("orders", "order.settle"), ("order_voids", "order.void"),
                         ("face_templates", "faces.enroll"), ("face_consents", "consent"),
-                        ("ledger_entries", "account"), ("audit_log", "audit")):
+                        ("ledger_entries", "account"), ("meal_bookings", "booking.set"),
+                        ("audit_log", "audit")):
         if table in rows:
             return kind
     return "rows"

@@ -485,3 +485,26 @@ class DistrictSetting(Base):
     updated_by: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
+
+
+# --------------------------------------------------------------------------- meal bookings (0013)
+class MealBooking(Base):
+    """A meal booked ahead (报餐) or cancelled (报停): one row per resident, day and meal,
+    kept (``cancelled``) when called off so the kitchen and the office see both."""
+
+    __tablename__ = "meal_bookings"
+    __table_args__ = (UniqueConstraint("resident_id", "meal_date", "meal"),
+                      Index("ix_meal_bookings_day", "meal_date", "canteen_id"))
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    resident_id: Mapped[str] = mapped_column(ForeignKey("residents.id"))
+    meal_date: Mapped[date] = mapped_column(Date)
+    meal: Mapped[str] = mapped_column(String(10))
+    canteen_id: Mapped[str] = mapped_column(String(64))
+    dish_ids: Mapped[list] = mapped_column(JSON, default=list)      # empty: the canteen's choice
+    portions: Mapped[int] = mapped_column(Integer, default=1)
+    cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+    source: Mapped[str] = mapped_column(String(20), default="cli")  # cli | import | counter | console
+    staff_id: Mapped[str | None] = mapped_column(String(64))
+    terminal_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -7,7 +7,8 @@ code directly.
 - ``liveness`` (kiosk.terminal.liveness_check): the head-turn challenge or the passive model;
 - ``checkout`` (kiosk.terminal.checkout_flow): idle screen, greeting, bill, settlement;
 - ``staff`` (kiosk.terminal.staff_desk): PIN login, enrolment, erasure, void, top-up;
-- ``records`` (kiosk.terminal.records): today's orders, exports, imports, sync state.
+- ``records`` (kiosk.terminal.records): today's orders, exports, imports, sync state;
+- ``bookings`` (kiosk.terminal.bookings): the elder's 来 / 不来 for tomorrow's meal.
 
 A district terminal also syncs by itself from here (kiosk.terminal.sync.status)."""
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Callable
 
+from kiosk.terminal.bookings import BookingDesk
 from kiosk.terminal.checkout_flow import CheckoutFlow
 from kiosk.terminal.liveness_check import LivenessCheck
 from kiosk.terminal.presence import CounterCamera
@@ -33,6 +35,7 @@ class KioskService:
         self.checkout = CheckoutFlow(app, self.liveness, clock)
         self.staff = StaffDesk(app)
         self.records = RecordsDesk(app, self.staff, clock)
+        self.bookings = BookingDesk(app, clock)
         self._sync = start_background_sync(app)   # a district terminal syncs by itself (None otherwise)
 
     @property

@@ -315,6 +315,7 @@ class PayPage(Page):
 
 class ReceiptPage(Page):
     done = Signal()
+    answered = Signal(bool)        # "明天还来吃午饭吗？": 来 (True) / 不来 (False)
 
     def __init__(self) -> None:
         super().__init__()
@@ -335,10 +336,41 @@ class ReceiptPage(Page):
         right.addStretch(1)
         body.addLayout(right, 1)
         v.addLayout(body, 1)
+        # the one question after a checkout (tomorrow's same meal); it goes away by itself
+        self.ask_box = QWidget()
+        ask = QVBoxLayout(self.ask_box)
+        ask.setContentsMargins(0, 0, 0, 0)
+        self.ask_line = label("", "key")
+        ask.addWidget(self.ask_line)
+        answers = QHBoxLayout()
+        self.yes_btn = big_button("来", "primary")
+        self.no_btn = big_button("不来")
+        self.yes_btn.clicked.connect(lambda: self.answered.emit(True))
+        self.no_btn.clicked.connect(lambda: self.answered.emit(False))
+        answers.addWidget(self.yes_btn)
+        answers.addWidget(self.no_btn)
+        ask.addLayout(answers)
+        self.ask_box.setVisible(False)
+        v.addWidget(self.ask_box)
         v.addWidget(self.next)
         self.done_btn = big_button("好的", "primary")
         self.done_btn.clicked.connect(self.done)
         v.addWidget(self.done_btn)
+
+    def ask(self, question: str) -> None:
+        self.ask_line.setText(question)
+        self.yes_btn.setVisible(True)
+        self.no_btn.setVisible(True)
+        self.ask_box.setVisible(True)
+
+    def answered_with(self, text: str) -> None:
+        """The answer is taken: the buttons go, the line says what was recorded."""
+        self.yes_btn.setVisible(False)
+        self.no_btn.setVisible(False)
+        self.ask_line.setText(text)
+
+    def hide_question(self) -> None:
+        self.ask_box.setVisible(False)
 
     def show_receipt(self, r, subsidy_line: str) -> None:
         self.title.setText(f"✓ 结算成功　{r.resident_name}　{r.meal}")

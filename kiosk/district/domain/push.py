@@ -823,6 +823,10 @@ def apply_op(app, s: Session, term: TerminalIdentity, op_id: str, payload: dict)
     for rid in touched_res:
         changes.touch(s, "account", rid)
 
+    if rows.get("meal_bookings"):       # 报餐/报停 at the counter (kiosk.district.domain.bookings)
+        from kiosk.district.domain.bookings import apply_pushed_bookings
+        apply_pushed_bookings(s, term, rows["meal_bookings"])
+
     # what the terminal says its staff did: recorded as that terminal's report, never as if
     # the server had seen the staff member act
     for a in rows.get("audit_log", []):

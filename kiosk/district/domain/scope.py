@@ -22,11 +22,12 @@ from kiosk.money import TOPUP_MAX_FEN, fen_to_yuan
 from kiosk.services.template_refresh import REFRESH_SOURCE
 
 # what a terminal's op other than a sale may carry
-TABLES = {"order_voids", "ledger_entries", "face_consents", "face_templates", "audit_log"}
-METAS = {"order.void", "account.topup", "faces.enroll", "faces.remove", "faces.erase"}
+TABLES = {"order_voids", "ledger_entries", "face_consents", "face_templates", "audit_log", "meal_bookings"}
+METAS = {"order.void", "account.topup", "faces.enroll", "faces.remove", "faces.erase", "booking.set"}
 # audit actions the counter writes that describe an effect of the same op
 EFFECT_ACTIONS = {"order.void", "account.topup", "consent.record", "enroll.templates",
-                  "enroll.duplicate_override", "resident.erase_faces", "face.template_refresh"}
+                  "enroll.duplicate_override", "resident.erase_faces", "face.template_refresh",
+                  "meal.book", "meal.cancel"}
 # audit actions the counter writes on their own (nothing changes at the server)
 NOTE_ACTIONS = {"staff.login", "staff.pin_wrong", "staff.pin_locked", "staff.pin_rehash",
                 "face.misidentified", "orders.export"}
@@ -185,6 +186,23 @@ def check_op(s: Session, canteen_id: str, payload: dict) -> list[Problem]:
         a = next((a for i, a in enumerate(audits) if i not in used and a.get("action") == "resident.erase_faces"
                   and str(a.get("subject")) == rid), None)
         need(a.get("actor") if a else None, "face.erase", "resident.erase_faces", rid)
+
+    for b in rows.get("meal_bookings", []):      # 报餐/报停: the elder at the counter ("kiosk") or its staff
+        if not isinstance(b, dict):
+            return [Problem("报餐记录格式不对", True)]
+        rid, action = b.get("resident_id"), "meal.cancel" if b.get("cancelled") else "meal.book"
+        r = row_of(s, Resident, rid)
+        if r is None or r.status == "erased":
+            out.append(Problem(f"报餐的居民 {rid!r} 不存在或已注销", True))
+        if b.get("canteen_id") != canteen_id:
+            out.append(Problem(f"报餐的食堂 {b.get('canteen_id')!r} 不是本终端的食堂 {canteen_id}", True))
+        a = next((a for i, a in enumerate(audits) if i not in used and a.get("action") == action
+                  and str(a.get("subject")) == str(rid)), None)
+        actor = a.get("actor") if a else None
+        if actor == "kiosk":
+            audit_for(action, rid, "kiosk")
+        else:
+            need(actor, "meal.book", action, rid)
 
     for i, a in enumerate(audits):
         if i in used:

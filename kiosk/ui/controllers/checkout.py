@@ -26,6 +26,13 @@ SERVED_COOLDOWN_S = 90.0   # a resident just served is not greeted again while s
 HINT_REPEAT_S = 4.0
 IDLE_PROMPT = "请看屏幕，刷脸就餐"
 NO_MEAL_PROMPT = "现在不是供餐时间"
+ASK_S = 8.0                # the question "明天还来吃午饭吗？" goes away by itself after this
+ANSWER_SHOWN_S = 4.0       # the answer's confirmation stays this long
+MEAL_WORDS = {"早餐": "早饭", "午餐": "午饭", "晚餐": "晚饭"}
+
+
+def tomorrow_question(meal: str) -> str:
+    return f"明天还来吃{MEAL_WORDS.get(meal, meal)}吗？"
 
 
 class CheckoutController:
@@ -61,6 +68,10 @@ class CheckoutController:
         p.staff_topup.connect(self.ask_topup)
         p.back.connect(lambda: self.back_to_bill(speak=True))
         r.done.connect(lambda: self.go_idle())
+        r.answered.connect(self.answer_tomorrow)
+        from PySide6.QtCore import QTimer
+        self.ask_timer = QTimer(win, singleShot=True, timeout=r.hide_question)
+        self.asked: tuple[str, str] | None = None    # (resident, meal) the question is about
         win.second.again.connect(self.buy_again)
         win.second.leave.connect(self.not_again)
         win.idle.no_face.connect(lambda: win.go_noface("请刷助老卡，或用按键输入卡号"))
@@ -71,6 +82,9 @@ class CheckoutController:
         self.resident_id, self.greeting, self.last_bill, self.settling = None, None, None, False
         self.earlier, self.again = None, False
         self.refresh_ev = None
+        self.asked = None                 # an unanswered question is skipped, nothing recorded
+        self.ask_timer.stop()
+        w.receipt.hide_question()
         w.clear_call()                 # the customer changes: the call was theirs (staff saw it)
         w.liveness.cancel()
         w.staffflow.leave()
@@ -298,15 +312,47 @@ class CheckoutController:
         self.just_served = (receipt.resident_id, time.monotonic())
         line = f"政府补贴 {yuan(receipt.subsidy_fen)} 元" if receipt.subsidy_fen else f"本餐没有补贴：{receipt.reason}"
         w.receipt.show_receipt(receipt, line)
+        question = tomorrow_question(receipt.meal) if receipt.meal else ""
+        self.asked = (receipt.resident_id, receipt.meal) if question else None
+        if question:
+            w.receipt.ask(question)
+            self.ask_timer.start(int(ASK_S * 1000))
+        else:
+            w.receipt.hide_question()
         w.show_page("receipt")
         self.receipt_shown = time.monotonic()
-        w.say_all([(w.receipt.next, "结算成功，请取餐。取好餐请点“好的”"), (w.receipt.paid, w.receipt.paid.text())])
+        w.say_all([(w.receipt.next, "结算成功，请取餐。取好餐请点“好的”"), (w.receipt.paid, w.receipt.paid.text()),
+                   (w.receipt.ask_line, question)])
         if w.printer is not None:
             w.printer.print_receipt(receipt)
         ev, self.refresh_ev = self.refresh_ev, None
         if ev is not None and self.identified_by == "face" and ev.embedding is not None:
             w.run_task(self.svc.checkout.maybe_refresh_template, lambda _ok: None, lambda _e: None, ev.resident_id, ev.score,
                        ev.quality, ev.match_status, bool(ev.live), ev.embedding, ev.aligned)
+
+    def answer_tomorrow(self, coming: bool) -> None:
+        """来 / 不来: tomorrow's same meal booked or called off through the counter's façade."""
+        asked, self.asked = self.asked, None
+        if asked is None:
+            return
+        self.ask_timer.stop()
+        self.receipt_shown = time.monotonic()          # a tap is the elder still here
+        w = self.win
+        w.receipt.answered_with("正在记下…")
+
+        def done(_res) -> None:
+            if w.state == "receipt":
+                w.receipt.answered_with("")
+                w.say("好的，明天给您留饭" if coming else "好的，明天不给您留饭", w.receipt.ask_line)
+                self.ask_timer.start(int(ANSWER_SHOWN_S * 1000))
+
+        def failed(exc: Exception) -> None:
+            log.warning("booking at the counter failed: %s", exc)
+            if w.state == "receipt":
+                w.receipt.answered_with("")
+                w.say("没有记下，请找工作人员报餐", w.receipt.ask_line)
+                self.ask_timer.start(int(ANSWER_SHOWN_S * 1000))
+        w.run_task(self.svc.bookings.answer_tomorrow, done, failed, asked[0], asked[1], coming)
 
     def _settle_failed(self, exc: Exception) -> None:
         self.settling = False

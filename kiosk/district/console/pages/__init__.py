@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from kiosk.district.console.pages import (anomalies, audit, canteens, faces, home, imports, login, proof, quarantine,
-                                          reconcile, reports, terminals, welfare)
+from kiosk.district.console.pages import (anomalies, audit, bookings, canteens, faces, home, imports, login, proof,
+                                          quarantine, reconcile, reports, terminals, welfare)
 from kiosk.district.console.shared.render import NavLink
 
 PAGES = (
@@ -25,6 +25,7 @@ PAGES = (
     reports,
     reconcile,
     quarantine,
+    bookings,
     anomalies,
     welfare,
     proof,

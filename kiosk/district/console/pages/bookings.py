@@ -1,0 +1,42 @@
+"""报餐: the kitchen sheet of a day (portions booked per canteen, meal and dish, as .xlsx
+or .pdf) and the booked elders who did not come, per canteen, for a month."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from kiosk.errors import KioskError
+from kiosk.services import bookings as bk
+from kiosk.timeutil import now_cst
+from kiosk.district.console.shared.deps import AppDep, Supervisor, day_arg, month_arg
+from kiosk.district.console.shared.render import NavLink, refused, render, send_report
+
+router = APIRouter()
+NAV = NavLink("报餐", "/bookings", order=36)
+
+
+def _day(day: str | None):
+    return day_arg(day) if day else now_cst().date() + timedelta(days=1)      # tomorrow: what to cook
+
+
+@router.get("/bookings", response_class=HTMLResponse)
+def bookings_page(request: Request, app: AppDep, login: Supervisor, day: str | None = None,
+                  month: str | None = None):
+    try:
+        d, m = _day(day), month_arg(month)
+        sheet = bk.kitchen_sheet(app, d)
+        absent = bk.no_shows(app, month=m)
+    except KioskError as exc:
+        return refused(request, login, exc.user_message)
+    return render(request, login, "bookings.html", day=d.isoformat(), month=m, sheet=sheet, absent=absent)
+
+
+@router.get("/bookings/kitchen.{fmt}")
+def kitchen_file(fmt: str, request: Request, app: AppDep, login: Supervisor, day: str | None = None):
+    try:
+        d = _day(day)
+        return send_report(app, login, bk.kitchen_sheet(app, d), fmt, f"报餐备餐单_{d}", f"bookings {d}")
+    except KioskError as exc:
+        return refused(request, login, exc.user_message)
