@@ -204,9 +204,11 @@ DEVICES = {
     # screen (width, height) in mm, bezel (mm), screen pixels per mm
     "phone": ((68.0, 148.0), 4.0, 16.0),
     "tablet": ((197.0, 148.0), 10.0, 10.4),
+    # held out of the tuning of kiosk.vision.screen (docs/liveness.md "Replays")
+    "small_phone": ((62.0, 132.0), 3.0, 17.7),
+    "large_phone": ((77.0, 166.0), 2.5, 18.9),
+    "small_tablet": ((160.0, 120.0), 8.0, 12.6),
 }
-
-
 def _fit(img: np.ndarray, w: int, h: int, cover: bool) -> np.ndarray:
     """``img`` fitted into w x h (letterboxed in black, or ``cover``: filling it, cropped)."""
     ih, iw = img.shape[:2]
@@ -236,7 +238,7 @@ def replay_frames(clip: list[np.ndarray], device: str = "phone", fill: float = 0
     W, H = size
     (sw_mm, sh_mm), bezel_mm, ppmm = DEVICES[device]
     landscape_clip = clip[0].shape[1] >= clip[0].shape[0]
-    if device == "phone" and landscape_clip and fill <= 1.0:
+    if sw_mm < sh_mm and landscape_clip and fill <= 1.0:
         sw_mm, sh_mm = sh_mm, sw_mm              # a landscape video on a phone turned sideways
     # screen content at 4 canvas px per mm (the clip, letterboxed; edge to edge: cropped)
     cpm = 4.0
@@ -305,7 +307,8 @@ def replay_frames(clip: list[np.ndarray], device: str = "phone", fill: float = 0
 
 
 REPLAYS = {
-    # name: (device, fill, motion, moire, glare)
+    # name: (device, fill, motion, moire, glare). The first ten are the tuning set of
+    # kiosk.vision.screen; HELD_OUT were rendered only to check it afterwards.
     "phone_still": ("phone", 0.85, "still", True, True),
     "phone_still_plain": ("phone", 0.85, "still", False, False),
     "phone_drift": ("phone", 0.7, "drift", True, False),
@@ -316,7 +319,15 @@ REPLAYS = {
     "tablet_edge_to_edge_plain": ("tablet", 1.25, "drift", False, False),
     "phone_fills_picture": ("phone", 1.6, "still", True, False),
     "phone_fills_picture_glare": ("phone", 1.6, "drift", False, True),
+    # held out: other devices, sizes and distances
+    "small_phone_still_glare": ("small_phone", 0.6, "still", False, True),
+    "small_phone_drift_moire": ("small_phone", 0.95, "drift", True, False),
+    "large_phone_still_moire_glare": ("large_phone", 0.9, "still", True, True),
+    "large_phone_edge_to_edge": ("large_phone", 1.15, "drift", False, False),
+    "small_tablet_drift_moire_glare": ("small_tablet", 0.7, "drift", True, True),
+    "small_tablet_fills_picture": ("small_tablet", 1.4, "still", False, False),
 }
+HELD_OUT = tuple(k for k in REPLAYS if k.startswith(("small_", "large_")))
 
 
 def replay_of(clip: list[np.ndarray], kind: str, seed: int = 0) -> list[np.ndarray]:

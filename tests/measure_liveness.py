@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import pickle
 import sys
 import time
@@ -34,7 +35,8 @@ import numpy as np
 from kiosk.vision.liveness import LiveFrame, check_active, frames_from_path
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+# ../shared beside the repository; KIOSK_SHARED names it elsewhere (a git worktree)
+SHARED = Path(os.environ.get("KIOSK_SHARED") or REPO.parent / "shared")
 LIVE = SHARED / "liveness" / "live"
 
 
@@ -227,51 +229,86 @@ def _manifest(only: list[str] | None) -> list[tuple[str, str]]:
     return [r for r in rows if not only or r[0] in only]
 
 
-def measure_placements(backend: str, clips: list[str] | None) -> None:
+def _cached(path: Path, make):
+    if path.is_file():
+        return _load(path)
+    obj = make()
+    _save(path, obj)
+    return obj
+
+
+def _outcome(r) -> str:
+    """accepted / staff (``screen_suspected``: staff are asked to confirm) / refused."""
+    from kiosk.vision.liveness import SCREEN_SUSPECTED
+
+    return "accepted" if r.live else ("staff" if r.code == SCREEN_SUSPECTED else "refused")
+
+
+def measure_placements(backend: str, clips: list[str] | None, cache: Path) -> None:
     from tests.conftest import shared_engine
     from kiosk.vision.liveness import folder_fps
 
-    eng = shared_engine(backend)
-    own_ok = own_n = other_ok = 0
+    own = defaultdict(int)
+    other_ok = own_n = 0
     for name, direction in _manifest(clips):
         other = "right" if direction == "left" else "left"
         imgs, fps = _clip_images(name), folder_fps(LIVE / name)
         turns = []
         for scale in (1.0, 0.8, 0.6):
             for where in ("left", "centre", "right"):
-                seq = _detected(eng, [placed_frame(im, (1280, 720), scale, where) for im in imgs], fps)
+                seq = _cached(cache / backend / "placements" / f"{name}_{scale:g}_{where}.pkl",
+                              lambda: _detected(shared_engine(backend),
+                                                [placed_frame(im, (1280, 720), scale, where) for im in imgs], fps))
                 r, w = check_active(seq, direction), check_active(seq, other)
                 turns.append(r.details.get("turn_deg", 0.0))
-                own_ok, own_n, other_ok = own_ok + r.live, own_n + 1, other_ok + w.live
-                print(f"{backend} {name:30s} x{scale:g} {where:6s} {r.code:14s} turn {r.details.get('turn_deg')}"
-                      f" | other {w.code} {w.details.get('turn_deg')}", flush=True)
+                own[_outcome(r)] += 1
+                own_n, other_ok = own_n + 1, other_ok + w.live
+                print(f"{backend} {name:30s} x{scale:g} {where:6s} {r.code:16s} turn {r.details.get('turn_deg')}"
+                      f" screen {r.details.get('screen')} | other {w.code} {w.details.get('turn_deg')}", flush=True)
         lo, hi = min(turns), max(turns)
         print(f"{backend} {name:30s} turn {lo:.1f}-{hi:.1f} spread {(hi - lo) / max(hi, 1e-6):.0%}", flush=True)
-    print(f"== {backend} placements: own way {own_ok}/{own_n}, other way {other_ok}/{own_n}")
+    print(f"== {backend} placements: own way {dict(own)} of {own_n}, other way accepted {other_ok}/{own_n}")
 
 
-def measure_replays(backend: str, clips: list[str] | None) -> None:
+def measure_replays(backend: str, clips: list[str] | None, cache: Path, kinds: list[str] | None = None,
+                    dump: Path | None = None) -> None:
+    """Each clip replayed on every device kind (``REPLAYS``), checked its own way with the screen
+    measure off and on; the outcome with it on: accepted, staff asked (``screen_suspected``) or
+    refused. Renders and detections are cached in ``cache``."""
     from tests.conftest import shared_engine
-    from tests.liveness_helpers import REPLAYS, replay_of
+    from tests.liveness_helpers import HELD_OUT, REPLAYS, replay_of
     from kiosk.vision.liveness import LivenessConfig, folder_fps
 
-    eng = shared_engine(backend)
-    on = LivenessConfig(screen_check=True)
-    tally = defaultdict(lambda: [0, 0, 0])
+    off = LivenessConfig(screen_check=False)
+    tally = defaultdict(lambda: defaultdict(int))
+    rows = []
     for name, direction in _manifest(clips):
         imgs, fps = _clip_images(name), folder_fps(LIVE / name)
-        for kind in REPLAYS:
-            seq = _detected(eng, replay_of(imgs, kind, seed=len(name)), fps)
-            r, s = check_active(seq, direction), check_active(seq, direction, on)
-            tally[kind][0] += r.live
-            tally[kind][1] += s.live
-            tally[kind][2] += 1
-            print(f"{backend} {name:30s} {kind:26s} turn-only {r.code:14s} with screen check {s.code:16s}"
+        for kind in kinds or REPLAYS:
+            seq = _cached(cache / backend / "replays" / f"{name}_{kind}.pkl",
+                          lambda: _detected(shared_engine(backend), replay_of(imgs, kind, seed=len(name)), fps))
+            r, s = check_active(seq, direction, off), check_active(seq, direction)
+            o = _outcome(s)
+            tally[kind]["turn_alone"] += r.live
+            tally[kind][o] += 1
+            tally[kind]["n"] += 1
+            rows.append({"clip": name, "kind": kind, "turn_alone": r.live, "outcome": o, "code": s.code,
+                         "screen": s.details.get("screen")})
+            print(f"{backend} {name:30s} {kind:30s} turn-only {r.code:14s} -> {o:8s} {s.code:16s}"
                   f" {s.details.get('screen')}", flush=True)
-    for kind, (a, b, n) in tally.items():
-        print(f"   {kind:26s} accepted {a}/{n} (screen check off), {b}/{n} (on)")
-    print(f"== {backend} replays accepted: {sum(v[0] for v in tally.values())}/{sum(v[2] for v in tally.values())} "
-          f"off, {sum(v[1] for v in tally.values())}/{sum(v[2] for v in tally.values())} on")
+    tot = defaultdict(lambda: defaultdict(int))
+    for kind, t in tally.items():
+        print(f"   {kind:30s} of {t['n']}: turn alone accepts {t['turn_alone']}; with the screen measure "
+              f"accepted {t['accepted']}, staff {t['staff']}, refused {t['refused']}"
+              f"{' (held out)' if kind in HELD_OUT else ''}")
+        part = "held_out" if kind in HELD_OUT else "tuning"
+        for k, v in t.items():
+            tot[part][k] += v
+    for part, t in tot.items():
+        print(f"== {backend} replays ({part}) of {t['n']}: turn alone {t['turn_alone']}; accepted {t['accepted']}, "
+              f"staff {t['staff']}, refused {t['refused']}")
+    if dump:
+        dump.write_text(json.dumps(rows, ensure_ascii=False, default=float, indent=0))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -287,14 +324,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--placements", action="store_true", help="the real clips placed in a 1280x720 frame")
     ap.add_argument("--replays", action="store_true", help="the real clips replayed on simulated devices")
     ap.add_argument("--clips", help="comma-separated clip folders (default: all)")
+    ap.add_argument("--kinds", help="comma-separated replay kinds (default: all of REPLAYS)")
     a = ap.parse_args(argv)
     if a.placements or a.replays:
         clips = a.clips.split(",") if a.clips else None
         for backend in a.backend or ["sface"]:
             if a.placements:
-                measure_placements(backend, clips)
+                measure_placements(backend, clips, a.cache)
             if a.replays:
-                measure_replays(backend, clips)
+                measure_replays(backend, clips, a.cache, a.kinds.split(",") if a.kinds else None, a.json)
         return 0
     dump = {}
     for backend in a.backend or ["sface", "insightface"]:
@@ -306,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
                 r, w = check_active(seq, direction), check_active(seq, other)
                 rows.append(("live", name, direction, r.live, r.reason, r.details))
                 rows.append(("live_other", name, other, w.live, w.reason, w.details))
-                print(f"{backend:11s} {name:30s} {direction:5s} {'PASS' if r.live else 'fail'} "
+                print(f"{backend:11s} {name:30s} {direction:5s} {'PASS' if r.live else 'fail'} {r.code} "
                       f"{r.reason} {r.details}  | other: {'PASS' if w.live else 'fail'} {w.reason} "
                       f"{w.details}", flush=True)
         if not a.skip_attacks:

@@ -4,6 +4,7 @@ real heads turning pass the way they turn and fail the other way (when
 ../shared/liveness/live is there); the head pose is checked on a projected 3-D face;
 the passive ONNX path runs on tiny graphs built here."""
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -374,7 +375,7 @@ def test_photos_of_one_person_swapped_mid_track_are_refused(backend, obama):
 
 # --------------------------------------------------------------------------- real heads
 
-LIVE = Path(__file__).resolve().parents[1].parent / "shared" / "liveness" / "live"
+LIVE = Path(os.environ.get("KIOSK_SHARED") or Path(__file__).resolve().parents[1].parent / "shared") / "liveness" / "live"
 
 
 def _live_clips() -> list[tuple[Path, str]]:
@@ -608,3 +609,54 @@ def test_a_replay_on_a_device_is_suspected_and_staff_are_asked():
     assert not r.live and r.code == lv.SCREEN_SUSPECTED and r.details["screen"]["framed_share"] >= 0.5, r.details
     tablet = live_frames(eng, replay_of(clip[::4], "tablet_still", seed=len(name)))
     assert screen_evidence([f.gray for f in tablet], [f.bbox for f in tablet]).suspected
+
+
+def test_a_photo_replayed_on_a_device_is_suspected_by_its_frame_or_its_moire(obama):
+    """The screen measure on its own (no ../shared needed): the Obama sample shown on a phone
+    held still with no moire and no glare is found by the device's frame (bezel edges above and
+    below the face, in pieces where the edge is tilted); on a tablet held so close that no edge
+    is seen, by the moire of its pixel grid over the face (``moire_peak``, small windows). The
+    same photos seen directly are not suspected."""
+    from kiosk.vision.screen import FRAMED_SHARE, MOIRE_PEAK, screen_evidence
+
+    from tests.liveness_helpers import replay_frames
+
+    eng = shared_engine("sface")
+    clip = [face_frame(p) for p in obama] * 2
+
+    def evidence(images):
+        seq = live_frames(eng, images)
+        return screen_evidence([f.gray for f in seq], [f.bbox for f in seq])
+
+    direct = evidence(clip)
+    assert not direct.suspected and direct.framed_share == 0.0 and direct.moire < MOIRE_PEAK, direct
+    phone = evidence(replay_frames(clip, "phone", 0.85, "still", moire=False, glare=False, seed=3))
+    assert phone.suspected and phone.framed_share >= FRAMED_SHARE and phone.moire < MOIRE_PEAK, phone
+    edge = evidence(replay_frames(clip, "tablet", 1.25, "still", moire=True, glare=False, seed=3))
+    assert edge.suspected and edge.framed_share == 0.0 and edge.moire >= MOIRE_PEAK, edge
+
+
+def test_device_edges_are_joined_across_steps_but_not_across_the_head():
+    """A long tilted edge that Hough returns in steps still counts; an edge of the room cut
+    by the head (a gap wider than the bridge) does not, nor an edge beside a flat mid-grey
+    band (a picture pasted into a larger one)."""
+    from kiosk.vision.screen import device_sides
+
+    rng = np.random.default_rng(0)
+    g = np.clip(rng.normal(120, 3, (480, 640)), 0, 255).astype(np.uint8)
+    box = (270.0, 160.0, 100.0, 130.0)
+    # a dark bezel band above and below the face, tilted by 2 degrees
+    img = g.copy()
+    for y0 in (60, 380):
+        pts = np.array([[0, y0], [639, y0 + 22], [639, y0 + 52], [0, y0 + 30]], np.int32)
+        cv2.fillConvexPoly(img, pts, 25)
+    img = np.clip(img.astype(np.float64) + rng.normal(0, 2, img.shape), 0, 255).astype(np.uint8)
+    assert {"above", "below"} <= device_sides(img, box)
+    # the same edges cut where the head is (the room behind a person)
+    cut = img.copy()
+    cut[:, 250:390] = g[:, 250:390]
+    assert not ({"above", "below"} & device_sides(cut, box))
+    # a clip pasted into a flat grey frame: its border is not a device's
+    pasted = np.full((480, 640), 110, np.uint8)
+    pasted[100:420, 160:480] = g[100:420, 160:480]
+    assert device_sides(pasted, box) == frozenset()
