@@ -6,11 +6,16 @@ pixels (before any resizing, which would blur them), classically (OpenCV, numpy)
 * the pixel grid: a screen is a grid of lit stripes, and a camera samples it with its own
   grid of pixels. What the camera records is the screen's grid (when resolved) or its beat
   with the camera's grid (moire): either way a periodic pattern over the face, i.e. sharp
-  peaks in the spatial spectrum of the face's region that no skin, hair or room gives
-  (``grid_peak``: the highest peak of the spectrum over its local level).
+  peaks in the spatial spectrum that no skin, hair or room gives. ``moire_peak`` looks for
+  them in small windows (64 px) tiling the face (under perspective the beat is a chirp,
+  which a small window sees as one tone) and takes the median over the windows (a screen's
+  grid covers all of them, a striped collar few); ``grid_peak`` is the earlier one-window
+  measure.
 * the device: the screen's edge and the body around it, a rectangle with the face inside
-  that the face moves within (``device_sides``: straight edges running past the whole face
-  above and below it, or on three sides of it, on a quarter of the frames).
+  (``device_sides``: straight edges running past the whole face above and below it, or on
+  three sides of it, on a quarter of the frames). Hough gives a tilted edge in steps; the
+  steps on one line are joined across gaps up to 0.3 face heights (the head that cuts an
+  edge of the room behind a person is a wider gap).
 
 Neither is certain (a door frame, a striped shirt; a screen too fine and too blurred to
 show its grid, held so close that no edge is seen), so the verdict they give is
@@ -128,6 +133,7 @@ FRAME_MIN_LEN = 1.0
 FRAME_WORK_FACE = 80.0      # the test runs on the frame scaled so the face box is this tall
 FRAME_GAP = 0.3            # gaps bridged along an edge, in face heights (a tilted edge breaks into steps;
                             # an edge of the room behind the head is cut by the head, a wider gap)
+FRAME_REACH = 2.5          # the edges are looked for this many face heights around the face box
 FLAT_OUTSIDE_STD = 0.5      # beyond an edge, a mid-grey region this flat is no camera's (a pasted picture)
 
 
@@ -187,11 +193,20 @@ def device_sides(gray: np.ndarray, bbox) -> frozenset:
     x, y, w, h = (float(v) for v in bbox[:4])
     if h < 8:
         return frozenset()
+    # only the region an edge that runs past the face can lie in (time: a large frame with a
+    # small face costs no more than a small one)
+    H0, W0 = gray.shape[:2]
+    ox, oy = int(max(0, x - FRAME_REACH * h)), int(max(0, y - FRAME_REACH * h))
+    ex, ey = int(min(W0, x + w + FRAME_REACH * h)), int(min(H0, y + h + FRAME_REACH * h))
+    if ex - ox < 8 or ey - oy < 8:
+        return frozenset()
+    gray = gray[oy:ey, ox:ex]
+    x, y = x - ox, y - oy
     s = min(1.0, FRAME_WORK_FACE / h)
     g = cv2.resize(gray, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else gray
     x, y, w, h = x * s, y * s, w * s, h * s
     edges = cv2.Canny(g, 40, 120)
-    lines = cv2.HoughLinesP(edges, 1, np.pi / 360, threshold=max(8, int(0.25 * h)),
+    lines = cv2.HoughLinesP(edges, 1, np.pi / 180, threshold=max(8, int(0.25 * h)),
                             minLineLength=0.25 * h, maxLineGap=3)
     if lines is None:
         return frozenset()
