@@ -609,6 +609,10 @@ def test_a_replay_on_a_device_is_suspected_and_staff_are_asked():
     assert not r.live and r.code == lv.SCREEN_SUSPECTED and r.details["screen"]["framed_share"] >= 0.5, r.details
     tablet = live_frames(eng, replay_of(clip[::4], "tablet_still", seed=len(name)))
     assert screen_evidence([f.gray for f in tablet], [f.bbox for f in tablet]).suspected
+    # a device held out of the measure's tuning: a large phone with a thin bezel, held still
+    large = live_frames(eng, replay_of(clip[::2], "large_phone_still_moire_glare", seed=len(name)))
+    ev = screen_evidence([f.gray for f in large], [f.bbox for f in large])
+    assert ev.suspected, ev
 
 
 def test_a_photo_replayed_on_a_device_is_suspected_by_its_frame_or_its_moire(obama):

@@ -38,7 +38,8 @@ solid head, not a picture:
 * a replay (a phone or tablet playing a recorded turn): once a turn passes, the camera's
   own frames are looked at for a device around the face (``kiosk.vision.screen``); when
   one is suspected the verdict is ``screen_suspected``: staff confirm, the elder is not
-  refused outright. It catches some rendered replays, not all.
+  refused outright. It finds a device whose edges or moire are in the picture; a screen
+  held so close that neither is seen still passes.
 
 docs/liveness.md has what was measured, on real recordings and on rendered attacks,
 and what is not covered (replays the screen measure misses, paper folded about a
@@ -132,8 +133,9 @@ class LivenessConfig:
     face_iod: float | None = 64.0
     # the replay measure (``kiosk.vision.screen``: a device's frame around the face, a screen's
     # pixel grid over it), on a turn that passed: when it suspects a screen the verdict is
-    # ``screen_suspected`` (staff confirm). Measured: no real clip suspected, some replays
-    # caught, not all (docs/liveness.md "Replays")
+    # ``screen_suspected`` (staff confirm). Measured: no real clip suspected; replays with the
+    # device's edges or its moire in the picture caught, edge-to-edge ones without moire not
+    # (docs/liveness.md "Replays")
     screen_check: bool = True
 
     # names kept for callers of the earlier version
