@@ -43,12 +43,13 @@ PQ_BITS = 4                   # fast-scan codes: 4 bits per sub-vector, dim/8 su
 
 def ivf_params(n: int) -> tuple[int, int]:
     """(nlist, nprobe) for an IVF of ``n`` templates: about sqrt(n) lists (a power of
-    two, 64..4096), 3/16 of them probed. Measured (kiosk bench, clustered templates,
-    4 per resident): recall@1 0.994 at 1/8 and 0.996 at 3/16 of 1,024 lists at 10^6;
-    1.000 at 3/16 of 256 lists at 10^5 (docs/benchmarks.md)."""
+    two, 64..4096), 3/16 of them probed and at least 64. Measured (kiosk bench,
+    clustered templates, 4 per resident, docs/benchmarks.md): at 10^6 (1,024 lists)
+    recall@1 0.994 with 128 probes, 0.996-0.998 with 192; at 10^5 (256 lists) 0.988
+    with 48 probes, so at least 64."""
     nlist = int(2 ** round(math.log2(max(64.0, math.sqrt(max(n, 1))))))
     nlist = min(4096, nlist)
-    return nlist, max(16, nlist * 3 // 16)
+    return nlist, min(nlist, max(64, nlist * 3 // 16))
 
 
 def template_key(template_id: str) -> int:
@@ -166,6 +167,7 @@ class FaissGallery:
         self._tids: list[str | None] = []
         self._rids: list[str | None] = []
         self._row: dict[str, int] = {}                 # template id -> row
+        self._list = np.zeros((0,), np.int32)          # ivf: row -> inverted list
         self.stored_generation: int | None = None      # the store's gallery counter when written
 
     def __len__(self) -> int:
@@ -215,9 +217,17 @@ class FaissGallery:
             grown = np.zeros((cap, self.dim), np.float32)
             grown[:self._n] = self._vecs[:self._n]
             self._vecs = grown
+            lists = np.full(cap, -1, np.int32)
+            lists[:self._n] = self._list[:self._n]
+            self._list = lists
         rows = np.arange(self._n, self._n + k, dtype=np.int64)
         self._vecs[self._n:self._n + k] = v
         self._index.add_with_ids(v, rows)
+        if self.kind == "ivf":
+            if k > 10_000:
+                self._list[:self._n + k] = self._lists_from_index(self._n + k)
+            else:
+                self._list[self._n:self._n + k] = self._index.quantizer.search(v, 1)[1][:, 0]
         self._tids.extend(template_ids)
         self._rids.extend(resident_ids)
         self._row.update(zip(template_ids, range(self._n, self._n + k)))
@@ -230,14 +240,39 @@ class FaissGallery:
             self.remove(existing)
         self._append(list(template_ids), list(resident_ids), v)
 
+    def _lists_from_index(self, n_rows: int) -> np.ndarray:
+        """row -> inverted list, read from the IVF's lists."""
+        out = np.full(n_rows, -1, np.int32)
+        inv = self._index.invlists
+        for lst in range(self._index.nlist):
+            size = inv.list_size(lst)
+            if size:
+                ids = faiss.rev_swig_ptr(inv.get_ids(lst), size).copy()
+                out[ids] = lst
+        return out
+
     def remove(self, template_ids: list[str]) -> int:
         rows = [self._row.pop(t) for t in dict.fromkeys(template_ids) if t in self._row]
         if not rows:
             return 0
-        self._index.remove_ids(faiss.IDSelectorBatch(np.array(rows, np.int64)))
         for r in rows:
             self._tids[r] = self._rids[r] = None
         self._vecs[rows] = 0.0          # an erased template leaves memory and the index file
+        if self.kind == "ivf":
+            # FAISS 1.15's remove_ids on a fast-scan IVF misplaces the codes added after it
+            # (measured: a template re-added after a removal ranked 551st for itself), so
+            # each list that held a removed template is emptied and refilled with the
+            # templates it keeps (they go back to the same list: the quantiser is fixed)
+            inv, gone = self._index.invlists, set(rows)
+            for lst in sorted({int(self._list[r]) for r in rows}):
+                keep = [int(r) for r in np.nonzero(self._list[:self._n] == lst)[0] if int(r) not in gone]
+                self._index.ntotal -= inv.list_size(lst)
+                inv.resize(lst, 0)
+                if keep:
+                    self._index.add_with_ids(self._vecs[keep], np.array(keep, np.int64))
+            self._list[rows] = -1
+        else:
+            self._index.remove_ids(faiss.IDSelectorBatch(np.array(rows, np.int64)))
         return len(rows)
 
     def remove_resident(self, resident_id: str) -> int:
@@ -303,6 +338,10 @@ class FaissGallery:
         g._row = {t: i for i, t in enumerate(g._tids) if t is not None}
         g._index = faiss.deserialize_index(np.frombuffer(data[at:], dtype=np.uint8))
         g.kind = meta["kind"]
+        if g.kind == "ivf":
+            g._list = g._lists_from_index(g._n)
+        else:
+            g._list = np.full(g._n, -1, np.int32)
         g.stored_generation = meta.get("generation")
         if g._index.ntotal != len(g._row) or len(g._tids) != g._n:
             raise ValueError("index file inconsistent")
