@@ -327,6 +327,61 @@ def bench_frames(backend: str, engine: FaceEngine, photo: Path, n: int = 60, siz
     return out
 
 
+def bench_vs_plain(engine: FaceEngine, model_dir: Path, photo: Path, n: int = 60) -> dict:
+    """Issue 19: the kiosk's camera path against a plain YuNet + SFace pipeline on the
+    same 640x480 frame, interleaved in one run (the order alternates every frame).
+    Kiosk: ``observe_frame`` (detection at 640 px, the quality gate, alignment, SFace),
+    then the FAISS gallery of 3,000 templates and ``decide``. Plain
+    (``kiosk.vision.compare.PlainSFace``): YuNet on the frame, the largest face,
+    ``alignCrop``, ``feature``, a search of a flat FAISS index of the same size.
+    Returns both p50s, the ratio and the kiosk's stage p50s."""
+    import os
+
+    import faiss
+
+    from kiosk.vision.compare import PlainSFace
+
+    faiss.omp_set_num_threads(1)
+    frame = _camera_frame(engine, photo, SIZES["640x480"])
+    own = engine.observe_frame(frame).embedding
+    g = _filler_gallery(engine, {"ME": [own]})
+    match = _matcher(g, engine.name)
+    plain = PlainSFace(model_dir)
+    rng = np.random.default_rng(1)
+    flat = faiss.IndexFlatIP(engine.contract.dim)
+    flat.add(np.vstack([_unit(rng, len(g) - 1, engine.contract.dim), plain.embed(frame)[None, :]]).astype(np.float32))
+    stages: dict[str, list[float]] = {"detect": [], "quality": [], "embed": [], "search": []}
+
+    def kiosk() -> None:
+        obs = engine.observe_frame(frame)
+        t = time.perf_counter()
+        match(obs.embedding)
+        for k in ("detect", "quality", "embed"):
+            stages[k].append(obs.timings_ms.get(k, 0.0))
+        stages["search"].append((time.perf_counter() - t) * 1000)
+
+    def plain_path() -> None:
+        v = plain.embed(frame)
+        flat.search(v[None, :], 1)
+
+    load = os.getloadavg()[0]
+    for _ in range(5):
+        kiosk()
+        plain_path()
+    times: dict[str, list[float]] = {"kiosk": [], "plain": []}
+    for i in range(n):
+        order = (("kiosk", kiosk), ("plain", plain_path)) if i % 2 == 0 else (("plain", plain_path), ("kiosk", kiosk))
+        for name, fn in order:
+            t = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - t) * 1000)
+    k, p = statistics.median(times["kiosk"]), statistics.median(times["plain"])
+    return {"kiosk": _pct(times["kiosk"]), "plain": _pct(times["plain"]), "ratio_p50": round(k / p, 3),
+            "kiosk_stages_p50_ms": {x: round(statistics.median(v[5:]), 3) for x, v in stages.items()},
+            "gallery_templates": len(g), "frame": "640x480", "load_before": round(load, 2),
+            "load_after": round(os.getloadavg()[0], 2)}
+
+
 def bench_identity(backend: str, engine: FaceEngine, samples: Path, strangers: list[Path], *, quick: bool = False,
                    clips: list[dict] | None = None) -> dict:
     """Identity decided: p50/p95 ms from the face entering to the kiosk's decision.
@@ -674,6 +729,10 @@ def report_lines(result: dict) -> list[str]:
             out.append(f"per frame  {backend:<11} {size:<8}  p50 {f['p50']:6.1f} ms  p95 {f['p95']:6.1f} ms  "
                        f"CPU p50 {f['cpu_p50_ms']:6.1f} ms  (detect {st.get('detect', 0):.1f}, "
                        f"embed {st.get('embed', 0):.1f}, search {st.get('search', 0):.1f}{extra})")
+    vp = result.get("vs_plain")
+    if vp:
+        out.append(f"per frame  kiosk {vp['kiosk']['p50']:.1f} ms against plain YuNet + SFace {vp['plain']['p50']:.1f} ms "
+                   f"(p50, interleaved, 640x480, {vp['gallery_templates']:,} templates): {vp['ratio_p50']:.2f}x")
     for backend, r in (result.get("identity_decided_ms") or {}).items():
         rows = [("enrolled -> identified", r.get("enrolled_identified")),
                 ("strangers -> unknown", r.get("stranger_unknown"))]
