@@ -60,6 +60,14 @@ def test_bench_quick_json_skips_a_backend_whose_package_is_missing(env, monkeypa
     assert any("strangers -> unknown" in ln for ln in lines)
     assert r["search_ms"]["10000"]["recall_at_1"] == 1.0
     assert r["billing"]["quotes"] == 500 and set(r["gallery_rebuild_ms"]) == {"1000", "10000"}
+    # the rebuild from a real store: every part timed, and a restart with the index file
+    rb = r["gallery_rebuild_ms"]["10000"]
+    assert rb["index"] == "flat" and rb["rebuild_ms"] >= rb["decrypt_ms"] > 0 and rb["restart_ms"] > 0
+    # issue 19: the kiosk's camera path against the plain pipeline, interleaved, 3,000 templates
+    vp = r["vs_plain"]
+    assert vp["kiosk"]["n"] == vp["plain"]["n"] == 10 and vp["gallery_templates"] == 3001
+    assert abs(vp["ratio_p50"] - vp["kiosk"]["p50"] / vp["plain"]["p50"]) < 0.002
+    assert any(ln.startswith("per frame  kiosk") and "plain YuNet + SFace" in ln for ln in lines)
     assert r["machine"]["cpus"] >= 1 and len(r["machine"]["load_avg_1_5_15"]) == 3
 
 

@@ -171,3 +171,39 @@ def test_a_pull_event_brings_the_gallery_up_to_the_store_at_once(env, obama, bid
     app.events.notify(Change(FACES_PULLED, {"templates": 1}))
     assert len(app.faces.gallery()) == 2
     assert app.faces.identify_file(obama[1]).resident_id == "R1"
+
+
+def test_ivf_gallery_keeps_template_ids_right_after_removals():
+    """A removal from the IVF gallery leaves every other template found under its own
+    id with its exact score (an IndexIDMap2 over an IVF answered with other templates'
+    ids after a removal: the IVF does not renumber its entries)."""
+    n = 3000
+    v = unit(n, 64, seed=3)
+    ids, rids = tids(n), [f"R{i // 3}" for i in range(n)]
+    g = FaissGallery.build(64, "c", ids, rids, v, kind="ivf")
+    assert g.kind == "ivf"
+    assert g.remove(ids[:300]) == 300 and len(g) == n - 300
+    g.remove_resident("R500")
+    g.add(ids[:10], rids[:10], v[:10])                      # two removed templates come back
+    for i in list(range(10)) + list(range(300, 3000, 97)):
+        c = g.search(v[i], 2)[0]
+        if rids[i] == "R500":
+            assert c.resident_id != "R500"
+            continue
+        assert (c.template_id, c.resident_id) == (ids[i], rids[i]) and abs(c.score - 1.0) < 1e-5
+    assert all(c.resident_id != "R0" or c.template_id in ids[:10] for c in g.search(v[11], 5))
+
+
+@pytest.mark.parametrize("kind,n", [("flat", 300), ("ivf", 3000)])
+def test_persisted_gallery_answers_as_before_and_holds_no_removed_template(kind, n):
+    v = unit(n, 64, seed=4)
+    ids, rids = tids(n), [f"R{i // 3}" for i in range(n)]
+    g = FaissGallery.build(64, "c", ids, rids, v, kind=kind)
+    g.remove(ids[:3])
+    data = g.to_bytes("fp", generation=7)
+    assert v[0].tobytes() not in data and v[1].tobytes()[:64] not in data
+    h, fp = FaissGallery.from_bytes(data)
+    assert (fp, h.stored_generation, h.kind, len(h)) == ("fp", 7, kind, n - 3)
+    for i in (3, 50, n - 1):
+        assert h.search(v[i], 3) == g.search(v[i], 3)
+    assert all(c.resident_id != "R0" for c in h.search(v[0], 5))

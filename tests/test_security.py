@@ -191,3 +191,34 @@ def test_no_memory_for_the_hash_is_busy_not_a_wrong_pin(shop, monkeypatch):
         shop.auth.verify("S01", "1234")
     with shop.db.session() as s:
         assert s.scalars(select(PinLockout)).all() == []          # not counted as a wrong PIN
+
+
+def test_bulk_template_decryption_agrees_with_fernet_and_refuses_what_fernet_refuses():
+    """TemplateCipher.decrypt_many (a gallery rebuilt from the store) returns what
+    Fernet's own decrypt returns, token by token, and fails where Fernet fails."""
+    import numpy as np
+    from cryptography.fernet import Fernet
+
+    from kiosk.errors import TemplateKeyError
+    from kiosk.services.security import TemplateCipher, generate_key
+
+    key = generate_key()
+    c, f = TemplateCipher(key), Fernet(key.encode())
+    rng = np.random.default_rng(0)
+    plain = [rng.normal(size=d).astype(np.float32).tobytes() for d in [128] * 50 + [512] * 5]
+    plain += [b"x" * n for n in (0, 1, 15, 16, 17, 100)]          # other lengths and paddings
+    tokens = [c.encrypt(p) for p in plain]
+    assert c.decrypt_many(tokens) == [f.decrypt(t) for t in tokens] == plain
+    assert c.decrypt_many([]) == []
+    for spoil in (lambda t: t[:100] + (b"A" if t[100:101] != b"A" else b"B") + t[101:],   # a changed byte
+                  lambda t: t[:-4] + b"AAAA"):                                          # a changed tag
+        bad = list(tokens)
+        bad[7] = spoil(bad[7])
+        with pytest.raises(Exception):
+            f.decrypt(bad[7])
+        with pytest.raises(TemplateKeyError):
+            c.decrypt_many(bad)
+    with pytest.raises(TemplateKeyError):
+        TemplateCipher(generate_key()).decrypt_many(tokens[:50])
+    m = c.decrypt_embeddings(tokens[:50], 128)
+    assert m.dtype == np.float32 and m.shape == (50, 128) and m.tobytes() == b"".join(plain[:50])

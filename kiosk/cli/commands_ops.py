@@ -58,6 +58,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 say(f"frames: {backend} ...")
                 result["frame_ms"][backend] = bench.bench_frames(backend, eng, photo, n=10 if args.quick else 60,
                                                                    profile=not args.quick)
+            if "sface" in engines:
+                say("frames: the kiosk against a plain YuNet + SFace pipeline, interleaved ...")
+                result["vs_plain"] = bench.bench_vs_plain(engines["sface"], s.model_dir, photo,
+                                                          n=10 if args.quick else 100)
         if "identity" in sections:
             from kiosk.vision.modelpacks import verify_pack
 

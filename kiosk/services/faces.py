@@ -219,7 +219,7 @@ class FaceService:
                 self._gallery.remove(gone)
             if blobs:
                 self._gallery.add([b[0] for b in blobs], [b[1] for b in blobs],
-                                  np.vstack([self.decode_embedding(b[2]) for b in blobs]))
+                                  self.app.cipher.decrypt_embeddings([b[2] for b in blobs], self.engine.contract.dim))
             self._known_gen = gen
             if gone or blobs:
                 log.info("gallery synced with the store: %d removed, %d added", len(gone), len(blobs))
@@ -270,18 +270,22 @@ class FaceService:
                 self._gallery = self._load_or_rebuild()
             return self._gallery
 
-    def _db_templates(self) -> tuple[list[str], list[str], list[bytes]]:
+    def _db_templates(self, blobs: bool = True) -> tuple[list[str], list[str], list[bytes]]:
+        """The store's templates of this model, in one SELECT (``blobs`` False: the ids
+        only, enough to check the index file)."""
+        cols = [FaceTemplate.id, FaceTemplate.resident_id] + ([FaceTemplate.embedding_enc] if blobs else [])
         with self.app.db.session() as s:
-            rows = s.execute(select(FaceTemplate.id, FaceTemplate.resident_id, FaceTemplate.embedding_enc)
+            rows = s.execute(select(*cols)
                              .join(Resident, Resident.id == FaceTemplate.resident_id)
                              .where(FaceTemplate.contract_id == self.contract_id,
                                     Resident.status != "erased")).all()
-        return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+        cols_out = list(zip(*rows)) if rows else [(), (), ()]
+        return list(cols_out[0]), list(cols_out[1]), list(cols_out[2]) if blobs else []
 
     def _load_or_rebuild(self) -> FaissGallery:
         self._known_gen = self.generation()       # read first: a change after it is caught next check
         self._checked_at = time.monotonic()
-        tids, rids, blobs = self._db_templates()
+        tids, rids, _ = self._db_templates(blobs=False)
         fp = fingerprint(self.contract_id, tids)
         path = self.settings.index_path
         if path.is_file():
@@ -294,8 +298,9 @@ class FaceService:
                 log.warning("index file unreadable (%s); rebuilding from the database", exc)
         t0 = time.perf_counter()
         dim = self.engine.contract.dim
-        vecs = (np.vstack([self.decode_embedding(b) for b in blobs]) if blobs
-                else np.zeros((0, dim), np.float32))
+        tids, rids, blobs = self._db_templates()       # the blobs only when they are needed
+        fp = fingerprint(self.contract_id, tids)
+        vecs = self.app.cipher.decrypt_embeddings(blobs, dim)    # in bulk (security.decrypt_many)
         g = FaissGallery.build(dim, self.contract_id, tids, rids, vecs)
         log.info("gallery rebuilt: %d templates in %.1f ms", len(tids), (time.perf_counter() - t0) * 1000)
         self._gallery = g        # so that the write below first catches up with a change made meanwhile
@@ -314,7 +319,7 @@ class FaceService:
                 if g is self._gallery and self.generation() != self._known_gen:
                     self.sync(write=False)
                     fp = fingerprint(self.contract_id, g.template_ids())
-                tmp.write_bytes(self.app.cipher.encrypt(g.to_bytes(fp)))
+                tmp.write_bytes(self.app.cipher.encrypt(g.to_bytes(fp, generation=self._known_gen)))
                 os.replace(tmp, path)
         except OSError as exc:  # a full disk must not stop checkout: the index is rebuilt at start
             log.warning("could not write the index file %s: %s", path, exc)
