@@ -160,6 +160,7 @@ class Bill:
     subsidy_text: str = ""
     lines: tuple[tuple[str, int, int], ...] = ()     # (name, quantity, amount_fen)
     balance_fen: int | None = None
+    balance_refused: str | None = None   # offline: why the balance may not pay this (kiosk.billing.offline)
 
     def enough_balance(self) -> bool:
         return self.balance_fen is not None and self.balance_fen >= self.to_pay_fen
@@ -266,7 +267,8 @@ class CheckoutFlow:
         dec = ctx.decision(q.total_fen)
         return Bill(q.total_fen, q.subsidy_fen, q.to_pay_fen, q.reason, q.tier,
                     subsidy_text(q.subsidy_fen, q.reason, _notes(dec)),
-                    tuple((ln.name, ln.quantity, ln.amount_fen) for ln in q.lines), ctx.balance_fen)
+                    tuple((ln.name, ln.quantity, ln.amount_fen) for ln in q.lines), ctx.balance_fen,
+                    ctx.balance_refused(q.to_pay_fen))
 
     def settle(self, resident_id: str, dish_ids: list[str], pay: str, key: str, identified_by: str,
                at: datetime | None = None, staff_id: str | None = None) -> Receipt:

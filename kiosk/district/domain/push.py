@@ -474,13 +474,68 @@ class _SaleFacts:
     residents: dict[str, derive.ResidentView]
     today: date
     policies: dict[tuple, tuple] = field(default_factory=dict)
+    # the district's offline limits (kiosk.billing.offline), read once per batch when a sale needs them
+    last_pull: datetime | None = None            # the terminal's last pull before this push
+    offline_versions: list | None = None         # [(set_at, OfflineLimits)], oldest first
+    blocks: list | None = None                   # every blocked card and resident, lifted ones too
+    cards: dict[str, str | None] = field(default_factory=dict)      # resident -> card number
+    spent: dict[tuple, int] = field(default_factory=dict)           # (resident, day) -> offline balance paid
 
     @classmethod
     def of(cls, s: Session, term: TerminalIdentity) -> "_SaleFacts":
+        from kiosk.db.models import Terminal
         from kiosk.timeutil import now_cst
 
         district = s.scalar(select(Canteen.district).where(Canteen.id == term.canteen_id))
-        return cls(term.canteen_id, district, {}, {}, now_cst().date())
+        last_pull = s.scalar(select(Terminal.last_pull_at).where(Terminal.id == term.terminal_id))
+        return cls(term.canteen_id, district, {}, {}, now_cst().date(), last_pull=last_pull)
+
+    def offline(self, s: Session, term: TerminalIdentity, o: dict) -> derive.OfflineSale:
+        """The order's offline circumstances as the server knows them (kiosk.district.domain.derive)."""
+        from datetime import timedelta
+
+        from kiosk.billing.offline import OfflineLimits
+        from kiosk.db.models import BlockedId, OfflineLimit
+        from kiosk.timeutil import to_cst
+
+        if self.offline_versions is None:
+            self.offline_versions = [
+                (r.set_at, OfflineLimits(r.per_sale_fen, r.per_day_fen, r.subsidy_offline_s))
+                for r in s.scalars(select(OfflineLimit).order_by(OfflineLimit.set_at, OfflineLimit.id))]
+            self.blocks = list(s.execute(select(BlockedId.kind, BlockedId.value, BlockedId.reason,
+                                                BlockedId.blocked_at, BlockedId.lifted_at)))
+        at = o.get("created_at") or utcnow()
+        claimed = None if o.get("offline_s") is None else timedelta(seconds=int(o["offline_s"]))
+        contact = at - claimed if claimed is not None else at      # when the terminal last reached the server
+        since_pull = at - self.last_pull if self.last_pull is not None and at > self.last_pull else None
+        rid, day = o["resident_id"], o["meal_date"]
+        blocked = None
+        if self.blocks:
+            if o.get("identified_by") == "card" and rid not in self.cards:
+                self.cards[rid] = s.scalar(select(Resident.card_no).where(Resident.id == rid))
+            card = self.cards.get(rid) if o.get("identified_by") == "card" else None
+            for kind, value, reason, b_at, l_at in self.blocks:
+                if (kind, value) not in (("resident", rid), ("card", (card or "").upper())) \
+                        or b_at > at or (l_at is not None and l_at <= at):
+                    continue
+                who = f"助老卡 {value}" if kind == "card" else f"居民 {rid}"
+                told = "终端断网前已收到" if b_at <= contact else "终端当时尚未同步到"
+                blocked = f"{who}自 {to_cst(b_at):%Y-%m-%d %H:%M} 起在挂失名单上（{reason}；{told}）"
+                break
+        key = (rid, day)
+        if claimed is not None and o["pay_method"] == "balance" and key not in self.spent:
+            self.spent[key] = int(s.scalar(select(func.coalesce(func.sum(Order.to_pay_fen), 0)).where(
+                Order.resident_id == rid, Order.meal_date == day, Order.pay_method == "balance",
+                Order.terminal_id == term.terminal_id, Order.offline_s.is_not(None),
+                ~select(OrderVoid.id).where(OrderVoid.order_id == Order.id).exists())) or 0)
+        return derive.OfflineSale(derive.limits_then(self.offline_versions, contact), claimed, since_pull,
+                                  self.spent.get(key, 0), blocked)
+
+    def count_offline(self, o: dict) -> None:
+        """An offline balance payment recorded: it counts for the resident's day at this terminal."""
+        key = (o["resident_id"], o["meal_date"])
+        if o.get("offline_s") is not None and o["pay_method"] == "balance" and key in self.spent:
+            self.spent[key] += int(o["to_pay_fen"])
 
     def load(self, s: Session, sales: list[tuple[list[dict], list[dict]]]) -> "_SaleFacts":
         """The menu rows and residents of these sales not read yet (in this batch)."""
@@ -573,6 +628,7 @@ def _apply_run(app, s: Session, term: TerminalIdentity, run: list[dict], loaded:
         if not problems:
             for o in os_:
                 problems += derive.derive(o, ls, facts.view(s, o))
+                problems += derive.check_offline(o, facts.offline(s, term, o))     # the district's offline limits
         blocking = _blocking(problems, trusted)
         if blocking:
             results[str(op["op_id"])] = _quarantine(s, term, op, blocking, trusted)
@@ -583,6 +639,8 @@ def _apply_run(app, s: Session, term: TerminalIdentity, run: list[dict], loaded:
         if clash:           # a line id already stored (or taken earlier in this run) for another order
             results[str(op["op_id"])] = _reject(s, term, op, f"order line {clash[0]} exists already", trusted)
             continue
+        for o in new_o:
+            facts.count_offline(o)
         for o in new_o:
             o["canteen_id"], o["terminal_id"] = term.canteen_id, term.terminal_id
             if o["idempotency_key"] in keys:
