@@ -130,7 +130,7 @@ def test_an_offline_terminal_keeps_the_districts_caps_and_stops_the_subsidy(dist
     go_offline(d, t1)
     with pytest.raises(OfflineSaleCapError) as ei:                   # over the per-sale cap
         t1.billing.settle("R0001", ["D001", "D003"], meal="午餐", pay="balance")
-    assert ei.value.user_message == "网络暂时断开，余额每餐最多付 12.00 元，请用现金或找工作人员"
+    assert ei.value.user_message == "网络暂时断开，余额每餐最多付 12 元，请用现金或找工作人员"
     assert "per-sale cap 1200" in ei.value.detail
     cash = t1.billing.settle("R0001", ["D001", "D003"], meal="午餐", pay="cash")      # cash still works
     a = t1.billing.settle("R0001", ["D001"], meal="午餐", pay="balance")               # 12 元: at the cap
@@ -138,7 +138,7 @@ def test_an_offline_terminal_keeps_the_districts_caps_and_stops_the_subsidy(dist
     assert (a.to_pay_fen, b.to_pay_fen) == (1200, 600)
     with pytest.raises(OfflineDayCapError) as ei:                    # 18 + 6 > 20 元 of the day
         t1.billing.settle("R0001", ["D002"], meal="午餐", pay="balance")
-    assert ei.value.user_message == ("网络暂时断开，余额每天最多付 20.00 元，今天还能用余额付 2.00 元，"
+    assert ei.value.user_message == ("网络暂时断开，余额每天最多付 20 元，今天还能用余额付 2 元，"
                                      "请用现金或找工作人员")
     with t1.db.session() as s:                                       # the orders say they were sold offline
         offline = dict(s.execute(select(Order.id, Order.offline_s)).all())
@@ -278,3 +278,55 @@ def test_limits_are_checked_before_the_password_and_only_set_on_the_server(distr
     assert r.returncode != 0 and "区服务器" in r.stdout + r.stderr
     with t.db.session() as s:
         assert s.scalars(select(BlockedId)).all() == []
+
+
+def test_the_console_terminals_page_shows_the_offline_limits_and_the_blocked_list(tmp_path, monkeypatch):
+    import asyncio
+    import re
+
+    import httpx
+
+    from kiosk.config import get_settings
+    from kiosk.db.models import Resident
+    from kiosk.district.app import create_app
+    from kiosk.district.domain import passwords
+    from kiosk.services.context import App
+    from kiosk.services.offline_limits import block, set_limits
+    from kiosk.services.security import generate_key
+
+    monkeypatch.setenv("KIOSK_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("KIOSK_TEMPLATE_KEY", generate_key())
+    for k in ("KIOSK_DATABASE_URL", "KIOSK_SERVER_URL", "KIOSK_SERVER_TOKEN", "KIOSK_CANTEEN_ID"):
+        monkeypatch.delenv(k, raising=False)
+    get_settings.cache_clear()
+    app = App()
+    try:
+        app.residents.add_staff("A1", "区管理员", "admin", "86420135")
+        admin = app.residents.authenticate("86420135", min_role="admin", staff_id="A1")["actor"]
+        passwords.set_password(app, "A1", "区管理员 console-2026", actor=admin)
+        with app.db.session() as s:
+            s.add(Resident(id="R9", name="孙玉梅", card_no="ZL9009"))
+        set_limits(app, admin, per_sale_fen=1500, subsidy_offline_s=12 * 3600)
+        block(app, admin, "card", "zl9009", "家属报失")
+        api = create_app(app.settings, kiosk_app=app)
+
+        async def page() -> str:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://t") as c:
+                pre = re.search(r'name="csrf_token" value="([^"]+)"', (await c.get("/console/login")).text).group(1)
+                r = await c.post("/console/login", data={"csrf_token": pre, "staff_id": "A1",
+                                                         "password": "区管理员 console-2026"})
+                assert r.status_code == 303
+                r = await c.get("/console/terminals")
+                assert r.status_code == 200
+                return r.text
+
+        html = asyncio.run(page())
+    finally:
+        app.close()
+        get_settings.cache_clear()
+    settings = re.search(r'<table id="offline-settings">(.*?)</table>', html, re.S).group(1)
+    cells = [re.sub(r"<[^>]+>", "", x).strip() for x in re.findall(r"<td[^>]*>(.*?)</td>", settings, re.S)]
+    assert cells == ["断网时余额每餐最多付", "15 元", "断网时每人每天余额最多付", "不限", "断网超过多少小时停发补贴", "12 小时"]
+    blocked = re.search(r'<table id="offline-blocked">.*?<tbody>(.*?)</tbody>', html, re.S).group(1)
+    row = [re.sub(r"<[^>]+>", "", x).strip() for x in re.findall(r"<td[^>]*>(.*?)</td>", blocked, re.S)]
+    assert row[:5] == ["助老卡", "ZL9009", "孙玉梅", "家属报失", "A1"]

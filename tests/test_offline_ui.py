@@ -80,7 +80,7 @@ def wait_state(qtbot, win, state, timeout=10000):
 
 
 def test_an_offline_counter_says_why_the_balance_cannot_pay_and_takes_cash(qtbot, win):
-    cap = "网络暂时断开，余额每餐最多付 3.00 元，请用现金或找工作人员"
+    cap = "网络暂时断开，余额每餐最多付 3 元，请用现金或找工作人员"
     win.go_bill("R0001", "card")
     wait_state(qtbot, win, BILL)
     qtbot.waitUntil(lambda: win.bill.confirm_btn.isEnabled() and win.bill.to_pay.text() != "")

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from kiosk.money import fen_to_yuan
+from kiosk.money import yuan
 
 DEFAULT_SUBSIDY_OFFLINE_S = 24 * 3600
 SUBSIDY_OFFLINE_MAX_S = 30 * 24 * 3600        # the setting's bounds: up to 30 days
@@ -95,14 +95,14 @@ def balance_refusal(limits: OfflineLimits, offline: timedelta | None, pay: str, 
         return None
     if limits.per_sale_fen is not None and to_pay_fen > limits.per_sale_fen:
         return Refusal("per_sale",
-                       f"网络暂时断开，余额每餐最多付 {fen_to_yuan(limits.per_sale_fen)} 元，请用现金或找工作人员",
+                       f"网络暂时断开，余额每餐最多付 {yuan(limits.per_sale_fen)} 元，请用现金或找工作人员",
                        f"offline {int(offline.total_seconds())} s: to pay {to_pay_fen} > per-sale cap "
                        f"{limits.per_sale_fen} fen")
     if limits.per_day_fen is not None and spent_today_fen + to_pay_fen > limits.per_day_fen:
         left = max(0, limits.per_day_fen - spent_today_fen)
-        more = f"今天还能用余额付 {fen_to_yuan(left)} 元" if left else "今天不能再用余额付"
+        more = f"今天还能用余额付 {yuan(left)} 元" if left else "今天不能再用余额付"
         return Refusal("per_day",
-                       f"网络暂时断开，余额每天最多付 {fen_to_yuan(limits.per_day_fen)} 元，{more}，"
+                       f"网络暂时断开，余额每天最多付 {yuan(limits.per_day_fen)} 元，{more}，"
                        f"请用现金或找工作人员",
                        f"offline {int(offline.total_seconds())} s: spent {spent_today_fen} + to pay {to_pay_fen} "
                        f"> per-day cap {limits.per_day_fen} fen")

@@ -333,7 +333,9 @@ class CheckoutService:
     def _decision(self, session: Session, r: ResidentRecord, day: date, meal: str, price_fen: int,
                  ) -> tuple[SubsidyDecision, str | None]:
         policy, row_id = self.policy(session, day)
-        return decide_subsidy(policy, facts_of(r), day, meal, price_fen, usage_of(session, r.id, day)), row_id
+        lim, off = self.offline_view(session)
+        return self.offline_decision(decide_subsidy(policy, facts_of(r), day, meal, price_fen,
+                                                    usage_of(session, r.id, day)), lim, off), row_id
 
     # -- quote / settle ------------------------------------------------------------------
     @staticmethod
