@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from PySide6.QtCore import Qt  # noqa: F401  (pytest-qt's offscreen platform is set in conftest)
 from sqlalchemy import select
 
 from kiosk.db import changes
