@@ -206,6 +206,9 @@ def derive(order: dict, lines: list[dict], view: SaleView) -> list[Problem]:
     return out
 
 
+NO_LIMITS = OfflineLimits()          # before the district's first setting: no caps, 24 h
+
+
 @dataclass(frozen=True)
 class OfflineSale:
     """What the server knows of an order's offline circumstances: the limits in force when
@@ -255,7 +258,7 @@ def check_offline(order: dict, view: OfflineSale) -> list[Problem]:
 def limits_then(versions: list[tuple[datetime, OfflineLimits]], at: datetime) -> OfflineLimits:
     """The offline limits in force at ``at``: the newest setting made by then (``versions``
     sorted oldest first); the defaults before the first."""
-    pick = OfflineLimits()
+    pick = NO_LIMITS
     for set_at, lim in versions:
         if set_at > at:
             break

@@ -25,15 +25,16 @@ import logging
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Iterator
 
 import numpy as np
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import bindparam, delete, func, insert, select
 from sqlalchemy.orm import Session
 
+from kiosk.billing.offline import DEFAULT_SUBSIDY_OFFLINE_S, OfflineLimits
 from kiosk.billing.policy import Policy
-from kiosk.db.models import (AppliedOp, Canteen, DistrictFlag, FaceConsent, FaceTemplate, LedgerEntry, MenuItem,
+from kiosk.db.models import (AppliedOp, BlockedId, OfflineLimit, Terminal, Canteen, DistrictFlag, FaceConsent, FaceTemplate, LedgerEntry, MenuItem,
                              Order, OrderLine, OrderVoid, PushedOrder, QuarantinedOp, Resident, SubsidyPolicy, new_id,
                              utcnow)
 from kiosk.db import audit
@@ -43,6 +44,7 @@ from kiosk.db import changes, rowcodec
 from kiosk.district.domain import derive, scope
 from kiosk.district.domain.derive import Problem
 from kiosk.district.domain.terminals import TerminalIdentity, claim_terminal
+from kiosk.timeutil import to_cst
 
 log = logging.getLogger("kiosk.district.domain.push")
 MAX_OPS = 500
@@ -464,6 +466,31 @@ def _size(op: dict) -> int:
     return 1 + sum(2 * len(rows.get(t) or []) for t in SIMPLE_TABLES)
 
 
+# what a batch's sales are derived from, one statement: the canteen's district and the
+# terminal's last pull before this push (the server's own account of how long it was offline)
+_FACTS_STMT = (select(Canteen.district, Terminal.last_pull_at).select_from(Terminal)
+               .outerjoin(Canteen, Canteen.id == bindparam("cid")).where(Terminal.id == bindparam("tid")))
+_OFFLINE_STMT: list = []
+
+
+def _offline_stmt():
+    """The district's offline limit settings and blocked list in one statement (built once)."""
+    if not _OFFLINE_STMT:
+        from sqlalchemy import Integer, String, Text, cast, literal, null, union_all
+
+        from kiosk.db.models import UTCDateTime
+
+        def none(t):
+            return cast(null(), t)
+        _OFFLINE_STMT.append(union_all(
+            select(literal("L", String()), none(String()), none(String()), none(Text()), OfflineLimit.set_at,
+                   none(UTCDateTime()), OfflineLimit.per_sale_fen, OfflineLimit.per_day_fen,
+                   OfflineLimit.subsidy_offline_s),
+            select(literal("B", String()), BlockedId.kind, BlockedId.value, BlockedId.reason, BlockedId.blocked_at,
+                   BlockedId.lifted_at, none(Integer()), none(Integer()), none(Integer()))))
+    return _OFFLINE_STMT[0]
+
+
 @dataclass
 class _SaleFacts:
     """What the server derives a run's sales from: its menu rows, the residents' records,
@@ -478,36 +505,38 @@ class _SaleFacts:
     last_pull: datetime | None = None            # the terminal's last pull before this push
     offline_versions: list | None = None         # [(set_at, OfflineLimits)], oldest first
     blocks: list | None = None                   # every blocked card and resident, lifted ones too
+    least_s: int = 0                             # the shortest subsidy offline time of any setting
     cards: dict[str, str | None] = field(default_factory=dict)      # resident -> card number
     spent: dict[tuple, int] = field(default_factory=dict)           # (resident, day) -> offline balance paid
 
     @classmethod
     def of(cls, s: Session, term: TerminalIdentity) -> "_SaleFacts":
-        from kiosk.db.models import Terminal
         from kiosk.timeutil import now_cst
 
-        district = s.scalar(select(Canteen.district).where(Canteen.id == term.canteen_id))
-        last_pull = s.scalar(select(Terminal.last_pull_at).where(Terminal.id == term.terminal_id))
-        return cls(term.canteen_id, district, {}, {}, now_cst().date(), last_pull=last_pull)
+        row = s.execute(_FACTS_STMT, {"tid": term.terminal_id, "cid": term.canteen_id}).first()
+        if row is None:          # (not a registered terminal's: its canteen alone)
+            row = (s.scalar(select(Canteen.district).where(Canteen.id == term.canteen_id)), None)
+        return cls(term.canteen_id, row[0], {}, {}, now_cst().date(), last_pull=row[1])
 
-    def offline(self, s: Session, term: TerminalIdentity, o: dict) -> derive.OfflineSale:
-        """The order's offline circumstances as the server knows them (kiosk.district.domain.derive)."""
-        from datetime import timedelta
-
-        from kiosk.billing.offline import OfflineLimits
-        from kiosk.db.models import BlockedId, OfflineLimit
-        from kiosk.timeutil import to_cst
-
+    def offline_problems(self, s: Session, term: TerminalIdentity, o: dict) -> list[Problem]:
+        """The order against the district's offline limits (kiosk.district.domain.derive.check_offline),
+        with what the server knows of its circumstances; nothing to check (the usual case: no
+        blocked list, sold online, the terminal pulled lately) costs no more than a comparison."""
         if self.offline_versions is None:
-            self.offline_versions = [
-                (r.set_at, OfflineLimits(r.per_sale_fen, r.per_day_fen, r.subsidy_offline_s))
-                for r in s.scalars(select(OfflineLimit).order_by(OfflineLimit.set_at, OfflineLimit.id))]
-            self.blocks = list(s.execute(select(BlockedId.kind, BlockedId.value, BlockedId.reason,
-                                                BlockedId.blocked_at, BlockedId.lifted_at)))
+            self.offline_versions, self.blocks = [], []
+            for tag, kind, value, reason, at1, at2, per_sale, per_day, hours_s in s.execute(_offline_stmt()):
+                if tag == "L":
+                    self.offline_versions.append((at1, OfflineLimits(per_sale, per_day, hours_s)))
+                else:
+                    self.blocks.append((kind, value, reason, at1, at2))
+            self.offline_versions.sort(key=lambda v: v[0])
+            self.least_s = min([v[1].subsidy_offline_s for v in self.offline_versions] + [DEFAULT_SUBSIDY_OFFLINE_S])
         at = o.get("created_at") or utcnow()
         claimed = None if o.get("offline_s") is None else timedelta(seconds=int(o["offline_s"]))
-        contact = at - claimed if claimed is not None else at      # when the terminal last reached the server
         since_pull = at - self.last_pull if self.last_pull is not None and at > self.last_pull else None
+        if claimed is None and not self.blocks and (since_pull is None or since_pull.total_seconds() <= self.least_s):
+            return []
+        contact = at - claimed if claimed is not None else at      # when the terminal last reached the server
         rid, day = o["resident_id"], o["meal_date"]
         blocked = None
         if self.blocks:
@@ -528,8 +557,8 @@ class _SaleFacts:
                 Order.resident_id == rid, Order.meal_date == day, Order.pay_method == "balance",
                 Order.terminal_id == term.terminal_id, Order.offline_s.is_not(None),
                 ~select(OrderVoid.id).where(OrderVoid.order_id == Order.id).exists())) or 0)
-        return derive.OfflineSale(derive.limits_then(self.offline_versions, contact), claimed, since_pull,
-                                  self.spent.get(key, 0), blocked)
+        return derive.check_offline(o, derive.OfflineSale(derive.limits_then(self.offline_versions, contact), claimed,
+                                                          since_pull, self.spent.get(key, 0), blocked))
 
     def count_offline(self, o: dict) -> None:
         """An offline balance payment recorded: it counts for the resident's day at this terminal."""
@@ -628,7 +657,7 @@ def _apply_run(app, s: Session, term: TerminalIdentity, run: list[dict], loaded:
         if not problems:
             for o in os_:
                 problems += derive.derive(o, ls, facts.view(s, o))
-                problems += derive.check_offline(o, facts.offline(s, term, o))     # the district's offline limits
+                problems += facts.offline_problems(s, term, o)     # the district's offline limits
         blocking = _blocking(problems, trusted)
         if blocking:
             results[str(op["op_id"])] = _quarantine(s, term, op, blocking, trusted)
