@@ -63,16 +63,24 @@ def _yuan(fen: int | None) -> str:
     return "不限" if fen is None else f"{fen_to_yuan(fen)} 元"
 
 
+def _cst(iso: str) -> str:
+    from datetime import datetime
+
+    from kiosk.timeutil import to_cst
+
+    return f"{to_cst(datetime.fromisoformat(iso)):%Y-%m-%d %H:%M}"
+
+
 def _print(d: dict) -> None:
     print(f"离线时余额每餐最多付：{_yuan(d['per_sale_fen'])}")
     print(f"离线时余额每人每天最多付：{_yuan(d['per_day_fen'])}")
     print(f"断网超过 {d['subsidy_offline_s'] / 3600:g} 小时停发补贴")
     if d.get("set_by"):
-        print(f"（{d['set_by']} 于 {d['set_at']} 设置）")
+        print(f"（{d['set_by']} 于 {_cst(d['set_at'])} 设置）")
     print(f"挂失名单 {len(d['blocked'])} 条")
     for b in d["blocked"]:
         kind = "助老卡" if b["kind"] == "card" else "居民"
-        print(f"  {kind} {b['value']} {b.get('name') or ''}  {b['reason']}  {b['blocked_by']} {b['blocked_at']}")
+        print(f"  {kind} {b['value']} {b.get('name') or ''}  {b['reason']}  {b['blocked_by']} {_cst(b['blocked_at'])}")
 
 
 def cmd_show(a: argparse.Namespace) -> int:
