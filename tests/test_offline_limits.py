@@ -318,12 +318,41 @@ def test_the_console_terminals_page_shows_the_offline_limits_and_the_blocked_lis
                 assert r.status_code == 303
                 r = await c.get("/console/terminals")
                 assert r.status_code == 200
-                return r.text
+                first = r.text
+                tok = re.search(r'id="offline-form">.*?name="csrf_token" value="([^"]+)"', first, re.S).group(1)
+                # the admin changes them here, with the password again; a wrong one changes nothing
+                r = await c.post("/console/terminals/offline", data={
+                    "csrf_token": tok, "per_sale": "15", "per_day": "", "subsidy_hours": "12", "password": "wrong"})
+                assert r.status_code == 303
+                r = await c.post("/console/terminals/offline", data={
+                    "csrf_token": tok, "per_sale": "8.5", "per_day": "30", "subsidy_hours": "6",
+                    "password": "区管理员 console-2026"})
+                assert r.status_code == 303
+                r = await c.post("/console/terminals/blocked", data={
+                    "csrf_token": tok, "action": "unblock", "kind": "card", "value": "ZL9009",
+                    "password": "区管理员 console-2026"})
+                r = await c.post("/console/terminals/blocked", data={
+                    "csrf_token": tok, "action": "block", "kind": "resident", "value": "R9", "reason": "冒用",
+                    "password": "区管理员 console-2026"})
+                assert r.status_code == 303
+                after = (await c.get("/console/terminals")).text
+                return first, after
 
-        html = asyncio.run(page())
+        html, after = asyncio.run(page())
+        with app.db.session() as s:
+            acts = [(a.action, a.actor) for a in s.scalars(select(AuditEntry).where(AuditEntry.action.like("offline.%"))
+                                                          .order_by(AuditEntry.seq))]
+        assert acts == [("offline.set", "A1"), ("offline.block", "A1"), ("offline.set", "A1"),
+                        ("offline.unblock", "A1"), ("offline.block", "A1")]
     finally:
         app.close()
         get_settings.cache_clear()
+    assert "已保存断网时的限额" in after and "已列入挂失名单" in after
+    cells = [re.sub(r"<[^>]+>", "", x).strip() for x in re.findall(
+        r"<td[^>]*>(.*?)</td>", re.search(r'<table id="offline-settings">(.*?)</table>', after, re.S).group(1), re.S)]
+    assert cells[1::2] == ["8.50 元", "30 元", "6 小时"]
+    blocked = re.search(r'<table id="offline-blocked">.*?<tbody>(.*?)</tbody>', after, re.S).group(1)
+    assert "ZL9009" not in blocked and "R9" in blocked and "孙玉梅" in blocked
     settings = re.search(r'<table id="offline-settings">(.*?)</table>', html, re.S).group(1)
     cells = [re.sub(r"<[^>]+>", "", x).strip() for x in re.findall(r"<td[^>]*>(.*?)</td>", settings, re.S)]
     assert cells == ["断网时余额每餐最多付", "15 元", "断网时每人每天余额最多付", "不限", "断网超过多少小时停发补贴", "12 小时"]
