@@ -90,6 +90,33 @@ class ResidentStatusError(BillingError):
     default_user_message = "不能就餐，请找工作人员"
 
 
+class OfflineLimitError(BillingError):
+    """The terminal cannot reach the district server and this balance payment is over a
+    cap the district set for offline sales (kiosk.billing.offline): cash still works."""
+
+    default_user_message = "网络暂时断开，这笔不能用余额付，请用现金或找工作人员"
+
+
+class OfflineSaleCapError(OfflineLimitError):
+    """Offline: one meal's balance payment over the district's per-sale cap."""
+
+
+class OfflineDayCapError(OfflineLimitError):
+    """Offline: the resident's balance payments of the day over the district's per-day cap."""
+
+
+class BlockedCardError(BillingError):
+    """The card is on the district's blocked list (挂失卡): refused at every terminal."""
+
+    default_user_message = "这张卡已挂失，请找工作人员"
+
+
+class BlockedResidentError(BillingError):
+    """The resident is on the district's blocked list: no checkout, the elder sees staff."""
+
+    default_user_message = "暂时不能在这里就餐，请找工作人员"
+
+
 class SoldOutError(BillingError):
     default_user_message = "这道菜已售完"
 

@@ -24,9 +24,9 @@ from typing import Callable
 from sqlalchemy import event, insert, inspect, select, text
 from sqlalchemy.orm import Session
 
-from kiosk.db.models import (AuditEntry, Canteen, CanteenStaff, ChangeLogEntry, FaceConsent, FaceTemplate,
-                         LedgerEntry, MealBooking, MenuItem, Order, OrderLine, OrderVoid, OutboxEntry, Resident, Staff,
-                         StaffPassword, SubsidyPolicy, SyncCounter, SyncState)
+from kiosk.db.models import (AuditEntry, BlockedId, Canteen, CanteenStaff, ChangeLogEntry, FaceConsent, FaceTemplate,
+                         LedgerEntry, MealBooking, MenuItem, OfflineLimit, Order, OrderLine, OrderVoid, OutboxEntry,
+                         Resident, Staff, StaffPassword, SubsidyPolicy, SyncCounter, SyncState)
 from kiosk.errors import ServerOnlyError
 from kiosk.db import rowcodec
 
@@ -49,6 +49,8 @@ ENTITY_OF: dict[type, Callable[[object], tuple[str, str]]] = {
     Canteen: lambda o: ("canteen", o.id),
     LedgerEntry: lambda o: ("account", o.resident_id),
     Order: lambda o: ("account", o.resident_id),
+    OfflineLimit: lambda o: ("offline", "district"),     # the offline limits and the blocked list: one record
+    BlockedId: lambda o: ("offline", "district"),
 }
 
 # what a terminal pushes: the rows of these tables written by its units of work
@@ -56,8 +58,9 @@ CAPTURED = (Order, OrderLine, LedgerEntry, OrderVoid, FaceConsent, FaceTemplate,
 CAPTURED_TABLES = {m.__tablename__ for m in CAPTURED}
 
 # what only the server may create or change (a terminal gets them by pulling)
-SERVER_OWNED_NEW = (Resident, MenuItem, SubsidyPolicy, Staff, Canteen, CanteenStaff, StaffPassword)
-SERVER_OWNED_DIRTY = (MenuItem, SubsidyPolicy, Canteen)
+SERVER_OWNED_NEW = (Resident, MenuItem, SubsidyPolicy, Staff, Canteen, CanteenStaff, StaffPassword, OfflineLimit,
+                    BlockedId)
+SERVER_OWNED_DIRTY = (MenuItem, SubsidyPolicy, Canteen, OfflineLimit, BlockedId)
 STAFF_FIELDS = ("name", "role", "active")   # a PIN re-hash at login stays local (the next pull replaces it)
 
 _ROLE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()

@@ -190,6 +190,9 @@ class Order(Base):
     # this checkout (None: not recorded, e.g. orders from before 0005 or the command line)
     face_verified: Mapped[bool | None] = mapped_column(Boolean)
     liveness_passed: Mapped[bool | None] = mapped_column(Boolean)
+    # sold while the terminal could not reach the server (migration 0014): seconds since it last
+    # did; None: sold online (kiosk.billing.offline; the server checks it against the limits)
+    offline_s: Mapped[int | None] = mapped_column(Integer)
 
     lines: Mapped[list["OrderLine"]] = relationship(back_populates="order")
 
@@ -508,3 +511,34 @@ class MealBooking(Base):
     terminal_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# --------------------------------------------------------------------------- offline limits (0014)
+class OfflineLimit(Base):
+    """The district's limits on what terminals sell offline (kiosk.billing.offline), one
+    row per setting made (kept): the newest is in force, and the server judges a pushed
+    offline sale by the one in force when its terminal last reached the server."""
+
+    __tablename__ = "offline_limits"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    per_sale_fen: Mapped[int | None] = mapped_column(Integer)       # None: no cap
+    per_day_fen: Mapped[int | None] = mapped_column(Integer)
+    subsidy_offline_s: Mapped[int] = mapped_column(Integer, default=24 * 3600)
+    set_by: Mapped[str] = mapped_column(String(64))
+    set_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class BlockedId(Base):
+    """A card (挂失卡) or a resident the district blocked at every terminal; kept when
+    lifted (``lifted_at``), so the server knows what was blocked when."""
+
+    __tablename__ = "blocked_ids"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(10))          # card | resident
+    value: Mapped[str] = mapped_column(String(64), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    blocked_by: Mapped[str] = mapped_column(String(64))
+    blocked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lifted_by: Mapped[str | None] = mapped_column(String(64))
+    lifted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -23,13 +23,14 @@ ROLE_ZH = {"staff": "工作人员", "supervisor": "主管", "admin": "管理员"
 # the one role -> permission table (each role holds the ones before it)
 _STAFF = frozenset({"order.void", "account.topup", "face.consent", "face.enroll", "meal.book"})
 _SUPERVISOR = _STAFF | {"face.override", "face.erase"}
-_ADMIN = _SUPERVISOR | {"face.reembed", "data.import", "canteen.configure", "staff.manage"}
+_ADMIN = _SUPERVISOR | {"face.reembed", "data.import", "canteen.configure", "staff.manage", "offline.limits"}
 PERMISSIONS: dict[str, frozenset[str]] = {"staff": _STAFF, "supervisor": _SUPERVISOR, "admin": _ADMIN}
 PERMISSION_ZH = {"order.void": "作废订单", "account.topup": "充值", "face.consent": "登记人脸授权",
                  "face.enroll": "采集人脸", "face.override": "授权登记疑似重复的人脸",
                  "face.erase": "删除人脸数据", "face.reembed": "重新生成人脸模板",
                  "data.import": "导入花名册、菜单和补贴政策", "canteen.configure": "设置食堂",
-                 "staff.manage": "添加或停用工作人员", "meal.book": "报餐或报停"}
+                 "staff.manage": "添加或停用工作人员", "meal.book": "报餐或报停",
+                 "offline.limits": "设置离线限额和挂失名单"}
 
 _PROOF_KEY = secrets.token_bytes(32)      # this process's: an Actor is only made by make_actor
 

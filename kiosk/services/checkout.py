@@ -12,6 +12,7 @@ from sqlalchemy import and_, bindparam, case, func, select
 from sqlalchemy.orm import Session
 
 from kiosk.billing.meals import DEFAULT_WINDOWS, meal_at
+from kiosk.billing.offline import OfflineLimits, balance_refusal, blocked_resident, subsidy_stop
 from kiosk.billing.policy import Policy, normalize_meal
 from kiosk.billing.pricing import Line, Quote, make_quote
 from kiosk.billing.recommend import Dish, Profile, recommend
@@ -20,8 +21,8 @@ from kiosk.billing.subsidy import ResidentFacts, SubsidyDecision, Usage, decide_
 from kiosk.db import audit
 from kiosk.db.models import (Canteen, LedgerEntry, MenuItem, Order, OrderLine, OrderVoid, Resident,
                          new_id)
-from kiosk.errors import (BillingError, IdempotencyConflictError, InsufficientBalanceError, NotFoundError,
-                          ResidentStatusError,
+from kiosk.errors import (BillingError, BlockedResidentError, IdempotencyConflictError, InsufficientBalanceError,
+                          NotFoundError, OfflineDayCapError, OfflineSaleCapError, ResidentStatusError,
                       SoldOutError, ValidationError)
 from kiosk.limits import NOTE_MAX_CHARS, check_checkout_request, check_text
 from kiosk.money import TOPUP_MAX_FEN, fen_to_yuan
@@ -45,6 +46,7 @@ class QuoteResult:
     quote: Quote
     menu_item_ids: list[str]
     policy_row_id: str | None
+    offline_s: int | None = None      # sold offline: seconds since the terminal last reached the server
 
     def to_json(self) -> dict:
         q = self.quote
@@ -253,6 +255,31 @@ class CheckoutService:
         if refused:
             raise ResidentStatusError(refused, detail=f"roster_status={r.roster_status} from {r.status_date}")
 
+    # -- the district's offline limits (kiosk.billing.offline; read at the edge) --------------------
+    def offline_view(self, session: Session) -> tuple[OfflineLimits, timedelta | None]:
+        """The limits and blocked list this store holds, and how long this terminal has been
+        without the server (None: online, or not a terminal)."""
+        from kiosk.services.offline_limits import current_limits, offline_now
+
+        lim = current_limits(session)
+        off = offline_now(session, self.app.settings.sync_interval_s) if self.app.settings.is_terminal else None
+        return lim, off
+
+    @staticmethod
+    def refuse_if_blocked(lim: OfflineLimits, r: ResidentRecord) -> None:
+        """A resident on the district's blocked list: no checkout, online or offline."""
+        if blocked_resident(lim, r.id):
+            raise BlockedResidentError(f"{r.name}暂时不能在这里就餐，请找工作人员",
+                                       detail=f"resident {r.id} is on the district's blocked list")
+
+    @staticmethod
+    def offline_decision(dec: SubsidyDecision, lim: OfflineLimits, off: timedelta | None) -> SubsidyDecision:
+        """No subsidy once the terminal has been offline longer than the district allows."""
+        stop = subsidy_stop(lim, off)
+        if stop is None or dec.subsidy_fen == 0:
+            return dec
+        return SubsidyDecision(0, None, stop)
+
     def resident(self, session: Session, resident_id: str) -> ResidentRecord:
         row = session.connection().execute(_RESIDENT, {"rid": resident_id}).first()
         return self._check_resident(ResidentRecord(*row) if row is not None else None, resident_id)
@@ -306,7 +333,9 @@ class CheckoutService:
     def _decision(self, session: Session, r: ResidentRecord, day: date, meal: str, price_fen: int,
                  ) -> tuple[SubsidyDecision, str | None]:
         policy, row_id = self.policy(session, day)
-        return decide_subsidy(policy, facts_of(r), day, meal, price_fen, usage_of(session, r.id, day)), row_id
+        lim, off = self.offline_view(session)
+        return self.offline_decision(decide_subsidy(policy, facts_of(r), day, meal, price_fen,
+                                                    usage_of(session, r.id, day)), lim, off), row_id
 
     # -- quote / settle ------------------------------------------------------------------
     @staticmethod
@@ -346,19 +375,24 @@ class CheckoutService:
         return QuoteResult(uuid.uuid4().hex, facts.resident_id, name, self.app.settings.canteen_id, day, meal_name,
                            make_quote(lines, dec), ids, row_id)
 
-    def _quote_locked(self, s: Session, resident_id: str, dish_ids: list[str], at, meal) -> QuoteResult:
+    def _quote_locked(self, s: Session, resident_id: str, dish_ids: list[str], at, meal,
+                      ) -> tuple[QuoteResult, OfflineLimits, timedelta | None]:
         """The price settle() records: everything read in its own (locked) unit of work, the
         catalogue as stored now, not from the cache."""
         r = self.resident(s, resident_id)
         day, meal_name = self.resolve_meal(s, at, meal, fresh=True)
         self.refuse_if_gone(r, day)
+        lim, off = self.offline_view(s)
+        self.refuse_if_blocked(lim, r)
         lines, ids = self._lines(self.meal_menu(s, day, meal_name, fresh=True), day, meal_name, dish_ids,
                                  lambda mid: sold_of(s, mid))
         policy, row_id = self.policy(s, day, fresh=True)
         dec = decide_subsidy(policy, facts_of(r), day, meal_name, sum(ln.amount_fen for ln in lines),
                              usage_of(s, r.id, day))
-        return QuoteResult(uuid.uuid4().hex, r.id, r.name, self.app.settings.canteen_id, day, meal_name,
-                           make_quote(lines, dec), ids, row_id)
+        dec = self.offline_decision(dec, lim, off)
+        qr = QuoteResult(uuid.uuid4().hex, r.id, r.name, self.app.settings.canteen_id, day, meal_name,
+                         make_quote(lines, dec), ids, row_id, None if off is None else int(off.total_seconds()))
+        return qr, lim, off
 
     def settle(self, resident_id: str, dish_ids: list[str], *, pay: str = "cash", at: datetime | None = None,
                meal: str | None = None, idempotency_key: str | None = None, identified_by: str = "cli",
@@ -379,8 +413,15 @@ class CheckoutService:
                     return self._receipt(s, prev, replayed=True)
             # lock the resident row (PostgreSQL) so two canteens cannot both spend the same limit
             s.execute(select(Resident.id).where(Resident.id == resident_id).with_for_update()).first()
-            qr = self._quote_locked(s, resident_id, dish_ids, at, meal)   # priced on the store as it is now
+            qr, lim, off = self._quote_locked(s, resident_id, dish_ids, at, meal)   # priced on the store as it is now
             q = qr.quote
+            if pay == "balance" and off is not None:      # offline: the district's caps on balance payments
+                from kiosk.services.offline_limits import offline_spent
+
+                refused = balance_refusal(lim, off, pay, q.to_pay_fen, offline_spent(s, resident_id, qr.meal_date))
+                if refused is not None:
+                    raise (OfflineSaleCapError if refused.kind == "per_sale" else OfflineDayCapError)(
+                        refused.message, detail=refused.detail)
             balance = balance_of(s, resident_id)
             if pay == "balance" and balance < q.to_pay_fen:
                 raise InsufficientBalanceError(
@@ -391,7 +432,7 @@ class CheckoutService:
                           meal=qr.meal, total_fen=q.total_fen, subsidy_fen=q.subsidy_fen,
                           to_pay_fen=q.to_pay_fen, pay_method=pay, tier=q.tier, reason=q.reason,
                           policy_row_id=qr.policy_row_id, identified_by=identified_by,
-                          face_verified=face_verified, liveness_passed=liveness_passed)
+                          face_verified=face_verified, liveness_passed=liveness_passed, offline_s=qr.offline_s)
             s.add(order)
             s.flush()
             for ln, mid in zip(q.lines, qr.menu_item_ids):

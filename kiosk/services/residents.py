@@ -68,7 +68,13 @@ class ResidentService:
         return info
 
     def by_card(self, card_no: str) -> ResidentCard:
+        from kiosk.billing.offline import blocked_card
+        from kiosk.errors import BlockedCardError
+        from kiosk.services.offline_limits import current_limits
+
         with self.app.db.session() as s:
+            if blocked_card(current_limits(s), card_no):      # 挂失: the district's list, at every terminal
+                raise BlockedCardError(detail=f"card {card_no.strip()[:64]!r} is on the district's blocked list")
             r = s.scalars(select(Resident).where(Resident.card_no == card_no.strip(),
                                                  Resident.status == "active")).first()
             if r is None:

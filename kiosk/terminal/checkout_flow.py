@@ -15,6 +15,7 @@ from typing import Callable
 from sqlalchemy import func, select
 
 from kiosk.billing.meals import meal_at
+from kiosk.billing.offline import OfflineLimits, balance_refusal
 from kiosk.billing.policy import Policy
 from kiosk.billing.pricing import Line, Quote, make_quote
 from kiosk.billing.recommend import Dish, Plan, Profile, excluded_reason, plan
@@ -23,7 +24,7 @@ from kiosk.db import audit
 from kiosk.db.models import Canteen, Order, OrderLine, OrderVoid, Resident
 from kiosk.errors import NotFoundError, SoldOutError
 from kiosk.money import yuan
-from kiosk.services.checkout import FAR_PRICE, Receipt, ResidentRecord, balance_of, facts_of, usage_of
+from kiosk.services.checkout import FAR_PRICE, CheckoutService, Receipt, ResidentRecord, balance_of, facts_of, usage_of
 from kiosk.terminal.liveness_check import LivenessCheck
 from kiosk.timeutil import now_cst
 
@@ -75,6 +76,11 @@ class CheckoutContext:
     menu: tuple[Dish, ...]
     history: tuple[tuple[date, tuple[str, ...]], ...]
     loaded_at: float
+    # the district's offline limits, how long this terminal has been without the server (None:
+    # online) and the elder's offline balance payments today (kiosk.billing.offline)
+    limits: OfflineLimits = OfflineLimits()
+    offline: timedelta | None = None
+    offline_spent_fen: int = 0
 
     @property
     def honorific(self) -> str:
@@ -85,7 +91,14 @@ class CheckoutContext:
         return Profile(frozenset(self.resident.diet_tags or []), frozenset(self.resident.allergies or []))
 
     def decision(self, total_fen: int) -> SubsidyDecision:
-        return decide_subsidy(self.policy, facts_of(self.resident), self.meal_date, self.meal, total_fen, self.usage)
+        return CheckoutService.offline_decision(
+            decide_subsidy(self.policy, facts_of(self.resident), self.meal_date, self.meal, total_fen, self.usage),
+            self.limits, self.offline)
+
+    def balance_refused(self, to_pay_fen: int) -> str | None:
+        """Why the balance may not pay this much offline (None: it may, as far as the caps go)."""
+        r = balance_refusal(self.limits, self.offline, "balance", to_pay_fen, self.offline_spent_fen)
+        return None if r is None else r.message
 
     def quote(self, dish_ids: list[str]) -> Quote:
         items = {d.dish_id: d for d in self.menu}
@@ -147,6 +160,7 @@ class Bill:
     subsidy_text: str = ""
     lines: tuple[tuple[str, int, int], ...] = ()     # (name, quantity, amount_fen)
     balance_fen: int | None = None
+    balance_refused: str | None = None   # offline: why the balance may not pay this (kiosk.billing.offline)
 
     def enough_balance(self) -> bool:
         return self.balance_fen is not None and self.balance_fen >= self.to_pay_fen
@@ -178,6 +192,13 @@ class CheckoutFlow:
             sex = s.execute(select(Resident.sex).where(Resident.id == resident_id)).scalar()
             day, meal = b.resolve_meal(s, at, None)
             b.refuse_if_gone(r, day)         # 迁出 / 死亡: refused before the menu is shown
+            lim, off = b.offline_view(s)
+            b.refuse_if_blocked(lim, r)      # on the district's blocked list: to staff
+            spent = 0
+            if off is not None:
+                from kiosk.services.offline_limits import offline_spent
+
+                spent = offline_spent(s, r.id, day)
             policy, _row = b.policy(s, day)
             usage = usage_of(s, r.id, day)
             balance = balance_of(s, r.id)
@@ -200,7 +221,8 @@ class CheckoutFlow:
         for d, dish in hist_rows:
             by_day.setdefault(d, []).append(dish)
         ctx = CheckoutContext(r, sex, at, day, meal, policy, usage, balance, menu,
-                              tuple((d, tuple(v)) for d, v in sorted(by_day.items())), time.monotonic())
+                              tuple((d, tuple(v)) for d, v in sorted(by_day.items())), time.monotonic(),
+                              lim, off, spent)
         self._contexts = {resident_id: ctx}       # one elder at the counter at a time
         return ctx
 
@@ -224,7 +246,8 @@ class CheckoutFlow:
         if month_left is not None:
             month_left += dec.subsidy_fen   # what is left before this meal
         to_pay = ctx.quote(list(chosen)).to_pay_fen if chosen else 0
-        pay = "balance" if ctx.balance_fen > 0 and ctx.balance_fen >= to_pay else "cash"
+        pay = "balance" if ctx.balance_fen > 0 and ctx.balance_fen >= to_pay and not ctx.balance_refused(to_pay) \
+            else "cash"
         r = ctx.resident
         return Greeting(r.id, r.name, ctx.honorific, dec.tier, dec.subsidy_fen, dec.reason, month_left,
                         ctx.balance_fen, ctx.meal, ctx.meal_date, menu,
@@ -244,7 +267,8 @@ class CheckoutFlow:
         dec = ctx.decision(q.total_fen)
         return Bill(q.total_fen, q.subsidy_fen, q.to_pay_fen, q.reason, q.tier,
                     subsidy_text(q.subsidy_fen, q.reason, _notes(dec)),
-                    tuple((ln.name, ln.quantity, ln.amount_fen) for ln in q.lines), ctx.balance_fen)
+                    tuple((ln.name, ln.quantity, ln.amount_fen) for ln in q.lines), ctx.balance_fen,
+                    ctx.balance_refused(q.to_pay_fen))
 
     def settle(self, resident_id: str, dish_ids: list[str], pay: str, key: str, identified_by: str,
                at: datetime | None = None, staff_id: str | None = None) -> Receipt:

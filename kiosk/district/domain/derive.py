@@ -18,12 +18,19 @@ since). Anything else is a ``Problem``:
   that do not add up to the total, ledger rows that do not match the order;
 * soft: differs from the server's derivation (a price not on the menu, a dish of
   another canteen or day, a subsidy or tier the policy does not give, a meal date in
-  the future, a resident who cannot eat): waits for an admin (待核查)."""
+  the future, a resident who cannot eat): waits for an admin (待核查).
+
+The district's offline limits (kiosk.billing.offline) are a terminal's own rules, sent to
+it before it went offline, so they are not explained by its offline view: a sale it
+should have refused by them (``check_offline``: a balance payment over the per-sale or
+per-day cap in force when it last reached the server, a subsidy given after the offline
+time, a blocked card or resident) is soft too and waits for an admin."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
+from kiosk.billing.offline import OfflineLimits, balance_refusal, subsidy_stop
 from kiosk.billing.policy import Policy
 from kiosk.billing.pricing import Line, make_quote
 from kiosk.billing.subsidy import ResidentFacts, Usage, decide_subsidy
@@ -97,6 +104,9 @@ def check_bounds(order: dict, lines: list[dict], entries: list[dict]) -> list[Pr
     if to_pay != total - subsidy:
         out.append(Problem(f"订单 {oid} 的应付 {_yuan(to_pay)} 元不等于总价减补贴（{_yuan(total)} − "
                            f"{_yuan(subsidy)}）", True))
+    off = order.get("offline_s")
+    if off is not None and (not isinstance(off, int) or isinstance(off, bool) or off < 0):
+        out.append(Problem(f"订单 {oid} 的离线时长 {off!r} 秒不对", True))
     if order.get("pay_method") not in PAY_METHODS:
         out.append(Problem(f"订单 {oid} 的付款方式「{order.get('pay_method')}」未知", True))
     mine = [x for x in lines if x.get("order_id") == oid]
@@ -194,3 +204,63 @@ def derive(order: dict, lines: list[dict], view: SaleView) -> list[Problem]:
     if order["subsidy_fen"] > 0 and order.get("policy_row_id") != view.policy_row_id:
         out.append(Problem(f"订单 {oid} 引用的补贴政策 {order.get('policy_row_id')} 不是该餐适用的政策"))
     return out
+
+
+NO_LIMITS = OfflineLimits()          # before the district's first setting: no caps, 24 h
+
+
+@dataclass(frozen=True)
+class OfflineSale:
+    """What the server knows of an order's offline circumstances: the limits in force when
+    the terminal last reached the server, how long it had been offline at the sale by its
+    own account (``claimed``; None: it says it was online) and by the server's (the sale's
+    time after the terminal's last pull before this push: ``since_pull``), the resident's
+    offline balance payments that day at that terminal before this order, and why the card
+    or resident was blocked at the sale (None: not blocked)."""
+    limits: OfflineLimits
+    claimed: timedelta | None
+    since_pull: timedelta | None
+    spent_before_fen: int
+    blocked: str | None
+
+
+def _span(t: timedelta) -> str:
+    h = t.total_seconds() / 3600
+    return f"{h:.1f} 小时" if h >= 1 else f"{max(1, round(t.total_seconds() / 60))} 分钟"
+
+
+def check_offline(order: dict, view: OfflineSale) -> list[Problem]:
+    """The order against the district's offline limits, with the terminal's own rules
+    (kiosk.billing.offline): each breach a soft problem with its figures."""
+    oid, rid = order["id"], order["resident_id"]
+    out: list[Problem] = []
+    if view.blocked:
+        out.append(Problem(f"订单 {oid}：{view.blocked}"))
+    # the subsidy's offline time: the longer of the two accounts (a terminal cannot hide it by
+    # saying it was online when the server had not seen it pull for that long)
+    spans = [t for t in (view.claimed, view.since_pull) if t is not None]
+    off_subsidy = max(spans) if spans else None
+    if order["subsidy_fen"] > 0 and subsidy_stop(view.limits, off_subsidy):
+        out.append(Problem(f"订单 {oid} 在终端断网 {_span(off_subsidy)} 后仍给了补贴 {_yuan(order['subsidy_fen'])} 元"
+                           f"（区里设定断网超过 {view.limits.subsidy_offline_s / 3600:g} 小时停发补贴）"))
+    refused = balance_refusal(view.limits, view.claimed, order["pay_method"], order["to_pay_fen"],
+                              view.spent_before_fen)
+    if refused is not None and refused.kind == "per_sale":
+        out.append(Problem(f"订单 {oid} 离线售出（断网 {_span(view.claimed)}），余额付 {_yuan(order['to_pay_fen'])} 元"
+                           f"超过离线每餐限额 {_yuan(view.limits.per_sale_fen)} 元"))
+    elif refused is not None:
+        out.append(Problem(f"订单 {oid} 离线售出（断网 {_span(view.claimed)}），居民 {rid} 当天离线已用余额付 "
+                           f"{_yuan(view.spent_before_fen)} 元，加上这笔 {_yuan(order['to_pay_fen'])} 元超过离线每天限额 "
+                           f"{_yuan(view.limits.per_day_fen)} 元"))
+    return out
+
+
+def limits_then(versions: list[tuple[datetime, OfflineLimits]], at: datetime) -> OfflineLimits:
+    """The offline limits in force at ``at``: the newest setting made by then (``versions``
+    sorted oldest first); the defaults before the first."""
+    pick = NO_LIMITS
+    for set_at, lim in versions:
+        if set_at > at:
+            break
+        pick = lim
+    return pick

@@ -10,6 +10,8 @@ A record is ``{"entity": E, "key": K, "data": {...} | None}`` (None: gone). Enti
                 (every canteen: the terminal's subsidy check counts them);
 * ``menu``      this canteen's menu of one day (``CANTEEN|DATE``);
 * ``policy``, ``canteen`` (its own);
+* ``offline``   key ``district``: the district's limits on offline sales (the newest
+                setting) and the blocked cards and residents (kiosk.billing.offline);
 * ``staff``     the members of this canteen's staff list (``canteen_staff``), active,
                 with their PIN hashes (for PINs at the counter). Anybody else, admins and
                 supervisors included, is sent as gone (``data: None``): a terminal never
@@ -157,6 +159,10 @@ class Feed:
             out += self.simple("policy", SubsidyPolicy, by["policy"])
         if by.get("staff"):
             out += self.staff(by["staff"])
+        if by.get("offline"):
+            from kiosk.services.offline_limits import feed_record
+
+            out.append({"entity": "offline", "key": "district", "data": feed_record(self.s)})
         if by.get("menu"):
             out += self.menus(by["menu"])
         if by.get("resident"):
@@ -190,6 +196,7 @@ class Feed:
         if after is None:        # the first page: everything that is not per resident
             out += self.records([("canteen", self.canteen_id)])
             out += self.records([("policy", i) for i in self.s.scalars(select(SubsidyPolicy.id))])
+            out += self.records([("offline", "district")])
             out += self.records([("staff", i) for i in self.s.scalars(
                 select(CanteenStaff.staff_id).where(CanteenStaff.canteen_id == self.canteen_id)
                 .order_by(CanteenStaff.staff_id))])

@@ -25,15 +25,16 @@ import logging
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Iterator
 
 import numpy as np
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import bindparam, delete, func, insert, select
 from sqlalchemy.orm import Session
 
+from kiosk.billing.offline import DEFAULT_SUBSIDY_OFFLINE_S, OfflineLimits
 from kiosk.billing.policy import Policy
-from kiosk.db.models import (AppliedOp, Canteen, DistrictFlag, FaceConsent, FaceTemplate, LedgerEntry, MenuItem,
+from kiosk.db.models import (AppliedOp, BlockedId, OfflineLimit, Terminal, Canteen, DistrictFlag, FaceConsent, FaceTemplate, LedgerEntry, MenuItem,
                              Order, OrderLine, OrderVoid, PushedOrder, QuarantinedOp, Resident, SubsidyPolicy, new_id,
                              utcnow)
 from kiosk.db import audit
@@ -43,6 +44,7 @@ from kiosk.db import changes, rowcodec
 from kiosk.district.domain import derive, scope
 from kiosk.district.domain.derive import Problem
 from kiosk.district.domain.terminals import TerminalIdentity, claim_terminal
+from kiosk.timeutil import to_cst
 
 log = logging.getLogger("kiosk.district.domain.push")
 MAX_OPS = 500
@@ -464,6 +466,31 @@ def _size(op: dict) -> int:
     return 1 + sum(2 * len(rows.get(t) or []) for t in SIMPLE_TABLES)
 
 
+# what a batch's sales are derived from, one statement: the canteen's district and the
+# terminal's last pull before this push (the server's own account of how long it was offline)
+_FACTS_STMT = (select(Canteen.district, Terminal.last_pull_at).select_from(Terminal)
+               .outerjoin(Canteen, Canteen.id == bindparam("cid")).where(Terminal.id == bindparam("tid")))
+_OFFLINE_STMT: list = []
+
+
+def _offline_stmt():
+    """The district's offline limit settings and blocked list in one statement (built once)."""
+    if not _OFFLINE_STMT:
+        from sqlalchemy import Integer, String, Text, cast, literal, null, union_all
+
+        from kiosk.db.models import UTCDateTime
+
+        def none(t):
+            return cast(null(), t)
+        _OFFLINE_STMT.append(union_all(
+            select(literal("L", String()), none(String()), none(String()), none(Text()), OfflineLimit.set_at,
+                   none(UTCDateTime()), OfflineLimit.per_sale_fen, OfflineLimit.per_day_fen,
+                   OfflineLimit.subsidy_offline_s),
+            select(literal("B", String()), BlockedId.kind, BlockedId.value, BlockedId.reason, BlockedId.blocked_at,
+                   BlockedId.lifted_at, none(Integer()), none(Integer()), none(Integer()))))
+    return _OFFLINE_STMT[0]
+
+
 @dataclass
 class _SaleFacts:
     """What the server derives a run's sales from: its menu rows, the residents' records,
@@ -474,13 +501,70 @@ class _SaleFacts:
     residents: dict[str, derive.ResidentView]
     today: date
     policies: dict[tuple, tuple] = field(default_factory=dict)
+    # the district's offline limits (kiosk.billing.offline), read once per batch when a sale needs them
+    last_pull: datetime | None = None            # the terminal's last pull before this push
+    offline_versions: list | None = None         # [(set_at, OfflineLimits)], oldest first
+    blocks: list | None = None                   # every blocked card and resident, lifted ones too
+    least_s: int = 0                             # the shortest subsidy offline time of any setting
+    cards: dict[str, str | None] = field(default_factory=dict)      # resident -> card number
+    spent: dict[tuple, int] = field(default_factory=dict)           # (resident, day) -> offline balance paid
 
     @classmethod
     def of(cls, s: Session, term: TerminalIdentity) -> "_SaleFacts":
         from kiosk.timeutil import now_cst
 
-        district = s.scalar(select(Canteen.district).where(Canteen.id == term.canteen_id))
-        return cls(term.canteen_id, district, {}, {}, now_cst().date())
+        row = s.execute(_FACTS_STMT, {"tid": term.terminal_id, "cid": term.canteen_id}).first()
+        if row is None:          # (not a registered terminal's: its canteen alone)
+            row = (s.scalar(select(Canteen.district).where(Canteen.id == term.canteen_id)), None)
+        return cls(term.canteen_id, row[0], {}, {}, now_cst().date(), last_pull=row[1])
+
+    def offline_problems(self, s: Session, term: TerminalIdentity, o: dict) -> list[Problem]:
+        """The order against the district's offline limits (kiosk.district.domain.derive.check_offline),
+        with what the server knows of its circumstances; nothing to check (the usual case: no
+        blocked list, sold online, the terminal pulled lately) costs no more than a comparison."""
+        if self.offline_versions is None:
+            self.offline_versions, self.blocks = [], []
+            for tag, kind, value, reason, at1, at2, per_sale, per_day, hours_s in s.execute(_offline_stmt()):
+                if tag == "L":
+                    self.offline_versions.append((at1, OfflineLimits(per_sale, per_day, hours_s)))
+                else:
+                    self.blocks.append((kind, value, reason, at1, at2))
+            self.offline_versions.sort(key=lambda v: v[0])
+            self.least_s = min([v[1].subsidy_offline_s for v in self.offline_versions] + [DEFAULT_SUBSIDY_OFFLINE_S])
+        at = o.get("created_at") or utcnow()
+        claimed = None if o.get("offline_s") is None else timedelta(seconds=int(o["offline_s"]))
+        since_pull = at - self.last_pull if self.last_pull is not None and at > self.last_pull else None
+        if claimed is None and not self.blocks and (since_pull is None or since_pull.total_seconds() <= self.least_s):
+            return []
+        contact = at - claimed if claimed is not None else at      # when the terminal last reached the server
+        rid, day = o["resident_id"], o["meal_date"]
+        blocked = None
+        if self.blocks:
+            if o.get("identified_by") == "card" and rid not in self.cards:
+                self.cards[rid] = s.scalar(select(Resident.card_no).where(Resident.id == rid))
+            card = self.cards.get(rid) if o.get("identified_by") == "card" else None
+            for kind, value, reason, b_at, l_at in self.blocks:
+                if (kind, value) not in (("resident", rid), ("card", (card or "").upper())) \
+                        or b_at > at or (l_at is not None and l_at <= at):
+                    continue
+                who = f"助老卡 {value}" if kind == "card" else f"居民 {rid}"
+                told = "终端断网前已收到" if b_at <= contact else "终端当时尚未同步到"
+                blocked = f"{who}自 {to_cst(b_at):%Y-%m-%d %H:%M} 起在挂失名单上（{reason}；{told}）"
+                break
+        key = (rid, day)
+        if claimed is not None and o["pay_method"] == "balance" and key not in self.spent:
+            self.spent[key] = int(s.scalar(select(func.coalesce(func.sum(Order.to_pay_fen), 0)).where(
+                Order.resident_id == rid, Order.meal_date == day, Order.pay_method == "balance",
+                Order.terminal_id == term.terminal_id, Order.offline_s.is_not(None),
+                ~select(OrderVoid.id).where(OrderVoid.order_id == Order.id).exists())) or 0)
+        return derive.check_offline(o, derive.OfflineSale(derive.limits_then(self.offline_versions, contact), claimed,
+                                                          since_pull, self.spent.get(key, 0), blocked))
+
+    def count_offline(self, o: dict) -> None:
+        """An offline balance payment recorded: it counts for the resident's day at this terminal."""
+        key = (o["resident_id"], o["meal_date"])
+        if o.get("offline_s") is not None and o["pay_method"] == "balance" and key in self.spent:
+            self.spent[key] += int(o["to_pay_fen"])
 
     def load(self, s: Session, sales: list[tuple[list[dict], list[dict]]]) -> "_SaleFacts":
         """The menu rows and residents of these sales not read yet (in this batch)."""
@@ -573,6 +657,7 @@ def _apply_run(app, s: Session, term: TerminalIdentity, run: list[dict], loaded:
         if not problems:
             for o in os_:
                 problems += derive.derive(o, ls, facts.view(s, o))
+                problems += facts.offline_problems(s, term, o)     # the district's offline limits
         blocking = _blocking(problems, trusted)
         if blocking:
             results[str(op["op_id"])] = _quarantine(s, term, op, blocking, trusted)
@@ -583,6 +668,8 @@ def _apply_run(app, s: Session, term: TerminalIdentity, run: list[dict], loaded:
         if clash:           # a line id already stored (or taken earlier in this run) for another order
             results[str(op["op_id"])] = _reject(s, term, op, f"order line {clash[0]} exists already", trusted)
             continue
+        for o in new_o:
+            facts.count_offline(o)
         for o in new_o:
             o["canteen_id"], o["terminal_id"] = term.canteen_id, term.terminal_id
             if o["idempotency_key"] in keys:

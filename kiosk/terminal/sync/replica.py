@@ -19,8 +19,8 @@ import numpy as np
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from kiosk.db.models import (Canteen, FaceConsent, FaceTemplate, LedgerEntry, MenuItem, Order, OrderLine,
-                         OrderVoid, OutboxEntry, Resident, Staff, SubsidyPolicy)
+from kiosk.db.models import (BlockedId, Canteen, FaceConsent, FaceTemplate, LedgerEntry, MenuItem, OfflineLimit,
+                         Order, OrderLine, OrderVoid, OutboxEntry, Resident, Staff, SubsidyPolicy)
 from kiosk.db import changes, rowcodec
 from kiosk.services.events import CATALOGUE_CHANGED, FACES_PULLED, Change
 from kiosk.services.faces import FaceService
@@ -95,6 +95,8 @@ def apply_records(app, records: list[dict]) -> dict:
         gone = [r["key"] for r in by.get("staff", []) if not r["data"]]   # off this canteen's list: hash dropped
         for i in range(0, len(gone), 900):
             s.execute(delete(Staff).where(Staff.id.in_(gone[i:i + 900])))
+        for r in by.get("offline", []):
+            _apply_offline(s, r["data"] or {})
         menus = by.get("menu", [])
         for r in menus:
             _apply_menu(s, r)
@@ -116,6 +118,22 @@ def apply_records(app, records: list[dict]) -> dict:
     if menus or pol or by.get("canteen"):
         app.events.notify(Change(CATALOGUE_CHANGED, {"via": "pull"}))
     return stats
+
+
+def _apply_offline(s: Session, data: dict) -> None:
+    """The district's offline limits and blocked list replace the terminal's copy whole (the
+    checkout reads them there: kiosk.services.offline_limits)."""
+    s.execute(delete(OfflineLimit))
+    s.execute(delete(BlockedId))
+    lim = data.get("limits")
+    if lim:
+        s.add(OfflineLimit(per_sale_fen=lim.get("per_sale_fen"), per_day_fen=lim.get("per_day_fen"),
+                           subsidy_offline_s=int(lim["subsidy_offline_s"]), set_by=str(lim.get("set_by") or "server"),
+                           set_at=datetime.fromisoformat(lim["set_at"])))
+    for b in data.get("blocked") or []:
+        s.add(BlockedId(kind=b["kind"], value=b["value"], reason=b.get("reason") or "", blocked_by=b.get("blocked_by")
+                        or "server", blocked_at=datetime.fromisoformat(b["blocked_at"])))
+    s.flush()
 
 
 def _apply_menu(s: Session, r: dict) -> None:

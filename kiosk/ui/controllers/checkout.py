@@ -226,16 +226,21 @@ class CheckoutController:
         elif self.pay == "balance" and not b.enough_balance():
             page.error.setText(f"余额不够：余额 {yuan(b.balance_fen or 0)} 元")
             nxt = "请点确认，再选付款方式"
+        elif self.pay == "balance" and getattr(b, "balance_refused", None):    # offline: over the district's cap
+            page.error.setText(b.balance_refused)
+            nxt = "请点“换付款方式”"
         else:
             nxt = "请点确认"
+        refused = page.error.text() if self.pay == "balance" and getattr(b, "balance_refused", None) else None
         if greet:
             parts = [(page.title, self.greeting.title), (page.subsidy, page.subsidy.text() or self.greeting.subsidy_text)]
             if b.total_fen:
                 parts.append((page.to_pay, page.to_pay.text()))
                 nxt = ("菜已按您的口味选好，" + nxt) if nxt == "请点确认" else nxt
-            w.say_all(parts + [(page.next, nxt)])
+            w.say_all(parts + ([(page.error, refused)] if refused else []) + [(page.next, nxt)])
         elif after:
-            w.say_all([(page.to_pay, page.to_pay.text()), (page.next, nxt)] if b.total_fen else [(page.next, nxt)])
+            w.say_all([(page.to_pay, page.to_pay.text())] + ([(page.error, refused)] if refused else [])
+                      + [(page.next, nxt)] if b.total_fen else [(page.next, nxt)])
         else:
             page.next.setText(nxt)
 
