@@ -396,6 +396,11 @@ def terminals(app, now: datetime | None = None) -> list[dict]:
 
 def audit_entries(app, *, actor: str | None = None, action: str | None = None, since: date | None = None,
                   until: date | None = None, limit: int = 500) -> list[dict]:
+    """The newest entries of the audit log matching the filters, each with its action's
+    Chinese name (``action_zh``), who did it (``who``, with the staff member's name) and
+    one sentence in Chinese (``sentence``: money in yuan, times in China time); ``at`` in
+    China time, ``detail`` the raw detail."""
+    from kiosk.services.audit_words import Names, action_zh, describe, who_zh
     from kiosk.timeutil import CST
 
     q = select(AuditEntry)
@@ -408,18 +413,32 @@ def audit_entries(app, *, actor: str | None = None, action: str | None = None, s
     if until:
         q = q.where(AuditEntry.at < datetime.combine(until + timedelta(days=1), datetime.min.time(), CST))
     with app.db.session(read_only=True) as s:
-        rows = s.scalars(q.order_by(AuditEntry.at.desc()).limit(limit)).all()
+        rows = s.scalars(q.order_by(AuditEntry.at.desc(), AuditEntry.seq.desc()).limit(limit)).all()
+        rids = {e.subject for e in rows if e.subject} | {str(e.detail.get("resident_id")) for e in rows
+                                                          if isinstance(e.detail, dict) and e.detail.get("resident_id")}
+        for e in rows:
+            if isinstance(e.detail, dict) and isinstance(e.detail.get("residents"), list):
+                rids |= {str(x) for x in e.detail["residents"][:10]}
+        residents: dict[str, str] = {}
+        ordered = sorted(rids)
+        for i in range(0, len(ordered), 500):
+            residents.update(s.execute(select(Resident.id, Resident.name)
+                                       .where(Resident.id.in_(ordered[i:i + 500]))).all())
+        names = Names(dict(s.execute(select(Staff.id, Staff.name)).all()), residents, canteen_names(s))
     return [{"at": to_cst(e.at).strftime("%Y-%m-%d %H:%M:%S"), "actor": e.actor, "action": e.action,
+             "action_zh": action_zh(e.action), "who": who_zh(e.actor, names, e.detail),
+             "sentence": describe(e.action, e.actor, e.subject, e.detail if isinstance(e.detail, dict) else None,
+                                  names),
              "subject": e.subject or "", "detail": e.detail} for e in rows]
 
 
 def audit_table(entries: list[dict], title: str) -> TableReport:
-    import json
+    from kiosk.services.audit_words import raw_detail
 
-    return TableReport(title, "", [("条数", len(entries))],
-                       [Sheet("审计日志", ["时间", "操作人", "操作", "对象", "详情"],
-                              [[e["at"], e["actor"], e["action"], e["subject"],
-                                json.dumps(e["detail"], ensure_ascii=False) if e["detail"] else ""] for e in entries],
+    return TableReport(title, "时间为北京时间；金额为元；原始记录见最后一列", [("条数", len(entries))],
+                       [Sheet("审计日志", ["时间", "操作人", "操作", "说明", "操作代码", "对象", "原始记录"],
+                              [[e["at"], e["who"], e["action_zh"], e["sentence"], e["action"], e["subject"],
+                                raw_detail(e["detail"])] for e in entries],
                               total_label=None)])
 
 
