@@ -114,7 +114,7 @@ def _preview(request, app, login, token, meta, path, replace, status: int = 200)
         status = 422 if plan.problems else 409
     return render(request, login, "import_preview.html", status=status, plan=plan, token=token, kind=meta["kind"],
                   kind_zh=IMPORT_ZH[meta["kind"]], name=meta["name"], action_zh=ACTION_ZH, replace=replace,
-                  error=None, problems=[p.to_json() for p in plan.problems])
+                  error=None, problems=plan.problems_json())
 
 
 @router.post("/imports/{kind}/confirm", response_class=HTMLResponse)
