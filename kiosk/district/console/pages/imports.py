@@ -45,7 +45,10 @@ def uploads(app) -> Path:
 @router.get("/imports", response_class=HTMLResponse)
 def imports_page(request: Request, app: AppDep, login: Admin):
     with app.db.session(read_only=True) as s:
-        canteens = import_plan.known_canteens(s)
+        from kiosk.district.domain.reports import canteen_names
+
+        names = canteen_names(s)
+        canteens = [(c, names.get(c)) for c in import_plan.known_canteens(s)]
     return render(request, login, "imports.html", canteens=canteens, kinds=IMPORT_ZH)
 
 
