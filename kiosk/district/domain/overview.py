@@ -360,7 +360,7 @@ def slow_counts(app, day: date) -> dict:
 def background_counts(app, day: date | None = None, *, wait: float = WAIT_SECONDS, fresh: float = FRESH_SECONDS,
                       count: Callable[[object, date], dict] = slow_counts) -> dict:
     """``count(app, day)`` run in a thread and kept for ``fresh`` seconds per store and day;
-    waits at most ``wait`` seconds for a new count. Returns ``values`` (None while the
+    waits at most ``wait`` seconds for a new count. Returns ``counts`` (None while the
     first count runs), ``counted_at`` (China time, text), ``running``, ``error``."""
     day = day or now_cst().date()
     key = (id(app.db), day, count)
@@ -383,7 +383,7 @@ def background_counts(app, day: date | None = None, *, wait: float = WAIT_SECOND
     if stale and thread is not None and wait > 0:
         thread.join(wait)
     with _SLOW_LOCK:
-        return {"values": slot.values, "running": slot.thread is not None and slot.thread.is_alive(),
+        return {"counts": slot.values, "running": slot.thread is not None and slot.thread.is_alive(),
                 "counted_at": to_cst(slot.counted_at).strftime("%m-%d %H:%M") if slot.counted_at else None,
                 "error": slot.error}
 
