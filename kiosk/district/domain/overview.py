@@ -360,7 +360,8 @@ def slow_counts(app, day: date) -> dict:
 def background_counts(app, day: date | None = None, *, wait: float = WAIT_SECONDS, fresh: float = FRESH_SECONDS,
                       count: Callable[[object, date], dict] = slow_counts) -> dict:
     """``count(app, day)`` run in a thread and kept for ``fresh`` seconds per store and day;
-    waits at most ``wait`` seconds for a new count. Returns ``counts`` (None while the
+    waits at most ``wait`` seconds for the first count (later, the kept counts are
+    returned at once while a new count runs). Returns ``counts`` (None while the
     first count runs), ``counted_at`` (China time, text), ``running``, ``error``."""
     day = day or now_cst().date()
     key = (id(app.db), day, count)
@@ -380,7 +381,8 @@ def background_counts(app, day: date | None = None, *, wait: float = WAIT_SECOND
             slot.thread = threading.Thread(target=run, name="overview-counts", daemon=True)
             slot.thread.start()
         thread = slot.thread
-    if stale and thread is not None and wait > 0:
+        first = slot.values is None
+    if stale and first and thread is not None and wait > 0:      # kept counts are shown while they update
         thread.join(wait)
     with _SLOW_LOCK:
         return {"counts": slot.values, "running": slot.thread is not None and slot.thread.is_alive(),
