@@ -104,6 +104,27 @@ def test_a_voided_order_leaves_the_overview_and_a_charge_back_leaves_its_subsidy
     assert decided.charged_back_fen == 300 and decided.undecided.reconcile == [("2026-11", 1)]
 
 
+def test_the_days_before_today_are_kept_and_today_is_counted_each_time(store):  # noqa: F811
+    from kiosk.district.domain import overview as ov
+
+    app = store["app"]
+    ov.overview(app, DAY)                                          # keeps the days before the 11th
+    kept = ov.overview(app, DAY, past_fresh=3600)
+    fourth = store["orders"][2]                                    # 张桂兰's lunch at C1 on the 4th
+    assert fourth.meal_date == date(2026, 11, 4)
+    app.billing.void(fourth.order_id, "测试作废（前几天）", store["admin"])
+    i = kept.days.index(date(2026, 11, 4))
+    c1 = {s.canteen_id: s for s in ov.overview(app, DAY, past_fresh=3600).series}["C1"]
+    assert c1.meals[i] == 1                                       # kept: the void shows at the next refresh
+    exact = {s.canteen_id: s for s in ov.overview(app, DAY, past_fresh=0).series}["C1"]
+    assert exact.meals[i] == 0
+    t0 = time.monotonic()
+    ov.overview(app, DAY, past_fresh=0.0001)                       # stale: the kept figures at once, refreshed
+    time.sleep(0.5)
+    assert {s.canteen_id: s for s in ov.overview(app, DAY, past_fresh=3600).series}["C1"].meals[i] == 0
+    assert time.monotonic() - t0 < 5
+
+
 def test_the_overview_aggregates_in_sql_and_never_reads_order_rows(store):  # noqa: F811
     """Every statement over ``orders`` groups (or counts), and returns at most one row per
     day and canteen: no order row comes back to Python."""
@@ -117,7 +138,7 @@ def test_the_overview_aggregates_in_sql_and_never_reads_order_rows(store):  # no
 
     event.listen(app.db.engine, "before_cursor_execute", before)
     try:
-        ov.overview(app, DAY)
+        ov.overview(app, DAY, past_fresh=0)
     finally:
         event.remove(app.db.engine, "before_cursor_execute", before)
     over_orders = [s for s in statements if re.search(r"\b(FROM|JOIN) orders\b", s)]

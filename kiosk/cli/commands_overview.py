@@ -36,7 +36,7 @@ def cmd_overview(a: argparse.Namespace) -> int:
     day = parse_day(a.date, "--date") if a.date else now_cst().date()
     app = _server_app()
     try:
-        o = ov.overview(app, day)
+        o = ov.overview(app, day, past_fresh=0)
         if a.json:
             out_json({**o.to_json(), "seconds": o.seconds})
             return 0

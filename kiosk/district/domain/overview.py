@@ -8,7 +8,10 @@ row comes back to Python.
   grouped scan of ``ix_orders_day_canteen`` (meal_date, canteen_id INCLUDE subsidy_fen:
   an index-only scan on PostgreSQL) for the days from the earlier of the month's first
   day and 30 days ago; voided orders are taken off with a second grouped query that
-  starts from the (few) voids instead of probing every order for a void;
+  starts from the (few) voids instead of probing every order for a void. At district size
+  (3x10^6 orders in the window) that scan takes about half a second, so the days before
+  today are kept (``PAST_FRESH_SECONDS``) and refreshed in the background; today's
+  orders are counted on every call;
 * the undecided items as counts: reconciliation flags without a decision (per month),
   the quarantine list's waiting ops, the month's anomaly leads;
 * the counts that need a whole-month scan (the anomaly leads, the open welfare alerts)
@@ -40,6 +43,8 @@ CHART_LINES = 8                 # canteens drawn apart; the rest are summed as �
 BUDGET_MAX_FEN = 10 ** 12       # 100 亿元 a month: far above any district's subsidy
 FRESH_SECONDS = 600.0           # a background count is reused this long
 WAIT_SECONDS = 0.8              # the page waits this long for a background count
+PAST_FRESH_SECONDS = 120.0      # the days before today: their meals and subsidy are reused this long
+KEPT_MAX = 64
 
 
 # ---------------------------------------------------------------------- the budget (an admin's setting)
@@ -214,8 +219,15 @@ def _series(days: list[date], counts: dict[tuple[date, str], tuple[int, int]], n
         [Series(None, f"其他 {len(rest)} 个食堂", other)]
 
 
-def overview(app, today: date | None = None, now: datetime | None = None) -> Overview:
-    """The overview's figures for ``today`` (China time; default now)."""
+def _past(app, since: date, today: date) -> dict[tuple[date, str], tuple[int, int]]:
+    with app.db.session(read_only=True) as s:
+        return _per_day_canteen(s, since, today - timedelta(days=1))
+
+
+def overview(app, today: date | None = None, now: datetime | None = None, *,
+             past_fresh: float = PAST_FRESH_SECONDS) -> Overview:
+    """The overview's figures for ``today`` (China time; default now). The days before
+    today are kept for ``past_fresh`` seconds (0: counted now, e.g. the command line)."""
     from kiosk.district.domain.terminals import stale_in_meal_time
     from kiosk.services.reports import charge_backs
 
@@ -234,7 +246,17 @@ def overview(app, today: date | None = None, now: datetime | None = None) -> Ove
         canteens = s.execute(select(Canteen.id, Canteen.name, Canteen.meal_windows).order_by(Canteen.id)).all()
         names = {cid: (nm or cid) for cid, nm, _ in canteens}
         windows = {cid: w for cid, _, w in canteens}
-        counts = _per_day_canteen(s, min(days[0], first_of_month), today)
+        since = min(days[0], first_of_month)
+        if past_fresh > 0:
+            # the days before today change rarely (a late push, a void): kept and refreshed in the
+            # background; today is counted on every call
+            past = kept(("past", id(app.db), since, today), lambda: _past(app, since, today),
+                        fresh=past_fresh, wait=None)
+            if past["value"] is None:
+                raise RuntimeError(f"overview: counting the days before {today} failed: {past['error']}")
+            counts = {**past["value"], **_per_day_canteen(s, today, today)}
+        else:
+            counts = _per_day_canteen(s, since, today)
         took("orders")
         back = sum(x[3] for x in charge_backs(s, first_of_month, last_of_month).values())
         undecided_by_day = s.execute(select(DistrictFlag.meal_date, func.count()).where(DistrictFlag.decision.is_(None))
@@ -357,24 +379,26 @@ def slow_counts(app, day: date) -> dict:
             "welfare": sum(1 for a in alerts if not (a.last_visit and a.last_visit["after_last_meal"]))}
 
 
-def background_counts(app, day: date | None = None, *, wait: float = WAIT_SECONDS, fresh: float = FRESH_SECONDS,
-                      count: Callable[[object, date], dict] = slow_counts) -> dict:
-    """``count(app, day)`` run in a thread and kept for ``fresh`` seconds per store and day;
-    waits at most ``wait`` seconds for the first count (later, the kept counts are
-    returned at once while a new count runs). Returns ``counts`` (None while the
-    first count runs), ``counted_at`` (China time, text), ``running``, ``error``."""
-    day = day or now_cst().date()
-    key = (id(app.db), day, count)
+def kept(key: tuple, compute: Callable[[], object], *, fresh: float, wait: float | None) -> dict:
+    """``compute()`` run in a thread and its result kept for ``fresh`` seconds under ``key``;
+    waits for the first result at most ``wait`` seconds (None: until it is there); later
+    the kept result is returned at once while a new one is computed. Returns ``value``
+    (None while the first runs), ``counted_at`` (UTC), ``running``, ``error``."""
     with _SLOW_LOCK:
-        slot = _SLOW.setdefault(key, _Slow())
+        slot = _SLOW.get(key)
+        if slot is None:
+            if len(_SLOW) >= KEPT_MAX:               # the oldest go (a day's keys are of no use the next)
+                for k in sorted(_SLOW, key=lambda k: _SLOW[k].at)[:len(_SLOW) - KEPT_MAX + 1]:
+                    del _SLOW[k]
+            slot = _SLOW[key] = _Slow()
         stale = slot.values is None or time.monotonic() - slot.at > fresh
         if stale and (slot.thread is None or not slot.thread.is_alive()):
             def run() -> None:
                 try:
-                    values = count(app, day)
+                    values = compute()
                     with _SLOW_LOCK:
                         slot.values, slot.at, slot.counted_at, slot.error = values, time.monotonic(), utcnow(), None
-                except Exception as exc:           # shown on the page; the next load tries again
+                except Exception as exc:           # reported; the next call tries again
                     log.exception("overview: background count failed")
                     with _SLOW_LOCK:
                         slot.error = f"{type(exc).__name__}: {exc}"[:300]
@@ -382,12 +406,22 @@ def background_counts(app, day: date | None = None, *, wait: float = WAIT_SECOND
             slot.thread.start()
         thread = slot.thread
         first = slot.values is None
-    if stale and first and thread is not None and wait > 0:      # kept counts are shown while they update
+    if stale and first and thread is not None and (wait is None or wait > 0):
         thread.join(wait)
     with _SLOW_LOCK:
-        return {"counts": slot.values, "running": slot.thread is not None and slot.thread.is_alive(),
-                "counted_at": to_cst(slot.counted_at).strftime("%m-%d %H:%M") if slot.counted_at else None,
-                "error": slot.error}
+        return {"value": slot.values, "running": slot.thread is not None and slot.thread.is_alive(),
+                "counted_at": slot.counted_at, "error": slot.error}
+
+
+def background_counts(app, day: date | None = None, *, wait: float = WAIT_SECONDS, fresh: float = FRESH_SECONDS,
+                      count: Callable[[object, date], dict] = slow_counts) -> dict:
+    """``count(app, day)`` (by default the anomaly leads and welfare alerts) kept for
+    ``fresh`` seconds per store and day (``kept``). Returns ``counts`` (None while the
+    first count runs), ``counted_at`` (China time, text), ``running``, ``error``."""
+    day = day or now_cst().date()
+    k = kept(("slow", id(app.db), day, count), lambda: count(app, day), fresh=fresh, wait=wait)
+    return {"counts": k["value"], "running": k["running"], "error": k["error"],
+            "counted_at": to_cst(k["counted_at"]).strftime("%m-%d %H:%M") if k["counted_at"] else None}
 
 
 def forget_counts() -> None:
