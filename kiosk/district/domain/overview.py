@@ -42,7 +42,7 @@ DAYS = 30                       # the chart's days, up to today
 CHART_LINES = 8                 # canteens drawn apart; the rest are summed as 其他
 BUDGET_MAX_FEN = 10 ** 12       # 100 亿元 a month: far above any district's subsidy
 FRESH_SECONDS = 600.0           # a background count is reused this long
-WAIT_SECONDS = 0.8              # the page waits this long for a background count
+WAIT_SECONDS = 0.5              # the page waits this long for the first background count
 PAST_FRESH_SECONDS = 120.0      # the days before today: their meals and subsidy are reused this long
 KEPT_MAX = 64
 

@@ -28,6 +28,7 @@ def home(request: Request, app: AppDep, login: Supervisor, day: str | None = Non
         today = day_arg(day)
     except KioskError as exc:
         return refused(request, login, exc.user_message)
+    ov.background_counts(app, today, wait=0)          # the whole-month scan starts while the rest is counted
     o = ov.overview(app, today)
     slow = ov.background_counts(app, today)
     return render(request, login, "home.html", o=o, chart=ov.chart(o.days, o.series), slow=slow,
