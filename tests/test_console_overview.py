@@ -455,7 +455,7 @@ def test_a_consent_pushed_by_a_terminal_names_that_terminal(store, admin):  # no
         assert s.get(FaceConsent, cid).terminal_id == term.terminal_id
     html = admin.get("/console/faces?resident=R0002").text
     row = re.search(r'<table id="consents">.*?</table>', html, re.S).group(0)
-    assert f"西街2号机（西街长寿食堂）" in row and ">desk<" not in row
+    assert "西街2号机（西街长寿食堂）" in row and ">desk<" not in row
 
 
 def test_canteens_show_by_name_and_an_admin_renames_one(store, admin):  # noqa: F811

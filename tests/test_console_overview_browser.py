@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from tests.test_console_browser import (ARGS, CHROMIUM, SCREENS, _login, browser, playwright_api,  # noqa: F401
-                                        pytestmark, server)
+# the fixtures (a module's own instances) and the skip marks of the console's browser tests
+from tests.test_console_browser import SCREENS, _login, browser, pytestmark, server  # noqa: F401
 from tests.test_console_reports import ADMIN_PASSWORD, SUPERVISOR_PASSWORD
 
 DAY = "2026-11-11"
