@@ -219,6 +219,12 @@ def _series(days: list[date], counts: dict[tuple[date, str], tuple[int, int]], n
         [Series(None, f"其他 {len(rest)} 个食堂", other)]
 
 
+def store_key(app) -> tuple:
+    """Which store kept figures belong to (the object and its address: an id alone may be reused)."""
+    engine = getattr(app.db, "engine", None)
+    return id(app.db), str(engine.url) if engine is not None else None
+
+
 def _past(app, since: date, today: date) -> dict[tuple[date, str], tuple[int, int]]:
     with app.db.session(read_only=True) as s:
         return _per_day_canteen(s, since, today - timedelta(days=1))
@@ -242,18 +248,20 @@ def overview(app, today: date | None = None, now: datetime | None = None, *,
         clock.append(time.monotonic())
         seconds[what] = round(clock[-1] - clock[-2], 4)
 
+    since = min(days[0], first_of_month)
+    past = None
+    if past_fresh > 0:
+        # the days before today change rarely (a late push, a void): kept and refreshed in the
+        # background; today is counted on every call
+        past = kept(("past", store_key(app), since, today), lambda: _past(app, since, today),
+                    fresh=past_fresh, wait=None)
+        if past["value"] is None:
+            raise RuntimeError(f"overview: counting the days before {today} failed: {past['error']}")
     with app.db.session(read_only=True) as s:
         canteens = s.execute(select(Canteen.id, Canteen.name, Canteen.meal_windows).order_by(Canteen.id)).all()
         names = {cid: (nm or cid) for cid, nm, _ in canteens}
         windows = {cid: w for cid, _, w in canteens}
-        since = min(days[0], first_of_month)
-        if past_fresh > 0:
-            # the days before today change rarely (a late push, a void): kept and refreshed in the
-            # background; today is counted on every call
-            past = kept(("past", id(app.db), since, today), lambda: _past(app, since, today),
-                        fresh=past_fresh, wait=None)
-            if past["value"] is None:
-                raise RuntimeError(f"overview: counting the days before {today} failed: {past['error']}")
+        if past is not None:
             counts = {**past["value"], **_per_day_canteen(s, today, today)}
         else:
             counts = _per_day_canteen(s, since, today)
@@ -419,7 +427,7 @@ def background_counts(app, day: date | None = None, *, wait: float = WAIT_SECOND
     ``fresh`` seconds per store and day (``kept``). Returns ``counts`` (None while the
     first count runs), ``counted_at`` (China time, text), ``running``, ``error``."""
     day = day or now_cst().date()
-    k = kept(("slow", id(app.db), day, count), lambda: count(app, day), fresh=fresh, wait=wait)
+    k = kept(("slow", store_key(app), day, count), lambda: count(app, day), fresh=fresh, wait=wait)
     return {"counts": k["value"], "running": k["running"], "error": k["error"],
             "counted_at": to_cst(k["counted_at"]).strftime("%m-%d %H:%M") if k["counted_at"] else None}
 
