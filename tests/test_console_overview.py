@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import event, select
 
 from tests.test_console_reports import ADMIN_PASSWORD, MONTH, SUPERVISOR_PASSWORD, store  # noqa: F401
+from tests.test_postgres import pg_url  # noqa: F401  (the throwaway PostgreSQL cluster fixture)
 
 DAY = date(2026, 11, 11)        # the overview "as of" this day: C2 served 王德福 that day
 
@@ -493,3 +494,39 @@ def test_the_import_preview_names_the_resident_beside_a_bad_row(admin, tmp_path)
     table = re.search(r'<table id="problems">.*?</table>', r.text, re.S).group(0)
     rows = re.findall(r'<tr><td class="num">(\d+)</td><td class="nowrap name">([^<]*)</td>', table)
     assert ("3", "钱二") in rows and ("4", "王德福") in rows, rows
+
+
+# ------------------------------------------------------------------------------ PostgreSQL
+def test_the_overview_on_postgresql_reads_meals_and_subsidy_from_the_index_alone(tmp_path, monkeypatch, pg_url):  # noqa: F811
+    """On the district server's database: the same figures as the monthly report, and the
+    per day and canteen count is an index-only scan of ix_orders_day_canteen (migration
+    0015: meal_date, canteen_id INCLUDE subsidy_fen) once the planner prefers the index."""
+    from sqlalchemy import text
+
+    from kiosk.district.domain import overview as ov
+    from kiosk.services.reports import monthly_subsidy
+    from kiosk.services.security import generate_key
+    from tests.test_console_reports import seed
+
+    monkeypatch.setenv("KIOSK_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("KIOSK_TEMPLATE_KEY", generate_key())
+    monkeypatch.setenv("KIOSK_DATABASE_URL", pg_url)
+    data = seed(tmp_path / "home")
+    app = data["app"]
+    try:
+        o = ov.overview(app, DAY, past_fresh=0)
+        assert o.subsidy_fen == monthly_subsidy(app, MONTH).subsidy_fen == 3700
+        assert {s.canteen_id: s.total for s in o.series} == {"C1": 5, "C2": 3}
+        assert [(c.canteen_id, c.meals) for c in o.canteens_today] == [("C2", 1), ("C1", 0)]
+        with app.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+            c.execute(text("VACUUM ANALYZE orders"))
+            c.execute(text("SET enable_seqscan = off"))
+            plan = "\n".join(r[0] for r in c.execute(text(
+                "EXPLAIN SELECT meal_date, canteen_id, count(*), sum(subsidy_fen) FROM orders "
+                "WHERE meal_date >= '2026-10-13' AND meal_date <= '2026-11-11' GROUP BY meal_date, canteen_id")))
+        assert "Index Only Scan using ix_orders_day_canteen" in plan, plan
+    finally:
+        from kiosk.config import get_settings
+
+        app.close()
+        get_settings.cache_clear()
