@@ -350,12 +350,12 @@ def test_the_audit_page_says_each_entry_in_a_chinese_sentence(store, admin):  # 
 def test_sentences_give_money_in_yuan_and_times_in_china_time():
     from kiosk.services.audit_words import Names, action_zh, describe
 
-    names = Names({"A1": "区管理员"}, {"R0002": "王德福"}, {"C1": "东街长寿食堂"})
+    names = Names({"A1": "区管理员"}, {"R0002": "王德福"}, {"C1": "东街长寿食堂"}, {"C1-T1": "东街1号机（东街长寿食堂）"})
     s = describe("account.topup", "A1", "R0002", {"amount_fen": 12345, "method": "cash"}, names)
     assert s == "区管理员（A1）为王德福（R0002）充值 123.45 元。"
     s = describe("x.unknown", "terminal:C1-T1", "R0002",
                  {"reported_by": "S01", "at_terminal": "2026-11-06T04:00:00+00:00", "canteen_id": "C1"}, names)
-    assert "终端 C1-T1（上报的操作人 S01）" in s and "2026-11-06 12:00:00" in s and "东街长寿食堂" in s
+    assert "终端 东街1号机（东街长寿食堂）（上报的操作人 S01）" in s and "2026-11-06 12:00:00" in s and "东街长寿食堂" in s
     assert describe("budget.set", "A1", "武侯区", {"old_fen": None, "new_fen": 800000}, names) == \
         "区管理员（A1）把武侯区的每月补贴预算从 未设置 改为 8000.00 元。"
     assert action_zh("console.export") == "导出报表" and action_zh("limits.set") == "离线限额（limits.set）"

@@ -5,7 +5,7 @@ use it; the raw detail stays available beside the sentence."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from kiosk.money import fen_to_yuan
@@ -140,17 +140,20 @@ def action_zh(code: str | None) -> str:
 
 @dataclass
 class Names:
-    """Who the ids are: staff (id -> name), residents (id -> name), canteens (id -> name)."""
+    """Who the ids are: staff (id -> name), residents (id -> name), canteens (id -> name),
+    terminals (id -> how the console names it)."""
     staff: dict[str, str]
     residents: dict[str, str]
     canteens: dict[str, str]
+    terminals: dict[str, str] = field(default_factory=dict)
 
 
 def who_zh(actor: str | None, names: Names, detail: dict | None = None) -> str:
     actor = actor or ""
     if actor.startswith("terminal:"):
         by = (detail or {}).get("reported_by")
-        return f"终端 {actor[9:]}" + (f"（上报的操作人 {_person(str(by), names)}）" if by else "")
+        tid = actor[9:]
+        return f"终端 {names.terminals.get(tid, tid)}" + (f"（上报的操作人 {_person(str(by), names)}）" if by else "")
     if actor in SYSTEM_ZH:
         return SYSTEM_ZH[actor]
     return _person(actor, names)
@@ -199,6 +202,8 @@ def value_zh(key: str, value: object, names: Names) -> str:
             return f"{names.residents[value]}（{value}）"
         if key == "canteen_id" and value in names.canteens:
             return names.canteens[value]
+        if key == "terminal_id" and value in names.terminals:
+            return names.terminals[value]
         if key in ("reported_by", "staff_id"):
             return _person(value, names)
         if key == "order_id" and len(value) == 36:

@@ -454,7 +454,8 @@ def audit_entries(app, *, actor: str | None = None, action: str | None = None, s
         for i in range(0, len(ordered), 500):
             residents.update(s.execute(select(Resident.id, Resident.name)
                                        .where(Resident.id.in_(ordered[i:i + 500]))).all())
-        names = Names(dict(s.execute(select(Staff.id, Staff.name)).all()), residents, canteen_names(s))
+        names = Names(dict(s.execute(select(Staff.id, Staff.name)).all()), residents, canteen_names(s),
+                      terminal_labels(s))
     return [{"at": to_cst(e.at).strftime("%Y-%m-%d %H:%M:%S"), "actor": e.actor, "action": e.action,
              "action_zh": action_zh(e.action), "who": who_zh(e.actor, names, e.detail),
              "sentence": describe(e.action, e.actor, e.subject, e.detail if isinstance(e.detail, dict) else None,
