@@ -306,14 +306,16 @@ def test_proof_of_life_terminals_and_audit_pages(admin, server, tmp_path):
     assert "审计链完整" in admin.inner_text("#chain")
     admin.goto(server["base"] + "/audit?actor=A1&action=import")
     rows = admin.locator("#audit tbody tr").all_inner_texts()
-    assert rows and all("A1" in r and "import." in r for r in rows)
+    assert rows and all("区管理员（A1）" in r and "导入" in r and "import." not in r for r in rows)   # in Chinese
     with admin.expect_download() as dl:
         admin.click("a[href*='/reports/audit.xlsx']")
     x = tmp_path / "audit.xlsx"
     dl.value.save_as(x)
     ws = load_workbook(x)["审计日志"]
-    actions = [r[2] for r in ws.iter_rows(min_row=2, values_only=True)]
-    assert actions and all(a.startswith("import.") for a in actions) and len(actions) == len(rows)
+    head = [c.value for c in ws[1]]
+    actions = [dict(zip(head, r)) for r in ws.iter_rows(min_row=2, values_only=True)]
+    assert actions and all(a["操作代码"].startswith("import.") and a["操作"].startswith("导入") for a in actions)
+    assert len(actions) == len(rows)
 
 
 def test_supervisor_is_refused_an_admin_page(browser, server):

@@ -311,6 +311,12 @@ def test_enrolment_and_erasure_reach_every_terminal_within_one_sync(district, ob
     app = d.server_app()
     with app.db.session() as s:
         assert s.scalar(select(func.count()).select_from(FaceTemplate)) == 1
+        # the server keeps which terminal pushed them (from its token; the console names it)
+        from kiosk.db.models import FaceConsent, Terminal
+
+        pushed_by = s.scalars(select(FaceTemplate.terminal_id)).one()
+        assert pushed_by and s.get(Terminal, pushed_by).canteen_id == "C1"
+        assert s.scalars(select(FaceConsent.terminal_id).where(FaceConsent.resident_id == "R0001")).all() == [pushed_by]
     app.close()
     assert t2.faces.identify_file(obama[1]).status != "matched"
     sync(t2)                                                  # one sync: the new face is known at canteen 2

@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     from kiosk.cli import commands_quarantine; commands_quarantine.register(sub)  # noqa: E702 (待核查, after `report`)
     from kiosk.cli import commands_meals; commands_meals.register(sub)  # noqa: E702 (报餐, after `report`)
     from kiosk.cli import commands_offline; commands_offline.register(sub)  # noqa: E702 (离线限额, 挂失名单)
+    from kiosk.cli import commands_overview; commands_overview.register(sub)  # noqa: E702 (概览, after `report`)
     return p
 
 

@@ -119,6 +119,9 @@ class FaceConsent(Base):
     text_version: Mapped[str] = mapped_column(String(40))
     allows_crop: Mapped[bool] = mapped_column(Boolean, default=False)
     source: Mapped[str] = mapped_column(String(40), default="desk")  # desk | roster | kiosk
+    # the terminal that pushed it (migration 0015; set by the server from the terminal's token;
+    # None: recorded at the server itself or before 0015)
+    terminal_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -133,6 +136,7 @@ class FaceTemplate(Base):
     crop_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     quality: Mapped[float | None]
     source: Mapped[str] = mapped_column(String(20), default="enroll")  # enroll | import | refresh
+    terminal_id: Mapped[str | None] = mapped_column(String(64))   # as on FaceConsent (migration 0015)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     resident: Mapped[Resident] = relationship(back_populates="templates")
@@ -196,7 +200,9 @@ class Order(Base):
 
     lines: Mapped[list["OrderLine"]] = relationship(back_populates="order")
 
-    __table_args__ = (Index("ix_orders_resident_day", "resident_id", "meal_date"),)
+    __table_args__ = (Index("ix_orders_resident_day", "resident_id", "meal_date"),
+                      # the console's overview: meals per day and canteen, the month's subsidy (migration 0015)
+                      Index("ix_orders_day_canteen", "meal_date", "canteen_id", postgresql_include=["subsidy_fen"]))
 
 
 class OrderLine(Base):
@@ -485,6 +491,8 @@ class DistrictSetting(Base):
     welfare_days: Mapped[int] = mapped_column(Integer, default=3)
     # the anomaly scan's thresholds set by an admin (migration 0010; kiosk.district.domain.anomalies)
     anomaly_thresholds: Mapped[dict | None] = mapped_column(JSON)
+    # the monthly subsidy budget the admin sets, in fen (migration 0015; the console's overview)
+    subsidy_budget_fen: Mapped[int | None] = mapped_column(BigInteger)
     updated_by: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -67,6 +67,31 @@ def add_canteen(app, canteen_id: str, *, name: str, district: str | None = None,
     return {"id": cid, "name": name, "district": district}
 
 
+def rename_canteen(app, canteen_id: str, *, name: str, actor: str) -> dict:
+    """An admin (``actor``, audited ``canteen.rename`` with the old and new name) names a
+    canteen, e.g. one the server made with its id for a name when its first terminal was added."""
+    if app.settings.is_terminal:
+        from kiosk.errors import ServerOnlyError
+
+        raise ServerOnlyError("这是区服务器的终端：食堂名称只能在区服务器上修改", detail="canteen rename on a terminal")
+    name = str(name or "").strip()
+    if not name:
+        raise ValidationError("请填写食堂名称", detail="empty canteen name")
+    check_text(name, 200, "食堂名称", "canteen name")
+    cid = str(canteen_id or "").strip()
+    with app.db.session() as s:
+        c = s.get(Canteen, cid) if cid and len(cid) <= ID_MAX_CHARS else None
+        if c is None:
+            from kiosk.errors import NotFoundError
+
+            raise NotFoundError(f"没有编号为「{cid[:70]}」的食堂", detail=f"canteen {cid[:70]!r} not found")
+        old = c.name
+        c.name = name
+        audit.record(s, actor, "canteen.rename", cid, old=old, new=name)
+        app.events.publish(s, CATALOGUE_CHANGED, part="canteen")
+    return {"id": cid, "name": name, "old": old}
+
+
 def list_canteens(app) -> list[dict]:
     """The district's canteens with their terminals (not revoked) and menu days."""
     from sqlalchemy import func, select

@@ -145,6 +145,11 @@ class ImportPlan:
     def bad_rows(self) -> list[int]:
         return sorted({p.row for p in self.problems if p.row is not None})
 
+    def problems_json(self) -> list[dict]:
+        """The problems, each with ``name``: who its row is about (a roster row's 姓名), if known."""
+        names = self.extra.get("row_names") or {}
+        return [{**p.to_json(), "name": names.get(p.row)} for p in self.problems]
+
     def counts(self) -> dict:
         return {"add": len(self.add), "change": len(self.change), "unchanged": len(self.unchanged),
                 "bad_rows": len(self.bad_rows), "problems": len(self.problems), "conflicts": len(self.conflicts)}
@@ -205,6 +210,7 @@ def plan_roster(app, path: Path, *, photos_dir: Path | None = None) -> ImportPla
         plan.warnings.append("没有照片文件夹：「照片」和「人脸授权」列不处理（网页导入不处理它们）。"
                              "人脸授权和照片请在终端登记，或用命令行 `kiosk residents import --photos 照片目录 --staff 工号`")
     seen: dict[str, dict[str, int]] = {"resident_id": {}, "id_number": {}, "card_no": {}}
+    row_names: dict[int, str] = {}
     with app.db.session(read_only=True) as s:
         for n, raw in table.rows:
             probs: list[Problem] = []
@@ -229,6 +235,10 @@ def plan_roster(app, path: Path, *, photos_dir: Path | None = None) -> ImportPla
                 for alias, value in _stored_cells(stored).items():
                     if alias not in clears and _blank(cells.get(alias)):
                         cells[alias] = value
+            # who the row is about, named beside its problems (the file's 姓名, else the stored one's)
+            who = str(cells.get("name") or "").strip()[:100] or (stored.name if stored is not None else "")
+            if who:
+                row_names[n] = who
             # categories (with grades, 残疾:二级) are checked by the row check when given;
             # kept (blank) or cleared (清除) they are not read from the cell
             keep_cats = "categories" not in clears and _blank(cells.get("categories"))
@@ -298,6 +308,7 @@ def plan_roster(app, path: Path, *, photos_dir: Path | None = None) -> ImportPla
             plan.planned.append(PlannedRow(n, rid, "change" if changes else "unchanged", fields["name"],
                                            changes, record=fields, fields=by_field, photos=photos,
                                            face_consent=consent))
+    plan.extra["row_names"] = {r: row_names[r] for r in plan.bad_rows if r in row_names}
     return plan
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import shutil
 import subprocess
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -59,7 +60,6 @@ def pdf_bytes(rep: TableReport) -> bytes:
     title = ParagraphStyle("t", fontName=font, fontSize=16, leading=22, spaceAfter=4)
     sub = ParagraphStyle("s", fontName=font, fontSize=10, leading=14, textColor=colors.HexColor("#333333"))
     h2 = ParagraphStyle("h", fontName=font, fontSize=12, leading=18, spaceBefore=8, spaceAfter=4)
-    cell = ParagraphStyle("c", fontName=font, fontSize=8.5, leading=11)
     buf = io.BytesIO()
     page = landscape(A4)
     doc = SimpleDocTemplate(buf, pagesize=page, leftMargin=12 * mm, rightMargin=12 * mm, topMargin=12 * mm,
@@ -74,16 +74,21 @@ def pdf_bytes(rep: TableReport) -> bytes:
         story.append(Paragraph(_esc(sh.title), h2))
         tot = sh.totals()
         body = [[_cell(c) for c in r] for r in sh.rows] + ([[_cell(c) for c in tot]] if tot else [])
-        widths = _col_widths(sh.head, body, width)
-        # a cell that fits its column stays a plain string (fast); a longer one wraps as a Paragraph
-        fits = [max(1, int(w / 9.0)) for w in widths]    # about 9 pt per CJK character at 8.5 pt
-        data = [[Paragraph(_esc(h), cell) for h in sh.head]]
+        head = [_cell(h) for h in sh.head]
+        layout = fit_columns(head, body, width, font)
+        size = layout.font_size
+        cell = ParagraphStyle("c", fontName=font, fontSize=size, leading=size * 1.3)
+        # a column sized to its content holds its cells on one line (plain strings); only a
+        # column too long for the page wraps its cells (as Paragraphs), never a column head
+        data = [head]
         for r in body:
-            data.append([c if _span(c) <= fits[i] else Paragraph(_esc(c), cell) for i, c in enumerate(r)])
+            data.append([Paragraph(_esc(c), cell) if layout.wraps[i] and _width(c, font, size) > layout.widths[i] - PAD
+                         else c for i, c in enumerate(r)])
         if not sh.rows:
             data.append(["（无）"] + [""] * (len(sh.head) - 1))
-        t = Table(data, colWidths=widths, repeatRows=1)
-        style = [("FONTNAME", (0, 0), (-1, -1), font), ("FONTSIZE", (0, 0), (-1, -1), 8.5),
+        t = Table(data, colWidths=layout.widths, repeatRows=1)
+        style = [("FONTNAME", (0, 0), (-1, -1), font), ("FONTSIZE", (0, 0), (-1, -1), size),
+                 ("LEFTPADDING", (0, 0), (-1, -1), PAD / 2), ("RIGHTPADDING", (0, 0), (-1, -1), PAD / 2),
                  ("GRID", (0, 0), (-1, -1), 0.4, colors.HexColor("#888888")),
                  ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8eef5")),
                  ("VALIGN", (0, 0), (-1, -1), "MIDDLE")]
@@ -98,20 +103,51 @@ def pdf_bytes(rep: TableReport) -> bytes:
     return buf.getvalue()
 
 
-def _span(text: str) -> float:
-    """Width of a text in CJK character widths (a Latin character or digit is about half)."""
-    return sum(1.0 if ord(ch) > 0x2E80 else 0.55 for ch in text)
+PAD = 6.0                        # a cell's left + right padding, pt
+FONT_SIZES = (8.5, 8.0, 7.5, 7.0, 6.5)   # tried in turn until every column fits its content
+SAMPLE_ROWS = 2000               # rows measured (the first ones and the last, where totals are)
 
 
-def _col_widths(head: list[str], body: list[list[str]], total: float) -> list[float]:
-    """Columns as wide as their content (sampled), scaled to the page width."""
-    sample = body[:300] + body[-20:]
-    want = []
-    for i, h in enumerate(head):
-        longest = max([_span(h)] + [_span(r[i]) for r in sample if i < len(r)])
-        want.append(min(max(longest, 3.0), 24.0))
-    scale = total / sum(want)
-    return [w * scale for w in want]
+@dataclass
+class Columns:
+    widths: list[float]
+    wraps: list[bool]            # the column's long cells wrap (it could not get its content's width)
+    font_size: float
+
+
+def _width(text: str, font: str, size: float) -> float:
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    return stringWidth(text, font, size)
+
+
+def fit_columns(head: list[str], body: list[list[str]], total: float, font: str) -> Columns:
+    """Column widths from the content's own width in the font (reportlab's metrics): at
+    the largest of ``FONT_SIZES`` where every column gets the width of its longest cell
+    and its head, the page's spare width shared out; when none does, at the smallest size
+    the widest columns give up width (their long cells wrap) down to an even share, the
+    heads and the short columns never."""
+    sample = body if len(body) <= SAMPLE_ROWS else body[:SAMPLE_ROWS - 50] + body[-50:]
+    n = len(head)
+    for size in FONT_SIZES:
+        heads = [_width(h, font, size) + PAD for h in head]
+        need = [max([heads[i]] + [_width(r[i], font, size) + PAD for r in sample if i < len(r)]) for i in range(n)]
+        if sum(need) <= total or size == FONT_SIZES[-1]:
+            break
+    if sum(need) <= total:
+        spare = (total - sum(need)) / n
+        return Columns([w + spare for w in need], [False] * n, size)
+    # too wide even at the smallest size: the widest columns shrink to a common cap
+    floor = [max(heads[i], min(need[i], 60.0)) for i in range(n)]
+    lo, hi = 0.0, max(need)
+    for _ in range(40):                  # the cap where the columns just fit
+        cap = (lo + hi) / 2
+        if sum(max(floor[i], min(need[i], cap)) for i in range(n)) > total:
+            hi = cap
+        else:
+            lo = cap
+    widths = [max(floor[i], min(need[i], lo)) for i in range(n)]
+    return Columns(widths, [widths[i] < need[i] for i in range(n)], size)
 
 
 def _esc(text: str) -> str:

@@ -830,6 +830,7 @@ def apply_op(app, s: Session, term: TerminalIdentity, op_id: str, payload: dict)
             raise Rejected(f"unknown resident {d.get('resident_id')!r} (consent)")
         existing = scope.row_of(s, FaceConsent, d["id"])
         if existing is None:
+            d["terminal_id"] = term.terminal_id        # who pushed it, from its token (never as reported)
             s.add(FaceConsent(**d))
         else:
             existing.withdrawn_at = d.get("withdrawn_at")
@@ -887,6 +888,7 @@ def apply_op(app, s: Session, term: TerminalIdentity, op_id: str, payload: dict)
                                                                                   "embedding_enc", "crop_enc")})
         d["embedding_enc"] = app.cipher.encrypt(emb.tobytes())
         d["crop_enc"] = app.cipher.encrypt(crop) if crop is not None else None
+        d["terminal_id"] = term.terminal_id
         s.add(FaceTemplate(**d))
         tmpl_res.add(rid)
     gone = [str(x) for x in deleted.get("face_templates", [])]

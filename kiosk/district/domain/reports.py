@@ -310,16 +310,44 @@ def face_register(app, months: int = 12, today: date | None = None) -> dict:
             if latest < cutoff:
                 stale.append((rid, created, last_use))
         names: dict[str, str] = {}
+        where: dict[str, str] = {}
+        terms = terminal_labels(s)
         ids = [x[0] for x in stale]
         for i in range(0, len(ids), 500):
             names.update(s.execute(select(Resident.id, Resident.name).where(Resident.id.in_(ids[i:i + 500]))).all())
+            for rid, tid, src in s.execute(select(FaceTemplate.resident_id, FaceTemplate.terminal_id, FaceTemplate.source)
+                                           .where(FaceTemplate.resident_id.in_(ids[i:i + 500]))
+                                           .order_by(FaceTemplate.created_at)):
+                where[rid] = where_recorded(tid, src, terms)       # the newest template's
     unused = [{"resident_id": rid, "name": names.get(rid, ""), "last_used": last_use.isoformat() if last_use else None,
-               "enrolled": to_cst(created).date().isoformat() if created else None}
+               "enrolled": to_cst(created).date().isoformat() if created else None, "where": where.get(rid, "")}
               for rid, created, last_use in stale]
     unused.sort(key=lambda u: (u["last_used"] or "", u["resident_id"]))
     share = people / FILING_LINE
     return {"people": people, "templates": templates, "filing_line": FILING_LINE, "share": share,
             "warning": share >= FILING_WARN_SHARE, "months": months, "cutoff": cutoff.isoformat(), "unused": unused}
+
+
+SOURCE_ZH = {"desk": "登记台", "roster": "花名册导入", "kiosk": "自助终端", "enroll": "采集", "import": "花名册照片",
+             "refresh": "自动更新", "reembed": "重新计算"}
+
+
+def terminal_labels(session) -> dict[str, str]:
+    """Each terminal as the console names it: its name and canteen (``东街1号机（东街长寿食堂）``)."""
+    names = canteen_names(session)
+    out = {}
+    for tid, name, cid in session.execute(select(Terminal.id, Terminal.name, Terminal.canteen_id)):
+        canteen = names.get(cid) or cid
+        out[tid] = f"{name or tid}（{canteen}）"
+    return out
+
+
+def where_recorded(terminal_id: str | None, source: str | None, terminals: dict[str, str]) -> str:
+    """Where a consent or a face template was recorded: the terminal that pushed it, by name,
+    else (recorded at the district server itself, or before the server kept it) its source."""
+    if terminal_id:
+        return terminals.get(terminal_id, terminal_id)
+    return f"区服务器（{SOURCE_ZH.get(source or '', source or '未知')}）"
 
 
 def consents(app, resident_id: str | None = None, limit: int = 200) -> list[dict]:
@@ -328,9 +356,11 @@ def consents(app, resident_id: str | None = None, limit: int = 200) -> list[dict
         if resident_id:
             q = q.where(FaceConsent.resident_id == resident_id)
         rows = s.execute(q.order_by(FaceConsent.created_at.desc()).limit(limit)).all()
+        terms = terminal_labels(s)
     return [{"resident_id": c.resident_id, "name": n, "given_by": c.given_by, "guardian_name": c.guardian_name,
              "staff_id": c.staff_id, "text_version": c.text_version, "allows_crop": c.allows_crop,
-             "source": c.source, "created_at": to_cst(c.created_at).strftime("%Y-%m-%d %H:%M"),
+             "source": c.source, "terminal_id": c.terminal_id, "where": where_recorded(c.terminal_id, c.source, terms),
+             "created_at": to_cst(c.created_at).strftime("%Y-%m-%d %H:%M"),
              "withdrawn_at": to_cst(c.withdrawn_at).strftime("%Y-%m-%d %H:%M") if c.withdrawn_at else None}
             for c, n in rows]
 
@@ -396,6 +426,11 @@ def terminals(app, now: datetime | None = None) -> list[dict]:
 
 def audit_entries(app, *, actor: str | None = None, action: str | None = None, since: date | None = None,
                   until: date | None = None, limit: int = 500) -> list[dict]:
+    """The newest entries of the audit log matching the filters, each with its action's
+    Chinese name (``action_zh``), who did it (``who``, with the staff member's name) and
+    one sentence in Chinese (``sentence``: money in yuan, times in China time); ``at`` in
+    China time, ``detail`` the raw detail."""
+    from kiosk.services.audit_words import Names, action_zh, describe, who_zh
     from kiosk.timeutil import CST
 
     q = select(AuditEntry)
@@ -408,18 +443,33 @@ def audit_entries(app, *, actor: str | None = None, action: str | None = None, s
     if until:
         q = q.where(AuditEntry.at < datetime.combine(until + timedelta(days=1), datetime.min.time(), CST))
     with app.db.session(read_only=True) as s:
-        rows = s.scalars(q.order_by(AuditEntry.at.desc()).limit(limit)).all()
+        rows = s.scalars(q.order_by(AuditEntry.at.desc(), AuditEntry.seq.desc()).limit(limit)).all()
+        rids = {e.subject for e in rows if e.subject} | {str(e.detail.get("resident_id")) for e in rows
+                                                          if isinstance(e.detail, dict) and e.detail.get("resident_id")}
+        for e in rows:
+            if isinstance(e.detail, dict) and isinstance(e.detail.get("residents"), list):
+                rids |= {str(x) for x in e.detail["residents"][:10]}
+        residents: dict[str, str] = {}
+        ordered = sorted(rids)
+        for i in range(0, len(ordered), 500):
+            residents.update(s.execute(select(Resident.id, Resident.name)
+                                       .where(Resident.id.in_(ordered[i:i + 500]))).all())
+        names = Names(dict(s.execute(select(Staff.id, Staff.name)).all()), residents, canteen_names(s),
+                      terminal_labels(s))
     return [{"at": to_cst(e.at).strftime("%Y-%m-%d %H:%M:%S"), "actor": e.actor, "action": e.action,
+             "action_zh": action_zh(e.action), "who": who_zh(e.actor, names, e.detail),
+             "sentence": describe(e.action, e.actor, e.subject, e.detail if isinstance(e.detail, dict) else None,
+                                  names),
              "subject": e.subject or "", "detail": e.detail} for e in rows]
 
 
 def audit_table(entries: list[dict], title: str) -> TableReport:
-    import json
+    from kiosk.services.audit_words import raw_detail
 
-    return TableReport(title, "", [("条数", len(entries))],
-                       [Sheet("审计日志", ["时间", "操作人", "操作", "对象", "详情"],
-                              [[e["at"], e["actor"], e["action"], e["subject"],
-                                json.dumps(e["detail"], ensure_ascii=False) if e["detail"] else ""] for e in entries],
+    return TableReport(title, "时间为北京时间；金额为元；原始记录见最后一列", [("条数", len(entries))],
+                       [Sheet("审计日志", ["时间", "操作人", "操作", "说明", "操作代码", "对象", "原始记录"],
+                              [[e["at"], e["who"], e["action_zh"], e["sentence"], e["action"], e["subject"],
+                                raw_detail(e["detail"])] for e in entries],
                               total_label=None)])
 
 

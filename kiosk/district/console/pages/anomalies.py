@@ -28,5 +28,9 @@ def anomalies_page(request: Request, app: AppDep, login: Supervisor, month: str 
     kinds = [{"kind": k, "title": an.KIND_ZH[k], "count": rep["counts"][k]} for k in an.KINDS]
     settings = [{"name": k, "zh": zh, "value": asdict(th)[k], "low": lo, "high": hi}
                 for k, (lo, hi, zh) in an.THRESHOLD_INFO.items()]
+    from kiosk.district.domain.reports import canteen_names
+
+    with app.db.session(read_only=True) as s:
+        canteens = canteen_names(s)
     return render(request, login, "anomalies.html", month=m, kinds=kinds, rows=rep["anomalies"],
-                  settings=settings)
+                  settings=settings, canteens=canteens)

@@ -35,5 +35,12 @@ def audit_page(request: Request, app: AppDep, login: Admin):
 
         with app.db.session(read_only=True) as s:
             chain = audit.verify(s)
+    from kiosk.services.audit_words import ACTION_ZH, PREFIX_ZH
+
+    heads = {c.split(".", 1)[0] for c in ACTION_ZH}
+    actions = sorted([(p, f"{zh}（全部）") for p, zh in PREFIX_ZH.items() if p in heads] + list(ACTION_ZH.items()))
+    if f["action"] and f["action"] not in dict(actions):
+        actions.insert(0, (f["action"], f["action"]))
     return render(request, login, "audit.html", entries=entries, f={k: (v or "") for k, v in f.items()},
+                  actions=actions,
                   query=str(request.url.query), chain=chain)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from kiosk.errors import KioskError
-from kiosk.services.canteen import add_canteen, list_canteens
+from kiosk.services.canteen import add_canteen, list_canteens, rename_canteen
 from kiosk.district.console.shared.deps import Admin, AdminPost, AppDep
 from kiosk.district.console.shared.render import NavLink, base, render
 
@@ -30,4 +30,21 @@ def canteen_add(request: Request, app: AppDep, post: AdminPost):
         return render(request, login, "canteens.html", status=400, canteens=list_canteens(app), form=fields,
                       error=exc.user_message)
     login.flash.append(("ok", f"已新增食堂 {res['id']}（{res['name']}）：现在可以导入它的菜单"))
+    return RedirectResponse(base(request) + "/canteens", status_code=303)
+
+
+@router.post("/canteens/rename", response_class=HTMLResponse)
+def canteen_rename(request: Request, app: AppDep, post: AdminPost):
+    """A canteen's new name (audited ``canteen.rename``); a bad one: 400, an unknown canteen: 404."""
+    from kiosk.errors import NotFoundError
+
+    login, form = post.login, post.form
+    cid, name = str(form.get("canteen_id") or "").strip(), str(form.get("name") or "").strip()
+    try:
+        res = rename_canteen(app, cid, name=name, actor=login.staff_id)
+    except KioskError as exc:
+        return render(request, login, "canteens.html", status=404 if isinstance(exc, NotFoundError) else 400,
+                      canteens=list_canteens(app), rename={"canteen_id": cid, "name": name},
+                      rename_error=exc.user_message)
+    login.flash.append(("ok", f"食堂 {res['id']} 已改名为「{res['name']}」"))
     return RedirectResponse(base(request) + "/canteens", status_code=303)

@@ -45,7 +45,10 @@ def uploads(app) -> Path:
 @router.get("/imports", response_class=HTMLResponse)
 def imports_page(request: Request, app: AppDep, login: Admin):
     with app.db.session(read_only=True) as s:
-        canteens = import_plan.known_canteens(s)
+        from kiosk.district.domain.reports import canteen_names
+
+        names = canteen_names(s)
+        canteens = [(c, names.get(c)) for c in import_plan.known_canteens(s)]
     return render(request, login, "imports.html", canteens=canteens, kinds=IMPORT_ZH)
 
 
@@ -114,7 +117,7 @@ def _preview(request, app, login, token, meta, path, replace, status: int = 200)
         status = 422 if plan.problems else 409
     return render(request, login, "import_preview.html", status=status, plan=plan, token=token, kind=meta["kind"],
                   kind_zh=IMPORT_ZH[meta["kind"]], name=meta["name"], action_zh=ACTION_ZH, replace=replace,
-                  error=None, problems=[p.to_json() for p in plan.problems])
+                  error=None, problems=plan.problems_json())
 
 
 @router.post("/imports/{kind}/confirm", response_class=HTMLResponse)
