@@ -1,5 +1,5 @@
-"""关爱巡访: regulars living alone who have not eaten for some days; visits recorded
-with a note; the number of days per district (admin)."""
+"""关爱巡访: regulars living alone who have not eaten for some days, 200 a page; visits
+recorded with a note; the number of days per district (admin)."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
@@ -7,18 +7,24 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from kiosk.errors import KioskError
 from kiosk.district.domain import reports as dr
-from kiosk.district.console.shared.deps import AdminPost, AppDep, Supervisor, SupervisorPost
-from kiosk.district.console.shared.render import NavLink, base, render
+from kiosk.district.console.shared.deps import AdminPost, AppDep, Supervisor, SupervisorPost, int_arg
+from kiosk.district.console.shared.render import NavLink, base, refused, render
 
 router = APIRouter()
 NAV = NavLink("关爱巡访", "/welfare", order=40)
+PAGE = 200          # alerts per page (the longest without a meal and not yet visited first)
 
 
 @router.get("/welfare", response_class=HTMLResponse)
-def welfare_page(request: Request, app: AppDep, login: Supervisor):
+def welfare_page(request: Request, app: AppDep, login: Supervisor, page: str | None = None):
     alerts = dr.welfare_alerts(app)
-    return render(request, login, "welfare.html", alerts=alerts, districts=dr.district_days(app),
-                  default_days=dr.WELFARE_DEFAULT_DAYS)
+    pages = max(1, -(-len(alerts) // PAGE))
+    try:
+        n = int_arg(page, "页码", 1, 1, pages)
+    except KioskError as exc:
+        return refused(request, login, exc.user_message)
+    return render(request, login, "welfare.html", alerts=alerts[(n - 1) * PAGE:n * PAGE], total=len(alerts),
+                  page=n, pages=pages, districts=dr.district_days(app), default_days=dr.WELFARE_DEFAULT_DAYS)
 
 
 @router.post("/welfare/settings")
