@@ -193,7 +193,10 @@ class Order(Base):
 
     lines: Mapped[list["OrderLine"]] = relationship(back_populates="order")
 
-    __table_args__ = (Index("ix_orders_resident_day", "resident_id", "meal_date"),)
+    # by day (a month's reports) and each terminal's last order: migration 0016
+    __table_args__ = (Index("ix_orders_resident_day", "resident_id", "meal_date"),
+                      Index("ix_orders_meal_date", "meal_date"),
+                      Index("ix_orders_terminal_at", "terminal_id", "created_at"))
 
 
 class OrderLine(Base):

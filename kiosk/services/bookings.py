@@ -486,10 +486,14 @@ def no_shows(app, *, day: date | None = None, month: str | None = None, today: d
         rows = _rows(s, and_(MealBooking.meal_date >= first, MealBooking.meal_date <= last)) if last >= first else []
         came = set()
         if rows:
+            # the meals served of the booked elders only (not every order of the month)
             came = {(rid, d, m) for rid, d, m in s.execute(
                 select(Order.resident_id, Order.meal_date, Order.meal)
+                .join(MealBooking, and_(MealBooking.resident_id == Order.resident_id,
+                                        MealBooking.meal_date == Order.meal_date, MealBooking.meal == Order.meal))
                 .outerjoin(OrderVoid, OrderVoid.order_id == Order.id)
-                .where(Order.meal_date >= first, Order.meal_date <= last, OrderVoid.id.is_(None)))}
+                .where(Order.meal_date >= first, Order.meal_date <= last, MealBooking.meal_date >= first,
+                       MealBooking.meal_date <= last, OrderVoid.id.is_(None)))}
         counts = count_no_shows(rows, came)
         names = _canteen_names(s)
         who = dict(s.execute(select(Resident.id, Resident.name).where(

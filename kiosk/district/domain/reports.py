@@ -14,7 +14,7 @@ from kiosk.db import audit
 from kiosk.db.models import (AuditEntry, Canteen, FaceConsent, FaceTemplate, Order, OrderLine, OrderVoid,
                          Resident, Staff, Terminal)
 from kiosk.errors import NotFoundError, ValidationError
-from kiosk.timeutil import age_on, month_bounds, now_cst, parse_month, to_cst
+from kiosk.timeutil import CST, age_on, month_bounds, now_cst, parse_month, to_cst
 from kiosk.services.report_files import Money, Sheet, TableReport
 from kiosk.services.reports import mask_id, monthly_with_canteens
 from kiosk.district.domain.reconcile import AMOUNT_ZH, BALANCE, GROUP_ZH, SUBSIDY, decide, reconcile
@@ -316,23 +316,27 @@ def face_register(app, months: int = 12, today: date | None = None) -> dict:
     if not 1 <= months <= 120:
         raise ValidationError("月数应在 1 到 120 之间", detail=f"months {months}")
     cutoff = today - timedelta(days=round(months * 30.44))
+    cutoff_at = datetime.combine(cutoff, datetime.min.time(), CST)
     with app.db.session(read_only=True) as s:
         people = s.scalar(select(func.count(func.distinct(FaceTemplate.resident_id)))) or 0
         templates = s.scalar(select(func.count()).select_from(FaceTemplate)) or 0
-        made = dict(s.execute(select(FaceTemplate.resident_id, func.max(FaceTemplate.created_at))
-                              .group_by(FaceTemplate.resident_id)).all())
-        used = dict(s.execute(select(Order.resident_id, func.max(Order.meal_date))
-                              .where(Order.identified_by == "face").group_by(Order.resident_id)).all())
-        stale = []
-        for rid, created in made.items():
-            last_use = used.get(rid)
-            latest = max(filter(None, [to_cst(created).date() if created else None, last_use]))
-            if latest < cutoff:
-                stale.append((rid, created, last_use))
+        # stale: every template made before the cutoff day and no face checkout on or after it
+        # (an index probe per resident, ix_orders_resident_day; not a scan of every order)
+        made = (select(FaceTemplate.resident_id.label("rid"), func.max(FaceTemplate.created_at).label("made"))
+                .group_by(FaceTemplate.resident_id).having(func.max(FaceTemplate.created_at) < cutoff_at).subquery())
+        used_since = (select(Order.id).where(Order.resident_id == made.c.rid, Order.meal_date >= cutoff,
+                                             Order.identified_by == "face").exists())
+        stale_made = dict(s.execute(select(made.c.rid, made.c.made).where(~used_since)).all())
+        ids = sorted(stale_made)
+        used: dict[str, date] = {}
         names: dict[str, str] = {}
-        ids = [x[0] for x in stale]
         for i in range(0, len(ids), 500):
-            names.update(s.execute(select(Resident.id, Resident.name).where(Resident.id.in_(ids[i:i + 500]))).all())
+            chunk = ids[i:i + 500]
+            used.update(s.execute(select(Order.resident_id, func.max(Order.meal_date))
+                                  .where(Order.resident_id.in_(chunk), Order.identified_by == "face")
+                                  .group_by(Order.resident_id)).all())
+            names.update(s.execute(select(Resident.id, Resident.name).where(Resident.id.in_(chunk))).all())
+        stale = [(rid, stale_made[rid], used.get(rid)) for rid in ids]
     unused = [{"resident_id": rid, "name": names.get(rid, ""), "last_used": last_use.isoformat() if last_use else None,
                "enrolled": to_cst(created).date().isoformat() if created else None}
               for rid, created, last_use in stale]
@@ -387,8 +391,9 @@ def terminals(app, now: datetime | None = None) -> list[dict]:
         names = canteen_names(s)
         windows = dict(s.execute(select(Canteen.id, Canteen.meal_windows)).all())
         rows = s.scalars(select(Terminal).order_by(Terminal.canteen_id, Terminal.id)).all()
-        last_order = dict(s.execute(select(Order.terminal_id, func.max(Order.created_at))
-                                    .where(Order.terminal_id.is_not(None)).group_by(Order.terminal_id)).all())
+        # each terminal's last order from the end of ix_orders_terminal_at (not a scan of all orders)
+        last_order = dict(s.execute(select(Terminal.id, select(func.max(Order.created_at))
+                                           .where(Order.terminal_id == Terminal.id).scalar_subquery())).all())
     out = []
     for t in rows:
         d = {"id": t.id, "canteen_id": t.canteen_id, "canteen": names.get(t.canteen_id, t.canteen_id),
