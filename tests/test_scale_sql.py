@@ -113,3 +113,48 @@ def test_the_console_table_lists_each_residents_canteens_from_the_same_pass(pg_a
     for rid, name in pairs:
         expect.setdefault(rid, set()).add(name)
     assert {rid: set(row[5].split("、")) for rid, row in rows.items()} == expect
+
+
+# ---------------------------------------------------------------------- the anomaly scan, one pass
+@pytest.fixture(scope="module")
+def anomaly_cluster():
+    with PostgresCluster(db=None, fsync=False, prefix="kiosk-pg-scale-an-") as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def app(env, anomaly_cluster):
+    """The shop of tests/conftest.py on PostgreSQL (a database of its own per test)."""
+    from tests.conftest import shared_engine
+
+    a = App(load_settings(database_url=anomaly_cluster.new_db()), engine=shared_engine("sface"))
+    yield a
+    a.close()
+
+
+from tests.test_anomalies import DEAD, NO_LIVE, TRAVELLER, Month, district_store  # noqa: E402,F401
+
+
+def test_the_one_pass_scan_finds_what_the_per_kind_queries_find(district_store):  # noqa: F811
+    """The seeded month of tests/test_anomalies.py (every kind), with a second burst on
+    another terminal, on PostgreSQL: ``scan`` (one grouped pass, the bursts' rows in one
+    semi-join over arrays) gives exactly the leads of the per-kind queries it replaced."""
+    from kiosk.district.domain import anomalies as an
+
+    app = district_store
+    assert app.db.engine.dialect.name == "postgresql"
+    nov = Month(app, 2026, 11)
+    nov.normal(card_days_c2=20)
+    nov.meal(DEAD, 16, 11, 30, "C1")
+    nov.meal(TRAVELLER, 5, 12, 0, "C1")
+    nov.meal(TRAVELLER, 5, 12, 10, "C3")
+    for i in range(10, 20):
+        nov.meal(i, 20, 14, i % 5, "C3", by="card", subsidy=0)
+        nov.meal(i, 21, 14, i % 4, "C1", by="staff", subsidy=0)
+    for o in nov.rows:
+        if o.resident_id == NO_LIVE:
+            o.liveness_passed = False
+    nov.save()
+    new, old = an.scan(app, "2026-11"), an.scan(app, "2026-11", one_pass=False)
+    assert new["anomalies"] == old["anomalies"] and new["counts"] == old["counts"]
+    assert all(new["counts"][k] >= 1 for k in an.KINDS) and new["counts"]["burst"] == 2
