@@ -196,39 +196,42 @@ def welfare_alerts(app, today: date | None = None, days: int | None = None) -> l
             if (today - d).days >= n:
                 due.append((r, d, n))
         staff = dict(s.execute(select(Staff.id, Staff.name)).all()) if due else {}
-        for i in range(0, len(due), 500):
-            chunk = due[i:i + 500]
-            rids = [r.id for r, _, _ in chunk]
-            lo = min(d for _, d, _ in chunk) - timedelta(days=30)
-            hi = max(d for _, d, _ in chunk)
-            # meals per resident and day in the chunk's window, the last canteen of each day
-            per_day: dict[tuple[str, date], int] = {}
-            last_canteen: dict[tuple[str, date], tuple] = {}
-            for rid, day, cid, at in s.execute(
-                    select(Order.resident_id, Order.meal_date, Order.canteen_id, Order.created_at)
-                    .where(Order.resident_id.in_(rids), Order.meal_date > lo, Order.meal_date <= hi,
-                           _not_voided())).all():
-                per_day[(rid, day)] = per_day.get((rid, day), 0) + 1
-                if (rid, day) not in last_canteen or at > last_canteen[(rid, day)][0]:
-                    last_canteen[(rid, day)] = (at, cid)
-            visits: dict[str, object] = {}
-            for v in s.scalars(select(WelfareVisit).where(WelfareVisit.resident_id.in_(rids))
-                               .order_by(WelfareVisit.resident_id, WelfareVisit.visited_at.desc())):
-                visits.setdefault(v.resident_id, v)
-            for r, d, n in chunk:
-                regular = sum(per_day.get((r.id, d - timedelta(days=k)), 0) for k in range(30))
-                if regular < REGULAR_MEALS:
-                    continue
-                lc = last_canteen.get((r.id, d))
-                v = visits.get(r.id)
-                visit = None
-                if v is not None:
-                    visit = {"at": to_cst(v.visited_at).strftime("%Y-%m-%d %H:%M"), "staff_id": v.staff_id,
-                             "staff_name": staff.get(v.staff_id, ""), "note": v.note,
-                             "after_last_meal": to_cst(v.visited_at).date() >= d}
-                out.append(WelfareAlert(r.id, r.name, _has_category(r.categories, WELFARE_CATEGORIES), r.hukou, d,
-                                        names.get(lc[1], lc[1]) if lc else "", (today - d).days, n, r.phone,
-                                        r.emergency_contact, visit))
+        # per last-meal day and 500 residents: one count of the meals in the 30 days up to it, one
+        # read of that day's meals (the last canteen), one of the visits; a row or two per resident
+        by_day: dict[date, list] = defaultdict(list)
+        for r, d, n in due:
+            by_day[d].append((r, d, n))
+        for d, group in sorted(by_day.items()):
+            for i in range(0, len(group), 500):
+                chunk = group[i:i + 500]
+                rids = [r.id for r, _, _ in chunk]
+                regular = dict(s.execute(select(Order.resident_id, func.count())
+                                         .where(Order.resident_id.in_(rids), Order.meal_date > d - timedelta(days=30),
+                                                Order.meal_date <= d, _not_voided())
+                                         .group_by(Order.resident_id)).all())
+                last_canteen: dict[str, tuple] = {}
+                for rid, cid, at in s.execute(select(Order.resident_id, Order.canteen_id, Order.created_at)
+                                              .where(Order.resident_id.in_(rids), Order.meal_date == d,
+                                                     _not_voided())).all():
+                    if rid not in last_canteen or at > last_canteen[rid][0]:
+                        last_canteen[rid] = (at, cid)
+                visits: dict[str, object] = {}
+                for v in s.scalars(select(WelfareVisit).where(WelfareVisit.resident_id.in_(rids))
+                                   .order_by(WelfareVisit.resident_id, WelfareVisit.visited_at.desc())):
+                    visits.setdefault(v.resident_id, v)
+                for r, _, n in chunk:
+                    if regular.get(r.id, 0) < REGULAR_MEALS:
+                        continue
+                    lc = last_canteen.get(r.id)
+                    v = visits.get(r.id)
+                    visit = None
+                    if v is not None:
+                        visit = {"at": to_cst(v.visited_at).strftime("%Y-%m-%d %H:%M"), "staff_id": v.staff_id,
+                                 "staff_name": staff.get(v.staff_id, ""), "note": v.note,
+                                 "after_last_meal": to_cst(v.visited_at).date() >= d}
+                    out.append(WelfareAlert(r.id, r.name, _has_category(r.categories, WELFARE_CATEGORIES), r.hukou,
+                                            d, names.get(lc[1], lc[1]) if lc else "", (today - d).days, n, r.phone,
+                                            r.emergency_contact, visit))
     out.sort(key=lambda a: (bool(a.last_visit and a.last_visit["after_last_meal"]), -a.days_without_meal,
                             a.resident_id))
     return out

@@ -17,7 +17,7 @@ from kiosk.district.console.shared.render import NavLink, refused, render, send_
 
 router = APIRouter()
 NAV = NavLink("报餐", "/bookings", order=36)
-NAMES_SHOWN = 30        # no-show elders named per canteen on the page (the count says how many)
+NAMES_SHOWN = 10        # no-show elders named per canteen on the page (the count says how many)
 
 
 def _day(day: str | None):

@@ -27,11 +27,11 @@ def reports_page(request: Request, app: AppDep, login: Supervisor, month: str | 
         url, again = str(app.db.engine.url), refresh == "1"
         monthly = results.get(("monthly", url, m), lambda: dr.monthly_table(app, m), refresh=again)
         daily = results.get(("daily", url, d), lambda: dr.daily_sales(app, d), refresh=again)
-        recon = dr.reconciliation(app, m)
+        recon = results.get(("reconciliation", url, m), lambda: dr.reconciliation(app, m), refresh=again)
     except KioskError as exc:
         return refused(request, login, exc.user_message)
     return render(request, login, "reports.html", month=m, day=d.isoformat(), monthly=monthly.value,
-                  daily=daily.value, recon=recon, note=monthly.note or daily.note)
+                  daily=daily.value, recon=recon.value, note=monthly.note or daily.note or recon.note)
 
 
 @router.get("/reports/{which}.{fmt}")
