@@ -26,7 +26,6 @@ throwaway cluster in a temporary folder (kiosk.bench.pgcluster, the binaries ins
 """
 from __future__ import annotations
 
-import base64
 import os
 import random
 import shutil
@@ -37,7 +36,7 @@ import tempfile
 import threading
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np

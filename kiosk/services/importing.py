@@ -22,7 +22,7 @@ import yaml
 from pydantic import ValidationError as PydanticError
 from sqlalchemy import select
 
-from kiosk.billing.policy import CATEGORIES, Policy, category_problem, normalize_meal
+from kiosk.billing.policy import Policy, category_problem, normalize_meal
 from kiosk.db.models import MenuItem, Resident, SubsidyPolicy
 from kiosk.errors import ImageError, ImportFileError
 from kiosk.idcard import parse_id_number
@@ -30,7 +30,7 @@ from kiosk.limits import (POLICY_MAX_BYTES, POLICY_MAX_DEPTH, POLICY_MAX_NODES, 
                       describe_char, forbidden_char)
 from kiosk.billing.status import REGISTERED, STATUS_OF_CELL, STATUS_ZH
 from kiosk.money import DISH_PRICE_MAX_FEN, PORTIONS_MAX, AmountError, fen_to_yuan, yuan_to_fen
-from kiosk.services.tabular import (Column, Problem, cell_problem, check_file, decode_text, parse_date, read_bytes, read_table,
+from kiosk.services.tabular import (Column, Problem, cell_problem, check_file, decode_text, parse_date, read_bytes,
                       split_list)
 
 ROSTER_COLUMNS = [

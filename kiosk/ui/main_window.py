@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 IDLE, BILL, MENU, PAY, RECEIPT, NOFACE, STAFF = "idle", "bill", "menu", "pay", "receipt", "noface", "staff"
 SECOND = "second"             # the elder already has this meal today: a decision before a second bill
 CHALLENGE = "challenge"        # on the idle page: the spoken head-turn request before any charge
-from kiosk.ui.controllers.liveness import CHALLENGE_S, MIN_CHALLENGE_FPS  # noqa: E402,F401  (re-exported for tests)
+from kiosk.ui.controllers.liveness import CHALLENGE_S  # noqa: E402,F401  (re-exported for tests)
 
 TICK_MS = 250
 CALL_SHOWN_S = 180.0           # the staff call stays on screen this long at most (see clear_call)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import ipaddress
 import json
 import logging
