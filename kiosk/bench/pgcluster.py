@@ -44,17 +44,26 @@ class PostgresCluster:
     pytest's temp folder, which is private to the user running the tests), listening on a
     Unix socket only, started as the postgres user when run as root (the server refuses
     root). ``db``: a database created at once (``url``); ``new_db()`` makes more.
-    ``fsync=False`` for tests (faster; nothing to keep); the benchmark keeps it on."""
+    ``fsync=False`` for tests (faster; nothing to keep); the benchmark keeps it on.
+    ``keep_in``: a folder the cluster lives in and is kept in (not a temporary one): a
+    cluster found there is started again as it is (`kiosk bench --sections console` builds
+    its big district once); ``stop`` then leaves the folder."""
 
     def __init__(self, *, db: str | None = "kiosk", fsync: bool = True, max_connections: int = 200,
-                 settings: dict | None = None, prefix: str = "kiosk-pg-") -> None:
+                 settings: dict | None = None, prefix: str = "kiosk-pg-", keep_in: Path | None = None) -> None:
         bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
         if not bins:
             raise RuntimeError("PostgreSQL server not installed: run `bash install.sh --test`")
         self.bindir = os.path.dirname(bins[-1])
-        self.base = Path(tempfile.mkdtemp(prefix=prefix))
+        self.keep = keep_in is not None
+        if keep_in is not None:
+            self.base = Path(keep_in)
+            self.base.mkdir(parents=True, exist_ok=True)
+        else:
+            self.base = Path(tempfile.mkdtemp(prefix=prefix))
         self.data, self.sock = self.base / "data", self.base / "sock"
-        self.sock.mkdir()
+        self.sock.mkdir(exist_ok=True)
+        existed = (self.data / "PG_VERSION").exists()
         self.as_user: list[str] = []
         if os.geteuid() == 0:
             shutil.chown(self.base, "postgres")
@@ -66,10 +75,15 @@ class PostgresCluster:
         if not fsync:
             opts["fsync"] = "off"
         try:
-            self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "kiosk", "-E", "UTF8", "--locale=C.UTF-8")
+            if not existed:
+                self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "kiosk", "-E", "UTF8",
+                          "--locale=C.UTF-8")
             self._run("pg_ctl", "-D", str(self.data), "-w", "-l", str(self.base / "log"), "-o",
                       f"-k {self.sock} -p {self.port} " + " ".join(f"-c {k}={v}" for k, v in opts.items()), "start")
-            self.url = self.new_db(db) if db else None
+            if existed and db:
+                self.url = self.db_url(db)
+            else:
+                self.url = self.new_db(db) if db else None
         except BaseException:
             self.stop()
             raise
@@ -83,6 +97,9 @@ class PostgresCluster:
             self.n += 1
             name = f"district{self.n}"
         self._run("createdb", "-h", str(self.sock), "-p", str(self.port), "-U", "kiosk", name)
+        return self.db_url(name)
+
+    def db_url(self, name: str) -> str:
         return f"postgresql+psycopg://kiosk@/{name}?host={self.sock}&port={self.port}"
 
     def postmaster_pid(self) -> int | None:
@@ -95,7 +112,8 @@ class PostgresCluster:
         if (self.data / "PG_VERSION").exists():
             subprocess.run(self.as_user + [f"{self.bindir}/pg_ctl", "-D", str(self.data), "-m", "fast", "stop"],
                            capture_output=True)
-        shutil.rmtree(self.base, ignore_errors=True)
+        if not self.keep:
+            shutil.rmtree(self.base, ignore_errors=True)
 
     def __enter__(self) -> "PostgresCluster":
         return self

@@ -12,7 +12,11 @@ def register(sub) -> None:
     b = sub.add_parser("bench", help="print performance figures (not a test)")
     b.add_argument("--json", action="store_true")
     b.add_argument("--sections", default="frames,identity,search,billing,rebuild,district",
-                   help="comma list of frames,identity,search,billing,rebuild,district")
+                   help="comma list of frames,identity,search,billing,rebuild,district,console "
+                        "(console: not in the default list; builds a 10^5-resident district once)")
+    b.add_argument("--bench-data", help="console: the folder the big district is kept in "
+                                        "(default $KIOSK_BENCH_DATA or /var/tmp/kiosk-bench)")
+    b.add_argument("--requests", type=int, default=20, help="console: requests per page (p50/p95)")
     b.add_argument("--quick", action="store_true",
                    help="smaller sizes: 10 frames per size, 640x480 videos only, 10^4 search, a 1,000-resident store")
     b.set_defaults(func=cmd_bench)
@@ -35,7 +39,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     s = get_settings()
     sections = [x.strip() for x in args.sections.split(",") if x.strip()]
-    known = ("frames", "identity", "search", "billing", "rebuild", "district")
+    known = ("frames", "identity", "search", "billing", "rebuild", "district", "console")
     unknown = [x for x in sections if x not in known]
     if unknown:
         raise ValidationError(f"没有这个测试项：{', '.join(unknown)}", detail=f"--sections takes {', '.join(known)}")
@@ -87,6 +91,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from kiosk.bench.district import bench_district
         result["district"] = bench_district(10_000 if args.quick else 100_000,
                                             orders_per_terminal=100 if args.quick else 500, say=say)
+    if "console" in sections:    # the district office's reads at full size (kiosk/bench/console.py)
+        from kiosk.bench.console import bench_console
+        result["console"] = bench_console(10_000 if args.quick else 100_000, data_dir=args.bench_data,
+                                          requests=5 if args.quick else args.requests, say=say)
     for line in bench.report_lines(result):   # the figures to read; the JSON has everything
         say(line)
     if args.json:

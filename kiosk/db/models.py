@@ -201,8 +201,11 @@ class Order(Base):
     lines: Mapped[list["OrderLine"]] = relationship(back_populates="order")
 
     __table_args__ = (Index("ix_orders_resident_day", "resident_id", "meal_date"),
-                      # the console's overview: meals per day and canteen, the month's subsidy (migration 0015)
-                      Index("ix_orders_day_canteen", "meal_date", "canteen_id", postgresql_include=["subsidy_fen"]))
+                      # the console's overview and a month's reports: meals per day and canteen, the
+                      # month's subsidy (migration 0015)
+                      Index("ix_orders_day_canteen", "meal_date", "canteen_id", postgresql_include=["subsidy_fen"]),
+                      # each terminal's last order (migration 0016)
+                      Index("ix_orders_terminal_at", "terminal_id", "created_at"))
 
 
 class OrderLine(Base):

@@ -408,8 +408,11 @@ def import_bookings(app, path: Path, *, actor=None, dry_run: bool = False, today
 
 # ---------------------------------------------------------------------- the kitchen sheet and no-shows
 def _rows(s: Session, where) -> list[BookedRow]:
-    return [BookedRow(b.resident_id, b.canteen_id, b.meal_date, b.meal, tuple(b.dish_ids or ()), b.portions,
-                      b.cancelled) for b in s.scalars(select(MealBooking).where(where))]
+    """The bookings as plain rows (columns, not ORM objects: a month of a district is 10^5s)."""
+    return [BookedRow(rid, cid, d, m, tuple(dishes or ()), portions, cancelled) for rid, cid, d, m, dishes, portions,
+            cancelled in s.execute(select(MealBooking.resident_id, MealBooking.canteen_id, MealBooking.meal_date,
+                                          MealBooking.meal, MealBooking.dish_ids, MealBooking.portions,
+                                          MealBooking.cancelled).where(where)).all()]
 
 
 def _canteen_names(s: Session) -> dict[str, str]:
@@ -486,14 +489,20 @@ def no_shows(app, *, day: date | None = None, month: str | None = None, today: d
         rows = _rows(s, and_(MealBooking.meal_date >= first, MealBooking.meal_date <= last)) if last >= first else []
         came = set()
         if rows:
+            # the meals served of the booked elders only (not every order of the month)
             came = {(rid, d, m) for rid, d, m in s.execute(
                 select(Order.resident_id, Order.meal_date, Order.meal)
+                .join(MealBooking, and_(MealBooking.resident_id == Order.resident_id,
+                                        MealBooking.meal_date == Order.meal_date, MealBooking.meal == Order.meal))
                 .outerjoin(OrderVoid, OrderVoid.order_id == Order.id)
-                .where(Order.meal_date >= first, Order.meal_date <= last, OrderVoid.id.is_(None)))}
+                .where(Order.meal_date >= first, Order.meal_date <= last, MealBooking.meal_date >= first,
+                       MealBooking.meal_date <= last, OrderVoid.id.is_(None)))}
         counts = count_no_shows(rows, came)
         names = _canteen_names(s)
-        who = dict(s.execute(select(Resident.id, Resident.name).where(
-            Resident.id.in_({r for c in counts.values() for r, _d, _m in c["no_show_list"]}))).all()) if counts else {}
+        # the names of the booked elders (a subquery: no list of 10^4s of ids as parameters)
+        who = dict(s.execute(select(Resident.id, Resident.name).where(Resident.id.in_(
+            select(MealBooking.resident_id).where(MealBooking.meal_date >= first, MealBooking.meal_date <= last))))
+            .all()) if counts else {}
     canteens = []
     for cid in sorted(counts):
         c = counts[cid]

@@ -63,22 +63,96 @@ def charge_backs(session, first, last) -> dict[str, tuple[str, str | None, str, 
 def monthly_subsidy(app, month: str) -> MonthlyReport:
     """The month's subsidy per resident, tier and canteen; subsidy charged back by the
     district office (追回) is shown apart and taken off the net claimed."""
+    return monthly_with_canteens(app, month, canteens=False)[0]
+
+
+def monthly_with_canteens(app, month: str, canteens: bool = True
+                          ) -> tuple[MonthlyReport, dict[str, list[str]] | None]:
+    """``monthly_subsidy`` and, with ``canteens``, the canteens each resident ate at this
+    month (resident -> canteen ids), from the same pass over the month's orders."""
     first, last = month_bounds(parse_month(month))
-    live = (Order.meal_date >= first, Order.meal_date <= last,
-            ~select(OrderVoid.id).where(OrderVoid.order_id == Order.id).exists())
     with app.db.session() as s:
-        per_res = s.execute(
-            select(Order.resident_id, Resident.name, Resident.id_number, Resident.hukou,
-                   func.count(), func.sum(case((Order.subsidy_fen > 0, 1), else_=0)),
-                   func.sum(Order.subsidy_fen), func.sum(Order.to_pay_fen), func.max(Order.tier))
-            .join(Resident, Resident.id == Order.resident_id).where(*live)
-            .group_by(Order.resident_id, Resident.name, Resident.id_number, Resident.hukou)
-            .order_by(Order.resident_id)).all()
-        tiers = s.execute(select(Order.tier, func.count(), func.sum(Order.subsidy_fen))
-                          .where(*live, Order.subsidy_fen > 0).group_by(Order.tier).order_by(Order.tier)).all()
-        canteens = s.execute(select(Order.canteen_id, func.count(), func.sum(Order.subsidy_fen))
-                             .where(*live).group_by(Order.canteen_id).order_by(Order.canteen_id)).all()
+        if s.get_bind().dialect.name == "postgresql":
+            per_res, tiers, canteen_rows, where = _grouped_rows(s, first, last, canteens)
+        else:
+            per_res, tiers, canteen_rows = _plain_rows(s, first, last)
+            where = _canteens_of(s, first, last) if canteens else None
         backs = charge_backs(s, first, last)
+    return _report(first, per_res, tiers, canteen_rows, backs), where
+
+
+def _live(first, last) -> tuple:
+    return (Order.meal_date >= first, Order.meal_date <= last,
+            ~select(OrderVoid.id).where(OrderVoid.order_id == Order.id).exists())
+
+
+def _plain_rows(s, first, last) -> tuple[list, list, list]:
+    """The month's rows in three grouped scans (any database): per resident (name, masked
+    later), per tier (subsidised meals only), per canteen."""
+    live = _live(first, last)
+    per_res = s.execute(
+        select(Order.resident_id, Resident.name, Resident.id_number, Resident.hukou,
+               func.count(), func.sum(case((Order.subsidy_fen > 0, 1), else_=0)),
+               func.sum(Order.subsidy_fen), func.sum(Order.to_pay_fen), func.max(Order.tier))
+        .join(Resident, Resident.id == Order.resident_id).where(*live)
+        .group_by(Order.resident_id, Resident.name, Resident.id_number, Resident.hukou)
+        .order_by(Order.resident_id)).all()
+    tiers = s.execute(select(Order.tier, func.count(), func.sum(Order.subsidy_fen))
+                      .where(*live, Order.subsidy_fen > 0).group_by(Order.tier).order_by(Order.tier)).all()
+    canteens = s.execute(select(Order.canteen_id, func.count(), func.sum(Order.subsidy_fen))
+                         .where(*live).group_by(Order.canteen_id).order_by(Order.canteen_id)).all()
+    return per_res, tiers, canteens
+
+
+def _canteens_of(s, first, last) -> dict[str, list[str]]:
+    where: dict[str, list[str]] = {}
+    for rid, cid in s.execute(select(Order.resident_id, Order.canteen_id).where(*_live(first, last))
+                              .group_by(Order.resident_id, Order.canteen_id)):
+        where.setdefault(rid, []).append(cid)
+    return where
+
+
+# GROUPING(resident_id, tier, canteen_id) of each grouping set: a bit set for each column not grouped by
+_BY_RESIDENT, _BY_TIER, _BY_CANTEEN, _BY_RESIDENT_CANTEEN = 0b011, 0b101, 0b110, 0b010
+
+
+def _grouped_rows(s, first, last, with_canteens: bool) -> tuple[list, list, list, dict | None]:
+    """The same rows as ``_plain_rows`` from ONE scan of the month's orders (PostgreSQL's
+    GROUPING SETS: per resident, per tier, per canteen and, when asked, per resident and
+    canteen), the residents' names joined to the per-resident groups only. Tiers keep
+    only their subsidised meals (FILTER), as ``_plain_rows``' WHERE subsidy > 0 does."""
+    from sqlalchemy import and_, tuple_
+
+    sets = [tuple_(Order.resident_id), tuple_(Order.tier), tuple_(Order.canteen_id)]
+    if with_canteens:
+        sets.append(tuple_(Order.resident_id, Order.canteen_id))
+    subsidised = Order.subsidy_fen > 0
+    g = (select(func.grouping(Order.resident_id, Order.tier, Order.canteen_id).label("g"),
+                Order.resident_id.label("rid"), Order.tier.label("tier"), Order.canteen_id.label("cid"),
+                func.count().label("n"), func.count().filter(subsidised).label("n_sub"),
+                func.sum(Order.subsidy_fen).label("sub"), func.sum(Order.subsidy_fen).filter(subsidised).label("sub_pos"),
+                func.sum(Order.to_pay_fen).label("paid"), func.max(Order.tier).label("max_tier"))
+         .where(*_live(first, last)).group_by(func.grouping_sets(*sets)).subquery())
+    rows = s.execute(select(g, Resident.id.label("res"), Resident.name, Resident.id_number, Resident.hukou)
+                     .outerjoin(Resident, and_(g.c.g == _BY_RESIDENT, Resident.id == g.c.rid))
+                     .order_by(g.c.g, g.c.rid, g.c.tier, g.c.cid)).all()
+    per_res, tiers, canteens = [], [], []
+    where: dict[str, list[str]] | None = {} if with_canteens else None
+    for r in rows:
+        if r.g == _BY_RESIDENT:
+            if r.res is not None:          # as the inner join of ``_plain_rows``
+                per_res.append((r.rid, r.name, r.id_number, r.hukou, r.n, r.n_sub, r.sub, r.paid, r.max_tier))
+        elif r.g == _BY_TIER:
+            if r.n_sub:                    # a tier with no subsidised meal is not listed
+                tiers.append((r.tier, r.n_sub, r.sub_pos))
+        elif r.g == _BY_CANTEEN:
+            canteens.append((r.cid, r.n, r.sub))
+        elif r.g == _BY_RESIDENT_CANTEEN and where is not None:
+            where.setdefault(r.rid, []).append(r.cid)
+    return per_res, tiers, canteens, where
+
+
+def _report(first, per_res, tiers, canteens, backs) -> MonthlyReport:
     back_of: dict[tuple[str, object], int] = {}
     for rid, tier, cid, fen in backs.values():
         for key in (("resident", rid), ("tier", tier), ("canteen", cid)):

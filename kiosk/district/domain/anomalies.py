@@ -16,9 +16,11 @@ Each lead is an ``Anomaly`` (``kind``, ``canteen_id``, ``resident_ids``, ``order
 Every kind has a threshold the admin sets (``Thresholds``, kept in the district's
 settings, ``district_settings.anomaly_thresholds``, audited). The rules are pure
 functions over plain rows (``find_*``); ``scan`` fetches those rows at the edge, with
-the aggregation in SQL where the month's volume needs it (whole-month work: a few
-grouped scans of the month's orders and one window over its non-face checkouts;
-rows come back to Python only for what is already suspicious)."""
+the aggregation in SQL where the month's volume needs it: ONE grouped pass over the
+month's orders per canteen and resident (``_groups``: who ate at more than one canteen,
+the non-face shares, the liveness counts), a window over the meals of the residents
+who moved between canteens and one over the non-face checkouts; order rows come back
+to Python only for what is already suspicious (3x10^6 orders: docs/benchmarks.md)."""
 from __future__ import annotations
 
 import time
@@ -346,8 +348,63 @@ def _age(born: date, day: date) -> int:
     return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
 
 
-def scan(app, month: str, th: Thresholds | None = None) -> dict:
-    """The month's leads, every kind, with the thresholds used."""
+@dataclass(frozen=True)
+class Group:
+    """A resident's month at one canteen: checkouts, by card/phone/staff, by face, by face
+    with liveness passed; whether the resident has a face template."""
+    canteen_id: str
+    resident_id: str
+    meals: int
+    non_face: int
+    face: int
+    face_passed: int
+    enrolled: bool
+
+
+def _groups(db, in_month) -> list[Group]:
+    """ONE grouped pass over the month's live orders, per canteen and resident: what the
+    movers (too_close), the non-face shares and the liveness counts are all read from."""
+    non_face = case((Order.identified_by.in_(NON_FACE), 1), else_=0)
+    is_face = case((Order.identified_by == "face", 1), else_=0)
+    passed = case((and_(Order.identified_by == "face", Order.liveness_passed.is_(True)), 1), else_=0)
+    g = (select(Order.canteen_id.label("cid"), Order.resident_id.label("rid"), func.count().label("n"),
+                func.sum(non_face).label("nf"), func.sum(is_face).label("f"), func.sum(passed).label("p"))
+         .where(in_month).group_by(Order.canteen_id, Order.resident_id).subquery())
+    rows = db.execute(select(g.c.cid, g.c.rid, g.c.n, g.c.nf, g.c.f, g.c.p,
+                            g.c.rid.in_(select(FaceTemplate.resident_id)))).all()
+    return [Group(c, r, int(n), int(nf or 0), int(f or 0), int(p or 0), bool(e)) for c, r, n, nf, f, p, e in rows]
+
+
+def _among(col, ids: list[str], dialect: str):
+    """``col`` is one of ``ids`` (one array parameter on PostgreSQL, however many ids)."""
+    if dialect == "postgresql":
+        from sqlalchemy import String, any_, bindparam
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        return col == any_(bindparam("among_ids", ids, type_=ARRAY(String)))
+    return col.in_(ids)
+
+
+def _in_spans(spans: list[list]):
+    """PostgreSQL: the order lies in one of ``spans`` ([terminal, first epoch, last epoch], a
+    second's margin each side), as one semi-join over the spans passed as three arrays."""
+    from sqlalchemy import DateTime, String, bindparam, literal_column
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    sp = (func.unnest(bindparam("span_tids", [t for t, _, _ in spans], type_=ARRAY(String)),
+                      bindparam("span_lo", [_at(a - 1) for _, a, _ in spans], type_=ARRAY(DateTime(timezone=True))),
+                      bindparam("span_hi", [_at(b + 1) for _, _, b in spans], type_=ARRAY(DateTime(timezone=True))))
+          .table_valued("tid", "lo", "hi").render_derived(name="sp"))
+    return (select(literal_column("1")).select_from(sp)
+            .where(sp.c.tid == Order.terminal_id, Order.created_at >= sp.c.lo, Order.created_at <= sp.c.hi)
+            .exists())
+
+
+def scan(app, month: str, th: Thresholds | None = None, *, one_pass: bool = True) -> dict:
+    """The month's leads, every kind, with the thresholds used. ``one_pass`` (the default):
+    the movers, non-face shares and liveness counts come from one grouped pass over the
+    month's orders (``_groups``); False: each kind's own grouped query, as before (kept to
+    check that both find the same, tests/test_scale_sql.py)."""
     first, last = month_bounds(parse_month(month))
     th = th or thresholds(app)
     in_month = and_(Order.meal_date >= first, Order.meal_date <= last, _live())
@@ -361,9 +418,10 @@ def scan(app, month: str, th: Thresholds | None = None) -> dict:
 
     with app.db.session(read_only=True) as s:
         dialect = s.get_bind().dialect.name
+        db = s.connection()          # Core rows: the ORM's row handling costs seconds at 10^5 rows
 
         # after_status: only residents with a status date, joined in SQL
-        rows = s.execute(select(Order.id, Order.resident_id, Resident.name, Order.canteen_id, Order.meal_date,
+        rows = db.execute(select(Order.id, Order.resident_id, Resident.name, Order.canteen_id, Order.meal_date,
                                 Order.subsidy_fen, Resident.roster_status, Resident.status_date)
                          .join(Resident, Resident.id == Order.resident_id)
                          .where(in_month, Resident.status_date.is_not(None),
@@ -371,15 +429,24 @@ def scan(app, month: str, th: Thresholds | None = None) -> dict:
         out += find_after_status([StatusMeal(*r) for r in rows], th)
         took("after_status")
 
+        groups = _groups(db, in_month) if one_pass else None
+        took("month_groups")
+
         # too_close: the meal before each meal (a window over the month's meals of the residents who ate
         # at more than one canteen), kept only when the canteen changed
-        movers = (select(Order.resident_id).where(in_month).group_by(Order.resident_id)
-                  .having(func.count(func.distinct(Order.canteen_id)) > 1))
+        if groups is not None:
+            seen: dict[str, int] = defaultdict(int)
+            for g in groups:
+                seen[g.resident_id] += 1
+            moving = _among(Order.resident_id, sorted(r for r, k in seen.items() if k > 1), dialect)
+        else:
+            moving = Order.resident_id.in_(select(Order.resident_id).where(in_month).group_by(Order.resident_id)
+                                           .having(func.count(func.distinct(Order.canteen_id)) > 1))
         prev = (select(Order.id.label("oid"), Order.resident_id.label("rid"), Order.canteen_id.label("cid"),
                        Order.created_at.label("at"),
                        _lag(Order.id, "pid"), _lag(Order.canteen_id, "pcid"), _lag(Order.created_at, "pat"))
-                .where(in_month, Order.resident_id.in_(movers)).subquery())
-        hop_rows = s.execute(select(prev.c.rid, Resident.name, prev.c.oid, prev.c.cid, prev.c.at, prev.c.pid,
+                .where(in_month, moving).subquery())
+        hop_rows = db.execute(select(prev.c.rid, Resident.name, prev.c.oid, prev.c.cid, prev.c.at, prev.c.pid,
                                     prev.c.pcid, prev.c.pat).join(Resident, Resident.id == prev.c.rid)
                              .where(prev.c.pcid.is_not(None), prev.c.pcid != prev.c.cid)).all()
         out += find_too_close([Hop(*r) for r in hop_rows], th)
@@ -391,7 +458,7 @@ def scan(app, month: str, th: Thresholds | None = None) -> dict:
                      func.lag(ep, th.burst_elders - 1, type_=Integer()).over(partition_by=Order.terminal_id,
                                                             order_by=Order.created_at).label("t0"))
               .where(in_month, Order.identified_by.in_(NON_FACE), Order.terminal_id.is_not(None)).subquery())
-        ends = s.execute(select(nf.c.tid, nf.c.t0, nf.c.t).where(nf.c.t0.is_not(None),
+        ends = db.execute(select(nf.c.tid, nf.c.t0, nf.c.t).where(nf.c.t0.is_not(None),
                                                                  nf.c.t - nf.c.t0 <= th.burst_minutes * 60)
                          .order_by(nf.c.tid, nf.c.t)).all()
         spans: list[list] = []
@@ -401,24 +468,37 @@ def scan(app, month: str, th: Thresholds | None = None) -> dict:
             else:
                 spans.append([tid, t0, t1])
         found: list[Checkout] = []
-        for i in range(0, len(spans), 200):        # the rows of up to 200 bursts per scan
-            within = or_(*[and_(Order.terminal_id == tid, Order.created_at >= _at(t0 - 1), Order.created_at <= _at(t1 + 1))
-                           for tid, t0, t1 in spans[i:i + 200]])
-            for r in s.execute(select(Order.id, Order.resident_id, Order.terminal_id, Order.canteen_id,
-                                      Order.created_at, Order.identified_by)
-                               .where(in_month, Order.identified_by.in_(NON_FACE), within)):
-                found.append(Checkout(*r))
+        cols = (Order.id, Order.resident_id, Order.terminal_id, Order.canteen_id, Order.created_at,
+                Order.identified_by)
+        if dialect == "postgresql" and spans:     # the rows of every burst in one pass, however many
+            found += [Checkout(*r) for r in db.execute(
+                select(*cols).where(in_month, Order.identified_by.in_(NON_FACE), _in_spans(spans))).all()]
+        else:
+            for i in range(0, len(spans), 200):        # the rows of up to 200 bursts per scan
+                within = or_(*[and_(Order.terminal_id == tid, Order.created_at >= _at(t0 - 1),
+                                    Order.created_at <= _at(t1 + 1)) for tid, t0, t1 in spans[i:i + 200]])
+                found += [Checkout(*r) for r in db.execute(
+                    select(*cols).where(in_month, Order.identified_by.in_(NON_FACE), within)).all()]
         out += find_bursts(found, th)
         took("burst")
 
         # nonface_share: one grouped scan over the checkouts of face-enrolled elders
         enrolled = select(FaceTemplate.resident_id)
-        non_face = case((Order.identified_by.in_(NON_FACE), 1), else_=0)
-        shares = [CanteenShare(c, int(n), int(k or 0)) for c, n, k in s.execute(
-            select(Order.canteen_id, func.count(), func.sum(non_face))
-            .where(in_month, Order.resident_id.in_(enrolled)).group_by(Order.canteen_id))]
+        if groups is not None:
+            share_of: dict[str, list[int]] = {}
+            for g in groups:
+                if g.enrolled:
+                    x = share_of.setdefault(g.canteen_id, [0, 0])
+                    x[0] += g.meals
+                    x[1] += g.non_face
+            shares = [CanteenShare(c, n, k) for c, (n, k) in share_of.items()]
+        else:
+            non_face = case((Order.identified_by.in_(NON_FACE), 1), else_=0)
+            shares = [CanteenShare(c, int(n), int(k or 0)) for c, n, k in db.execute(
+                select(Order.canteen_id, func.count(), func.sum(non_face))
+                .where(in_month, Order.resident_id.in_(enrolled)).group_by(Order.canteen_id))]
         for a in find_nonface_share(shares, th):
-            rows = s.execute(select(Order.id, Order.resident_id).where(
+            rows = db.execute(select(Order.id, Order.resident_id).where(
                 in_month, Order.canteen_id == a.canteen_id, Order.identified_by.in_(NON_FACE),
                 Order.resident_id.in_(enrolled)).order_by(Order.created_at).limit(IDS_MAX)).all()
             a.order_ids, a.resident_ids = _ids(r[0] for r in rows), _ids(r[1] for r in rows)
@@ -426,28 +506,46 @@ def scan(app, month: str, th: Thresholds | None = None) -> dict:
         took("nonface_share")
 
         # no_liveness: grouped per canteen and per elder (born before the month's cut-off)
-        is_face = case((Order.identified_by == "face", 1), else_=0)
-        face_passed = case((and_(Order.identified_by == "face", Order.liveness_passed.is_(True)), 1), else_=0)
-        canteens = [CanteenLiveness(c, int(f or 0), int(p or 0)) for c, f, p in s.execute(
-            select(Order.canteen_id, func.sum(is_face), func.sum(face_passed)).where(in_month)
-            .group_by(Order.canteen_id))]
         cutoff = _years_before(first, th.liveness_min_age)     # of that age on every day of the month
-        without = func.sum(is_face) - func.sum(face_passed)
-        counts = []
-        for c, rid, name, born, w, f, p in s.execute(
-                select(Order.canteen_id, Order.resident_id, Resident.name, Resident.birth_date, without,
-                       func.sum(is_face), func.sum(face_passed))
-                .join(Resident, Resident.id == Order.resident_id)
-                .where(in_month, Resident.birth_date <= cutoff, Order.resident_id.in_(enrolled))
-                .group_by(Order.canteen_id, Order.resident_id, Resident.name, Resident.birth_date)
-                .having(without >= th.liveness_min_meals)):
-            counts.append(LivenessCount(c, rid, name, _age(born, first), int(w), int(f or 0), int(p or 0)))
+        if groups is not None:
+            at: dict[str, list[int]] = {}
+            for g in groups:
+                x = at.setdefault(g.canteen_id, [0, 0])
+                x[0] += g.face
+                x[1] += g.face_passed
+            canteens = [CanteenLiveness(c, f, p) for c, (f, p) in at.items()]
+            many = [g for g in groups if g.enrolled and g.face - g.face_passed >= th.liveness_min_meals]
+            who = {}
+            for i in range(0, len(many), 5000):
+                ids = sorted({g.resident_id for g in many[i:i + 5000]})
+                who.update({r: (n, b) for r, n, b in db.execute(
+                    select(Resident.id, Resident.name, Resident.birth_date)
+                    .where(_among(Resident.id, ids, dialect), Resident.birth_date <= cutoff))})
+            counts = [LivenessCount(g.canteen_id, g.resident_id, who[g.resident_id][0],
+                                    _age(who[g.resident_id][1], first), g.face - g.face_passed, g.face, g.face_passed)
+                      for g in many if g.resident_id in who]
+        else:
+            is_face = case((Order.identified_by == "face", 1), else_=0)
+            face_passed = case((and_(Order.identified_by == "face", Order.liveness_passed.is_(True)), 1), else_=0)
+            canteens = [CanteenLiveness(c, int(f or 0), int(p or 0)) for c, f, p in db.execute(
+                select(Order.canteen_id, func.sum(is_face), func.sum(face_passed)).where(in_month)
+                .group_by(Order.canteen_id))]
+            without = func.sum(is_face) - func.sum(face_passed)
+            counts = []
+            for c, rid, name, born, w, f, p in db.execute(
+                    select(Order.canteen_id, Order.resident_id, Resident.name, Resident.birth_date, without,
+                           func.sum(is_face), func.sum(face_passed))
+                    .join(Resident, Resident.id == Order.resident_id)
+                    .where(in_month, Resident.birth_date <= cutoff, Order.resident_id.in_(enrolled))
+                    .group_by(Order.canteen_id, Order.resident_id, Resident.name, Resident.birth_date)
+                    .having(without >= th.liveness_min_meals)):
+                counts.append(LivenessCount(c, rid, name, _age(born, first), int(w), int(f or 0), int(p or 0)))
         for a in find_no_liveness(counts, canteens, th):
-            rows = s.scalars(select(Order.id).where(in_month, Order.canteen_id == a.canteen_id,
+            rows = db.execute(select(Order.id).where(in_month, Order.canteen_id == a.canteen_id,
                                                     Order.resident_id == a.resident_ids[0],
                                                     Order.identified_by == "face",
                                                     Order.liveness_passed.is_not(True))
-                             .order_by(Order.created_at).limit(IDS_MAX)).all()
+                             .order_by(Order.created_at).limit(IDS_MAX)).scalars().all()
             a.order_ids = list(rows)
             out.append(a)
         took("no_liveness")

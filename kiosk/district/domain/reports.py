@@ -14,9 +14,9 @@ from kiosk.db import audit
 from kiosk.db.models import (AuditEntry, Canteen, FaceConsent, FaceTemplate, Order, OrderLine, OrderVoid,
                          Resident, Staff, Terminal)
 from kiosk.errors import NotFoundError, ValidationError
-from kiosk.timeutil import age_on, month_bounds, now_cst, parse_month, to_cst
+from kiosk.timeutil import CST, age_on, month_bounds, now_cst, parse_month, to_cst
 from kiosk.services.report_files import Money, Sheet, TableReport
-from kiosk.services.reports import mask_id, monthly_subsidy
+from kiosk.services.reports import mask_id, monthly_with_canteens
 from kiosk.district.domain.reconcile import AMOUNT_ZH, BALANCE, GROUP_ZH, SUBSIDY, decide, reconcile
 
 FILING_LINE = 100_000          # faces stored before the register must be filed (备案)
@@ -47,17 +47,10 @@ def _has_category(cats: list | None, wanted: tuple[str, ...]) -> list[str]:
 # ---------------------------------------------------------------------- monthly
 def monthly_table(app, month: str) -> TableReport:
     """The monthly subsidy reimbursement report (月度助餐补贴结算表) as a table report."""
-    rep = monthly_subsidy(app, month)
+    rep, canteens_of = monthly_with_canteens(app, month)      # one pass over the month's orders
     with app.db.session(read_only=True) as s:
         names = canteen_names(s)
-        per_canteen = s.execute(
-            select(Order.resident_id, Order.canteen_id, func.count(), func.sum(Order.subsidy_fen))
-            .where(Order.meal_date >= parse_month(month), Order.meal_date <= month_bounds(parse_month(month))[1],
-                   _not_voided())
-            .group_by(Order.resident_id, Order.canteen_id)).all()
-    where: dict[str, list[str]] = defaultdict(list)
-    for rid, cid, _, _ in per_canteen:
-        where[rid].append(names.get(cid, cid))
+    where: dict[str, list[str]] = {rid: [names.get(c, c) for c in cids] for rid, cids in (canteens_of or {}).items()}
     residents = Sheet("明细（每位居民）", ["居民编号", "姓名", "身份证号", "户籍", "档次", "就餐食堂", "就餐次数",
                                      "补贴次数", "补贴金额(元)", "追回(元)", "应报销补贴(元)", "自付金额(元)"],
                       [[r["resident_id"], r["name"], r["id_number"], r["hukou"], r["tier"] or "",
@@ -162,7 +155,12 @@ class WelfareAlert:
 
 def welfare_alerts(app, today: date | None = None, days: int | None = None) -> list[WelfareAlert]:
     """Regulars who live alone or are 空巢/失能/孤寡 and have not eaten at any canteen
-    for N days (N per district, set by the admin; ``days`` overrides it)."""
+    for N days (N per district, set by the admin; ``days`` overrides it). A few grouped
+    queries per 500 residents, not a few per resident (10^5 residents: docs/benchmarks.md)."""
+    import json
+
+    from sqlalchemy import String, cast, or_
+
     from kiosk.db.models import WelfareVisit
 
     today = today or now_cst().date()
@@ -170,8 +168,15 @@ def welfare_alerts(app, today: date | None = None, days: int | None = None) -> l
     out: list[WelfareAlert] = []
     with app.db.session(read_only=True) as s:
         names = canteen_names(s)
-        residents = [r for r in s.scalars(select(Resident).where(Resident.status != "suspended"))
-                     if _has_category(r.categories, WELFARE_CATEGORIES)]
+        # a first sieve in SQL over the JSON text (the words as written or \\u-escaped); _has_category decides
+        cats = cast(Resident.categories, String)
+        words = [w for c in WELFARE_CATEGORIES for w in (c, json.dumps(c)[1:-1])]
+        residents = [r for r in s.execute(
+            select(Resident.id, Resident.name, Resident.categories, Resident.hukou, Resident.phone,
+                   Resident.emergency_contact)
+            .where(Resident.status != "suspended", or_(*[cats.contains(w, autoescape=True) for w in words]))
+            .order_by(Resident.id)).all()
+            if _has_category(r.categories, WELFARE_CATEGORIES)]
         if not residents:
             return []
         ids = [r.id for r in residents]
@@ -182,33 +187,51 @@ def welfare_alerts(app, today: date | None = None, days: int | None = None) -> l
                                     .where(Order.resident_id.in_(chunk), Order.meal_date <= today, _not_voided())
                                     .group_by(Order.resident_id)).all():
                 last[rid] = d
+        due = []
         for r in residents:
             d = last.get(r.id)
             if d is None:
                 continue       # never ate at a canteen: not a regular
             n = days if days is not None else per_district.get(r.hukou or "", WELFARE_DEFAULT_DAYS)
-            gap = (today - d).days
-            if gap < n:
-                continue
-            regular = s.scalar(select(func.count()).select_from(Order).where(
-                Order.resident_id == r.id, Order.meal_date > d - timedelta(days=30), Order.meal_date <= d,
-                _not_voided()))
-            if (regular or 0) < REGULAR_MEALS:
-                continue
-            lo = s.execute(select(Order.canteen_id).where(Order.resident_id == r.id, Order.meal_date == d,
-                                                          _not_voided())
-                           .order_by(Order.created_at.desc())).first()
-            v = s.scalars(select(WelfareVisit).where(WelfareVisit.resident_id == r.id)
-                          .order_by(WelfareVisit.visited_at.desc())).first()
-            visit = None
-            if v is not None:
-                st = s.get(Staff, v.staff_id)
-                visit = {"at": to_cst(v.visited_at).strftime("%Y-%m-%d %H:%M"), "staff_id": v.staff_id,
-                         "staff_name": st.name if st else "", "note": v.note,
-                         "after_last_meal": to_cst(v.visited_at).date() >= d}
-            out.append(WelfareAlert(r.id, r.name, _has_category(r.categories, WELFARE_CATEGORIES), r.hukou, d,
-                                    names.get(lo[0], lo[0]) if lo else "", gap, n, r.phone, r.emergency_contact,
-                                    visit))
+            if (today - d).days >= n:
+                due.append((r, d, n))
+        staff = dict(s.execute(select(Staff.id, Staff.name)).all()) if due else {}
+        # per last-meal day and 500 residents: one count of the meals in the 30 days up to it, one
+        # read of that day's meals (the last canteen), one of the visits; a row or two per resident
+        by_day: dict[date, list] = defaultdict(list)
+        for r, d, n in due:
+            by_day[d].append((r, d, n))
+        for d, group in sorted(by_day.items()):
+            for i in range(0, len(group), 500):
+                chunk = group[i:i + 500]
+                rids = [r.id for r, _, _ in chunk]
+                regular = dict(s.execute(select(Order.resident_id, func.count())
+                                         .where(Order.resident_id.in_(rids), Order.meal_date > d - timedelta(days=30),
+                                                Order.meal_date <= d, _not_voided())
+                                         .group_by(Order.resident_id)).all())
+                last_canteen: dict[str, tuple] = {}
+                for rid, cid, at in s.execute(select(Order.resident_id, Order.canteen_id, Order.created_at)
+                                              .where(Order.resident_id.in_(rids), Order.meal_date == d,
+                                                     _not_voided())).all():
+                    if rid not in last_canteen or at > last_canteen[rid][0]:
+                        last_canteen[rid] = (at, cid)
+                visits: dict[str, object] = {}
+                for v in s.scalars(select(WelfareVisit).where(WelfareVisit.resident_id.in_(rids))
+                                   .order_by(WelfareVisit.resident_id, WelfareVisit.visited_at.desc())):
+                    visits.setdefault(v.resident_id, v)
+                for r, _, n in chunk:
+                    if regular.get(r.id, 0) < REGULAR_MEALS:
+                        continue
+                    lc = last_canteen.get(r.id)
+                    v = visits.get(r.id)
+                    visit = None
+                    if v is not None:
+                        visit = {"at": to_cst(v.visited_at).strftime("%Y-%m-%d %H:%M"), "staff_id": v.staff_id,
+                                 "staff_name": staff.get(v.staff_id, ""), "note": v.note,
+                                 "after_last_meal": to_cst(v.visited_at).date() >= d}
+                    out.append(WelfareAlert(r.id, r.name, _has_category(r.categories, WELFARE_CATEGORIES), r.hukou,
+                                            d, names.get(lc[1], lc[1]) if lc else "", (today - d).days, n, r.phone,
+                                            r.emergency_contact, visit))
     out.sort(key=lambda a: (bool(a.last_visit and a.last_visit["after_last_meal"]), -a.days_without_meal,
                             a.resident_id))
     return out
@@ -296,29 +319,33 @@ def face_register(app, months: int = 12, today: date | None = None) -> dict:
     if not 1 <= months <= 120:
         raise ValidationError("月数应在 1 到 120 之间", detail=f"months {months}")
     cutoff = today - timedelta(days=round(months * 30.44))
+    cutoff_at = datetime.combine(cutoff, datetime.min.time(), CST)
     with app.db.session(read_only=True) as s:
         people = s.scalar(select(func.count(func.distinct(FaceTemplate.resident_id)))) or 0
         templates = s.scalar(select(func.count()).select_from(FaceTemplate)) or 0
-        made = dict(s.execute(select(FaceTemplate.resident_id, func.max(FaceTemplate.created_at))
-                              .group_by(FaceTemplate.resident_id)).all())
-        used = dict(s.execute(select(Order.resident_id, func.max(Order.meal_date))
-                              .where(Order.identified_by == "face").group_by(Order.resident_id)).all())
-        stale = []
-        for rid, created in made.items():
-            last_use = used.get(rid)
-            latest = max(filter(None, [to_cst(created).date() if created else None, last_use]))
-            if latest < cutoff:
-                stale.append((rid, created, last_use))
+        # stale: every template made before the cutoff day and no face checkout on or after it
+        # (an index probe per resident, ix_orders_resident_day; not a scan of every order)
+        made = (select(FaceTemplate.resident_id.label("rid"), func.max(FaceTemplate.created_at).label("made"))
+                .group_by(FaceTemplate.resident_id).having(func.max(FaceTemplate.created_at) < cutoff_at).subquery())
+        used_since = (select(Order.id).where(Order.resident_id == made.c.rid, Order.meal_date >= cutoff,
+                                             Order.identified_by == "face").exists())
+        stale_made = dict(s.execute(select(made.c.rid, made.c.made).where(~used_since)).all())
+        ids = sorted(stale_made)
+        used: dict[str, date] = {}
         names: dict[str, str] = {}
         where: dict[str, str] = {}
         terms = terminal_labels(s)
-        ids = [x[0] for x in stale]
         for i in range(0, len(ids), 500):
-            names.update(s.execute(select(Resident.id, Resident.name).where(Resident.id.in_(ids[i:i + 500]))).all())
+            chunk = ids[i:i + 500]
+            used.update(s.execute(select(Order.resident_id, func.max(Order.meal_date))
+                                  .where(Order.resident_id.in_(chunk), Order.identified_by == "face")
+                                  .group_by(Order.resident_id)).all())
+            names.update(s.execute(select(Resident.id, Resident.name).where(Resident.id.in_(chunk))).all())
             for rid, tid, src in s.execute(select(FaceTemplate.resident_id, FaceTemplate.terminal_id, FaceTemplate.source)
-                                           .where(FaceTemplate.resident_id.in_(ids[i:i + 500]))
+                                           .where(FaceTemplate.resident_id.in_(chunk))
                                            .order_by(FaceTemplate.created_at)):
                 where[rid] = where_recorded(tid, src, terms)       # the newest template's
+        stale = [(rid, stale_made[rid], used.get(rid)) for rid in ids]
     unused = [{"resident_id": rid, "name": names.get(rid, ""), "last_used": last_use.isoformat() if last_use else None,
                "enrolled": to_cst(created).date().isoformat() if created else None, "where": where.get(rid, "")}
               for rid, created, last_use in stale]
@@ -397,8 +424,9 @@ def terminals(app, now: datetime | None = None) -> list[dict]:
         names = canteen_names(s)
         windows = dict(s.execute(select(Canteen.id, Canteen.meal_windows)).all())
         rows = s.scalars(select(Terminal).order_by(Terminal.canteen_id, Terminal.id)).all()
-        last_order = dict(s.execute(select(Order.terminal_id, func.max(Order.created_at))
-                                    .where(Order.terminal_id.is_not(None)).group_by(Order.terminal_id)).all())
+        # each terminal's last order from the end of ix_orders_terminal_at (not a scan of all orders)
+        last_order = dict(s.execute(select(Terminal.id, select(func.max(Order.created_at))
+                                           .where(Order.terminal_id == Terminal.id).scalar_subquery())).all())
     out = []
     for t in rows:
         d = {"id": t.id, "canteen_id": t.canteen_id, "canteen": names.get(t.canteen_id, t.canteen_id),

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from kiosk.district.console.shared.auth import client_address
+from kiosk.district.console.shared.cache import results
 from kiosk.district.console.shared.deps import Admin, AdminPost, AppDep
 from kiosk.district.console.shared.render import NavLink, base, render
 from kiosk.district.domain import passwords, quarantine as dq
@@ -43,6 +44,7 @@ def quarantine_decide(op_id: str, request: Request, app: AppDep, post: AdminPost
                                 client_address(request))
         note = str(form.get("note") or "").strip()[:NOTE_MAX_CHARS] or None
         res = dq.decide(app, op_id, decision, who, note)
+        results.clear()          # an accepted push adds orders: the kept month results are old
         login.flash.append(("ok", f"已记录：{res['op_id'][:8]} {res['status_zh']}"))
     except KioskError as exc:
         login.flash.append(("error", exc.user_message))

@@ -11,6 +11,7 @@ from kiosk.errors import KioskError
 from kiosk.district.domain import reconcile as rc
 from kiosk.district.domain import reports as dr
 from kiosk.district.console.shared.auth import client_address
+from kiosk.district.console.shared.cache import results
 from kiosk.district.console.shared.deps import AppDep, Supervisor, SupervisorPost, month_arg
 from kiosk.district.domain import passwords
 from kiosk.district.console.shared.render import NavLink, base, refused, render
@@ -47,6 +48,7 @@ def reconcile_decide(flag_id: str, request: Request, app: AppDep, post: Supervis
         who = passwords.confirm(app, login.staff_id, str(form.get("password") or ""), "supervisor",
                                 client_address(request))
         res = dr.decide_flag(app, flag_id, decision, who, str(form.get("note") or "").strip()[:500] or None)
+        results.clear()          # a charge-back changes the monthly report kept for the reports page
         login.flash.append(("ok", f"已记录：{res['resident_id']} {res['decision_zh']}"))
     except KioskError as exc:
         login.flash.append(("error", exc.user_message))

@@ -1,5 +1,7 @@
 """报表: the monthly reimbursement report, daily sales and reconciliation on one page,
-and every report of the console as an .xlsx or .pdf download (audited)."""
+and every report of the console as an .xlsx or .pdf download (audited). The page's
+monthly report and daily sales are kept a few minutes when slow to compute
+(shared.cache: a month of a district takes seconds); downloads are always computed afresh."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
@@ -9,6 +11,7 @@ from kiosk.errors import KioskError
 from kiosk.timeutil import now_cst
 from kiosk.district.domain import reports as dr
 from kiosk.district.console.pages.audit import audit_filters
+from kiosk.district.console.shared.cache import results
 from kiosk.district.console.shared.deps import AppDep, Supervisor, day_arg, month_arg
 from kiosk.district.console.shared.render import NavLink, refused, render, send_report
 
@@ -18,16 +21,17 @@ NAV = NavLink("报表", "/reports", order=20)
 
 @router.get("/reports", response_class=HTMLResponse)
 def reports_page(request: Request, app: AppDep, login: Supervisor, month: str | None = None,
-                 day: str | None = None):
+                 day: str | None = None, refresh: str | None = None):
     try:
         m, d = month_arg(month), day_arg(day)
-        monthly = dr.monthly_table(app, m)
-        daily = dr.daily_sales(app, d)
-        recon = dr.reconciliation(app, m)
+        url, again = str(app.db.engine.url), refresh == "1"
+        monthly = results.get(("monthly", url, m), lambda: dr.monthly_table(app, m), refresh=again)
+        daily = results.get(("daily", url, d), lambda: dr.daily_sales(app, d), refresh=again)
+        recon = results.get(("reconciliation", url, m), lambda: dr.reconciliation(app, m), refresh=again)
     except KioskError as exc:
         return refused(request, login, exc.user_message)
-    return render(request, login, "reports.html", month=m, day=d.isoformat(), monthly=monthly, daily=daily,
-                  recon=recon)
+    return render(request, login, "reports.html", month=m, day=d.isoformat(), monthly=monthly.value,
+                  daily=daily.value, recon=recon.value, note=monthly.note or daily.note or recon.note)
 
 
 @router.get("/reports/{which}.{fmt}")
