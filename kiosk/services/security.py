@@ -7,10 +7,14 @@ import hmac
 import os
 import secrets
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.fernet import Fernet, InvalidToken
 
 from kiosk.errors import StoreBusyError, TemplateKeyError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def generate_key() -> str:
