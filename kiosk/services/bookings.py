@@ -419,17 +419,23 @@ def _canteen_names(s: Session) -> dict[str, str]:
     return dict(s.execute(select(Canteen.id, Canteen.name)).all())
 
 
+def _kitchen_data(s: Session, day: date, canteen_id: str | None):
+    """What the kitchen sheet and its JSON both read: the day's filter, counts per canteen and
+    meal, canteen names and the day's dish names."""
+    where = MealBooking.meal_date == day
+    if canteen_id:
+        where = and_(where, MealBooking.canteen_id == canteen_id)
+    counts = kitchen_counts(_rows(s, where))
+    dish_names = {(c, m, d): nm for c, m, d, nm in s.execute(
+        select(MenuItem.canteen_id, MenuItem.meal, MenuItem.dish_id, MenuItem.name)
+        .where(MenuItem.menu_date == day))}
+    return where, counts, _canteen_names(s), dish_names
+
+
 def kitchen_sheet(app, day: date, *, canteen_id: str | None = None) -> TableReport:
     """Portions booked for ``day`` per canteen and meal, and per dish (the kitchen sheet)."""
     with app.db.session(read_only=True) as s:
-        where = MealBooking.meal_date == day
-        if canteen_id:
-            where = and_(where, MealBooking.canteen_id == canteen_id)
-        counts = kitchen_counts(_rows(s, where))
-        names = _canteen_names(s)
-        dish_names = {(c, m, d): nm for c, m, d, nm in s.execute(
-            select(MenuItem.canteen_id, MenuItem.meal, MenuItem.dish_id, MenuItem.name)
-            .where(MenuItem.menu_date == day))}
+        where, counts, names, dish_names = _kitchen_data(s, day, canteen_id)
         cancelled = len(_rows(s, and_(where, MealBooking.cancelled.is_(True))))
     order = {m: i for i, m in enumerate(MEALS)}
     keys = sorted(counts, key=lambda k: (k[0], order.get(k[1], 9)))
@@ -450,14 +456,7 @@ def kitchen_sheet(app, day: date, *, canteen_id: str | None = None) -> TableRepo
 def kitchen_json(app, day: date, *, canteen_id: str | None = None) -> dict:
     """The kitchen sheet as scripts read it: per canteen and meal, elders, portions and dishes."""
     with app.db.session(read_only=True) as s:
-        where = MealBooking.meal_date == day
-        if canteen_id:
-            where = and_(where, MealBooking.canteen_id == canteen_id)
-        counts = kitchen_counts(_rows(s, where))
-        names = _canteen_names(s)
-        dish_names = {(c, m, d): nm for c, m, d, nm in s.execute(
-            select(MenuItem.canteen_id, MenuItem.meal, MenuItem.dish_id, MenuItem.name)
-            .where(MenuItem.menu_date == day))}
+        _where, counts, names, dish_names = _kitchen_data(s, day, canteen_id)
     out = []
     for (c, m), v in sorted(counts.items(), key=lambda kv: (kv[0][0], MEALS.index(kv[0][1])
                                                              if kv[0][1] in MEALS else 9)):
