@@ -156,6 +156,9 @@ def test_an_offline_terminal_keeps_the_districts_caps_and_stops_the_subsidy(dist
     set_state(t1, last_sync=day_ago, offline_since=day_ago)
     g = KioskService(t1).checkout.greet("R0002", at=lunch)
     assert g.subsidy_fen == 0 and g.subsidy_text == "本餐没有补贴：网络断开已超过一天，今天暂不能享受补贴"
+    qr = t1.billing.quote("R0002", ["D002"], meal="午餐")          # `kiosk quote` says the same as the counter
+    assert qr.quote.subsidy_fen == 0 and qr.quote.reason == "网络断开已超过一天，今天暂不能享受补贴"
+    assert qr.offline_s is not None and qr.offline_s > 24 * 3600
     late = t1.billing.settle("R0002", ["D002"], meal="午餐", pay="cash")
     assert late.subsidy_fen == 0 and late.reason == "网络断开已超过一天，今天暂不能享受补贴"
 
@@ -190,6 +193,8 @@ def test_a_blocked_resident_is_refused_at_a_terminal_after_its_next_sync(distric
     with pytest.raises(BlockedResidentError) as ei:
         t1.billing.settle("R0003", ["D002"], meal="午餐", pay="cash")
     assert ei.value.user_message == "刘秀英暂时不能在这里就餐，请找工作人员"
+    with pytest.raises(BlockedResidentError, match="刘秀英暂时不能"):    # `kiosk quote` too
+        t1.billing.quote("R0003", ["D002"], meal="午餐")
     from kiosk.terminal.counter import KioskService
 
     from kiosk.timeutil import CST, now_cst
@@ -199,6 +204,7 @@ def test_a_blocked_resident_is_refused_at_a_terminal_after_its_next_sync(distric
         KioskService(t1).checkout.greet("R0003", at=lunch)
     d.cli("offline", "unblock", "--resident", "R0003", "--staff", "ADM", env=PASSWORD)
     sync(t1)
+    assert t1.billing.quote("R0003", ["D002"], meal="午餐").resident_name == "刘秀英"   # the pull is heard at once
     assert t1.billing.settle("R0003", ["D002"], meal="午餐", pay="cash").order_id
 
 

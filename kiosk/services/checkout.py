@@ -161,6 +161,9 @@ _SOLD = (select(func.coalesce(func.sum(OrderLine.quantity), 0))
 CANTEEN_TTL_S = 30.0
 MENU_TTL_S = 10.0
 POLICY_TTL_S = 10.0
+# The advisory quote reads the offline limits and the terminal's time offline this often (the
+# settle reads them again under the lock, so a stale view never changes what is recorded)
+OFFLINE_TTL_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -194,6 +197,7 @@ class CheckoutService:
         self._canteen: tuple[int, float, CanteenInfo] | None = None
         self._menus: dict[tuple, tuple[int, float, MealMenu]] = {}
         self._policies: dict[tuple, tuple[int, float, tuple | None]] = {}
+        self._offline: tuple[int, float, tuple[OfflineLimits, timedelta | None]] | None = None
         self._resident_day = app.db.prepare(_RESIDENT_DAY)
         self._sold = app.db.prepare(_SOLD)
         app.events.subscribe(self._on_change)
@@ -205,6 +209,7 @@ class CheckoutService:
             self._canteen = None
             self._menus.clear()
             self._policies.clear()
+            self._offline = None
 
     def _fresh(self, entry: tuple | None, ttl: float) -> bool:
         return entry is not None and entry[0] == self.generation and time.monotonic() - entry[1] < ttl
@@ -265,12 +270,22 @@ class CheckoutService:
         off = offline_now(session, self.app.settings.sync_interval_s) if self.app.settings.is_terminal else None
         return lim, off
 
+    def offline_view_cached(self) -> tuple[OfflineLimits, timedelta | None]:
+        """offline_view() for the advisory quote, read at most every OFFLINE_TTL_S."""
+        if self._fresh(self._offline, OFFLINE_TTL_S):
+            return self._offline[2]
+        gen = self.generation
+        with self._reading(None) as s:
+            view = self.offline_view(s)
+        self._offline = (gen, time.monotonic(), view)
+        return view
+
     @staticmethod
-    def refuse_if_blocked(lim: OfflineLimits, r: ResidentRecord) -> None:
+    def refuse_if_blocked(lim: OfflineLimits, resident_id: str, name: str) -> None:
         """A resident on the district's blocked list: no checkout, online or offline."""
-        if blocked_resident(lim, r.id):
-            raise BlockedResidentError(f"{r.name}暂时不能在这里就餐，请找工作人员",
-                                       detail=f"resident {r.id} is on the district's blocked list")
+        if blocked_resident(lim, resident_id):
+            raise BlockedResidentError(f"{name}暂时不能在这里就餐，请找工作人员",
+                                       detail=f"resident {resident_id} is on the district's blocked list")
 
     @staticmethod
     def offline_decision(dec: SubsidyDecision, lim: OfflineLimits, off: timedelta | None) -> SubsidyDecision:
@@ -367,13 +382,16 @@ class CheckoutService:
         resident's day, the catalogue from this process's cache."""
         check_checkout_request(resident_id, dish_ids)     # ids checked before the database sees them
         name, facts, usage = self.resident_day(resident_id, (to_cst(at) if at else now_cst()).date())
+        lim, off = self.offline_view_cached()
+        self.refuse_if_blocked(lim, facts.resident_id, name)
         day, meal_name = self.resolve_meal(None, at, meal)
         lines, ids = self._lines(self.meal_menu(None, day, meal_name), day, meal_name, dish_ids,
                                  lambda mid: int(self._sold.first(mid=mid)[0]))
         policy, row_id = self.policy(None, day)
         dec = decide_subsidy(policy, facts, day, meal_name, sum(ln.amount_fen for ln in lines), usage)
+        dec = self.offline_decision(dec, lim, off)     # the district's subsidy stop, as settle() applies it
         return QuoteResult(uuid.uuid4().hex, facts.resident_id, name, self.app.settings.canteen_id, day, meal_name,
-                           make_quote(lines, dec), ids, row_id)
+                           make_quote(lines, dec), ids, row_id, None if off is None else int(off.total_seconds()))
 
     def _quote_locked(self, s: Session, resident_id: str, dish_ids: list[str], at, meal,
                       ) -> tuple[QuoteResult, OfflineLimits, timedelta | None]:
@@ -383,7 +401,7 @@ class CheckoutService:
         day, meal_name = self.resolve_meal(s, at, meal, fresh=True)
         self.refuse_if_gone(r, day)
         lim, off = self.offline_view(s)
-        self.refuse_if_blocked(lim, r)
+        self.refuse_if_blocked(lim, r.id, r.name)
         lines, ids = self._lines(self.meal_menu(s, day, meal_name, fresh=True), day, meal_name, dish_ids,
                                  lambda mid: sold_of(s, mid))
         policy, row_id = self.policy(s, day, fresh=True)

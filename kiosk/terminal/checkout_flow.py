@@ -193,7 +193,7 @@ class CheckoutFlow:
             day, meal = b.resolve_meal(s, at, None)
             b.refuse_if_gone(r, day)         # 迁出 / 死亡: refused before the menu is shown
             lim, off = b.offline_view(s)
-            b.refuse_if_blocked(lim, r)      # on the district's blocked list: to staff
+            b.refuse_if_blocked(lim, r.id, r.name)      # on the district's blocked list: to staff
             spent = 0
             if off is not None:
                 from kiosk.services.offline_limits import offline_spent

@@ -115,7 +115,7 @@ def apply_records(app, records: list[dict]) -> dict:
     # this process's caches (the face gallery, the catalogue) hear of it from the core's events
     if changed:
         app.events.notify(Change(FACES_PULLED, {"templates": stats["faces_changed"]}))
-    if menus or pol or by.get("canteen"):
+    if menus or pol or by.get("canteen") or by.get("offline"):     # the offline limits price too
         app.events.notify(Change(CATALOGUE_CHANGED, {"via": "pull"}))
     return stats
 
