@@ -61,6 +61,25 @@ def test_balance_caps_refuse_exactly_what_is_over_them(per_sale, per_day, spent,
         assert "网络暂时断开" in r.message and "请用现金或找工作人员" in r.message
 
 
+def test_the_server_holds_a_sale_said_online_to_the_caps_when_it_had_not_heard_from_the_terminal():
+    """A terminal cannot escape the offline caps by saying it was online: the server counts
+    from the terminal's last pull before the push."""
+    from kiosk.district.domain.derive import SILENT_GRACE_S, OfflineSale, check_offline
+
+    lim = OfflineLimits(per_sale_fen=1000, per_day_fen=2000)
+    order = {"id": "O1", "resident_id": "R1", "pay_method": "balance", "to_pay_fen": 1500, "subsidy_fen": 0}
+    said_online = OfflineSale(lim, None, timedelta(seconds=SILENT_GRACE_S - 1), 0, None)
+    assert check_offline(order, said_online) == []                     # pulled lately: it was online
+    silent = OfflineSale(lim, None, timedelta(hours=2), 0, None)
+    [p] = check_offline(order, silent)
+    assert "超过离线每餐限额 10.00 元" in p.reason and "终端称在线，但服务器已有 2.0 小时未收到它的同步" in p.reason
+    [p] = check_offline(dict(order, to_pay_fen=800), OfflineSale(lim, None, timedelta(hours=2), 1500, None))
+    assert "超过离线每天限额 20.00 元" in p.reason
+    assert check_offline(dict(order, pay_method="cash"), silent) == []      # the caps are on balance payments
+    claimed = OfflineSale(lim, timedelta(minutes=10), timedelta(minutes=10), 0, None)
+    assert "断网 10 分钟" in check_offline(order, claimed)[0].reason
+
+
 def test_blocked_cards_are_matched_as_the_counter_reads_them():
     lim = OfflineLimits(blocked_cards=frozenset({"ZL0002"}))
     assert blocked_card(lim, " zl0002 ") and not blocked_card(lim, "ZL0001") and not blocked_card(lim, None)

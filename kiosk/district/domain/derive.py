@@ -207,6 +207,9 @@ def derive(order: dict, lines: list[dict], view: SaleView) -> list[Problem]:
 
 
 NO_LIMITS = OfflineLimits()          # before the district's first setting: no caps, 24 h
+# A terminal syncs every few seconds while it is online: a sale it says it made online, after
+# the server had not seen it pull for this long, is held to the offline caps all the same
+SILENT_GRACE_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -243,13 +246,19 @@ def check_offline(order: dict, view: OfflineSale) -> list[Problem]:
     if order["subsidy_fen"] > 0 and subsidy_stop(view.limits, off_subsidy):
         out.append(Problem(f"订单 {oid} 在终端断网 {_span(off_subsidy)} 后仍给了补贴 {_yuan(order['subsidy_fen'])} 元"
                            f"（区里设定断网超过 {view.limits.subsidy_offline_s / 3600:g} 小时停发补贴）"))
-    refused = balance_refusal(view.limits, view.claimed, order["pay_method"], order["to_pay_fen"],
+    # the caps on balance payments: the terminal's account, or, when it says it sold online, the
+    # server's (it had not pulled for longer than SILENT_GRACE_S before the sale)
+    off_caps, how = view.claimed, "断网"
+    if off_caps is None and view.since_pull is not None and view.since_pull.total_seconds() > SILENT_GRACE_S:
+        off_caps, how = view.since_pull, "终端称在线，但服务器已有"
+    refused = balance_refusal(view.limits, off_caps, order["pay_method"], order["to_pay_fen"],
                               view.spent_before_fen)
+    where = f"{how} {_span(off_caps)}" + ("" if how == "断网" else "未收到它的同步") if off_caps is not None else ""
     if refused is not None and refused.kind == "per_sale":
-        out.append(Problem(f"订单 {oid} 离线售出（断网 {_span(view.claimed)}），余额付 {_yuan(order['to_pay_fen'])} 元"
+        out.append(Problem(f"订单 {oid} 离线售出（{where}），余额付 {_yuan(order['to_pay_fen'])} 元"
                            f"超过离线每餐限额 {_yuan(view.limits.per_sale_fen)} 元"))
     elif refused is not None:
-        out.append(Problem(f"订单 {oid} 离线售出（断网 {_span(view.claimed)}），居民 {rid} 当天离线已用余额付 "
+        out.append(Problem(f"订单 {oid} 离线售出（{where}），居民 {rid} 当天离线已用余额付 "
                            f"{_yuan(view.spent_before_fen)} 元，加上这笔 {_yuan(order['to_pay_fen'])} 元超过离线每天限额 "
                            f"{_yuan(view.limits.per_day_fen)} 元"))
     return out

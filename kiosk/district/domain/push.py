@@ -533,8 +533,9 @@ class _SaleFacts:
             self.least_s = min([v[1].subsidy_offline_s for v in self.offline_versions] + [DEFAULT_SUBSIDY_OFFLINE_S])
         at = o.get("created_at") or utcnow()
         claimed = None if o.get("offline_s") is None else timedelta(seconds=int(o["offline_s"]))
-        since_pull = at - self.last_pull if self.last_pull is not None and at > self.last_pull else None
-        if claimed is None and not self.blocks and (since_pull is None or since_pull.total_seconds() <= self.least_s):
+        since_pull = self._since_pull(o)
+        if claimed is None and not self.blocks and (since_pull is None or since_pull.total_seconds()
+                                                    <= min(self.least_s, derive.SILENT_GRACE_S)):
             return []
         contact = at - claimed if claimed is not None else at      # when the terminal last reached the server
         rid, day = o["resident_id"], o["meal_date"]
@@ -552,7 +553,7 @@ class _SaleFacts:
                 blocked = f"{who}自 {to_cst(b_at):%Y-%m-%d %H:%M} 起在挂失名单上（{reason}；{told}）"
                 break
         key = (rid, day)
-        if claimed is not None and o["pay_method"] == "balance" and key not in self.spent:
+        if self._offline_sale(o) and o["pay_method"] == "balance" and key not in self.spent:
             self.spent[key] = int(s.scalar(select(func.coalesce(func.sum(Order.to_pay_fen), 0)).where(
                 Order.resident_id == rid, Order.meal_date == day, Order.pay_method == "balance",
                 Order.terminal_id == term.terminal_id, Order.offline_s.is_not(None),
@@ -560,10 +561,20 @@ class _SaleFacts:
         return derive.check_offline(o, derive.OfflineSale(derive.limits_then(self.offline_versions, contact), claimed,
                                                           since_pull, self.spent.get(key, 0), blocked))
 
+    def _since_pull(self, o: dict) -> timedelta | None:
+        """The sale's time after the terminal's last pull before this push (the server's account)."""
+        at = o.get("created_at") or utcnow()
+        return at - self.last_pull if self.last_pull is not None and at > self.last_pull else None
+
+    def _offline_sale(self, o: dict) -> bool:
+        """Sold offline by the terminal's account, or by the server's (no pull for SILENT_GRACE_S)."""
+        since = self._since_pull(o)
+        return o.get("offline_s") is not None or (since is not None and since.total_seconds() > derive.SILENT_GRACE_S)
+
     def count_offline(self, o: dict) -> None:
         """An offline balance payment recorded: it counts for the resident's day at this terminal."""
         key = (o["resident_id"], o["meal_date"])
-        if o.get("offline_s") is not None and o["pay_method"] == "balance" and key in self.spent:
+        if self._offline_sale(o) and o["pay_method"] == "balance" and key in self.spent:
             self.spent[key] += int(o["to_pay_fen"])
 
     def load(self, s: Session, sales: list[tuple[list[dict], list[dict]]]) -> "_SaleFacts":
