@@ -276,6 +276,7 @@ def test_the_server_quarantines_an_offline_sale_over_the_caps_pushed_anyway(dist
     assert r1.pending == 0 and r2.pending == 0
     q = json.loads(d.cli("report", "quarantine", "--json").stdout)
     assert {x["op_id"] for x in q["quarantined"]} == {h.op_id for h in held.values()}
+    assert {x["kind_zh"] for x in q["quarantined"]} == {"售餐"}        # what the op was, in Chinese
     # an admin's decision applies it once (the same path as every op)
     d.cli("quarantine", "accept", held[over.order_id].op_id, "--staff", "ADM", "--note", "核实为本人", env=PASSWORD)
     app = d.server_app()

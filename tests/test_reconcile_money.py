@@ -105,6 +105,11 @@ def test_a_flag_shows_when_its_order_reached_the_server(district):
     assert f2["order_terminal_id"] == "C1-T1"
     row = next(r for r in reconciliation(district["app"], MONTH).sheets[0].rows if "2026-11-03 09:15" in r)
     assert "2026-11-28" not in " ".join(str(c) for c in row)     # not the terminal's last sync
+    from kiosk.db.models import Canteen, Terminal
+
+    with district["app"].db.session(read_only=True) as s:        # the terminal as the console names it
+        label = f"{s.get(Terminal, 'C1-T1').name or 'C1-T1'}（{s.get(Canteen, 'C1').name}）"
+    assert label in row
 
 
 def test_console_reconcile_page_lists_two_tables_with_their_own_totals(district):

@@ -54,7 +54,7 @@ def cmd_report_quarantine(a: argparse.Namespace) -> int:
     print(f"待核查 {len(items)} 条" if a.status == "waiting" else f"{len(items)} 条")
     for x in items:
         amount = "" if x["amount_fen"] is None else f"  {fen_to_yuan(x['amount_fen'])} 元"
-        print(f"  {x['op_id']}  {x['terminal_id']}  {x['kind']}  {x['resident_id'] or ''}{amount}  "
+        print(f"  {x['op_id']}  {x['terminal_id']}  {x['kind_zh']}  {x['resident_id'] or ''}{amount}  "
               f"{x['received_at']}  {x['status_zh']}\n      {x['reason']}")
     return 0
 

@@ -15,6 +15,10 @@ from kiosk.timeutil import CST
 
 STATUS_ZH = {"waiting": "待核查", "accepted": "已认可入账", "rejected": "已驳回"}
 DECISIONS = ("accept", "reject")
+# what a terminal's op was (kiosk.db.changes names it: the event, else the table it wrote)
+KIND_ZH = {"order.settle": "售餐", "order.void": "作废订单", "account.topup": "充值", "account": "账户变动",
+           "faces.enroll": "人脸登记", "consent": "人脸授权", "booking.set": "报餐", "audit": "操作记录",
+           "rows": "数据"}
 
 
 def _iso(d) -> str | None:
@@ -23,7 +27,7 @@ def _iso(d) -> str | None:
 
 def _row(q: QuarantinedOp, names: dict, applied: dict) -> dict:
     return {"op_id": q.op_id, "terminal_id": q.terminal_id, "canteen_id": q.canteen_id, "kind": q.kind,
-            "reason": q.reason, "status": q.status, "status_zh": STATUS_ZH.get(q.status, q.status),
+            "kind_zh": KIND_ZH.get(q.kind, q.kind), "reason": q.reason, "status": q.status, "status_zh": STATUS_ZH.get(q.status, q.status),
             "applicable": applied.get(q.op_id) != "rejected",
             "resident_id": q.resident_id, "name": names.get(q.resident_id), "amount_fen": q.amount_fen,
             "created_at": _iso(q.created_at), "received_at": _iso(q.received_at),

@@ -508,6 +508,7 @@ def reconciliation_rows(app, month: str) -> list[dict]:
     reached the server; ``group`` says which list (subsidy excess or balance overdraft)."""
     with app.db.session(read_only=True) as s:
         names = canteen_names(s)
+        terms = terminal_labels(s)
     out = []
     for f in reconcile(app, month)["flagged"]:
         meals = f["meals"]
@@ -516,7 +517,7 @@ def reconciliation_rows(app, month: str) -> list[dict]:
                     "over_fen": int(f["over_fen"] or 0), "order_ids": f["order_ids"],
                     "canteens": [names.get(c, c) for c in f["canteens"]],
                     "meals": sorted({f"{m['meal_date']} {m['meal']}" for m in meals}),
-                    "terminal": f["order_terminal_id"] or "",
+                    "terminal": terms.get(f["order_terminal_id"], f["order_terminal_id"] or ""),
                     "received_at": (f["order_received_at"] or "")[:16].replace("T", " "),
                     "decision": f["decision"], "decision_zh": f["decision_zh"], "decided_by": f["decided_by"],
                     "note": f["note"]})

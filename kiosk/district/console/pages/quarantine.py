@@ -23,14 +23,11 @@ SHOWN = ("waiting", "accepted", "rejected")
 @router.get("/quarantine", response_class=HTMLResponse)
 def quarantine_page(request: Request, app: AppDep, login: Admin, status: str | None = None):
     shown = status if status in SHOWN else "waiting"
-    from sqlalchemy import select
-
-    from kiosk.db.models import Terminal
-    from kiosk.district.domain.reports import canteen_names
+    from kiosk.district.domain.reports import canteen_names, terminal_labels
 
     with app.db.session(read_only=True) as s:
         canteens = canteen_names(s)
-        terminals = {t: (f"{n}（{t}）" if n else t) for t, n in s.execute(select(Terminal.id, Terminal.name))}
+        terminals = terminal_labels(s)
     return render(request, login, "quarantine.html", items=dq.list_quarantine(app, status=shown), shown=shown,
                   status_zh=dq.STATUS_ZH, canteens=canteens, terminals=terminals)
 
