@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     audio: bool = True
     # the district console signs a login out after this many idle minutes
     console_idle_minutes: float = Field(default=30.0, gt=0, le=24 * 60)
+    # `kiosk server` computes this and last month's console pages ahead, in a background
+    # thread of each process, so a clerk's first view answers at once (kiosk.district.console.warm)
+    console_warm: bool = True
     # how `kiosk server` serves, set from its flags (--ssl-certfile/--ssl-keyfile,
     # --insecure-templates) and handed to every worker process with the settings
     serve_tls: bool = False

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from kiosk.district.console.shared.cache import ResultCache
 
 
@@ -47,3 +49,96 @@ def test_a_stale_result_is_shown_at_once_and_replaced_in_the_background():
     while cache.get("k", compute).value == 1 and time.time() < deadline:
         time.sleep(0.05)
     assert cache.get("k", compute).value >= 2
+
+
+def test_the_server_computes_ahead_what_a_clerk_opens_first(monkeypatch, tmp_path):
+    """The warmer (kiosk.district.console.warm) computes this and last month's pages before
+    anyone asks: the first view of the reports page answers from the kept result, at once,
+    and a second pass leaves fresh results alone."""
+    from datetime import timedelta
+
+    from kiosk.district.console.shared.cache import results
+    from kiosk.district.console.warm import Warmer, warm_once
+    from kiosk.district.domain import reports as dr
+    from kiosk.timeutil import now_cst
+    from tests.test_console_pages import ADMIN_PASSWORD, client, log_in, run
+
+    calls: list[str] = []
+    real = dr.monthly_table
+
+    def slow_monthly_table(app, month):          # the size of a district: seconds
+        calls.append(month)
+        time.sleep(0.6)
+        return real(app, month)
+
+    monkeypatch.setattr(dr, "monthly_table", slow_monthly_table)
+    this = f"{now_cst():%Y-%m}"
+    last = f"{now_cst().date().replace(day=1) - timedelta(days=1):%Y-%m}"
+    results.clear()
+    srv = _console_server(tmp_path, monkeypatch)
+    app, api = srv["app"], srv["api"]
+    done = warm_once(app)
+    assert sorted(calls) == sorted([this, last]) and not done.failed
+    monthly_keys = [k for k in done.computed if k[0] == "monthly"]
+    assert sorted(k[2] for k in monthly_keys) == sorted([this, last])
+    assert all(done.computed[k] >= 0.6 for k in monthly_keys)
+
+    async def first_view():
+        async with client(api) as c:
+            await log_in(c, "A1", ADMIN_PASSWORD)
+            t0 = time.perf_counter()
+            r = await c.get("/console/reports", params={"month": last})
+            return r, time.perf_counter() - t0
+
+    r, took = run(first_view())
+    assert r.status_code == 200 and "数据计算于" in r.text        # from the kept result
+    assert took < 0.6 and sorted(calls) == sorted([this, last])   # not computed for the view
+    assert not [k for k in warm_once(app).computed if k[0] == "monthly"]    # still fresh: left alone
+
+    results.clear()                                  # the thread a server process runs does the same
+    calls.clear()
+    w = Warmer(app, interval_s=30).start()
+    try:
+        deadline = time.time() + 20
+        while w.passes == 0 and time.time() < deadline:
+            time.sleep(0.05)
+    finally:
+        w.stop()
+    assert w.passes >= 1 and sorted(calls) == sorted([this, last])
+    results.clear()
+
+
+def _console_server(tmp_path, monkeypatch) -> dict:
+    """A district server app over a fresh SQLite store with the console's admin A1."""
+    from kiosk.config import get_settings
+    from kiosk.district.app import create_app
+    from kiosk.district.domain import passwords
+    from kiosk.services.context import App
+    from kiosk.services.security import generate_key
+    from tests.test_console_pages import ADMIN_PASSWORD, ADMIN_PIN
+
+    monkeypatch.setenv("KIOSK_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("KIOSK_TEMPLATE_KEY", generate_key())
+    for k in ("KIOSK_DATABASE_URL", "KIOSK_SERVER_URL", "KIOSK_SERVER_TOKEN", "KIOSK_CANTEEN_ID"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("KIOSK_AUDIO", "off")
+    get_settings.cache_clear()
+    app = App()
+    app.residents.add_staff("A1", "区管理员", "admin", ADMIN_PIN)
+    admin = app.residents.authenticate(ADMIN_PIN, min_role="admin", staff_id="A1")["actor"]
+    passwords.set_password(app, "A1", ADMIN_PASSWORD, actor=admin)
+    _opened.append(app)
+    return {"api": create_app(app.settings, kiosk_app=app), "app": app}
+
+
+_opened: list = []
+
+
+@pytest.fixture(autouse=True)
+def _close_apps():
+    yield
+    from kiosk.config import get_settings
+
+    while _opened:
+        _opened.pop().close()
+    get_settings.cache_clear()

@@ -56,7 +56,13 @@ def create_app(settings: Settings | None = None, *, kiosk_app: App | None = None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        warmer = None
+        if kiosk_app is None and settings.console_warm:      # a server process of its own (not a test's app)
+            from kiosk.district.console.warm import Warmer
+            warmer = Warmer(app_ctx).start()
         yield
+        if warmer is not None:
+            warmer.stop()
         if kiosk_app is None:
             app_ctx.close()
 

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse
 
 from kiosk.errors import KioskError
 from kiosk.district.domain import anomalies as an
+from kiosk.district.console.shared import views
 from kiosk.district.console.shared.cache import results
 from kiosk.district.console.shared.deps import AppDep, Supervisor, int_arg, month_arg
 from kiosk.district.console.shared.render import NavLink, refused, render
@@ -24,8 +25,7 @@ PAGE = 200                # leads of one kind per page (?kind=)
 
 def month_scan(app, month: str, th: an.Thresholds, refresh: bool = False):
     """The month's scan, kept a few minutes when it was slow (a Snapshot)."""
-    return results.get(("anomalies", str(app.db.engine.url), month, th), lambda: an.scan(app, month, th),
-                       refresh=refresh)
+    return results.get(*views.anomalies(app, month, th), refresh=refresh)
 
 
 @router.get("/anomalies", response_class=HTMLResponse)

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse
 from kiosk.errors import KioskError
 from kiosk.services import bookings as bk
 from kiosk.timeutil import now_cst
+from kiosk.district.console.shared import views
 from kiosk.district.console.shared.cache import results
 from kiosk.district.console.shared.deps import AppDep, Supervisor, day_arg, month_arg
 from kiosk.district.console.shared.render import NavLink, refused, render, send_report
@@ -30,8 +31,7 @@ def bookings_page(request: Request, app: AppDep, login: Supervisor, day: str | N
     try:
         d, m = _day(day), month_arg(month)
         sheet = bk.kitchen_sheet(app, d)
-        snap = results.get(("no_shows", str(app.db.engine.url), m, now_cst().date()),
-                           lambda: bk.no_shows(app, month=m), refresh=refresh == "1")
+        snap = results.get(*views.no_shows(app, m, now_cst().date()), refresh=refresh == "1")
         absent = snap.value
     except KioskError as exc:
         return refused(request, login, exc.user_message)

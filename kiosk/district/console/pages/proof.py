@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from kiosk.errors import KioskError
-from kiosk.district.domain import reports as dr
+from kiosk.district.console.shared import views
 from kiosk.district.console.shared.cache import results
 from kiosk.district.console.shared.deps import AppDep, Supervisor, int_arg, month_arg
 from kiosk.district.console.shared.render import NavLink, refused, render
@@ -23,8 +23,7 @@ def proof_page(request: Request, app: AppDep, login: Supervisor, month: str | No
                missing: str | None = None, refresh: str | None = None):
     try:
         m = month_arg(month)
-        snap = results.get(("proof", str(app.db.engine.url), m), lambda: dr.proof_of_life(app, m),
-                           refresh=refresh == "1")
+        snap = results.get(*views.proof(app, m), refresh=refresh == "1")
         rows = snap.value
         absent = [r for r in rows if r["none_this_month"]]
         listed = absent if missing == "1" else rows

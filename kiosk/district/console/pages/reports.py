@@ -11,6 +11,7 @@ from kiosk.errors import KioskError
 from kiosk.timeutil import now_cst
 from kiosk.district.domain import reports as dr
 from kiosk.district.console.pages.audit import audit_filters
+from kiosk.district.console.shared import views
 from kiosk.district.console.shared.cache import results
 from kiosk.district.console.shared.deps import AppDep, Supervisor, day_arg, month_arg
 from kiosk.district.console.shared.render import NavLink, refused, render, send_report
@@ -24,10 +25,10 @@ def reports_page(request: Request, app: AppDep, login: Supervisor, month: str | 
                  day: str | None = None, refresh: str | None = None):
     try:
         m, d = month_arg(month), day_arg(day)
-        url, again = str(app.db.engine.url), refresh == "1"
-        monthly = results.get(("monthly", url, m), lambda: dr.monthly_table(app, m), refresh=again)
-        daily = results.get(("daily", url, d), lambda: dr.daily_sales(app, d), refresh=again)
-        recon = results.get(("reconciliation", url, m), lambda: dr.reconciliation(app, m), refresh=again)
+        again = refresh == "1"
+        monthly = results.get(*views.monthly(app, m), refresh=again)
+        daily = results.get(*views.daily(app, d), refresh=again)
+        recon = results.get(*views.reconciliation(app, m), refresh=again)
     except KioskError as exc:
         return refused(request, login, exc.user_message)
     return render(request, login, "reports.html", month=m, day=d.isoformat(), monthly=monthly.value,

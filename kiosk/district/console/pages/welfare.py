@@ -8,6 +8,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from kiosk.errors import KioskError
 from kiosk.timeutil import now_cst
 from kiosk.district.domain import reports as dr
+from kiosk.district.console.shared import views
 from kiosk.district.console.shared.cache import results
 from kiosk.district.console.shared.deps import AdminPost, AppDep, Supervisor, SupervisorPost, int_arg
 from kiosk.district.console.shared.render import NavLink, base, refused, render
@@ -20,8 +21,7 @@ PAGE = 200          # alerts per page (the longest without a meal and not yet vi
 @router.get("/welfare", response_class=HTMLResponse)
 def welfare_page(request: Request, app: AppDep, login: Supervisor, page: str | None = None,
                  refresh: str | None = None):
-    snap = results.get(("welfare", str(app.db.engine.url), now_cst().date()), lambda: dr.welfare_alerts(app),
-                       refresh=refresh == "1")
+    snap = results.get(*views.welfare(app, now_cst().date()), refresh=refresh == "1")
     alerts = snap.value
     pages = max(1, -(-len(alerts) // PAGE))
     try:

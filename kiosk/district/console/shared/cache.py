@@ -78,6 +78,23 @@ class ResultCache:
             self._refresh_later(key, compute)
         return Snapshot(snap.value, snap.computed_at, snap.seconds, kept=True, born=snap.born)
 
+    def warm(self, key: Hashable, compute: Callable[[], object], ahead_s: float = 0.0) -> Snapshot | None:
+        """Compute ``key`` now, in the caller's thread, unless it is kept and will stay fresh
+        for ``ahead_s`` more (the server's warmer: kiosk.district.console.warm); None when
+        nothing was computed."""
+        with self._lock:
+            snap = self._kept.get(key)
+            if snap is not None and time.monotonic() - snap.born < self.fresh_s - ahead_s:
+                return None
+            if key in self._refreshing:
+                return None
+            self._refreshing.add(key)
+        try:
+            return self._compute(key, compute)
+        finally:
+            with self._lock:
+                self._refreshing.discard(key)
+
     def _refresh_later(self, key: Hashable, compute: Callable[[], object]) -> None:
         with self._lock:
             if key in self._refreshing:
