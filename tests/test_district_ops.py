@@ -99,6 +99,12 @@ def test_healthz_and_metrics_count_across_workers_and_show_what_terminals_report
         head = migration_head()
         assert head >= "0009"                                       # the terminals' health columns are there
         assert h.status_code == 200 and h.json()["ok"] is True and h.json()["migration"] == h.json()["head"] == head
+        # every server process computes the console's first pages ahead (kiosk.district.console.warm)
+        deadline = time.time() + 60
+        while h.json()["console_warm"]["passes"] < 1 and time.time() < deadline:
+            time.sleep(0.2)
+            h = httpx.get(url + "/healthz", timeout=10)
+        assert h.json()["console_warm"]["passes"] >= 1 and h.json()["console_warm"]["last_computed"] >= 12
 
         t1 = _terminal(d, "C1", url)
         c = SyncClient(t1)

@@ -92,7 +92,10 @@ def healthz(app: App = Depends(get_app)) -> JSONResponse:
         return JSONResponse({"ok": False, "database": "unreachable", "detail": f"{type(exc).__name__}: {exc}"[:500],
                              "migration": None, "head": head}, status_code=503)
     ok = current == head
-    body = {"ok": ok, "database": "ok", "migration": current, "head": head}
+    from kiosk.district.console.warm import STATUS
+
+    body = {"ok": ok, "database": "ok", "migration": current, "head": head,
+            "console_warm": dict(STATUS)}          # this process's warm-up of the console (not a health criterion)
     if not ok:
         body["detail"] = f"schema at {current}, this software needs {head}: run `kiosk migrate` / restart after upgrading"
     return JSONResponse(body, status_code=200 if ok else 503)

@@ -23,6 +23,8 @@ from kiosk.timeutil import now_cst
 log = logging.getLogger(__name__)
 
 INTERVAL_S = FRESH_S * 0.8
+# this process's warm-up as /healthz shows it: passes done, the last one's seconds and results computed
+STATUS: dict = {"passes": 0, "last_pass_s": None, "last_computed": 0}
 
 
 @dataclass
@@ -73,6 +75,8 @@ class Warmer:
             t0 = time.perf_counter()
             done = warm_once(self.app, self.cache)
             self.passes += 1
+            STATUS.update(passes=STATUS["passes"] + 1, last_pass_s=round(time.perf_counter() - t0, 2),
+                          last_computed=len(done.computed))
             if done.computed:
                 log.info("console warm-up: %d results in %.1f s", len(done.computed), time.perf_counter() - t0)
             self._stop.wait(self.interval_s)
