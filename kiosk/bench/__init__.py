@@ -694,10 +694,6 @@ def bench_rebuild(model_dir: Path, sizes: list[int], backend: str = "sface") -> 
         row.update(rebuild_ms=round((t3 - t0) * 1000, 1), rebuild_cpu_ms=round((c3 - c0) * 1000, 1),
                    select_ms=round((t1 - t0) * 1000, 1), decrypt_ms=round((t2 - t1) * 1000, 1),
                    build_ms=round((t3 - t2) * 1000, 1), index=g.kind)
-        # one decryption at a time, as before 2026-12-05, for comparison
-        t0 = time.perf_counter()
-        np.vstack([np.frombuffer(app.cipher.decrypt(b), np.float32) for b in blobs])
-        row["decrypt_one_by_one_ms"] = round((time.perf_counter() - t0) * 1000, 1)
         faces._gallery, faces._known_gen = g, faces.generation()
         faces._write_index(g, fingerprint(faces.contract_id, tids))
         app2 = App(app.settings, engine=engine)

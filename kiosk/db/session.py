@@ -24,7 +24,7 @@ from typing import Any, Iterator
 from urllib.parse import quote
 
 from sqlalchemy import String, create_engine, event, inspect
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.sql import Select
 from sqlalchemy.orm import Session, sessionmaker
@@ -330,6 +330,17 @@ class Database:
             raise
         finally:
             s.close()
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A connection for one large read of plain rows (no ORM objects: 10^5 rows in about
+        two thirds of a session's time); a full disk or an unreachable database becomes a
+        StorageError, as in ``session``."""
+        try:
+            with self.engine.connect() as c:
+                yield c
+        except (OperationalError, DataError) as exc:
+            raise map_db_error(exc, self.file, self.disk_full) from exc
 
     def prepare(self, stmt: Select) -> PreparedRead:
         """A read run often (see ``PreparedRead``)."""

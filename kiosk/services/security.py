@@ -46,8 +46,6 @@ class TemplateCipher:
                                    detail="the template key must be a url-safe base64 Fernet key "
                                           "(make one with `kiosk keygen`)") from None
         self.key_id = hashlib.sha256(key.strip().encode()).hexdigest()[:12]
-        raw = base64.urlsafe_b64decode(key.strip().encode())
-        self._signing_key, self._encryption_key = raw[:16], raw[16:]
 
     @classmethod
     def from_settings(cls, key: str | None, key_file: Path, home: Path | None = None) -> "TemplateCipher":
@@ -76,64 +74,22 @@ class TemplateCipher:
 
 
     def decrypt_many(self, tokens: list[bytes], *, as_array: bool = False):
-        """``decrypt`` of many tokens at once (a gallery rebuilt from the store: 10^5
-        templates). Fernet has no batch call and spends most of its time per token in
-        Python; here tokens of one length are checked and decrypted together, following
-        the Fernet specification (version byte 0x80, HMAC-SHA256 with the signing key
-        over everything but the tag, AES-128-CBC with the encryption key, PKCS7): the
-        tags are computed per token (``hmac.digest``, C) and compared in one constant-time
-        comparison, the CBC decryption is one AES-ECB pass over every block followed by
-        the XOR with the previous cipher block. Any token that does not verify fails
-        the whole call as ``decrypt`` would (TemplateKeyError); tokens of an unusual
-        shape go through ``decrypt``. tests/test_security.py holds it against Fernet.
-        ``as_array``: the plaintexts (all of one length) as one uint8 matrix."""
+        """``decrypt`` of many tokens (a gallery rebuilt from the store: 10^5 templates),
+        one by one: cryptography's Fernet is native since 51 (about 2 µs a 512-byte token
+        against 14-17 µs in 44-49; 10^5 templates: 0.17 s). Any token that does not
+        verify fails the whole call (TemplateKeyError). ``as_array``: the plaintexts (all
+        of one length) as one uint8 matrix."""
         import numpy as np
-        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-        out: list[bytes | None] = [None] * len(tokens)
-        by_len: dict[int, list[int]] = {}
-        for i, t in enumerate(tokens):
-            by_len.setdefault(len(t), []).append(i)
-        bad = TemplateKeyError("人脸数据无法解密（密钥不对），请联系管理员",
-                               detail="InvalidToken: data was encrypted with another key or is corrupt")
-        for length, idx in by_len.items():
-            joined = b"".join(tokens[i] for i in idx)
-            if length % 4 or b"=" in joined or length < 120:
-                for i in idx:
-                    out[i] = self.decrypt(tokens[i])
-                continue
-            try:
-                raw = base64.urlsafe_b64decode(joined)
-            except ValueError:
-                raise bad from None
-            size = len(raw) // len(idx)                     # 1 + 8 + 16 + ciphertext + 32
-            body = size - 57
-            if body <= 0 or body % 16 or len(raw) != size * len(idx):
-                raise bad
-            mv = memoryview(raw)
-            tags = b"".join(hmac.digest(self._signing_key, mv[k * size:(k + 1) * size - 32], "sha256")
-                            for k in range(len(idx)))
-            arr = np.frombuffer(raw, np.uint8).reshape(len(idx), size)
-            if not hmac.compare_digest(tags, arr[:, -32:].tobytes()) or (arr[:, 0] != 0x80).any():
-                raise bad
-            ct = arr[:, 25:25 + body]
-            dec = Cipher(algorithms.AES(self._encryption_key), modes.ECB()).decryptor()
-            plain = np.frombuffer(dec.update(ct.tobytes()) + dec.finalize(), np.uint8).reshape(len(idx), body)
-            prev = np.concatenate([arr[:, 9:25], ct[:, :-16]], axis=1)    # IV, then each cipher block
-            plain = plain ^ prev
-            pad = plain[:, -1]
-            p = int(pad[0])
-            if pad.min() == pad.max() and 1 <= p <= 16 and (plain[:, body - p:] == p).all():
-                if len(by_len) == 1 and as_array:
-                    return plain[:, :body - p]
-                for k, i in enumerate(idx):
-                    out[i] = plain[k, :body - p].tobytes()
-            else:
-                for i in idx:                              # mixed padding: one by one
-                    out[i] = self.decrypt(tokens[i])
+        f = self._f
+        try:
+            out = [f.decrypt(t) for t in tokens]
+        except InvalidToken:
+            raise TemplateKeyError("人脸数据无法解密（密钥不对），请联系管理员",
+                                   detail="InvalidToken: data was encrypted with another key or is corrupt") from None
         if as_array:
             return np.frombuffer(b"".join(out), np.uint8).reshape(len(out), -1) if out else np.zeros((0, 0), np.uint8)
-        return out  # type: ignore[return-value]
+        return out
 
     def decrypt_embeddings(self, tokens: list[bytes], dim: int) -> "np.ndarray":
         """Encrypted float32 vectors (face templates) as one (n, dim) matrix, decrypted
