@@ -217,7 +217,8 @@ def test_an_empty_camera_frame_gets_one_look_unless_a_face_was_near(obama, monke
     eng = shared_engine("sface")
     looks = []
     real = eng._det._detect
-    monkeypatch.setattr(eng._det, "_detect", lambda img, padded=False: looks.append(padded) or real(img, padded))
+    monkeypatch.setattr(eng._det, "_detect", lambda img, padded=False, roi=False: looks.append(padded)
+                        or real(img, padded, roi))
     empty = np.full((480, 640, 3), 110, np.uint8)
     assert eng.observe_frame(empty).primary is None and looks == [False]
     looks.clear()
@@ -237,6 +238,49 @@ def test_an_empty_camera_frame_gets_one_look_unless_a_face_was_near(obama, monke
     looks.clear()
     pipe.process(empty, ts=0.08)
     assert looks == [False]
+
+
+def test_between_full_looks_a_lone_face_is_looked_for_only_around_where_it_was(obama, biden, monkeypatch):
+    """While one face is in front, three frames in four are detected only in the region
+    around the last box (a few times fewer pixels); the landmarks and the embedding found
+    there agree with a full look; a face gone from the region gets a full look of the same
+    frame; two faces in front: every frame is looked at whole."""
+    from kiosk.vision.pipeline import FULL_LOOK_EVERY, FrameLooker
+
+    eng = shared_engine("sface")
+    sizes = []
+    real = eng._det._detect
+    monkeypatch.setattr(eng._det, "_detect", lambda img, padded=False, roi=False: sizes.append(
+        (img.shape[1], img.shape[0], roi)) or real(img, padded, roi))
+    frame = face_frame(obama[1], size=(640, 480), face_height=160)
+    looker = FrameLooker(eng)
+    kinds = []
+    for _ in range(2 * FULL_LOOK_EVERY):
+        obs = looker.look(frame)
+        assert obs.primary is not None and obs.quality.ok
+        kinds.append("around" if obs.region else "full")
+    assert kinds == (["full"] + ["around"] * (FULL_LOOK_EVERY - 1)) * 2
+    full_px = 640 * 480
+    assert all(w * h <= full_px / 2.5 for w, h, roi in sizes if roi)        # the region: far fewer pixels
+    full = eng.observe_frame(frame)
+    near = eng.observe_frame(frame, around=full.primary.bbox)
+    assert near.region is not None
+    assert float(np.abs(full.primary.landmarks - near.primary.landmarks).max()) <= 0.06 * full.primary.bbox[3]
+    assert float(full.embedding @ near.embedding) >= 0.9
+    # the face moved out of the region: the same frame is looked at whole, and found
+    moved = np.roll(frame, 250, axis=1)
+    obs = eng.observe_frame(moved, around=full.primary.bbox)
+    assert obs.region is None and obs.primary is not None
+    # two people side by side: no region, every frame whole
+    two = np.hstack([face_frame(obama[1], size=(320, 480), face_height=150),
+                     face_frame(biden, size=(320, 480), face_height=150)])
+    looker.reset()
+    looks = [looker.look(two) for _ in range(FULL_LOOK_EVERY)]
+    assert [(o.region, len(o.faces)) for o in looks] == [(None, 2)] * FULL_LOOK_EVERY
+    # an empty counter: whole frames
+    looker.reset()
+    empty = np.full((480, 640, 3), 110, np.uint8)
+    assert [looker.look(empty).region for _ in range(3)] == [None] * 3
 
 
 def test_conflicting_votes_never_identify():

@@ -43,6 +43,10 @@ are looked at differently, for speed:
   frame, not two (a 640×480 empty frame, CPU time under load: 51.7 → 13.8 ms, `kiosk
   bench` of 2026-11-26). Photos keep both looks.
 
+* between full looks, a lone face is looked for only in the region around where it was
+  (``detect_around``; the pipeline's ``FrameLooker`` decides when): a few times fewer
+  pixels, the face in its own pixels (docs/benchmarks.md, "looking only around the face").
+
 Photos (enrolment and identification) are looked at first at ``PHOTO_DETECT_SIDE``
 (640) px, the plain pipeline's size, whose landmarks align a photo's face better; only
 when that finds no face, or a face under ``PHOTO_MIN_FACE`` px there, at 1,280 px.
@@ -61,6 +65,12 @@ from kiosk.vision.types import Face
 MAX_DETECT_SIDE = 1280
 # ... and camera frames on one no larger than this (see the module's docstring).
 FRAME_DETECT_SIDE = 640
+# Between full looks a camera frame is looked at only around the face of the frame before
+# (kiosk.vision.pipeline): the box widened by ROI_MARGIN of its longer side on each side,
+# no larger than ROI_DETECT_SIDE px; a region above ROI_MAX_SHARE of the frame gets a full look.
+ROI_MARGIN = 0.3
+ROI_DETECT_SIDE = 320
+ROI_MAX_SHARE = 0.6
 # Photos are looked at first at this size, as the plain YuNet + SFace pipeline does: the
 # landmarks found there align a photo's face better than those found at 1,280 px (SFace on
 # ../shared/faces, leave one out: lowest genuine score 0.528 at 1,280 px, 0.615 at 640 px,
@@ -108,7 +118,7 @@ class _Detector:
     pad_ratio: float = PAD_RATIO
     pad_side: int = PAD_DETECT_SIDE
 
-    def _detect(self, img: np.ndarray, padded: bool = False) -> list[Face]:  # in the pixels of ``img``
+    def _detect(self, img: np.ndarray, padded: bool = False, roi: bool = False) -> list[Face]:  # in the pixels of ``img``
         raise NotImplementedError
 
     def detect(self, img: np.ndarray, *, max_side: int | None = None, pad_empty: bool = True) -> list[Face]:
@@ -120,6 +130,31 @@ class _Detector:
         if (not faces and pad_empty) or _fills(faces, small.shape[1], small.shape[0]):
             faces = self._detect_padded(small) or faces
         return [_map(f, scale) for f in faces] if scale != 1.0 else faces
+
+    def detect_around(self, img: np.ndarray, box: tuple[float, float, float, float],
+                      margin: float = ROI_MARGIN, max_side: int = ROI_DETECT_SIDE) -> list[Face] | None:
+        """Faces in the region of ``img`` around ``box`` (x, y, w, h: where the face was in
+        the last frame), widened by ``margin`` of the box's longer side on every side and
+        looked at no larger than ``max_side``; mapped to ``img``'s pixels. None when the
+        region is not much smaller than the frame (a full look costs about the same)."""
+        h, w = img.shape[:2]
+        x, y, bw, bh = box
+        m = margin * max(bw, bh)
+        x0, y0 = max(0, int(x - m)), max(0, int(y - m))
+        x1, y1 = min(w, int(np.ceil(x + bw + m))), min(h, int(np.ceil(y + bh + m)))
+        if x1 - x0 < 16 or y1 - y0 < 16 or (x1 - x0) * (y1 - y0) > ROI_MAX_SHARE * w * h:
+            return None
+        small, scale = _downscale(img[y0:y1, x0:x1], max_side)
+        faces = [_map(f, scale, -x0 * scale, -y0 * scale) for f in self._detect(small, roi=True)]
+        # a face cut by the region's edge (moved fast, or a second person at its side) has
+        # landmarks placed on half a face: such a region is not trusted, the frame gets a full look
+        edge = 2.0 / scale
+        for f in faces:
+            fx, fy, fw, fh = f.bbox
+            if ((x0 > 0 and fx < x0 + edge) or (y0 > 0 and fy < y0 + edge)
+                    or (x1 < w and fx + fw > x1 - edge) or (y1 < h and fy + fh > y1 - edge)):
+                return None
+        return faces
 
     def _detect_padded(self, img: np.ndarray) -> list[Face]:
         h, w = img.shape[:2]
@@ -155,7 +190,7 @@ class YuNetDetector(_Detector):
         self._nets[(w, h)] = net                        # most recently used last
         return net
 
-    def _detect(self, img: np.ndarray, padded: bool = False) -> list[Face]:
+    def _detect(self, img: np.ndarray, padded: bool = False, roi: bool = False) -> list[Face]:
         h, w = img.shape[:2]
         with self._lock:
             _, rows = self._net(w, h).detect(img)
@@ -185,8 +220,10 @@ class ScrfdDetector(_Detector):
         self._threshold = score_threshold
         self.max_side = max_side
 
-    def _detect(self, img: np.ndarray, padded: bool = False) -> list[Face]:
-        det, kpss = self._model.detect(img, input_size=self._input_size, det_thresh=self._threshold)
+    def _detect(self, img: np.ndarray, padded: bool = False, roi: bool = False) -> list[Face]:
+        # SCRFD letterboxes into its input size: a region around a face gets a smaller one
+        size = (ROI_DETECT_SIDE, ROI_DETECT_SIDE) if roi else self._input_size
+        det, kpss = self._model.detect(img, input_size=size, det_thresh=self._threshold)
         faces: list[Face] = []
         for i in range(det.shape[0]):
             x1, y1, x2, y2, score = (float(v) for v in det[i])

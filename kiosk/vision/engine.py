@@ -51,7 +51,7 @@ class FaceEngine(Protocol):
     def observe(self, img: np.ndarray, thresholds: QualityThresholds = ..., *, embed_only_if_ok: bool = True,
                 detect_side: int | None = None, pad_empty: bool = True) -> FaceObservation: ...
     def observe_frame(self, img: np.ndarray, thresholds: QualityThresholds = ..., *,
-                      near: bool = False) -> FaceObservation: ...
+                      near: bool = False, around: tuple | None = None) -> FaceObservation: ...
     def observe_still(self, img: np.ndarray) -> FaceObservation: ...
     def observe_probe(self, img: np.ndarray) -> FaceObservation: ...
 
@@ -66,6 +66,7 @@ class FaceObservation:
     embedding: np.ndarray | None = None
     aligned: np.ndarray | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
+    region: tuple | None = None      # a camera frame looked at only around this box (observe_frame)
 
 
 class OnnxFaceEngine:
@@ -100,8 +101,13 @@ class OnnxFaceEngine:
         else:
             faces = self.detect(img, max_side=detect_side, pad_empty=pad_empty)
             prim = primary_face(faces, img.shape)
+        return self._finish(img, faces, prim, thresholds, embed_only_if_ok, t0)
+
+    def _finish(self, img: np.ndarray, faces: list[Face], prim: Face | None, thresholds: QualityThresholds,
+                embed_only_if_ok: bool, t0: float, region: tuple | None = None) -> FaceObservation:
+        """Quality gate, alignment and embedding of the primary face (detected since ``t0``)."""
         t1 = time.perf_counter()
-        obs = FaceObservation(faces=faces, primary=prim, quality=None)
+        obs = FaceObservation(faces=faces, primary=prim, quality=None, region=region)
         obs.timings_ms["detect"] = (t1 - t0) * 1000
         if prim is None:
             return obs
@@ -130,11 +136,19 @@ class OnnxFaceEngine:
         return (big, big_prim) if big_prim is not None else (faces, prim)
 
     def observe_frame(self, img: np.ndarray, thresholds: QualityThresholds = QualityThresholds(),
-                      *, near: bool = False) -> FaceObservation:
+                      *, near: bool = False, around: tuple | None = None) -> FaceObservation:
         """A camera frame: detection on the frame scaled to at most ``FRAME_DETECT_SIDE``
         (640) px, the padded second look on an empty frame only when ``near`` (the last
         face was close enough to fill the frame next); quality, alignment and embedding
-        on the frame at full resolution."""
+        on the frame at full resolution. ``around`` (the box of the last frame's face):
+        look only in the region around it (``detection.detect_around``; ``region`` of the
+        observation says where), and at the whole frame when no face is found there."""
+        if around is not None:
+            t0 = time.perf_counter()
+            found = self._det.detect_around(img, around)
+            if found:
+                return self._finish(img, found, primary_face(found, img.shape), thresholds, True, t0,
+                                    region=tuple(float(v) for v in around))
         return self.observe(img, thresholds, detect_side=FRAME_DETECT_SIDE, pad_empty=near)
 
     def observe_still(self, img: np.ndarray) -> FaceObservation:

@@ -12,7 +12,13 @@ new track starts and earlier votes do not count for it.
 Speed (docs/benchmarks.md): a camera frame is detected at 640 px at most
 (``OnnxFaceEngine.observe_frame``; quality, alignment and embedding at full size),
 and the padded second look of an empty frame is taken only when the last face was
-near (``NEAR_FACE_RATIO`` of the frame). ``hurry`` tells the vision worker that a
+near (``NEAR_FACE_RATIO`` of the frame). While one face, and only one, is in front of
+the camera, the frames between full looks (one in ``FULL_LOOK_EVERY``) are looked at
+only around where that face was (``around``: a region a few times smaller than the
+frame); a frame whose region shows no face gets a full look at once, and so does every
+frame after a full look that found no face or more than one, so a second person is seen
+within ``FULL_LOOK_EVERY`` frames of stepping in and is never left out of a decision
+while the two stand together. ``hurry`` tells the vision worker that a
 face waits for its decision: it then takes every camera frame instead of its idle
 pace."""
 from __future__ import annotations
@@ -23,7 +29,7 @@ from typing import Callable
 
 import numpy as np
 
-from kiosk.vision.engine import BACKEND_DEFAULTS, FaceEngine
+from kiosk.vision.engine import BACKEND_DEFAULTS, FaceEngine, FaceObservation
 from kiosk.vision.quality import QualityReport, QualityThresholds
 from kiosk.vision.tracker import BACKEND, Decision, PersonTracker
 from kiosk.vision.types import Face, MatchResult
@@ -50,6 +56,33 @@ class FrameResult:
 NEAR_FACE_RATIO = 0.5
 # ``hurry`` for at most this long per person (seconds since the face's track began)
 HURRY_S = 3.0
+# one frame in this many is looked at whole while a single face is followed (the module's docstring)
+FULL_LOOK_EVERY = 4
+
+
+class FrameLooker:
+    """How the kiosk looks at its camera's frames, one after another (the module's
+    docstring): the padded look only after a near face, and around the one face in front
+    between full looks. The pipeline and `kiosk bench` look through it."""
+
+    def __init__(self, engine: FaceEngine, thresholds: QualityThresholds = QualityThresholds()) -> None:
+        self.engine, self.thresholds = engine, thresholds
+        self.reset()
+
+    def look(self, image: np.ndarray) -> FaceObservation:
+        around = self._around if self._since_full < FULL_LOOK_EVERY - 1 else None
+        obs = self.engine.observe_frame(image, self.thresholds, near=self._near, around=around)
+        p = obs.primary
+        h, w = image.shape[:2]
+        self._near = p is not None and (p.bbox[2] >= NEAR_FACE_RATIO * w or p.bbox[3] >= NEAR_FACE_RATIO * h)
+        self._since_full = 0 if obs.region is None else self._since_full + 1
+        self._around = p.bbox if p is not None and len(obs.faces) == 1 else None   # alone: follow it
+        return obs
+
+    def reset(self) -> None:
+        self._near = False
+        self._around: tuple | None = None       # where the one face in front was (None: look at the whole frame)
+        self._since_full = 0                    # frames looked at around a face since the last full look
 
 
 class RecognitionPipeline:
@@ -62,16 +95,14 @@ class RecognitionPipeline:
             d = BACKEND_DEFAULTS.get(getattr(engine, "name", ""))
             self.tracker.strong_score = d.strong_score if d else None
         self.thresholds = thresholds
-        self._near = False
+        self.looker = FrameLooker(engine, thresholds)
         self._track_id, self._track_since = None, 0.0
         self.hurry = False      # a face is in front and its decision is pending
 
     def process(self, image: np.ndarray, ts: float | None = None) -> FrameResult:
         ts = time.monotonic() if ts is None else ts
-        obs = self.engine.observe_frame(image, self.thresholds, near=self._near)
+        obs = self.looker.look(image)
         p = obs.primary
-        h, w = image.shape[:2]
-        self._near = p is not None and (p.bbox[2] >= NEAR_FACE_RATIO * w or p.bbox[3] >= NEAR_FACE_RATIO * h)
         track = self.tracker.observe(p.bbox if p else None, ts)
         match = None
         decision = self.tracker.decide() if track else Decision("pending")
@@ -90,5 +121,6 @@ class RecognitionPipeline:
 
     def reset(self) -> None:
         self.tracker.reset()
-        self._near = self.hurry = False
+        self.looker.reset()
+        self.hurry = False
         self._track_id = None
