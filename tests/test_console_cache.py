@@ -51,7 +51,7 @@ def test_a_stale_result_is_shown_at_once_and_replaced_in_the_background():
     assert cache.get("k", compute).value >= 2
 
 
-def test_the_server_computes_ahead_what_a_clerk_opens_first(monkeypatch, tmp_path):
+def test_the_server_computes_ahead_what_a_clerk_opens_first(env, monkeypatch):
     """The warmer (kiosk.district.console.warm) computes this and last month's pages before
     anyone asks: the first view of the reports page answers from the kept result, at once,
     and a second pass leaves fresh results alone."""
@@ -75,7 +75,8 @@ def test_the_server_computes_ahead_what_a_clerk_opens_first(monkeypatch, tmp_pat
     this = f"{now_cst():%Y-%m}"
     last = f"{now_cst().date().replace(day=1) - timedelta(days=1):%Y-%m}"
     results.clear()
-    srv = _console_server(tmp_path, monkeypatch)
+    monkeypatch.setenv("KIOSK_AUDIO", "off")
+    srv = _console_server()
     app, api = srv["app"], srv["api"]
     done = warm_once(app)
     assert sorted(calls) == sorted([this, last]) and not done.failed
@@ -108,21 +109,13 @@ def test_the_server_computes_ahead_what_a_clerk_opens_first(monkeypatch, tmp_pat
     results.clear()
 
 
-def _console_server(tmp_path, monkeypatch) -> dict:
-    """A district server app over a fresh SQLite store with the console's admin A1."""
-    from kiosk.config import get_settings
+def _console_server() -> dict:
+    """A district server app over the fresh store of the ``env`` fixture, with the console's admin A1."""
     from kiosk.district.app import create_app
     from kiosk.district.domain import passwords
     from kiosk.services.context import App
-    from kiosk.services.security import generate_key
     from tests.test_console_pages import ADMIN_PASSWORD, ADMIN_PIN
 
-    monkeypatch.setenv("KIOSK_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("KIOSK_TEMPLATE_KEY", generate_key())
-    for k in ("KIOSK_DATABASE_URL", "KIOSK_SERVER_URL", "KIOSK_SERVER_TOKEN", "KIOSK_CANTEEN_ID"):
-        monkeypatch.delenv(k, raising=False)
-    monkeypatch.setenv("KIOSK_AUDIO", "off")
-    get_settings.cache_clear()
     app = App()
     app.residents.add_staff("A1", "区管理员", "admin", ADMIN_PIN)
     admin = app.residents.authenticate(ADMIN_PIN, min_role="admin", staff_id="A1")["actor"]
@@ -137,8 +130,5 @@ _opened: list = []
 @pytest.fixture(autouse=True)
 def _close_apps():
     yield
-    from kiosk.config import get_settings
-
     while _opened:
         _opened.pop().close()
-    get_settings.cache_clear()
