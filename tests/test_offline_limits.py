@@ -172,6 +172,10 @@ def test_an_offline_terminal_keeps_the_districts_caps_and_stops_the_subsidy(dist
     g = KioskService(t1).checkout.greet("R0002", at=lunch)
     assert g.subsidy_fen > 0
     day_ago = (utcnow() - timedelta(hours=25)).isoformat()
+    from kiosk.terminal.sync.status import sync_status
+
+    set_state(t1, last_sync=day_ago, offline_since=None)          # a sync loop that stopped a day ago
+    assert sync_status(t1).online is False                        # the counter's status says what billing counts
     set_state(t1, last_sync=day_ago, offline_since=day_ago)
     g = KioskService(t1).checkout.greet("R0002", at=lunch)
     assert g.subsidy_fen == 0 and g.subsidy_text == "本餐没有补贴：网络断开已超过一天，今天暂不能享受补贴"

@@ -46,7 +46,12 @@ def sync_status(app) -> SyncStatus | None:
     loop = _LOOPS.get(id(app))
     if loop is not None and loop.error is not None:
         warning = loop.error
-    return SyncStatus(online=off is None and last is not None,
+    from kiosk.billing.offline import offline_for
+    from kiosk.db.models import utcnow
+
+    # offline as the checkout counts it (kiosk.billing.offline): a failed sync, or none for too long
+    gone = offline_for(utcnow(), last, off, app.settings.sync_interval_s)
+    return SyncStatus(online=gone is None and last is not None,
                       offline_since=off.astimezone(CST) if off else None,
                       last_sync=last.astimezone(CST) if last else None,
                       pending=int(counts.get("pending", 0)), server_version=ver,
