@@ -17,8 +17,8 @@ the camera, the frames between full looks (one in ``FULL_LOOK_EVERY``) are looke
 only around where that face was (``around``: a region a few times smaller than the
 frame); a frame whose region shows no face gets a full look at once, and so does every
 frame after a full look that found no face or more than one, so a second person is seen
-within ``FULL_LOOK_EVERY`` frames of stepping in and is never left out of a decision
-while the two stand together. ``hurry`` tells the vision worker that a
+within ``FULL_LOOK_EVERY`` frames of stepping in (a third of a second at 12 fps), and from
+then on every frame is looked at whole while the two stand together. ``hurry`` tells the vision worker that a
 face waits for its decision: it then takes every camera frame instead of its idle
 pace."""
 from __future__ import annotations
