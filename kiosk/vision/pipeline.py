@@ -18,7 +18,10 @@ only around where that face was (``around``: a region a few times smaller than t
 frame); a frame whose region shows no face gets a full look at once, and so does every
 frame after a full look that found no face or more than one, so a second person is seen
 within ``FULL_LOOK_EVERY`` frames of stepping in (a third of a second at 12 fps), and from
-then on every frame is looked at whole while the two stand together. ``hurry`` tells the vision worker that a
+then on every frame is looked at whole while the two stand together. The region looks
+serve identification only: once the face's identity is decided, every frame is looked at
+whole, so the head-turn check (which reads each frame's landmarks: kiosk.vision.liveness)
+sees landmarks of one kind of look throughout. ``hurry`` tells the vision worker that a
 face waits for its decision: it then takes every camera frame instead of its idle
 pace."""
 from __future__ import annotations
@@ -70,7 +73,7 @@ class FrameLooker:
         self.reset()
 
     def look(self, image: np.ndarray) -> FaceObservation:
-        around = self._around if self._since_full < FULL_LOOK_EVERY - 1 else None
+        around = self._around if self.follow and self._since_full < FULL_LOOK_EVERY - 1 else None
         obs = self.engine.observe_frame(image, self.thresholds, near=self._near, around=around)
         p = obs.primary
         h, w = image.shape[:2]
@@ -80,6 +83,7 @@ class FrameLooker:
         return obs
 
     def reset(self) -> None:
+        self.follow = True                      # False: every frame whole (the pipeline's choice)
         self._near = False
         self._around: tuple | None = None       # where the one face in front was (None: look at the whole frame)
         self._since_full = 0                    # frames looked at around a face since the last full look
@@ -115,6 +119,9 @@ class RecognitionPipeline:
             self._track_id, self._track_since = track.id, ts
         # a face stuck pending (too small, a poster on the wall) stops hurrying after HURRY_S
         self.hurry = p is not None and decision.state == "pending" and ts - self._track_since < HURRY_S
+        # looks around the face only while its identity is pending: once decided, the head-turn
+        # check reads the landmarks of every frame, and they must all come from one kind of look
+        self.looker.follow = decision.state == "pending"
         obs.timings_ms["total"] = sum(obs.timings_ms.values())
         return FrameResult(obs.faces, obs.primary, obs.quality, match, decision, obs.timings_ms,
                            obs.embedding, obs.aligned)
