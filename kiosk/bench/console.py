@@ -303,7 +303,9 @@ def _wait_for_warm_up(http, say, limit_s: float = 900) -> dict:
     console long after the server started; the pages are timed after this."""
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < limit_s:
-        w = http.get("/healthz").json().get("console_warm") or {}
+        w = http.get("/healthz").json().get("console_warm")
+        if w is None:                         # KIOSK_CONSOLE_WARM=0: pages computed when first opened
+            return {"off": True}
         if w.get("passes", 0) >= 1:
             out = {"seconds_after_start": round(time.perf_counter() - t0, 1), "pass_s": w.get("last_pass_s"),
                    "results": w.get("last_computed"), "load_avg_1min": round(os.getloadavg()[0], 2)}

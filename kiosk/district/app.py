@@ -55,11 +55,11 @@ def create_app(settings: Settings | None = None, *, kiosk_app: App | None = None
     _no_generic_plans(app_ctx)
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI):
+    async def lifespan(this: FastAPI):
         warmer = None
         if kiosk_app is None and settings.console_warm:      # a server process of its own (not a test's app)
             from kiosk.district.console.warm import Warmer
-            warmer = Warmer(app_ctx).start()
+            warmer = this.state.warmer = Warmer(app_ctx).start()     # /healthz shows its passes
         yield
         if warmer is not None:
             warmer.stop()

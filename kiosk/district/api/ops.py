@@ -28,7 +28,7 @@ import logging
 import os
 from collections import Counter as _Tally
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -78,7 +78,7 @@ def migration_head() -> str:
 
 
 @router.get("/healthz")
-def healthz(app: App = Depends(get_app)) -> JSONResponse:
+def healthz(request: Request, app: App = Depends(get_app)) -> JSONResponse:
     """The database reachable and its schema at the newest migration: 200; otherwise 503."""
     from alembic.runtime.migration import MigrationContext
 
@@ -92,10 +92,9 @@ def healthz(app: App = Depends(get_app)) -> JSONResponse:
         return JSONResponse({"ok": False, "database": "unreachable", "detail": f"{type(exc).__name__}: {exc}"[:500],
                              "migration": None, "head": head}, status_code=503)
     ok = current == head
-    from kiosk.district.console.warm import STATUS
-
+    warmer = getattr(request.app.state, "warmer", None)     # this process's warm-up of the console (app.py)
     body = {"ok": ok, "database": "ok", "migration": current, "head": head,
-            "console_warm": dict(STATUS)}          # this process's warm-up of the console (not a health criterion)
+            "console_warm": warmer.status() if warmer is not None else None}
     if not ok:
         body["detail"] = f"schema at {current}, this software needs {head}: run `kiosk migrate` / restart after upgrading"
     return JSONResponse(body, status_code=200 if ok else 503)

@@ -23,8 +23,6 @@ from kiosk.timeutil import now_cst
 log = logging.getLogger(__name__)
 
 INTERVAL_S = FRESH_S * 0.8
-# this process's warm-up as /healthz shows it: passes done, the last one's seconds and results computed
-STATUS: dict = {"passes": 0, "last_pass_s": None, "last_computed": 0}
 
 
 @dataclass
@@ -64,6 +62,8 @@ class Warmer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.passes = 0
+        self.last_pass_s: float | None = None
+        self.last_computed = 0
 
     def start(self) -> "Warmer":
         self._thread = threading.Thread(target=self._run, name="console-warm", daemon=True)
@@ -74,12 +74,15 @@ class Warmer:
         while not self._stop.is_set():
             t0 = time.perf_counter()
             done = warm_once(self.app, self.cache)
+            self.last_pass_s, self.last_computed = round(time.perf_counter() - t0, 2), len(done.computed)
             self.passes += 1
-            STATUS.update(passes=STATUS["passes"] + 1, last_pass_s=round(time.perf_counter() - t0, 2),
-                          last_computed=len(done.computed))
             if done.computed:
                 log.info("console warm-up: %d results in %.1f s", len(done.computed), time.perf_counter() - t0)
             self._stop.wait(self.interval_s)
+
+    def status(self) -> dict:
+        """This process's warm-up as /healthz shows it."""
+        return {"passes": self.passes, "last_pass_s": self.last_pass_s, "last_computed": self.last_computed}
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
