@@ -248,12 +248,13 @@ def check_offline(order: dict, view: OfflineSale) -> list[Problem]:
                            f"（区里设定断网超过 {view.limits.subsidy_offline_s / 3600:g} 小时停发补贴）"))
     # the caps on balance payments: the terminal's account, or, when it says it sold online, the
     # server's (it had not pulled for longer than SILENT_GRACE_S before the sale)
-    off_caps, how = view.claimed, "断网"
+    off_caps = view.claimed
+    where = "" if off_caps is None else f"断网 {_span(off_caps)}"
     if off_caps is None and view.since_pull is not None and view.since_pull.total_seconds() > SILENT_GRACE_S:
-        off_caps, how = view.since_pull, "终端称在线，但服务器已有"
+        off_caps = view.since_pull
+        where = f"终端称在线，但服务器已有 {_span(off_caps)}未收到它的同步"
     refused = balance_refusal(view.limits, off_caps, order["pay_method"], order["to_pay_fen"],
                               view.spent_before_fen)
-    where = f"{how} {_span(off_caps)}" + ("" if how == "断网" else "未收到它的同步") if off_caps is not None else ""
     if refused is not None and refused.kind == "per_sale":
         out.append(Problem(f"订单 {oid} 离线售出（{where}），余额付 {_yuan(order['to_pay_fen'])} 元"
                            f"超过离线每餐限额 {_yuan(view.limits.per_sale_fen)} 元"))
