@@ -2,7 +2,9 @@
 against a real `kiosk server` process on loopback. Nothing is downloaded: the
 browser is the system's /usr/bin/chromium (install.sh --test installs it).
 
-Also takes the README's screenshots (docs/screens/console_*.png) at 1366×768."""
+Also takes the README's screenshots (console_*.png) at 1366×768: into KIOSK_SCREENSHOTS
+(KIOSK_SCREENSHOTS=docs/screens redoes the README's), else a temporary folder, so a test
+run leaves the checkout as it was."""
 from __future__ import annotations
 
 import io
@@ -12,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -19,7 +22,7 @@ import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[1]
-SCREENS = ROOT / "docs" / "screens"
+SCREENS = Path(os.environ.get("KIOSK_SCREENSHOTS") or Path(tempfile.gettempdir()) / "kiosk-console-screens")
 
 pytestmark = [
     pytest.mark.skipif(not CHROMIUM.is_file(), reason="needs Debian's chromium (/usr/bin/chromium; install.sh --test)"),
@@ -173,7 +176,6 @@ def test_roster_dry_run_shows_the_bad_row_then_a_fixed_file_is_confirmed(admin, 
     planned = admin.inner_text("#planned")
     assert "联系电话：13800000001 → （空）" in planned and "人员类别：独居 → 独居、残疾:二级" in planned
     assert _resident(app, "R0201") is None                    # the dry run wrote nothing
-    SCREENS.mkdir(parents=True, exist_ok=True)
     admin.screenshot(path=str(SCREENS / "console_import_preview.png"))
     admin.click("#confirm")
     assert "新增 1 条，修改 1 条" in admin.inner_text(".flash.ok")

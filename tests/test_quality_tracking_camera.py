@@ -281,17 +281,21 @@ def test_between_full_looks_a_lone_face_is_looked_for_only_around_where_it_was(o
     looker.reset()
     empty = np.full((480, 640, 3), 110, np.uint8)
     assert [looker.look(empty).region for _ in range(3)] == [None] * 3
-    # the pipeline looks around the face only while the identity is pending: once decided,
-    # every frame whole (the head-turn check reads each frame's landmarks)
+    # the pipeline keeps looking around the face after the decision too (the head-turn frames),
+    # one full look in FULL_LOOK_EVERY throughout
     pipe = RecognitionPipeline(eng, lambda e: MatchResult("matched", "A", 0.9), PersonTracker(strong_score=0.65))
     states, regions = [], []
-    for i in range(8):
+    for i in range(3 * FULL_LOOK_EVERY):
         r = pipe.process(frame, ts=i * 0.08)
         states.append(r.decision.state)
         regions.append(pipe.looker._since_full > 0)
     first = states.index("identified")
-    assert first >= 1 and any(regions[:first + 1])                  # looked around the face before
-    assert not any(regions[first + 1:]) and set(states[first:]) == {"identified"}
+    assert first < FULL_LOOK_EVERY and set(states[first:]) == {"identified"}
+    assert regions == ([False] + [True] * (FULL_LOOK_EVERY - 1)) * 3
+    # and a looker told not to follow looks at every frame whole
+    looker.reset()
+    looker.follow = False
+    assert [looker.look(frame).region for _ in range(FULL_LOOK_EVERY)] == [None] * FULL_LOOK_EVERY
 
 
 def test_conflicting_votes_never_identify():

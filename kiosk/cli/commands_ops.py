@@ -141,6 +141,8 @@ def register_ui(sub) -> None:
     d.add_argument("--windowed", action="store_true")
     d.add_argument("--seconds", type=float, default=None, help="stop after this many seconds")
     d.add_argument("--no-autopilot", action="store_true", help="do not tap through the flow by itself")
+    d.add_argument("--sales", type=int, default=None, metavar="N",
+                   help="stop once the autopilot has served N meals (the known elder, then the card path)")
     d.add_argument("--keep", action="store_true", help="keep the demo canteen's folder after exit (to look at it "
                    "with KIOSK_HOME=FOLDER/home kiosk ...)")
     d.set_defaults(func=cmd_demo)
@@ -166,5 +168,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
         for name in ("kiosk.ui.voice", "kiosk.ui.main_window"):   # the flow, told on the console
             logging.getLogger(name).setLevel(logging.INFO)
+    if args.sales is not None and (args.sales < 1 or args.no_autopilot):
+        print("--sales needs a number of 1 or more, and the autopilot (it counts the meals it serves)",
+              file=sys.stderr)
+        return 2
     return run(None, args.windowed, demo=True, seconds=args.seconds, autopilot=not args.no_autopilot,
-               keep_demo=args.keep)
+               keep_demo=args.keep, sales=args.sales)

@@ -66,7 +66,7 @@ def show_full_screen(win) -> None:
 
 
 def run(source: str | None, windowed: bool, *, demo: bool = False, seconds: float | None = None,
-        autopilot: bool = True, keep_demo: bool = False) -> int:
+        autopilot: bool = True, keep_demo: bool = False, sales: int | None = None) -> int:
     from PySide6.QtCore import QTimer
 
     from kiosk.services.context import App
@@ -84,7 +84,11 @@ def run(source: str | None, windowed: bool, *, demo: bool = False, seconds: floa
         win, worker = build_window(ctx, capture=capture)
         if autopilot:
             from kiosk.ui.demo_pilot import DemoPilot
-            win._pilot = DemoPilot(win, capture)
+            # --sales N: end 3 s after the N-th receipt is shown (its lines are spoken by then)
+            def served() -> None:
+                print(f"demo: stopping after {sales} meals", flush=True)
+                QTimer.singleShot(3000, qapp.quit)
+            win._pilot = DemoPilot(win, capture, on_sales=(sales, served) if sales else None)
     else:
         ctx = App()
         win, worker = build_window(ctx, source)

@@ -10,8 +10,12 @@ from kiosk.ui.widgets import label
 
 
 class DemoPilot:
-    def __init__(self, win, capture=None, bill_after_s: float = 5.0, card_after_s: float = 4.0) -> None:
+    def __init__(self, win, capture=None, bill_after_s: float = 5.0, card_after_s: float = 4.0,
+                 on_sales: tuple[int, object] | None = None) -> None:
+        """``on_sales`` (n, callback): called once when the n-th receipt is shown (``kiosk
+        demo --sales``: the demo ends after serving that many meals)."""
         self.win, self.capture = win, capture
+        self.on_sales, self.sales = on_sales, 0
         self.bill_after_s, self.card_after_s = bill_after_s, card_after_s
         self.since = (None, time.monotonic())
         self.banner = label("演示模式：自动点按；画面中的人按提示转头（照片合成的三维转头）", "status")
@@ -36,6 +40,10 @@ class DemoPilot:
         state, t0 = self.since
         if state != w.state:
             self.since = (w.state, time.monotonic())
+            if w.state == "receipt":                  # a meal served
+                self.sales += 1
+                if self.on_sales is not None and self.sales == self.on_sales[0]:
+                    self.on_sales[1]()
             return
         waited = time.monotonic() - t0
         if w.state == "bill" and waited > self.bill_after_s and w.bill.confirm_btn.isEnabled():
