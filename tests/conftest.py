@@ -116,6 +116,25 @@ def insightface_images() -> Path:
     return Path(insightface.__file__).parent / "data" / "images"
 
 
+# How long a UI test waits by default for what the kiosk does on its worker threads (an
+# export, a model's first load, a check). pytest-qt's own default is 5 s; the suite runs on two
+# workers on 2 cores, where such a step can take longer. A wait returns as soon as its condition
+# holds, so a longer limit changes only how long a real failure takes to be reported.
+UI_WAIT_MS = 30_000
+
+
+@pytest.fixture
+def qtbot(qtbot):
+    """pytest-qt's qtbot, its waitUntil's default limit ``UI_WAIT_MS``."""
+    wait_until = qtbot.waitUntil
+
+    def patient(callback, *, timeout: int = UI_WAIT_MS) -> None:
+        wait_until(callback, timeout=timeout)
+
+    qtbot.waitUntil = patient
+    return qtbot
+
+
 @pytest.fixture
 def env(tmp_path, monkeypatch):
     """A fresh KIOSK_HOME with its own template key."""

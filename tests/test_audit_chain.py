@@ -135,3 +135,22 @@ def test_entries_written_before_the_chain_are_chained_by_the_upgrade(tmp_path):
         s.commit()
         assert audit.verify(s).intact and audit.verify(s).entries == 4
     db.dispose()
+
+
+def test_an_export_into_a_long_folder_is_audited_by_its_file_name(shop, tmp_path):
+    """An export's audit entry names the file; the whole path (as long as KIOSK_HOME or a
+    USB stick's mount point makes it, here over the subject's 100 characters) is in the
+    detail, and the export succeeds (it failed with 'audit_log.subject 太长' before)."""
+    from kiosk.terminal.counter import KioskService
+
+    folder = tmp_path / ("一个很长的文件夹名称_" * 6) / "exports"
+    path = folder / "orders-today.csv"
+    assert len(str(path)) > audit.SUBJECT_MAX
+    out = KioskService(shop).records.export_today_csv(path, "S01")
+    assert out == path and path.read_text(encoding="utf-8-sig").splitlines()[0].split(",")[:2] == ["订单号", "时间"]
+    with shop.db.session() as s:
+        e = s.scalars(select(AuditEntry).where(AuditEntry.action == "orders.export")).one()
+        assert (e.actor, e.subject, e.detail["path"]) == ("S01", "orders-today.csv", str(path))
+        long_name = "x" * 150 + ".csv"
+        f = audit.record_file(s, "S01", "report.monthly", folder / long_name)
+        assert f.subject == long_name[-audit.SUBJECT_MAX:] and f.subject.endswith(".csv")

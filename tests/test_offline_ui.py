@@ -16,7 +16,7 @@ from kiosk.ui.voice import Voice
 from kiosk.vision.pipeline import RecognitionPipeline
 from kiosk.vision.tracker import PersonTracker
 
-from tests.conftest import staff_actor
+from tests.conftest import UI_WAIT_MS, staff_actor
 from tests.district_helpers import District
 
 
@@ -74,7 +74,7 @@ def win(qtbot, offline_terminal):
     return w
 
 
-def wait_state(qtbot, win, state, timeout=10000):
+def wait_state(qtbot, win, state, timeout=UI_WAIT_MS):
     qtbot.waitUntil(lambda: win.state == state, timeout=timeout)
 
 

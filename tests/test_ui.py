@@ -21,6 +21,7 @@ from kiosk.vision.pipeline import RecognitionPipeline
 from kiosk.vision.types import MatchResult
 from kiosk.vision.tracker import PersonTracker
 
+from tests.conftest import UI_WAIT_MS
 from tests.vision_helpers import face_frame
 
 STAFF_PIN, SUP_PIN = "1234", "5678"
@@ -116,7 +117,7 @@ def settle_check(qtbot, win):
                         timeout=30000)
 
 
-def wait_state(qtbot, win, state, timeout=5000):
+def wait_state(qtbot, win, state, timeout=UI_WAIT_MS):
     try:
         qtbot.waitUntil(lambda: win.state == state, timeout=timeout)
     except Exception as exc:
@@ -234,7 +235,7 @@ def test_a_bill_whose_elder_left_resets_and_the_next_person_cannot_pay_it(qtbot,
     wait_state(qtbot, win, BILL)
     qtbot.waitUntil(lambda: win.bill.confirm_btn.isEnabled())
     elder.swap(face_frame(strangers[0]))          # the elder steps away, the next person steps up
-    qtbot.waitUntil(lambda: not win.service.camera.still_in_front("R0001"), timeout=5000)
+    qtbot.waitUntil(lambda: not win.service.camera.still_in_front("R0001"))
     if win.state == BILL:
         win.bill.confirm_btn.click()              # the next person taps 确认
         assert "请您本人" in win.bill.error.text()
@@ -615,14 +616,14 @@ def test_camera_lost_and_back(qtbot, canteen, obama):
     w.show()
     worker.start()
     try:
-        qtbot.waitUntil(lambda: w.camera_state == "live", timeout=5000)
+        qtbot.waitUntil(lambda: w.camera_state == "live")
         Cam.alive = False
-        qtbot.waitUntil(lambda: w.camera_state == "lost", timeout=5000)
+        qtbot.waitUntil(lambda: w.camera_state == "lost")
         assert "摄像头暂时不可用" in w.idle.hint.text()
         assert any("摄像头暂时不可用" in t for t in w.voice.spoken)
         Cam.alive = True
-        qtbot.waitUntil(lambda: w.camera_state == "live", timeout=5000)
-        qtbot.waitUntil(lambda: "摄像头" not in w.idle.hint.text(), timeout=5000)
+        qtbot.waitUntil(lambda: w.camera_state == "live")
+        qtbot.waitUntil(lambda: "摄像头" not in w.idle.hint.text())
     finally:
         worker.stop()
 
@@ -802,7 +803,7 @@ def test_staff_enrols_from_the_camera_and_a_duplicate_needs_a_supervisor(qtbot, 
         win.on_frame(event_from(win.pipeline.process(img, ts=time.monotonic()), img))
         # the live camera, with the face's box and the frame to fill, and the quality in words
         assert not win.staff.camera.pixmap().isNull() and win.staff.quality.text()
-    qtbot.waitUntil(lambda: win.staff.override_box.isVisible(), timeout=5000)
+    qtbot.waitUntil(lambda: win.staff.override_box.isVisible())
     assert "R0001" in win.staff.message.text() and "张桂兰" in win.staff.message.text()
     shot(win, tmp_path, "10_enrol_duplicate")
     win.staff.override_reason.setText("双胞胎，已核对身份证")
@@ -1244,7 +1245,7 @@ def test_after_a_checkout_one_spoken_question_books_tomorrow(qtbot, win, tmp_pat
     shot(win, tmp_path, "13_receipt_question")
     assert _booking(win, "R0002") is None
     r.yes_btn.click()
-    qtbot.waitUntil(lambda: r.ask_line.text() == "好的，明天给您留饭", timeout=5000)
+    qtbot.waitUntil(lambda: r.ask_line.text() == "好的，明天给您留饭")
     b = _booking(win, "R0002")
     assert b is not None and not b.cancelled and b.source == "counter"
     assert b.canteen_id == win.service.settings.canteen_id
@@ -1255,7 +1256,7 @@ def test_after_a_checkout_one_spoken_question_books_tomorrow(qtbot, win, tmp_pat
     _card_checkout(qtbot, win, "R0001")
     assert r.ask_line.text() == "明天还来吃午饭吗？" and r.no_btn.isVisible()
     r.no_btn.click()
-    qtbot.waitUntil(lambda: r.ask_line.text() == "好的，明天不给您留饭", timeout=5000)
+    qtbot.waitUntil(lambda: r.ask_line.text() == "好的，明天不给您留饭")
     assert _booking(win, "R0001").cancelled is True and _count(win, "meal.cancel") == 1
 
 

@@ -64,7 +64,7 @@ def _write(app, rep, out: Path, staff: str, action: str, subject: str) -> None:
 
     write_report_file(rep, out)
     with app.db.session() as s:
-        audit.record(s, staff, action, str(out), report=subject)
+        audit.record_file(s, staff, action, out, report=subject)
 
 
 def cmd_monthly_pdf(a) -> int:

@@ -138,7 +138,7 @@ def cmd_report_bookings(a) -> int:
 
         write_report_file(kitchen_sheet(app, day, canteen_id=a.canteen), a.out)
         with app.db.session() as s:
-            audit.record(s, "system", "report.bookings", str(a.out), report=str(day))
+            audit.record_file(s, "system", "report.bookings", a.out, report=str(day))
     rep = kitchen_json(app, day, canteen_id=a.canteen)
     if a.json:
         out_json(rep)

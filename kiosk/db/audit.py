@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -37,6 +38,17 @@ def record(session: Session, actor: str, action: str, subject: str | None = None
     session.add(entry)
     session.execute(update(AuditHead).where(AuditHead.id == 1).values(last_hash=h))
     return entry
+
+
+SUBJECT_MAX = 100      # audit_log.subject's length
+
+
+def record_file(session: Session, actor: str, action: str, path: Path | str, **detail: object) -> AuditEntry:
+    """A file written (an export, a report): the subject is the file's name (at most
+    ``SUBJECT_MAX`` characters, its end kept), the whole path goes in the detail. A path is
+    as long as the folder it is in (KIOSK_HOME, a USB stick's mount point) and must not make
+    the entry, and with it the export, fail."""
+    return record(session, actor, action, Path(path).name[-SUBJECT_MAX:], path=str(path), **detail)
 
 
 def entries_since(session: Session, since: datetime | None = None) -> list[AuditEntry]:

@@ -234,7 +234,7 @@ def write_report(app, rep: MonthlyReport, path: Path, staff_id: str = "system") 
     write_atomic(path, data)
     try:
         with app.db.session() as s:
-            audit.record(s, staff_id, "report.monthly", str(path), month=rep.month, subsidy_fen=rep.subsidy_fen,
+            audit.record_file(s, staff_id, "report.monthly", path, month=rep.month, subsidy_fen=rep.subsidy_fen,
                          charged_back_fen=rep.charged_back_fen)
     except BaseException:
         path.unlink(missing_ok=True)     # an export that is not in the audit log is not kept

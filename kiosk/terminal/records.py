@@ -59,8 +59,12 @@ class RecordsDesk:
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_text(buf.getvalue(), encoding="utf-8-sig")
         tmp.replace(path)
-        with self.app.db.session() as s:
-            audit.record(s, staff_id, "orders.export", str(path), count=len(data["orders"]))
+        try:
+            with self.app.db.session() as s:
+                audit.record_file(s, staff_id, "orders.export", path, count=len(data["orders"]))
+        except BaseException:
+            path.unlink(missing_ok=True)     # an export that is not in the audit log is not kept
+            raise
         return path
 
     def export_today(self, staff_id: str) -> Path:

@@ -3,6 +3,7 @@ shows it all (confirm a bill, type a card number for the stranger)."""
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 from PySide6.QtCore import QTimer
 
@@ -11,7 +12,7 @@ from kiosk.ui.widgets import label
 
 class DemoPilot:
     def __init__(self, win, capture=None, bill_after_s: float = 5.0, card_after_s: float = 4.0,
-                 on_sales: tuple[int, object] | None = None) -> None:
+                 on_sales: tuple[int, Callable[[], None]] | None = None) -> None:
         """``on_sales`` (n, callback): called once when the n-th receipt is shown (``kiosk
         demo --sales``: the demo ends after serving that many meals)."""
         self.win, self.capture = win, capture

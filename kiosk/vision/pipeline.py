@@ -20,9 +20,9 @@ frame after a full look that found no face or more than one, so a second person 
 within ``FULL_LOOK_EVERY`` frames of stepping in (a third of a second at 12 fps), and from
 then on every frame is looked at whole while the two stand together. The same holds
 through the head-turn check after the decision: its landmarks come from both kinds of
-look, which the check was measured on (docs/benchmarks.md: the 18 live clips placed in a
-640x480 frame, 54 of 54 accepted their own way with the region looks, 53 with full looks
-only, none the other way). ``hurry`` tells the vision worker that a face waits for its
+look, which the check was measured on (docs/benchmarks.md: the 18 live clips in a 640x480
+frame at six sizes, 103 of 108 accepted their own way with the region looks and 103 with
+full looks only, none the other way). ``hurry`` tells the vision worker that a face waits for its
 decision: it then takes every camera frame instead of its idle pace."""
 from __future__ import annotations
 
