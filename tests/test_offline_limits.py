@@ -291,6 +291,46 @@ def test_the_server_quarantines_an_offline_sale_over_the_caps_pushed_anyway(dist
         app.close()
 
 
+def test_the_limits_a_terminal_had_are_the_ones_at_its_last_pull_not_at_its_own_account(district):
+    """A cap lowered right after a terminal's last sync, then a sale within it: the server
+    judges the sale by the cap in force at the terminal's last pull (its own record), not by
+    the sale's time less the offline seconds the terminal reports (whole seconds: 0 here, as a
+    sale in the same second as the sync reads). Before, such a sale was held as over the new
+    cap, which the terminal could not have known; the suite's timing test caught it once in
+    a few runs."""
+    from kiosk.db.models import OutboxEntry
+
+    d = district
+    t = d.terminal("C2")
+    sync(t)
+    t.billing.topup("R0002", 10_000, actor=staff_actor(t, "S01"))
+    d.cli("offline", "set", "--per-sale", "10", "--staff", "ADM", env=PASSWORD)
+    sync(t)
+    go_offline(d, t)
+    d.cli("offline", "set", "--per-sale", "3", "--staff", "ADM", env=PASSWORD)     # after its last pull
+    sale = t.billing.settle("R0002", ["D001"], meal="午餐", pay="balance")          # 6 元: under its 10
+    assert 300 < sale.to_pay_fen <= 1000
+    with t.db.session() as s:                       # the terminal's account: offline for 0 s
+        s.info[changes.APPLY] = True
+        for e in s.scalars(select(OutboxEntry)):
+            orders = (e.payload.get("rows") or {}).get("orders") or []
+            if any(o["id"] == sale.order_id for o in orders):
+                body = json.loads(json.dumps(e.payload))
+                for o in body["rows"]["orders"]:
+                    o["offline_s"] = 0
+                e.payload = body
+    d.start()
+    rep = sync(t)
+    app = d.server_app()
+    try:
+        with app.db.session() as s:
+            assert s.get(Order, sale.order_id) is not None, s.scalars(select(QuarantinedOp.reason)).all()
+            assert s.scalars(select(QuarantinedOp)).all() == []
+    finally:
+        app.close()
+    assert rep.pending == 0 and rep.rejected == 0
+
+
 def test_limits_are_checked_before_the_password_and_only_set_on_the_server(district):
     d = district
     bad = d.cli("offline", "set", "--per-sale", "-3", "--staff", "ADM", env=PASSWORD, check=False)

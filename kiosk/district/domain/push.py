@@ -537,7 +537,14 @@ class _SaleFacts:
         if claimed is None and not self.blocks and (since_pull is None or since_pull.total_seconds()
                                                     <= min(self.least_s, derive.SILENT_GRACE_S)):
             return []
-        contact = at - claimed if claimed is not None else at      # when the terminal last reached the server
+        # when the terminal last reached the server: the server's own record of its last pull
+        # before this push. The terminal's account (the sale's time less its offline seconds) is
+        # its word and whole seconds: a cap changed within a second after its last sync was read
+        # as known to it. Its account only where the server has none.
+        if self.last_pull is not None:
+            contact = self.last_pull
+        else:
+            contact = at - claimed if claimed is not None else at
         rid, day = o["resident_id"], o["meal_date"]
         blocked = None
         if self.blocks:
