@@ -7,7 +7,6 @@ Also takes the README's screenshots (console_*.png) at 1366×768: into KIOSK_SCR
 run leaves the checkout as it was."""
 from __future__ import annotations
 
-import io
 import os
 import re
 import shutil
