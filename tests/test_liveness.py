@@ -422,21 +422,16 @@ def test_real_head_turns_on_the_kiosks_camera_path_region_looks_do_no_worse_than
     way with the region looks as with full looks (docs/benchmarks.md: 103 of 108 either way
     over six sizes), at least 17 of 18, and none the other way."""
     from kiosk.vision.pipeline import FrameLooker
+    from tests.measure_liveness import placed_frame
 
     eng = shared_engine("sface")
     own = {True: [], False: []}
     wrong, regions, frames = [], 0, 0
     for folder, direction in _live_clips():
         fps = float((folder / "fps.txt").read_text())
-        camera = []
-        for f in sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".png")):
-            img = cv2.imread(str(f))
-            s = min(0.5 * 480 / img.shape[0], 640 / img.shape[1])
-            small = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
-            frame = np.full((480, 640, 3), 110, np.uint8)
-            y0, x0 = (480 - small.shape[0]) // 2, (640 - small.shape[1]) // 2
-            frame[y0:y0 + small.shape[0], x0:x0 + small.shape[1]] = small
-            camera.append(frame)
+        camera = [placed_frame(img, (640, 480), min(0.5 * 480 / img.shape[0], 640 / img.shape[1]), "centre")
+                  for img in (cv2.imread(str(f)) for f in sorted(folder.iterdir())
+                              if f.suffix.lower() in (".jpg", ".png"))]
         for follow in (True, False):
             looker = FrameLooker(eng)
             looker.follow = follow

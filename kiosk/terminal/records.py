@@ -10,6 +10,7 @@ from typing import Callable
 
 from sqlalchemy import select
 
+from kiosk.datadir import write_atomic
 from kiosk.db import audit
 from kiosk.db.models import Order, OrderVoid, Resident
 from kiosk.errors import ValidationError
@@ -56,9 +57,7 @@ class RecordsDesk:
                         "是" if o["voided"] else ""])
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(buf.getvalue(), encoding="utf-8-sig")
-        tmp.replace(path)
+        write_atomic(path, buf.getvalue(), encoding="utf-8-sig")
         try:
             with self.app.db.session() as s:
                 audit.record_file(s, staff_id, "orders.export", path, count=len(data["orders"]))
