@@ -291,6 +291,26 @@ def test_unknown_face_goes_to_card_path(qtbot, win, strangers):
     assert "没有认出您" in win.noface.prompt.text()
 
 
+def test_a_face_served_by_card_is_not_sent_to_the_card_page_again_while_it_stays(qtbot, win, strangers):
+    """Not recognised, served by card, still standing there: the idle page says it is done
+    instead of asking for the card again (the demo's second round said 没有认出您 twice to
+    one person); somebody else stepping up is asked as usual."""
+    person = Standing(win, face_frame(strangers[0]))
+    try:
+        wait_state(qtbot, win, NOFACE)
+        _card_checkout(qtbot, win, "R0002")
+        win.receipt.done_btn.click()
+        wait_state(qtbot, win, IDLE)
+        qtbot.waitUntil(lambda: "您已经结算好了" in win.idle.hint.text())
+        qtbot.wait(1500)                                  # more frames of the same face
+        assert win.state == IDLE
+        person.swap(face_frame(strangers[1]))             # the next person in the queue
+        wait_state(qtbot, win, NOFACE)
+        assert "没有认出您" in win.noface.prompt.text()
+    finally:
+        person.leave()
+
+
 def test_an_elder_not_recognised_at_first_is_recognised_on_the_card_page(qtbot, win, obama, strangers):
     """"Unknown" sends the face to the card page, but the camera keeps looking: the elder
     who then faces it goes on by face, unless the card path was started or chosen."""

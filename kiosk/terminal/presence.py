@@ -95,6 +95,15 @@ class CounterCamera:
         """Seconds since any face was in front of the camera."""
         return self.tracker.absent_for()
 
+    def same_face(self, a, b) -> bool:
+        """Two embeddings of the camera's faces are one person's (the backend's match
+        threshold): a card sale remembers the face that stood there, so the same unrecognised
+        face is not sent to the card page again while it stays."""
+        from kiosk.vision.engine import BACKEND_DEFAULTS
+
+        d = BACKEND_DEFAULTS.get(getattr(self.app.engine, "name", ""))
+        return a is not None and b is not None and d is not None and float(a @ b) >= d.match_threshold
+
     def someone_else_in_front(self, resident_id: str) -> bool:
         return self.tracker.someone_else(resident_id)
 

@@ -108,6 +108,7 @@ class KioskWindow(QMainWindow):
         self.last_touch_ts = time.monotonic()
         self.last_frame_ts = 0.0           # this process's clock at the newest frame
         self._last_event: FrameEvent | None = None
+        self._last_face: tuple | None = None      # the last embedding of a face in front, and when
         self._pending_tasks: list[Task] = []
         self._alive = True
         self._call_until = 0.0
@@ -279,6 +280,8 @@ class KioskWindow(QMainWindow):
     def on_frame(self, ev: FrameEvent) -> None:
         self._last_event = ev
         self.last_frame_ts = time.monotonic()
+        if ev.embedding is not None:
+            self._last_face = (ev.embedding, self.last_frame_ts)
         self.service.camera.note_frame(ev.primary is not None, ev.track_id, ev.decision, ev.resident_id,
                                 ev.match_status, ev.match_resident)
         if self.debug.isVisible():
@@ -295,6 +298,15 @@ class KioskWindow(QMainWindow):
             self.checkout.on_idle_frame(ev)
         elif self.state == NOFACE:
             self.cardpath.on_frame(ev)
+
+    FACE_RECENT_S = 2.0      # a face embedded this recently is the one in front
+
+    def face_in_front(self):
+        """The embedding of the face in front now (the latest frame that passed the quality
+        gate, within ``FACE_RECENT_S``), or None."""
+        if self._last_face is None or time.monotonic() - self._last_face[1] > self.FACE_RECENT_S:
+            return None
+        return self._last_face[0]
 
     def _tick(self) -> None:
         if self._call_until and time.monotonic() > self._call_until:

@@ -48,7 +48,8 @@ class CheckoutController:
         self.last_bill = None
         self.settling = False
         self.refresh_ev = None
-        self.just_served: tuple[str, float] | None = None
+        # the resident just served, when, and the face then in front (its embedding; None: none)
+        self.just_served: tuple[str, float, object] | None = None
         self.bill_started = 0.0
         self.receipt_shown = 0.0
         self.serving_meal: str | None = "?"
@@ -137,6 +138,13 @@ class CheckoutController:
             self.refresh_ev = ev
             w.liveness.start(ev)
         elif ev.decision == "unknown":
+            served = self.just_served
+            if served and time.monotonic() - served[1] < SERVED_COOLDOWN_S and \
+                    self.svc.camera.same_face(served[2], self.win.face_in_front()):
+                # served by card or phone, still standing there: not sent to the card page again
+                if w.idle.hint.text() != "您已经结算好了，祝您用餐愉快":
+                    w.say("您已经结算好了，祝您用餐愉快", w.idle.hint)
+                return
             # the camera keeps looking: an elder who then faces it is still recognised
             w.go_noface("没有认出您。请用助老卡，或输入手机号后四位", watch_face=True)
 
@@ -171,7 +179,7 @@ class CheckoutController:
     def not_again(self) -> None:
         """不买了: nothing bought; still standing there, the elder is not asked again."""
         if self.resident_id is not None:
-            self.just_served = (self.resident_id, time.monotonic())
+            self.just_served = (self.resident_id, time.monotonic(), self.win.face_in_front())
         self.go_idle("好的，没有再买，没有扣钱")
 
     def buy_again(self) -> None:
@@ -314,7 +322,7 @@ class CheckoutController:
         self.settling = False
         if receipt.resident_id != self.resident_id:
             return
-        self.just_served = (receipt.resident_id, time.monotonic())
+        self.just_served = (receipt.resident_id, time.monotonic(), self.win.face_in_front())
         line = f"政府补贴 {yuan(receipt.subsidy_fen)} 元" if receipt.subsidy_fen else f"本餐没有补贴：{receipt.reason}"
         w.receipt.show_receipt(receipt, line)
         question = tomorrow_question(receipt.meal) if receipt.meal else ""
